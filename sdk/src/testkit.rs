@@ -1,0 +1,495 @@
+//! The conformance kit: checks every connector must pass, run from the plugin's own `cargo test`.
+//!
+//! ```ignore
+//! use huiliu_sdk::testkit::{Kit, Samples, assert_conformant};
+//!
+//! #[test]
+//! fn conformance() {
+//!     assert_conformant(&Kit {
+//!         entry: my_plugin::huiliu_connector_entry,
+//!         config: ShopConfig::new("shop-1").with("app_key", "k").with("app_secret", "s"),
+//!         now: 1_700_000_000_000,
+//!         samples: Samples { pushes: vec![sample_push()], ..Samples::default() },
+//!     });
+//! }
+//! ```
+//!
+//! Every check goes through the plugin's exported C table ([`crate::abi::host`]), exactly as the
+//! gateway calls it, so the export glue is exercised too. The checks:
+//!
+//! 1. **Manifest sane**: magic and ABI version; id and platform lowercase `[a-z0-9-]`; version
+//!    `x.y.z`; the table's capability bits equal the manifest's; every config key documented;
+//!    declared connections match the capabilities (push ⇔ push route, …).
+//! 2. **Decoding never panics**: property tests feed arbitrary and mutated bytes to
+//!    `decode_push`, `channel_data`, `classify_send` and `token_refreshed`.
+//! 3. **Determinism**: two fresh instances given the same input and clock produce byte-identical
+//!    signed requests (send, transfer, token refresh, channel open) and identical decoded events.
+//! 4. **Every declared capability exercised** with the author's samples: a declared capability
+//!    without a sample is a failure.
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config as PropConfig, TestCaseError, TestRunner};
+
+use crate::abi::EntryFn;
+use crate::abi::host::{CallError, Instance, Plugin};
+use crate::connector::{Capability, ConnectionNeed, Manifest};
+use crate::model::{Millis, OutgoingMessage, ShopConfig, TransferRequest};
+use crate::wire::{ChannelData, ChannelOpen, Frame, HttpPush, HttpResponse, PushOutcome};
+
+/// What the kit needs: the plugin's entry function, a shop config that creates an instance, a
+/// clock value and samples for every declared capability.
+#[derive(Debug, Clone)]
+pub struct Kit {
+    /// The plugin's `huiliu_connector_entry` (link the plugin as an `rlib` in tests).
+    pub entry: EntryFn,
+    pub config: ShopConfig,
+    /// The clock for every call.
+    pub now: Millis,
+    pub samples: Samples,
+}
+
+/// Sample inputs, one list per capability.
+#[derive(Debug, Clone, Default)]
+pub struct Samples {
+    /// Authentic pushes; each must be accepted.
+    pub pushes: Vec<HttpPush>,
+    /// For each channel: data fed in order right after `channel_open`; none may end the channel
+    /// with a fatal control.
+    pub channel_data: Vec<(String, Vec<ChannelData>)>,
+    /// Messages that must encode to a signed request.
+    pub outgoing: Vec<OutgoingMessage>,
+    /// Platform answers to classify (success and error bodies).
+    pub send_responses: Vec<HttpResponse>,
+    /// Transfers that must encode.
+    pub transfers: Vec<TransferRequest>,
+    /// Token-refresh answers that must parse into a grant.
+    pub token_responses: Vec<HttpResponse>,
+}
+
+/// What the kit checked, for the test's output.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub manifest: Option<Manifest>,
+    /// One line per check that passed.
+    pub passed: Vec<String>,
+}
+
+/// Runs every check and panics with the full list of failures, if any.
+pub fn assert_conformant(kit: &Kit) -> Report {
+    match check(kit) {
+        Ok(report) => report,
+        Err(failures) => {
+            panic!("connector is not conformant ({} failure(s)):\n  - {}", failures.len(), failures.join("\n  - "))
+        }
+    }
+}
+
+/// Runs every check; returns the report, or every failure found.
+pub fn check(kit: &Kit) -> Result<Report, Vec<String>> {
+    let mut report = Report::default();
+    let mut failures = Vec::new();
+
+    // SAFETY: `entry` is a plugin's exported entry function linked into this process; the
+    // table it returns lives for the whole process (a static inside the plugin).
+    let plugin = match unsafe { Plugin::from_table((kit.entry)()) } {
+        Ok(p) => p,
+        Err(e) => return Err(vec![format!("table: {e}")]),
+    };
+    let manifest = match plugin.init() {
+        Ok(m) => m,
+        Err(e) => return Err(vec![format!("init failed: {e}")]),
+    };
+    check_manifest(&plugin, &manifest, &mut failures);
+    report.passed.push("manifest".into());
+
+    let make = || plugin.create(&kit.config);
+    let instance = match make() {
+        Ok(i) => i,
+        Err(e) => {
+            failures.push(format!("create with the sample config failed: {e}"));
+            return Err(failures);
+        }
+    };
+    check_connections(&instance, &manifest, &mut failures);
+    check_capabilities(&instance, &manifest, kit, &mut failures, &mut report);
+    check_determinism(&make, kit, &mut failures);
+    report.passed.push("determinism".into());
+    check_no_panics(&make, &manifest, kit, &mut failures);
+    report.passed.push("arbitrary input never panics".into());
+
+    report.manifest = Some(manifest);
+    if failures.is_empty() { Ok(report) } else { Err(failures) }
+}
+
+fn is_slug(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.as_bytes().first().is_some_and(u8::is_ascii_lowercase)
+}
+
+fn is_semver(s: &str) -> bool {
+    let core = s.split(['-', '+']).next().unwrap_or("");
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn check_manifest(plugin: &Plugin, m: &Manifest, failures: &mut Vec<String>) {
+    if !is_slug(&m.id) {
+        failures.push(format!("manifest id `{}` must be lowercase letters, digits and `-`", m.id));
+    }
+    if !is_slug(&m.platform) {
+        failures.push(format!("manifest platform `{}` must be lowercase letters, digits and `-`", m.platform));
+    }
+    if !is_semver(&m.version) {
+        failures.push(format!("manifest version `{}` is not semver x.y.z", m.version));
+    }
+    if m.description.trim().is_empty() {
+        failures.push("manifest description is empty".into());
+    }
+    if m.capabilities.is_empty() {
+        failures.push("manifest declares no capabilities".into());
+    }
+    if plugin.id() != m.id || plugin.platform() != m.platform || plugin.version() != m.version {
+        failures.push("table id/platform/version differ from the manifest".into());
+    }
+    if plugin.capability_bits() != Capability::mask(&m.capabilities) {
+        failures.push(format!(
+            "table capabilities {:?} differ from manifest {:?}",
+            plugin.capabilities(),
+            m.capabilities
+        ));
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for k in &m.config_keys {
+        if k.doc.trim().is_empty() {
+            failures.push(format!("config key `{}` has no doc", k.name));
+        }
+        if !names.insert(k.name.as_str()) {
+            failures.push(format!("config key `{}` declared twice", k.name));
+        }
+    }
+}
+
+fn check_connections(instance: &Instance, m: &Manifest, failures: &mut Vec<String>) {
+    let needs = match instance.connections() {
+        Ok(n) => n,
+        Err(e) => return failures.push(format!("connections() failed: {e}")),
+    };
+    let has = |c: Capability| m.capabilities.contains(&c);
+    let want = [
+        (Capability::Push, needs.iter().any(|n| matches!(n, ConnectionNeed::PushRoute))),
+        (Capability::WebSocket, needs.iter().any(|n| matches!(n, ConnectionNeed::WebSocket { .. }))),
+        (Capability::Stream, needs.iter().any(|n| matches!(n, ConnectionNeed::Stream { .. }))),
+        (Capability::Poll, needs.iter().any(|n| matches!(n, ConnectionNeed::Poll { .. }))),
+    ];
+    for (cap, declared_need) in want {
+        if has(cap) != declared_need {
+            failures.push(format!(
+                "capability `{}` is {} but connections() {} it",
+                cap.as_str(),
+                if has(cap) { "declared" } else { "not declared" },
+                if declared_need { "asks for" } else { "does not ask for" }
+            ));
+        }
+    }
+}
+
+fn channels_of(instance: &Instance) -> Vec<String> {
+    instance
+        .connections()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|n| match n {
+            ConnectionNeed::WebSocket { channel, .. }
+            | ConnectionNeed::Stream { channel }
+            | ConnectionNeed::Poll { channel, .. } => Some(channel),
+            ConnectionNeed::PushRoute => None,
+        })
+        .collect()
+}
+
+fn check_capabilities(instance: &Instance, m: &Manifest, kit: &Kit, failures: &mut Vec<String>, report: &mut Report) {
+    let s = &kit.samples;
+    let now = kit.now;
+    for cap in &m.capabilities {
+        let before = failures.len();
+        match cap {
+            Capability::Push => {
+                if s.pushes.is_empty() {
+                    failures.push("capability `push` declared but Samples::pushes is empty".into());
+                }
+                for (i, push) in s.pushes.iter().enumerate() {
+                    match instance.decode_push(push, now) {
+                        Ok(PushOutcome::Accepted { .. }) => {}
+                        Ok(PushOutcome::Rejected { reason, .. }) => {
+                            failures.push(format!("sample push #{i} was rejected: {reason}"))
+                        }
+                        Err(e) => failures.push(format!("sample push #{i}: {e}")),
+                    }
+                }
+            }
+            Capability::WebSocket | Capability::Stream | Capability::Poll => {
+                let channels = channels_of(instance);
+                for channel in &channels {
+                    let open = instance.channel_open(channel, now);
+                    let kind_ok = match (&open, cap) {
+                        (Ok(ChannelOpen::WebSocket { .. }), Capability::WebSocket)
+                        | (Ok(ChannelOpen::Stream { .. }), Capability::Stream)
+                        | (Ok(ChannelOpen::Poll { .. }), Capability::Poll) => true,
+                        (Ok(_), _) => false,
+                        (Err(e), _) => {
+                            failures.push(format!("channel_open(`{channel}`): {e}"));
+                            continue;
+                        }
+                    };
+                    if !kind_ok {
+                        // Another capability's channel; checked in its own turn.
+                        continue;
+                    }
+                    let Some((_, data)) = s.channel_data.iter().find(|(c, _)| c == channel) else {
+                        failures.push(format!(
+                            "capability `{}` declared but Samples::channel_data has nothing for channel `{channel}`",
+                            cap.as_str()
+                        ));
+                        continue;
+                    };
+                    for (i, d) in data.iter().enumerate() {
+                        match instance.channel_data(channel, d, now) {
+                            Ok(out) => {
+                                if let crate::wire::ChannelControl::Fatal { reason } = out.control {
+                                    failures
+                                        .push(format!("channel `{channel}` sample #{i} ended the channel: {reason}"))
+                                }
+                            }
+                            Err(e) => failures.push(format!("channel `{channel}` sample #{i}: {e}")),
+                        }
+                    }
+                    if let Err(e) = instance.channel_tick(channel, now) {
+                        failures.push(format!("channel_tick(`{channel}`): {e}"));
+                    }
+                    if let Err(e) = instance.channel_closed(channel, now) {
+                        failures.push(format!("channel_closed(`{channel}`): {e}"));
+                    }
+                }
+            }
+            Capability::Send => {
+                if s.outgoing.is_empty() {
+                    failures.push("capability `send` declared but Samples::outgoing is empty".into());
+                }
+                if s.send_responses.is_empty() {
+                    failures.push("capability `send` declared but Samples::send_responses is empty".into());
+                }
+                for (i, msg) in s.outgoing.iter().enumerate() {
+                    if let Err(e) = instance.encode_send(msg, now) {
+                        failures.push(format!("sample outgoing #{i} did not encode: {e}"));
+                    }
+                }
+                for (i, r) in s.send_responses.iter().enumerate() {
+                    if let Err(e) = instance.classify_send(r, now) {
+                        failures.push(format!("classify_send(sample #{i}): {e}"));
+                    }
+                }
+            }
+            Capability::Transfer => {
+                if s.transfers.is_empty() {
+                    failures.push("capability `transfer` declared but Samples::transfers is empty".into());
+                }
+                for (i, t) in s.transfers.iter().enumerate() {
+                    if let Err(e) = instance.encode_transfer(t, now) {
+                        failures.push(format!("sample transfer #{i} did not encode: {e}"));
+                    }
+                }
+            }
+            Capability::TokenRefresh => {
+                if s.token_responses.is_empty() {
+                    failures.push("capability `token_refresh` declared but Samples::token_responses is empty".into());
+                }
+                match instance.token_refresh(now, true) {
+                    Ok(Some(_)) => {}
+                    Ok(None) => failures.push(
+                        "capability `token_refresh` declared but token_refresh(now, force=true) returned None \
+                         (does the sample config hold a refresh_token?)"
+                            .into(),
+                    ),
+                    Err(e) => failures.push(format!("token_refresh: {e}")),
+                }
+                for (i, r) in s.token_responses.iter().enumerate() {
+                    if let Err(e) = instance.token_refreshed(r, now) {
+                        failures.push(format!("sample token response #{i} did not parse: {e}"));
+                    }
+                }
+            }
+        }
+        if failures.len() == before {
+            report.passed.push(format!("capability {}", cap.as_str()));
+        }
+    }
+}
+
+fn check_determinism(make: &dyn Fn() -> Result<Instance, CallError>, kit: &Kit, failures: &mut Vec<String>) {
+    let (Ok(a), Ok(b)) = (make(), make()) else {
+        return failures.push("a second instance could not be created from the same config".into());
+    };
+    let now = kit.now;
+    let s = &kit.samples;
+    for (i, msg) in s.outgoing.iter().enumerate() {
+        if a.encode_send(msg, now) != b.encode_send(msg, now) {
+            failures.push(format!("encode_send(sample #{i}) differs between two instances with the same clock"));
+        }
+    }
+    for (i, t) in s.transfers.iter().enumerate() {
+        if a.encode_transfer(t, now) != b.encode_transfer(t, now) {
+            failures.push(format!("encode_transfer(sample #{i}) differs between two instances with the same clock"));
+        }
+    }
+    if a.token_refresh(now, true) != b.token_refresh(now, true) {
+        failures.push("token_refresh differs between two instances with the same clock".into());
+    }
+    for (i, p) in s.pushes.iter().enumerate() {
+        if a.decode_push(p, now) != b.decode_push(p, now) {
+            failures.push(format!("decode_push(sample #{i}) differs between two instances"));
+        }
+    }
+    for channel in channels_of(&a) {
+        if a.channel_open(&channel, now) != b.channel_open(&channel, now) {
+            failures.push(format!("channel_open(`{channel}`) differs between two instances with the same clock"));
+        }
+    }
+}
+
+/// Bytes: arbitrary, or a sample with random byte flips, truncation and duplication.
+fn bytes_strategy(seeds: Vec<Vec<u8>>) -> BoxedStrategy<Vec<u8>> {
+    let arbitrary = proptest::collection::vec(any::<u8>(), 0..512).boxed();
+    if seeds.is_empty() {
+        return arbitrary;
+    }
+    let mutated = (
+        proptest::sample::select(seeds),
+        proptest::collection::vec((any::<usize>(), any::<u8>()), 0..8),
+        any::<usize>(),
+    )
+        .prop_map(|(mut bytes, flips, cut)| {
+            for (pos, val) in flips {
+                if !bytes.is_empty() {
+                    let i = pos % bytes.len();
+                    bytes[i] = val;
+                }
+            }
+            if cut % 3 == 0 && !bytes.is_empty() {
+                bytes.truncate(cut % bytes.len());
+            }
+            bytes
+        })
+        .boxed();
+    prop_oneof![arbitrary, mutated].boxed()
+}
+
+fn no_panic<T>(what: &str, r: Result<T, CallError>) -> Result<(), TestCaseError> {
+    match r {
+        Err(CallError::Panicked(m)) => Err(TestCaseError::fail(format!("{what} panicked: {m}"))),
+        _ => Ok(()),
+    }
+}
+
+fn check_no_panics(
+    make: &dyn Fn() -> Result<Instance, CallError>,
+    m: &Manifest,
+    kit: &Kit,
+    failures: &mut Vec<String>,
+) {
+    let Ok(instance) = make() else { return };
+    let now = kit.now;
+    let cases: u32 = std::env::var("HUILIU_TESTKIT_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
+    let runner = || TestRunner::new(PropConfig { cases, failure_persistence: None, ..PropConfig::default() });
+    let s = &kit.samples;
+
+    if m.capabilities.contains(&Capability::Push) {
+        let template = s.pushes.first().cloned().unwrap_or(HttpPush {
+            method: "POST".into(),
+            path: "/".into(),
+            query: String::new(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        });
+        let seeds: Vec<Vec<u8>> = s.pushes.iter().map(|p| p.body.clone()).collect();
+        let headers = template.headers.clone();
+        let strategy = (bytes_strategy(seeds), any::<bool>());
+        let result = runner().run(&strategy, |(body, keep_headers)| {
+            let push =
+                HttpPush { body, headers: if keep_headers { headers.clone() } else { Vec::new() }, ..template.clone() };
+            no_panic("decode_push", instance.decode_push(&push, now))
+        });
+        if let Err(e) = result {
+            failures.push(format!("decode_push on arbitrary input: {e}"));
+        }
+    }
+
+    for channel in channels_of(&instance) {
+        let seeds: Vec<Vec<u8>> = s
+            .channel_data
+            .iter()
+            .filter(|(c, _)| *c == channel)
+            .flat_map(|(_, d)| d.iter())
+            .map(|d| match d {
+                ChannelData::Frame(Frame::Binary(b)) | ChannelData::Chunk(b) => b.clone(),
+                ChannelData::Frame(Frame::Text(t)) => t.clone().into_bytes(),
+                ChannelData::Response(r) => r.body.clone(),
+            })
+            .collect();
+        // Replay the samples first so the channel is in its connected state, then fuzz.
+        let _ = instance.channel_open(&channel, now);
+        for (_, data) in s.channel_data.iter().filter(|(c, _)| *c == channel) {
+            for d in data {
+                let _ = instance.channel_data(&channel, d, now);
+            }
+        }
+        let strategy = (bytes_strategy(seeds), 0u8..4);
+        let result = runner().run(&strategy, |(bytes, shape)| {
+            let data = match shape {
+                0 => ChannelData::Frame(Frame::Binary(bytes)),
+                1 => ChannelData::Frame(Frame::Text(String::from_utf8_lossy(&bytes).into_owned())),
+                2 => ChannelData::Chunk(bytes),
+                _ => ChannelData::Response(HttpResponse { status: 200, headers: Vec::new(), body: bytes }),
+            };
+            no_panic("channel_data", instance.channel_data(&channel, &data, now))
+        });
+        if let Err(e) = result {
+            failures.push(format!("channel_data(`{channel}`) on arbitrary input: {e}"));
+        }
+    }
+
+    let response_seeds: Vec<Vec<u8>> =
+        s.send_responses.iter().chain(&s.token_responses).map(|r| r.body.clone()).collect();
+    let strategy =
+        (bytes_strategy(response_seeds), prop_oneof![Just(200u16), Just(400u16), Just(500u16), any::<u16>()]);
+    let result = runner().run(&strategy, |(body, status)| {
+        let r = HttpResponse { status, headers: Vec::new(), body };
+        no_panic("classify_send", instance.classify_send(&r, now))?;
+        no_panic("classify_transfer", instance.classify_transfer(&r, now))?;
+        no_panic("token_refreshed", instance.token_refreshed(&r, now))
+    });
+    if let Err(e) = result {
+        failures.push(format!("classifying arbitrary responses: {e}"));
+    }
+}
+
+/// Compares `actual` with the snapshot file at `path`; with `UPDATE_EXPECT=1` rewrites it instead.
+/// Panics with both texts on a difference.
+pub fn snapshot(path: &std::path::Path, actual: &str) {
+    if std::env::var_os("UPDATE_EXPECT").is_some() {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        std::fs::write(path, actual).unwrap_or_else(|e| panic!("cannot write snapshot {}: {e}", path.display()));
+        return;
+    }
+    let expected = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!("cannot read snapshot {} ({e}); run with UPDATE_EXPECT=1 to create it", path.display())
+    });
+    if expected.trim_end() != actual.trim_end() {
+        panic!(
+            "snapshot {} differs (run with UPDATE_EXPECT=1 to accept)\n--- expected\n{expected}\n--- actual\n{actual}",
+            path.display()
+        );
+    }
+}

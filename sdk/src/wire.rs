@@ -1,0 +1,197 @@
+//! The I/O shapes the host and a connector exchange. The host owns every socket; these are the
+//! bytes it read or will write, handed across in plain data.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{DeadLetter, InboundEvent};
+
+/// A header list in arrival order. Names compare case-insensitively ([`header`]).
+pub type Headers = Vec<(String, String)>;
+
+/// The first value of header `name` (ASCII case-insensitive).
+pub fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+/// An HTTP request the host should perform (outbound API call, stream connect, poll).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpRequest {
+    /// `GET`, `POST`, …
+    pub method: String,
+    /// The full URL, query string included.
+    pub url: String,
+    pub headers: Headers,
+    #[serde(with = "serde_bytes")]
+    pub body: Vec<u8>,
+}
+
+/// An HTTP response, either one the host received (to classify) or one it must send (push ack).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Headers,
+    #[serde(with = "serde_bytes")]
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// A response with a JSON body and `Content-Type: application/json`.
+    pub fn json(status: u16, body: impl Into<Vec<u8>>) -> Self {
+        HttpResponse {
+            status,
+            headers: vec![("content-type".to_owned(), "application/json".to_owned())],
+            body: body.into(),
+        }
+    }
+
+    /// A plain-text response.
+    pub fn text(status: u16, body: impl Into<Vec<u8>>) -> Self {
+        HttpResponse {
+            status,
+            headers: vec![("content-type".to_owned(), "text/plain; charset=utf-8".to_owned())],
+            body: body.into(),
+        }
+    }
+}
+
+/// An HTTP push the platform made to the shop's hook (`/hooks/{platform}/{shop_id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpPush {
+    pub method: String,
+    /// The path as received, without the query string.
+    pub path: String,
+    /// The raw query string (without `?`), possibly empty.
+    #[serde(default)]
+    pub query: String,
+    pub headers: Headers,
+    /// The raw body, exactly as received (signatures are over these bytes).
+    #[serde(with = "serde_bytes")]
+    pub body: Vec<u8>,
+}
+
+/// Why a push or frame was refused before any parsing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectKind {
+    /// The signature does not verify.
+    BadSignature,
+    /// The app key / app id is not this shop's.
+    WrongApp,
+    /// The signed timestamp is outside the platform's tolerance.
+    Stale,
+    /// Not the shape of a push at all (wrong method, missing headers, not the envelope).
+    Malformed,
+    /// Larger than the connector accepts.
+    TooLarge,
+}
+
+impl RejectKind {
+    /// The label used in metrics (`huiliu_ingress_rejected_total{reason=…}`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RejectKind::BadSignature => "bad_signature",
+            RejectKind::WrongApp => "wrong_app",
+            RejectKind::Stale => "stale",
+            RejectKind::Malformed => "malformed",
+            RejectKind::TooLarge => "too_large",
+        }
+    }
+}
+
+/// What a connector made of one HTTP push.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum PushOutcome {
+    /// Authentic. The host stores `events` and `dead_letters` durably, then answers `ack`;
+    /// if storing fails it answers `nack`, and the platform redelivers.
+    Accepted {
+        events: Vec<InboundEvent>,
+        #[serde(default)]
+        dead_letters: Vec<DeadLetter>,
+        ack: HttpResponse,
+        nack: HttpResponse,
+    },
+    /// Refused before parsing; the host answers `response`, counts it and stores nothing.
+    Rejected { kind: RejectKind, reason: String, response: HttpResponse },
+}
+
+/// A frame on a connection the host keeps open for the connector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "frame", content = "data", rename_all = "snake_case")]
+pub enum Frame {
+    /// A WebSocket binary frame.
+    Binary(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// A WebSocket text frame.
+    Text(String),
+}
+
+/// Data arriving on a channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "data", content = "value", rename_all = "snake_case")]
+pub enum ChannelData {
+    /// A WebSocket frame.
+    Frame(Frame),
+    /// A chunk of a streamed HTTP response body (arbitrary boundaries).
+    Chunk(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The status and headers of a streamed response, or a whole poll response.
+    Response(HttpResponse),
+}
+
+/// How the host should start a channel (or one round of a poll).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "open", rename_all = "snake_case")]
+pub enum ChannelOpen {
+    /// Open a WebSocket to `url` and send `frames` once connected.
+    WebSocket { url: String, headers: Headers, frames: Vec<Frame> },
+    /// Perform `request` and feed the response head as [`ChannelData::Response`], then every
+    /// body chunk as [`ChannelData::Chunk`].
+    Stream { request: HttpRequest },
+    /// Perform `request` and feed the whole response as [`ChannelData::Response`].
+    Poll { request: HttpRequest },
+}
+
+/// Events that are acknowledged together, with the frames that acknowledge them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AckBatch {
+    pub events: Vec<InboundEvent>,
+    #[serde(default)]
+    pub dead_letters: Vec<DeadLetter>,
+    /// Send after `events` and `dead_letters` are durably stored (TMC confirm).
+    #[serde(default)]
+    pub on_durable: Vec<Frame>,
+    /// Send if storing failed, to get a redelivery (TMC SENDACK failed).
+    #[serde(default)]
+    pub on_failure: Vec<Frame>,
+}
+
+/// What the host should do with the channel after this data.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "control", rename_all = "snake_case")]
+pub enum ChannelControl {
+    /// Keep reading.
+    #[default]
+    Continue,
+    /// Close and reconnect after at least `min_delay_ms` (the host adds its backoff).
+    Reconnect { reason: String, min_delay_ms: u64 },
+    /// Close and do not reconnect until the configuration changes.
+    Fatal { reason: String },
+}
+
+/// What a connector made of data on a channel.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelOutcome {
+    /// Frames to send at once (e.g. a pull request after CONNECTACK).
+    #[serde(default)]
+    pub send: Vec<Frame>,
+    /// Events to store, each batch with its acknowledgement frames.
+    #[serde(default)]
+    pub batches: Vec<AckBatch>,
+    /// Units refused before parsing (bad signature, …), for the host to count and log.
+    #[serde(default)]
+    pub rejected: Vec<(RejectKind, String)>,
+    #[serde(default)]
+    pub control: ChannelControl,
+    /// A human-readable status change worth logging (`connected`, `heartbeat`, …).
+    #[serde(default)]
+    pub status: Option<String>,
+}
