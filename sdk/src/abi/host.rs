@@ -80,6 +80,13 @@ pub struct Plugin {
     table: &'static PluginTable,
 }
 
+// SAFETY: the table is immutable after the plugin built it (a `OnceLock` static) and lives for
+// the rest of the process; its strings are never mutated, and its functions are safe to call
+// from any thread (instances serialize themselves behind a Mutex).
+unsafe impl Send for Plugin {}
+// SAFETY: as above.
+unsafe impl Sync for Plugin {}
+
 /// Reads a plugin-owned static string, replacing invalid UTF-8.
 fn read_str(s: StrRef) -> String {
     if s.ptr.is_null() || s.len == 0 {

@@ -1,0 +1,450 @@
+//! Gateway configuration: TOML files in one directory, environment overrides, and validation
+//! that reports **every** error at once with its file and key.
+//!
+//! Files (all optional; a missing file means defaults):
+//! - `huiliu.toml` — server, plugins, store, logging. Any key can be overridden from the
+//!   environment as `HUILIU__<SECTION>__<KEY>` (e.g. `HUILIU__SERVER__LISTEN=0.0.0.0:8080`).
+//! - `shops.toml` — one `[[shop]]` per storefront with its connector settings. A setting
+//!   written `"${NAME}"` is read from environment variable `NAME` (keep secrets out of files).
+//!
+//! The struct doc comments below are the reference for each key; `config/huiliu.toml` in the
+//! repository repeats them as comments.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+
+/// One configuration problem, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file the problem is in (as given on the command line, joined with the file name).
+    pub file: String,
+    /// The dotted key (`server.listen`, `shop[1].settings.app_key`), or empty for the whole file.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.file, self.key, self.message)
+        }
+    }
+}
+
+/// `[server]`: the HTTP listener for pushes, the agent API, health and metrics.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on. Default `127.0.0.1:8080`.
+    pub listen: String,
+    /// Largest accepted push body in bytes; larger pushes are refused with 413. Default 1 MiB.
+    pub max_push_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { listen: "127.0.0.1:8080".into(), max_push_bytes: 1 << 20 }
+    }
+}
+
+/// `[plugins]`: where connector libraries are loaded from.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginsConfig {
+    /// Directory scanned for connector libraries (`*.so` on Linux). Relative paths are relative
+    /// to the config directory. Empty (the default): the directory holding the `huiliu`
+    /// binary, which is where `cargo build --release` puts the bundled plugins.
+    pub dir: String,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Readable lines for a terminal.
+    #[default]
+    Human,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// `[log]`: tracing output.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `human` or `json`. Default `human`.
+    pub format: LogFormat,
+    /// A tracing filter (`info`, `huiliu=debug,info`). `RUST_LOG` wins when set. Default `info`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: LogFormat::Human, level: "info".into() }
+    }
+}
+
+/// One `[[shop]]` in `shops.toml`: a storefront on one platform.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShopEntry {
+    /// The gateway's id for the shop: lowercase letters, digits and `-`; unique; appears in the
+    /// push URL `/hooks/{platform}/{id}`.
+    pub id: String,
+    /// The platform, i.e. the id of the connector plugin that serves it (`taobao`, `douyin`, `jd`).
+    pub platform: String,
+    /// A display name for the workbench. Defaults to the id.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Whether the shop is served. Default true.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Connector settings, passed to the plugin as strings (see `huiliu plugins list` and each
+    /// plugin's README for its keys). `"${NAME}"` reads environment variable `NAME`.
+    #[serde(default)]
+    pub settings: BTreeMap<String, config::Value>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The whole gateway configuration.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// The directory the configuration was read from.
+    pub dir: PathBuf,
+    pub server: ServerConfig,
+    pub plugins: PluginsConfig,
+    pub log: LogConfig,
+    pub shops: Vec<Shop>,
+}
+
+/// A validated shop, settings resolved to strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shop {
+    pub id: String,
+    pub platform: String,
+    pub name: String,
+    pub enabled: bool,
+    pub settings: BTreeMap<String, String>,
+}
+
+impl GatewayConfig {
+    /// The parsed listen address (validated at load).
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.server.listen.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080)))
+    }
+
+    /// The plugins directory, resolved.
+    pub fn plugins_dir(&self) -> PathBuf {
+        if self.plugins.dir.is_empty() {
+            std::env::current_exe()
+                .ok()
+                .and_then(|p| p.parent().map(Path::to_path_buf))
+                .unwrap_or_else(|| PathBuf::from("."))
+        } else {
+            let p = PathBuf::from(&self.plugins.dir);
+            if p.is_absolute() { p } else { self.dir.join(p) }
+        }
+    }
+
+    /// The configuration with every default, for a directory that holds no files.
+    pub fn defaults(dir: &Path) -> Self {
+        GatewayConfig {
+            dir: dir.to_path_buf(),
+            server: ServerConfig::default(),
+            plugins: PluginsConfig::default(),
+            log: LogConfig::default(),
+            shops: Vec::new(),
+        }
+    }
+}
+
+/// The main file's name.
+pub const MAIN_FILE: &str = "huiliu.toml";
+/// The shops file's name.
+pub const SHOPS_FILE: &str = "shops.toml";
+
+/// Loads and validates the configuration in `dir`, reporting every problem found.
+pub fn load(dir: &Path) -> Result<GatewayConfig, Vec<ConfigError>> {
+    load_with_env(dir, &|name| std::env::var(name).ok())
+}
+
+/// [`load`] with an injectable environment lookup (for tests).
+pub fn load_with_env(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<GatewayConfig, Vec<ConfigError>> {
+    let (cfg, errors) = load_partial(dir, env);
+    if errors.is_empty() { Ok(cfg) } else { Err(errors) }
+}
+
+/// Loads what can be loaded: the configuration with defaults where a section is broken, and
+/// every error found. `huiliu check` uses the partial result to go on checking shops.
+pub fn load_partial(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> (GatewayConfig, Vec<ConfigError>) {
+    let mut errors = Vec::new();
+    let main_file = dir.join(MAIN_FILE).display().to_string();
+    if !dir.is_dir() {
+        let error = ConfigError {
+            file: dir.display().to_string(),
+            key: String::new(),
+            message: "config directory does not exist".into(),
+        };
+        return (GatewayConfig::defaults(dir), vec![error]);
+    }
+    let mut cfg = GatewayConfig::defaults(dir);
+
+    let main = Config::builder()
+        .add_source(File::new(&main_file, FileFormat::Toml).required(false))
+        .add_source(Environment::with_prefix("HUILIU").prefix_separator("__").separator("__"))
+        .build();
+    match main {
+        Err(e) => errors.push(ConfigError { file: main_file.clone(), key: String::new(), message: e.to_string() }),
+        Ok(main) => {
+            check_top_level_keys(&main, &main_file, &["server", "plugins", "log"], &mut errors);
+            if let Some(v) = section(&main, "server", &main_file, &mut errors) {
+                cfg.server = v;
+            }
+            if let Some(v) = section(&main, "plugins", &main_file, &mut errors) {
+                cfg.plugins = v;
+            }
+            if let Some(v) = section(&main, "log", &main_file, &mut errors) {
+                cfg.log = v;
+            }
+        }
+    }
+    if cfg.server.listen.parse::<SocketAddr>().is_err() {
+        errors.push(ConfigError {
+            file: main_file.clone(),
+            key: "server.listen".into(),
+            message: format!("`{}` is not an address like 127.0.0.1:8080", cfg.server.listen),
+        });
+    }
+    if cfg.server.max_push_bytes < 1024 {
+        errors.push(ConfigError {
+            file: main_file.clone(),
+            key: "server.max_push_bytes".into(),
+            message: "must be at least 1024".into(),
+        });
+    }
+    if !cfg.plugins_dir().is_dir() {
+        errors.push(ConfigError {
+            file: main_file.clone(),
+            key: "plugins.dir".into(),
+            message: format!("`{}` is not a directory", cfg.plugins_dir().display()),
+        });
+    }
+
+    cfg.shops = load_shops(dir, env, &mut errors);
+    (cfg, errors)
+}
+
+/// Deserializes one optional section, recording its error.
+fn section<T: serde::de::DeserializeOwned>(
+    cfg: &Config,
+    name: &str,
+    file: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<T> {
+    match cfg.get::<T>(name) {
+        Ok(v) => Some(v),
+        Err(config::ConfigError::NotFound(_)) => None,
+        Err(e) => {
+            errors.push(ConfigError { file: file.into(), key: name.into(), message: clean_message(&e.to_string()) });
+            None
+        }
+    }
+}
+
+/// The `config` crate appends "in <file>" and "for key …" to its messages; we show those as
+/// our own columns.
+fn clean_message(m: &str) -> String {
+    let m = m.split(" in ").next().unwrap_or(m);
+    m.split(" for key").next().unwrap_or(m).to_owned()
+}
+
+fn check_top_level_keys(cfg: &Config, file: &str, known: &[&str], errors: &mut Vec<ConfigError>) {
+    if let Ok(table) = cfg.clone().try_deserialize::<config::Map<String, config::Value>>() {
+        for key in table.keys().filter(|k| !k.starts_with("huiliu")) {
+            if !known.contains(&key.as_str()) {
+                errors.push(ConfigError {
+                    file: file.into(),
+                    key: key.clone(),
+                    message: format!("unknown section; expected one of {}", known.join(", ")),
+                });
+            }
+        }
+    }
+}
+
+fn is_slug(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.as_bytes().first().is_some_and(|b| b.is_ascii_alphanumeric())
+}
+
+fn load_shops(dir: &Path, env: &dyn Fn(&str) -> Option<String>, errors: &mut Vec<ConfigError>) -> Vec<Shop> {
+    let file = dir.join(SHOPS_FILE).display().to_string();
+    let err = |key: String, message: String| ConfigError { file: file.clone(), key, message };
+    let cfg = match Config::builder().add_source(File::new(&file, FileFormat::Toml).required(false)).build() {
+        Ok(c) => c,
+        Err(e) => {
+            errors.push(err(String::new(), e.to_string()));
+            return Vec::new();
+        }
+    };
+    check_top_level_keys(&cfg, &file, &["shop"], errors);
+    let entries: Vec<config::Value> = match cfg.get_array("shop") {
+        Ok(v) => v,
+        Err(config::ConfigError::NotFound(_)) => return Vec::new(),
+        Err(e) => {
+            errors.push(err(
+                "shop".into(),
+                format!("must be an array of tables ([[shop]]): {}", clean_message(&e.to_string())),
+            ));
+            return Vec::new();
+        }
+    };
+    let mut shops: Vec<Shop> = Vec::new();
+    for (i, value) in entries.into_iter().enumerate() {
+        let entry: ShopEntry = match value.try_deserialize() {
+            Ok(e) => e,
+            Err(e) => {
+                errors.push(err(format!("shop[{i}]"), clean_message(&e.to_string())));
+                continue;
+            }
+        };
+        let at = |k: &str| format!("shop[{i}].{k}");
+        if !is_slug(&entry.id) {
+            errors.push(err(at("id"), format!("`{}` must be lowercase letters, digits and `-`", entry.id)));
+        }
+        if shops.iter().any(|s| s.id == entry.id) {
+            errors.push(err(at("id"), format!("duplicate shop id `{}`", entry.id)));
+        }
+        if !is_slug(&entry.platform) {
+            errors.push(err(at("platform"), format!("`{}` is not a platform id", entry.platform)));
+        }
+        let mut settings = BTreeMap::new();
+        for (k, v) in entry.settings {
+            let text = match v.clone().into_string() {
+                Ok(s) => s,
+                Err(_) => {
+                    errors.push(err(at(&format!("settings.{k}")), "must be a string, number or boolean".into()));
+                    continue;
+                }
+            };
+            match resolve_env(&text, env) {
+                Ok(resolved) => {
+                    settings.insert(k, resolved);
+                }
+                Err(name) => {
+                    errors.push(err(at(&format!("settings.{k}")), format!("environment variable `{name}` is not set")))
+                }
+            }
+        }
+        shops.push(Shop {
+            name: entry.name.unwrap_or_else(|| entry.id.clone()),
+            id: entry.id,
+            platform: entry.platform,
+            enabled: entry.enabled,
+            settings,
+        });
+    }
+    shops
+}
+
+/// Resolves a whole-value `${NAME}` reference; anything else is returned as is.
+fn resolve_env(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    match value.strip_prefix("${").and_then(|v| v.strip_suffix('}')) {
+        Some(name) => env(name).ok_or_else(|| name.to_owned()),
+        None => Ok(value.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn empty_dir_gives_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = load_with_env(dir.path(), &no_env).unwrap();
+        assert_eq!(cfg.server.listen, "127.0.0.1:8080");
+        assert!(cfg.shops.is_empty());
+    }
+
+    #[test]
+    fn every_error_is_reported_with_file_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            MAIN_FILE,
+            "[server]\nlisten = \"nonsense\"\nmax_push_bytes = 10\n[log]\nformat = \"xml\"\n[bogus]\nx = 1\n",
+        );
+        write(
+            dir.path(),
+            SHOPS_FILE,
+            r#"
+[[shop]]
+id = "Bad Id"
+platform = "taobao"
+[[shop]]
+id = "ok-1"
+platform = "douyin"
+colour = "red"
+[[shop]]
+id = "ok-2"
+platform = "jd"
+[shop.settings]
+app_secret = "${MISSING_SECRET}"
+"#,
+        );
+        let errors = load_with_env(dir.path(), &no_env).unwrap_err();
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        let has = |file: &str, key: &str| errors.iter().any(|e| e.file.ends_with(file) && e.key == key);
+        assert!(has(MAIN_FILE, "server.listen"), "{text:#?}");
+        assert!(has(MAIN_FILE, "server.max_push_bytes"), "{text:#?}");
+        assert!(has(MAIN_FILE, "log"), "{text:#?}");
+        assert!(has(MAIN_FILE, "bogus"), "{text:#?}");
+        assert!(has(SHOPS_FILE, "shop[0].id"), "{text:#?}");
+        assert!(has(SHOPS_FILE, "shop[1]"), "{text:#?}");
+        assert!(has(SHOPS_FILE, "shop[2].settings.app_secret"), "{text:#?}");
+        assert!(text.iter().any(|t| t.contains("MISSING_SECRET")), "{text:#?}");
+        assert_eq!(errors.len(), 7, "{text:#?}");
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            SHOPS_FILE,
+            "[[shop]]\nid = \"tb-1\"\nplatform = \"taobao\"\n[shop.settings]\napp_key = 12345678\napp_secret = \"${TB_SECRET}\"\n",
+        );
+        let env = |n: &str| (n == "TB_SECRET").then(|| "helloworld".to_owned());
+        let cfg = load_with_env(dir.path(), &env).unwrap();
+        assert_eq!(cfg.shops[0].settings["app_secret"], "helloworld");
+        assert_eq!(cfg.shops[0].settings["app_key"], "12345678");
+        assert!(cfg.shops[0].enabled);
+    }
+
+    #[test]
+    fn missing_directory_is_one_clear_error() {
+        let errors = load_with_env(Path::new("/nonexistent/huiliu"), &no_env).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].to_string().contains("does not exist"));
+    }
+}

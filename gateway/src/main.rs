@@ -1,0 +1,194 @@
+//! `huiliu`: the command line of the gateway.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use huiliu_gateway::config::{self, ConfigError, GatewayConfig};
+use huiliu_gateway::plugins::PluginHost;
+use huiliu_gateway::{Gateway, api, telemetry};
+
+/// Huiliu (汇流): one customer-service desk for every storefront.
+#[derive(Parser)]
+#[command(name = "huiliu", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct ConfigArg {
+    /// Configuration directory (huiliu.toml, shops.toml, …).
+    #[arg(long, short, env = "HUILIU_CONFIG", default_value = "config")]
+    config: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve(ConfigArg),
+    /// Validate the configuration and report every error at once (exit 1 if any).
+    Check(ConfigArg),
+    /// Inspect connector plugins.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginsCommand {
+    /// List loaded plugins and rejected files with the reason.
+    List(ConfigArg),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(a) => serve(a),
+        Command::Check(a) => check(a),
+        Command::Plugins { command: PluginsCommand::List(a) } => plugins_list(a),
+    }
+}
+
+fn print_errors(errors: &[ConfigError]) {
+    for e in errors {
+        eprintln!("error: {e}");
+    }
+    eprintln!("{} configuration error(s)", errors.len());
+}
+
+fn load_or_report(a: &ConfigArg) -> Result<GatewayConfig, ExitCode> {
+    config::load(&a.config).map_err(|errors| {
+        print_errors(&errors);
+        ExitCode::from(1)
+    })
+}
+
+fn serve(a: ConfigArg) -> ExitCode {
+    let cfg = match load_or_report(&a) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    telemetry::init(&cfg.log);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        let addr = cfg.listen_addr();
+        let gateway = Arc::new(Gateway::start(cfg));
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("cannot listen on {addr}: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        tracing::info!("huiliu listening on http://{}", listener.local_addr().unwrap_or(addr));
+        let served = axum::serve(listener, api::app(gateway)).with_graceful_shutdown(shutdown_signal()).await;
+        match served {
+            Ok(()) => {
+                tracing::info!("huiliu stopped");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                tracing::error!("server error: {e}");
+                ExitCode::from(1)
+            }
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn check(a: ConfigArg) -> ExitCode {
+    // A broken section falls back to its defaults, so shops are still checked against the
+    // plugins (from the default directory if `plugins.dir` itself is wrong).
+    let (mut cfg, mut errors) = config::load_partial(&a.config, &|name| std::env::var(name).ok());
+    if !cfg.plugins_dir().is_dir() {
+        cfg.plugins = GatewayConfig::defaults(&a.config).plugins;
+    }
+    let host = PluginHost::load_dir(&cfg.plugins_dir());
+    let shops_file = a.config.join(config::SHOPS_FILE).display().to_string();
+    let mut shop_errors = Vec::new();
+    for (i, shop) in cfg.shops.iter().enumerate() {
+        for (key, message) in host.validate_shop(shop) {
+            shop_errors.push(ConfigError { file: shops_file.clone(), key: format!("shop[{i}].{key}"), message });
+        }
+    }
+    if shop_errors.is_empty() {
+        // Last, let each connector judge its own settings (formats, enums).
+        let metrics = Arc::new(huiliu_gateway::metrics::Metrics::new());
+        for (i, shop) in cfg.shops.iter().enumerate() {
+            if let Err(message) = host.instantiate(shop, metrics.clone()) {
+                shop_errors.push(ConfigError { file: shops_file.clone(), key: format!("shop[{i}]"), message });
+            }
+        }
+    }
+    errors.extend(shop_errors);
+    for r in &host.rejected {
+        eprintln!("warning: plugin {} rejected: {}", r.path.display(), r.reason);
+    }
+    if errors.is_empty() {
+        println!(
+            "configuration OK: {} shop(s), {} plugin(s) from {}",
+            cfg.shops.len(),
+            host.loaded.len(),
+            cfg.plugins_dir().display()
+        );
+        ExitCode::SUCCESS
+    } else {
+        print_errors(&errors);
+        ExitCode::from(1)
+    }
+}
+
+fn plugins_list(a: ConfigArg) -> ExitCode {
+    let cfg = match load_or_report(&a) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let dir = cfg.plugins_dir();
+    let host = PluginHost::load_dir(&dir);
+    println!("plugins directory: {}", dir.display());
+    if host.loaded.is_empty() {
+        println!("no plugins loaded");
+    }
+    for l in &host.loaded {
+        let caps: Vec<&str> = l.manifest.capabilities.iter().map(|c| c.as_str()).collect();
+        println!(
+            "{:<14} platform={:<8} version={:<8} abi={} sdk={} capabilities={} path={}",
+            l.manifest.id,
+            l.manifest.platform,
+            l.manifest.version,
+            l.plugin.abi_version(),
+            l.plugin.sdk_version(),
+            caps.join(","),
+            l.path.display()
+        );
+    }
+    for r in &host.rejected {
+        println!("REJECTED {}: {}", r.path.display(), r.reason);
+    }
+    ExitCode::SUCCESS
+}

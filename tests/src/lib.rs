@@ -1,0 +1,210 @@
+//! Support for Huiliu's end-to-end tests: build the real artifacts, run the real daemon.
+//!
+//! `cargo test` does not produce `cdylib` files, and the daemon must run as its own process
+//! (so it can be killed), so the tests build what they need with a nested `cargo build` into
+//! their own target directory (`target/e2e`), once per test process; later calls are no-ops
+//! for cargo. A separate directory keeps the nested build clear of the outer cargo's lock.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the workspace").to_path_buf()
+}
+
+/// The packages the tests load or run.
+const PACKAGES: &[&str] = &[
+    "huiliu-gateway",
+    "huiliu-taobao",
+    "huiliu-douyin",
+    "huiliu-jd",
+    "fixture-panic-init",
+    "fixture-panic-decode",
+    "fixture-abi-mismatch",
+    "fixture-no-symbol",
+];
+
+/// Built artifacts.
+#[derive(Debug)]
+pub struct Artifacts {
+    /// The directory holding the `huiliu` binary and every plugin library.
+    pub dir: PathBuf,
+}
+
+impl Artifacts {
+    /// The daemon binary.
+    pub fn huiliu(&self) -> PathBuf {
+        self.dir.join(format!("huiliu{}", std::env::consts::EXE_SUFFIX))
+    }
+
+    /// The library file of package `name` (`huiliu-taobao`, `fixture-no-symbol`).
+    pub fn library(&self, package: &str) -> PathBuf {
+        let stem = package.replace('-', "_");
+        self.dir.join(format!("{}{stem}{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX))
+    }
+
+    /// A fresh plugins directory holding copies of the given packages' libraries.
+    pub fn plugins_dir(&self, packages: &[&str]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for p in packages {
+            let src = self.library(p);
+            let dst = dir.path().join(src.file_name().expect("library file name"));
+            std::fs::copy(&src, &dst).unwrap_or_else(|e| panic!("copy {}: {e}", src.display()));
+        }
+        dir
+    }
+}
+
+/// Builds (once per process) and returns the artifacts.
+pub fn artifacts() -> &'static Artifacts {
+    static BUILT: OnceLock<Artifacts> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = workspace_root();
+        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+        let target = if target.is_absolute() { target } else { root.join(target) }.join("e2e");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(&root).arg("build").arg("--target-dir").arg(&target);
+        for p in PACKAGES {
+            cmd.arg("-p").arg(p);
+        }
+        let started = Instant::now();
+        let out = cmd.output().expect("run cargo build for the e2e artifacts");
+        assert!(out.status.success(), "building the e2e artifacts failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        if started.elapsed() > Duration::from_secs(5) {
+            eprintln!("built e2e artifacts in {:.1?}", started.elapsed());
+        }
+        Artifacts { dir: target.join("debug") }
+    })
+}
+
+/// A running `huiliu` process, killed when dropped.
+#[derive(Debug)]
+pub struct Daemon {
+    pub child: Child,
+    pub addr: String,
+    pub config_dir: tempfile::TempDir,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// Writes `huiliu.toml` (with a free loopback port and `plugins_dir`) and `shops.toml`
+    /// into a fresh config directory, starts `huiliu serve` and waits for `/healthz`.
+    pub fn start(plugins_dir: &Path, shops_toml: &str) -> Daemon {
+        let config_dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        std::fs::write(
+            config_dir.path().join("huiliu.toml"),
+            format!("[server]\nlisten = \"{addr}\"\n[plugins]\ndir = \"{}\"\n", plugins_dir.display()),
+        )
+        .expect("write huiliu.toml");
+        std::fs::write(config_dir.path().join("shops.toml"), shops_toml).expect("write shops.toml");
+        let log = config_dir.path().join("huiliu.log");
+        let child = Command::new(artifacts().huiliu())
+            .args(["serve", "--config"])
+            .arg(config_dir.path())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start huiliu");
+        let daemon = Daemon { child, addr, config_dir, log };
+        daemon.wait_healthy();
+        daemon
+    }
+
+    fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok((200, _)) = http(&self.addr, "GET", "/healthz", &[], b"") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("huiliu did not become healthy; log:\n{}", self.log_text());
+    }
+
+    /// Everything the daemon logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A request to the daemon.
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<u8>) {
+        http(&self.addr, method, path, headers, body).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// A minimal blocking HTTP/1.1 client (one request per connection), enough to probe the
+/// daemon without pulling an HTTP client into every test.
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, Vec<u8>)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no header end in response"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line: {head}")))?;
+    let mut body = raw[split + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    Ok((status, body))
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..line_end]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = line_end + 2;
+        out.extend_from_slice(&data[start..(start + size).min(data.len())]);
+        data = &data[(start + size + 2).min(data.len())..];
+    }
+    out
+}
