@@ -32,8 +32,11 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 }
 
 /// The Beijing wall-clock parts of `ms`: (year, month, day, hour, minute, second, millis).
+///
+/// Instants beyond ±10^15 ms (about ±31,000 years) are clamped, so no input can overflow.
 pub fn beijing_parts(ms: Millis) -> (i64, u32, u32, u32, u32, u32, u32) {
-    let local = ms + BEIJING_OFFSET_MS;
+    const LIMIT: i64 = 1_000_000_000_000_000;
+    let local = ms.clamp(-LIMIT, LIMIT) + BEIJING_OFFSET_MS;
     let days = local.div_euclid(86_400_000);
     let rem = local.rem_euclid(86_400_000);
     let (y, mo, d) = civil_from_days(days);
@@ -98,6 +101,14 @@ mod tests {
         assert_eq!(parse_beijing_datetime("2021-05-07 09:20:39.683+0800"), Some(1_620_350_439_683));
         assert_eq!(beijing_datetime(0), "1970-01-01 08:00:00");
         assert_eq!(beijing_datetime(951_782_400_000), "2000-02-29 08:00:00");
+    }
+
+    #[test]
+    fn extreme_clocks_do_not_panic() {
+        for ms in [i64::MIN, i64::MIN + 1, -1, i64::MAX - 1, i64::MAX] {
+            let _ = beijing_datetime(ms);
+            let _ = beijing_datetime_millis(ms);
+        }
     }
 
     #[test]
