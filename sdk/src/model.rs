@@ -338,10 +338,18 @@ pub struct DeadLetter {
 /// A shop's configuration as the connector sees it: the shop id and the string values of its
 /// table in the gateway's `shops.toml`, with persisted tokens merged in
 /// (`access_token`, `refresh_token`, `token_expires_at`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Its `Debug` output shows the keys only: values may be secrets.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShopConfig {
     pub shop_id: String,
     pub values: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for ShopConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShopConfig").field("shop_id", &self.shop_id).field("keys", &self.values.keys()).finish()
+    }
 }
 
 impl ShopConfig {

@@ -1,0 +1,76 @@
+//! The plugin host, exercised through the real `huiliu` binary and real plugin libraries.
+
+use std::process::Command;
+
+use huiliu_e2e::{Daemon, artifacts};
+
+const BUNDLED: &[&str] = &["huiliu-taobao", "huiliu-douyin", "huiliu-jd"];
+const BROKEN: &[&str] = &["fixture-panic-init", "fixture-abi-mismatch", "fixture-no-symbol"];
+
+/// A plugins dir with the bundled plugins, every broken fixture and a text file named `.so`.
+fn mixed_plugins_dir() -> tempfile::TempDir {
+    let all: Vec<&str> = BUNDLED.iter().chain(BROKEN).copied().collect();
+    let dir = artifacts().plugins_dir(&all);
+    std::fs::write(dir.path().join("libnotes.so"), "this is not a library\n").unwrap();
+    std::fs::write(dir.path().join("README.txt"), "ignored: not named like a library\n").unwrap();
+    dir
+}
+
+fn config_dir(plugins: &std::path::Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("huiliu.toml"), format!("[plugins]\ndir = \"{}\"\n", plugins.display())).unwrap();
+    dir
+}
+
+#[test]
+fn plugins_list_shows_loaded_plugins_and_each_rejection_with_its_reason() {
+    let plugins = mixed_plugins_dir();
+    let config = config_dir(plugins.path());
+    let out =
+        Command::new(artifacts().huiliu()).args(["plugins", "list", "--config"]).arg(config.path()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+
+    for (id, caps) in [("taobao", "web_socket"), ("douyin", "push"), ("jd", "stream")] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{id} ")))
+            .unwrap_or_else(|| panic!("no line for {id}:\n{stdout}"));
+        assert!(line.contains(&format!("platform={id}")), "{line}");
+        assert!(line.contains("abi=1"), "{line}");
+        assert!(line.contains(caps), "{line}");
+        assert!(line.contains("version=0.1.0"), "{line}");
+        assert!(line.contains("path="), "{line}");
+    }
+    let rejected = |file: &str, reason: &str| {
+        assert!(
+            stdout.lines().any(|l| l.starts_with("REJECTED") && l.contains(file) && l.contains(reason)),
+            "expected {file} rejected with `{reason}`:\n{stdout}"
+        )
+    };
+    rejected("libnotes.so", "not a shared library");
+    rejected("libfixture_no_symbol.so", "no `huiliu_connector_entry` symbol");
+    rejected("libfixture_abi_mismatch.so", "built for plugin ABI version 999, this gateway speaks version 1");
+    rejected("libfixture_panic_init.so", "init panicked: plugin panicked: fixture init exploded");
+    assert!(!stdout.contains("README.txt"), "{stdout}");
+    // Exactly one line per library file: 3 loaded + 4 rejected.
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("REJECTED")).count(), 4, "{stdout}");
+}
+
+#[test]
+fn daemon_serves_with_broken_plugins_beside_good_ones() {
+    let plugins = mixed_plugins_dir();
+    let daemon = Daemon::start(plugins.path(), "");
+    let (status, body) = daemon.request("GET", "/readyz", &[], b"");
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200, "{body}");
+    for id in ["taobao", "douyin", "jd"] {
+        assert!(body.contains(&format!("\"{id}\"")), "{body}");
+    }
+    let (_, metrics) = daemon.request("GET", "/metrics", &[], b"");
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(metrics.contains("huiliu_plugins_loaded 3"), "{metrics}");
+    assert!(metrics.contains("huiliu_plugins_rejected 4"), "{metrics}");
+    let log = daemon.log_text();
+    assert!(log.contains("plugin rejected") && log.contains("fixture init exploded"), "{log}");
+}
