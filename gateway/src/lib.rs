@@ -11,8 +11,12 @@
 
 pub mod api;
 pub mod config;
+pub mod filters;
 pub mod metrics;
 pub mod plugins;
+pub mod router;
+pub mod sessions;
+pub mod store;
 pub mod telemetry;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,1 @@
+//! Screening stages: blacklist, privacy masking, outbound compliance (being written).

@@ -1,0 +1,1 @@
+//! Routing: skill groups, rules, assignment, queue, explain (being written).

@@ -1,0 +1,316 @@
+//! The shared store suite: every test runs on SQLite and, when `HUILIU_TEST_POSTGRES_URL`
+//! is set (CI sets it), on PostgreSQL too, each in a fresh database.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use huiliu_gateway::sessions::{Delivery, Direction, HandoverNote, SessionFilter, SessionState};
+use huiliu_gateway::store::{IntakeBatch, IntakeItem, ItemOutcome, NewReply, Screen, Store, StoreOptions};
+use huiliu_sdk::*;
+
+const PG_ENV: &str = "HUILIU_TEST_POSTGRES_URL";
+
+/// A fresh store per test: a temp SQLite file, or a new PostgreSQL database.
+struct Fixture {
+    store: Store,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn sqlite() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    Fixture { store: Store::open(&url, StoreOptions::default()).await.unwrap(), _dir: Some(dir) }
+}
+
+async fn postgres() -> Option<Fixture> {
+    let Ok(base) = std::env::var(PG_ENV) else {
+        eprintln!("SKIPPED on PostgreSQL: set {PG_ENV} (e.g. postgres://postgres@127.0.0.1:5432/test) to run");
+        return None;
+    };
+    static N: AtomicU32 = AtomicU32::new(0);
+    let name = format!("huiliu_t_{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::AnyPool::connect(&base).await.expect("connect to PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}"))).execute(&admin).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+    let (prefix, _) = base.rsplit_once('/').expect("URL with a database name");
+    let url = format!("{prefix}/{name}");
+    eprintln!("running on PostgreSQL database {name}");
+    Some(Fixture { store: Store::open(&url, StoreOptions::default()).await.unwrap(), _dir: None })
+}
+
+/// Defines `mod $name { sqlite, postgres }` running `$body(store)` on each backend.
+macro_rules! suite {
+    ($($name:ident => $body:expr;)*) => {$(
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let f = super::sqlite().await;
+                ($body)(f.store.clone()).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(f) = super::postgres().await {
+                    ($body)(f.store.clone()).await;
+                }
+            }
+        }
+    )*};
+}
+
+const T0: Millis = 1_700_000_000_000;
+const IDLE: Millis = 30 * 60 * 1000;
+
+fn chat(id: &str, buyer: &str, text: &str) -> InboundEvent {
+    InboundEvent {
+        platform: "douyin".into(),
+        shop: "dy-1".into(),
+        event_id: id.into(),
+        buyer: Buyer { open_id: buyer.into(), nick: Some(format!("nick-{buyer}")) },
+        occurred_at: T0,
+        kind: EventKind::BuyerMessage(BuyerMessage {
+            conversation: Some(format!("conv-{buyer}")),
+            content: vec![Content::text(text)],
+            vip: VipHint { member_level: 2, fans_level: 0 },
+            reply_context: [("k".to_owned(), "v".to_owned())].into(),
+        }),
+    }
+}
+
+fn item(event: InboundEvent, screen: Screen) -> IntakeItem {
+    let text = match &event.kind {
+        EventKind::BuyerMessage(m) => fallback_text(&m.content),
+        _ => String::new(),
+    };
+    IntakeItem { event, text, sealed: None, screen }
+}
+
+fn batch(items: Vec<IntakeItem>, now: Millis) -> IntakeBatch {
+    IntakeBatch { items, dead_letters: vec![], now, idle_close_ms: IDLE }
+}
+
+async fn one(store: &Store, event: InboundEvent, screen: Screen, now: Millis) -> ItemOutcome {
+    store.intake(batch(vec![item(event, screen)], now)).await.unwrap().remove(0)
+}
+
+fn trade(id: &str, buyer: &str, kind: EventKind) -> InboundEvent {
+    InboundEvent {
+        platform: "douyin".into(),
+        shop: "dy-1".into(),
+        event_id: id.into(),
+        buyer: Buyer { open_id: buyer.into(), nick: None },
+        occurred_at: T0,
+        kind,
+    }
+}
+
+fn reply(session_id: i64, client: &str, text: &str) -> NewReply {
+    NewReply {
+        session_id,
+        author: Some("agent-1".into()),
+        content: vec![Content::text(text)],
+        text: text.into(),
+        outgoing: OutgoingMessage {
+            client_msg_id: client.into(),
+            shop: "dy-1".into(),
+            buyer: Buyer { open_id: "b1".into(), nick: None },
+            conversation: None,
+            reply_context: Default::default(),
+            content: vec![Content::text(text)],
+        },
+    }
+}
+
+suite! {
+    intake_opens_a_session_and_stores_the_message => |store: Store| async move {
+        let ItemOutcome::Message { session_id, customer_id, new_session, .. } =
+            one(&store, chat("m1", "b1", "在吗"), Screen::Pass, T0).await else { panic!("not stored") };
+        assert!(new_session);
+        let s = store.session(session_id).await.unwrap().unwrap();
+        assert_eq!(s.state, SessionState::Queued);
+        assert_eq!(s.conversation.as_deref(), Some("conv-b1"));
+        assert_eq!(s.reply_context.get("k").map(String::as_str), Some("v"));
+        assert_eq!(s.unread, 1);
+        let c = store.customer(customer_id).await.unwrap().unwrap();
+        assert_eq!((c.buyer_id.as_str(), c.vip_level, c.nick.as_deref()), ("b1", 2, Some("nick-b1")));
+        let msgs = store.session_messages(session_id).await.unwrap();
+        assert_eq!(msgs.len(), 1);
+        assert_eq!((msgs[0].direction, msgs[0].text.as_str()), (Direction::In, "在吗"));
+        assert_eq!(msgs[0].platform_msg_id.as_deref(), Some("m1"));
+        // A second message joins the same session.
+        let ItemOutcome::Message { session_id: again, new_session, .. } =
+            one(&store, chat("m2", "b1", "亲"), Screen::Pass, T0 + 1000).await else { panic!() };
+        assert_eq!((again, new_session), (session_id, false));
+        assert_eq!(store.session(session_id).await.unwrap().unwrap().unread, 2);
+    };
+
+    redelivery_is_absorbed => |store: Store| async move {
+        assert!(matches!(one(&store, chat("m1", "b1", "在吗"), Screen::Pass, T0).await, ItemOutcome::Message { .. }));
+        assert_eq!(one(&store, chat("m1", "b1", "在吗"), Screen::Pass, T0 + 5).await, ItemOutcome::Duplicate);
+        // Also inside one batch.
+        let out = store.intake(batch(vec![item(chat("m2", "b1", "x"), Screen::Pass), item(chat("m2", "b1", "x"), Screen::Pass)], T0)).await.unwrap();
+        assert!(matches!(out[0], ItemOutcome::Message { .. }));
+        assert_eq!(out[1], ItemOutcome::Duplicate);
+        assert_eq!(store.counts().await.unwrap(), (2, 0, 1));
+    };
+
+    blocked_buyers_create_nothing => |store: Store| async move {
+        assert_eq!(one(&store, chat("m1", "bad", "差评警告"), Screen::Block, T0).await, ItemOutcome::Blocked);
+        assert_eq!(one(&store, chat("m1", "bad", "差评警告"), Screen::Block, T0).await, ItemOutcome::Duplicate);
+        assert_eq!(store.counts().await.unwrap(), (0, 0, 0));
+        assert_eq!(store.customer_id("douyin", "dy-1", "bad").await.unwrap(), None);
+    };
+
+    restricted_buyers_are_held_by_the_bot => |store: Store| async move {
+        let ItemOutcome::Message { session_id, screen, .. } = one(&store, chat("m1", "r", "x"), Screen::Restrict, T0).await else { panic!() };
+        assert_eq!(screen, Screen::Restrict);
+        let s = store.session(session_id).await.unwrap().unwrap();
+        assert_eq!(s.state, SessionState::Bot);
+        assert!(s.priority < 0);
+    };
+
+    idle_sessions_close_and_history_spans_them => |store: Store| async move {
+        let ItemOutcome::Message { session_id: first, customer_id, .. } = one(&store, chat("m1", "b1", "一"), Screen::Pass, T0).await else { panic!() };
+        let ItemOutcome::Message { session_id: second, new_session, .. } =
+            one(&store, chat("m2", "b1", "二"), Screen::Pass, T0 + IDLE + 1).await else { panic!() };
+        assert!(new_session);
+        assert_ne!(first, second);
+        let old = store.session(first).await.unwrap().unwrap();
+        assert_eq!((old.state, old.close_reason.as_deref()), (SessionState::Closed, Some("idle")));
+        one(&store, chat("m3", "b1", "三"), Screen::Pass, T0 + IDLE + 2).await;
+        let page1 = store.customer_history(customer_id, None, 2).await.unwrap();
+        assert_eq!(page1.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["三", "二"]);
+        let page2 = store.customer_history(customer_id, Some(page1[1].id), 2).await.unwrap();
+        assert_eq!(page2.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["一"]);
+        // The sweeper closes what is idle now.
+        let closed = store.close_idle(T0 + 2 * IDLE + 10, T0 + 2 * IDLE + 10).await.unwrap();
+        assert_eq!(closed, vec![second]);
+    };
+
+    orders_and_refunds_join_the_customer => |store: Store| async move {
+        let ItemOutcome::Message { session_id, customer_id, .. } = one(&store, chat("m1", "b1", "发货了吗"), Screen::Pass, T0).await else { panic!() };
+        let paid = trade("o1", "b1", EventKind::Order(OrderEvent { stage: OrderStage::Paid, order_id: "4200000000000000001".into(), amount_fen: Some(19900), status: None }));
+        assert_eq!(one(&store, paid, Screen::Pass, T0).await, ItemOutcome::Trade { customer_id, session_id: Some(session_id) });
+        assert!(!store.has_open_refund(customer_id).await.unwrap());
+        let refund = trade("r1", "b1", EventKind::Refund(RefundEvent { stage: RefundStage::Requested, refund_id: "R9".into(), order_id: Some("4200000000000000001".into()), amount_fen: Some(19900) }));
+        one(&store, refund, Screen::Pass, T0 + 1).await;
+        assert!(store.has_open_refund(customer_id).await.unwrap());
+        let done = trade("r2", "b1", EventKind::Refund(RefundEvent { stage: RefundStage::Succeeded, refund_id: "R9".into(), order_id: None, amount_fen: None }));
+        one(&store, done, Screen::Pass, T0 + 2).await;
+        assert!(!store.has_open_refund(customer_id).await.unwrap());
+        assert_eq!(store.customer(customer_id).await.unwrap().unwrap().lifetime_fen, 19900);
+        let trades = store.customer_trades(customer_id, 10).await.unwrap();
+        assert_eq!(trades.len(), 3);
+        assert_eq!(trades[2].order_id.as_deref(), Some("4200000000000000001"));
+        let notes: Vec<_> = store.session_messages(session_id).await.unwrap().into_iter().filter(|m| m.direction == Direction::System).collect();
+        assert_eq!(notes.len(), 3);
+        assert!(notes[0].text.contains("已付款"), "{}", notes[0].text);
+    };
+
+    concurrent_intakes_are_stored_exactly_once => |store: Store| async move {
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                // Every message twice, from different tasks, like a redelivering platform.
+                let id = format!("m{}", i / 2);
+                let buyer = format!("b{}", i % 17);
+                store.intake(batch(vec![item(chat(&id, &buyer, "hi"), Screen::Pass)], T0)).await.unwrap()
+            }));
+        }
+        let mut stored = 0;
+        for t in tasks {
+            if matches!(t.await.unwrap()[0], ItemOutcome::Message { .. }) {
+                stored += 1;
+            }
+        }
+        assert_eq!(stored, 100);
+        let (inbound, _, sessions) = store.counts().await.unwrap();
+        assert_eq!((inbound, sessions), (100, 17));
+    };
+
+    dead_letters_are_kept_once => |store: Store| async move {
+        let dl = DeadLetter { reason: "bad json".into(), event_id: Some("x1".into()), raw: b"{nope".to_vec() };
+        for _ in 0..2 {
+            let b = IntakeBatch { items: vec![], dead_letters: vec![("douyin".into(), "dy-1".into(), dl.clone())], now: T0, idle_close_ms: IDLE };
+            store.intake(b).await.unwrap();
+        }
+        assert_eq!(store.dead_letter_counts().await.unwrap(), vec![("douyin".to_owned(), 1)]);
+    };
+
+    outbox_lifecycle => |store: Store| async move {
+        let ItemOutcome::Message { session_id, .. } = one(&store, chat("m1", "b1", "在吗"), Screen::Pass, T0).await else { panic!() };
+        let (message_id, outbox_id) = store.enqueue_reply(&reply(session_id, "c-1", "在的"), T0 + 10).await.unwrap();
+        let s = store.session(session_id).await.unwrap().unwrap();
+        assert_eq!((s.first_response_at, s.unread), (Some(T0 + 10), 0));
+        assert_eq!(store.message(message_id).await.unwrap().unwrap().delivery, Some(Delivery::Pending));
+        let due = store.due_outbox(T0 + 10, 10).await.unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].outgoing.client_msg_id, "c-1");
+        // Only one claimant wins an attempt; the lease hides it until it expires.
+        assert!(store.claim_outbox(outbox_id, T0 + 10, T0 + 70).await.unwrap());
+        assert!(!store.claim_outbox(outbox_id, T0 + 10, T0 + 70).await.unwrap());
+        assert!(store.due_outbox(T0 + 20, 10).await.unwrap().is_empty());
+        store.outbox_retry_at(outbox_id, T0 + 1000, "rate limited", T0 + 20).await.unwrap();
+        assert_eq!(store.next_outbox_due().await.unwrap(), Some(T0 + 1000));
+        assert!(store.claim_outbox(outbox_id, T0 + 1000, T0 + 2000).await.unwrap());
+        store.outbox_failed(outbox_id, "code 40001: 参数错误", T0 + 1001).await.unwrap();
+        let m = store.message(message_id).await.unwrap().unwrap();
+        assert_eq!((m.delivery, m.delivery_error.as_deref()), (Some(Delivery::Failed), Some("code 40001: 参数错误")));
+        assert!(store.outbox_manual_retry(outbox_id, T0 + 2000).await.unwrap());
+        assert!(!store.outbox_manual_retry(outbox_id, T0 + 2000).await.unwrap());
+        let item = store.outbox_item(outbox_id).await.unwrap().unwrap();
+        assert_eq!((item.state.as_str(), item.attempts), ("pending", 0));
+        assert!(store.claim_outbox(outbox_id, T0 + 2000, T0 + 3000).await.unwrap());
+        store.outbox_sent(outbox_id, Some("p-77"), T0 + 2001).await.unwrap();
+        let m = store.message(message_id).await.unwrap().unwrap();
+        assert_eq!((m.delivery, m.platform_msg_id.as_deref()), (Some(Delivery::Sent), Some("p-77")));
+        assert_eq!(store.outbox_counts().await.unwrap(), vec![("sent".to_owned(), 1)]);
+        // A client message id is unique: the same reply cannot be queued twice.
+        assert!(store.enqueue_reply(&reply(session_id, "c-1", "again"), T0 + 3000).await.is_err());
+    };
+
+    assignment_transfer_and_search => |store: Store| async move {
+        let ItemOutcome::Message { session_id: s1, customer_id, .. } = one(&store, chat("m1", "b1", "x"), Screen::Pass, T0).await else { panic!() };
+        let ItemOutcome::Message { session_id: s2, .. } = one(&store, chat("m2", "b2", "y"), Screen::Pass, T0 + 100).await else { panic!() };
+        store.assign(s1, Some("presales"), "alice", 10, T0 + 5).await.unwrap();
+        store.set_waiting(s2, SessionState::Queued, Some("aftersales"), 5, Some("aftersales")).await.unwrap();
+        store.record_transfer(s1, Some("alice"), Some("bob"), None, &HandoverNote { problem: "尺码".into(), tried: "发了尺码表".into(), expectation: "换大一号".into() }, T0 + 6).await.unwrap();
+        store.record_decision(s1, &serde_json::json!({"rule": "vip", "chosen": "alice"}), T0 + 5).await.unwrap();
+        assert_eq!(store.decisions(s1).await.unwrap()[0]["chosen"], "alice");
+        assert_eq!(store.transfers(s1).await.unwrap()[0].note.expectation, "换大一号");
+        assert_eq!(store.customer(customer_id).await.unwrap().unwrap().last_agent.as_deref(), Some("alice"));
+        let by_agent = store.search_sessions(&SessionFilter { agent: Some("alice".into()), ..Default::default() }).await.unwrap();
+        assert_eq!(by_agent.iter().map(|s| s.id).collect::<Vec<_>>(), vec![s1]);
+        let queued = store.search_sessions(&SessionFilter { state: Some(SessionState::Queued), platform: Some("douyin".into()), ..Default::default() }).await.unwrap();
+        assert_eq!(queued.iter().map(|s| s.id).collect::<Vec<_>>(), vec![s2]);
+        let window = store.search_sessions(&SessionFilter { from: Some(T0 + 50), to: Some(T0 + 200), shop: Some("dy-1".into()), ..Default::default() }).await.unwrap();
+        assert_eq!(window.iter().map(|s| s.id).collect::<Vec<_>>(), vec![s2]);
+        assert_eq!(store.open_sessions().await.unwrap().len(), 2);
+        store.close(s1, "agent", T0 + 9).await.unwrap();
+        assert_eq!(store.open_sessions().await.unwrap().len(), 1);
+    };
+
+    tokens_persist => |store: Store| async move {
+        let g = TokenGrant { access_token: "a1".into(), expires_at: T0, refresh_token: Some("r1".into()), refresh_expires_at: None };
+        store.save_token("jd", "jd-1", &g, T0).await.unwrap();
+        let g2 = TokenGrant { access_token: "a2".into(), expires_at: T0 + 1, refresh_token: None, refresh_expires_at: None };
+        store.save_token("jd", "jd-1", &g2, T0).await.unwrap();
+        let all = store.tokens().await.unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!((all[0].grant.access_token.as_str(), all[0].grant.refresh_token.as_deref()), ("a2", Some("r1")));
+    };
+}
+
+#[tokio::test]
+async fn sqlite_data_survives_reopen_and_migrations_run_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    {
+        let store = Store::open(&url, StoreOptions::default()).await.unwrap();
+        one(&store, chat("m1", "b1", "x"), Screen::Pass, T0).await;
+    }
+    let store = Store::open(&url, StoreOptions { group_commit: false, ..StoreOptions::default() }).await.unwrap();
+    assert_eq!(store.counts().await.unwrap(), (1, 0, 1));
+    assert_eq!(one(&store, chat("m1", "b1", "x"), Screen::Pass, T0).await, ItemOutcome::Duplicate);
+}
