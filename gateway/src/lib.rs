@@ -11,8 +11,12 @@
 
 pub mod api;
 pub mod config;
+pub mod events;
 pub mod filters;
+pub mod ingress;
 pub mod metrics;
+pub mod outbox;
+pub mod pipeline;
 pub mod plugins;
 pub mod router;
 pub mod sessions;
@@ -20,11 +24,13 @@ pub mod store;
 pub mod telemetry;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use config::GatewayConfig;
 use metrics::Metrics;
+use pipeline::{MaskStage, Pipeline, ScreenStage};
 use plugins::{PluginHost, ShopConnector};
+use store::{Store, StoreError, StoreOptions};
 
 /// The running gateway's shared state.
 #[derive(Debug)]
@@ -36,20 +42,63 @@ pub struct Gateway {
     /// Enabled shops whose connector could not be created, with the reason.
     pub shop_errors: Vec<(String, String)>,
     pub metrics: Arc<Metrics>,
+    pub store: Store,
+    pub pipeline: Arc<Pipeline>,
+    /// The HTTP client every platform call goes through.
+    pub http: reqwest::Client,
+    /// Channel states for `/readyz` and the status API, by `platform/shop/channel`.
+    pub channel_status: Mutex<BTreeMap<String, String>>,
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the store at {url}: {source}")]
+    Store { url: String, source: StoreError },
+    #[error("cannot create the data directory {0}: {1}")]
+    DataDir(String, std::io::Error),
+}
+
+/// The stages the gateway is built with (the filters are swappable for tests).
+#[derive(Debug, Clone)]
+pub struct Stages {
+    pub mask: Arc<dyn MaskStage>,
+    pub screen: Arc<dyn ScreenStage>,
 }
 
 impl Gateway {
-    /// Loads the plugins and creates a connector for every enabled shop. Problems are logged
-    /// and kept for `/readyz`; they never stop the other shops.
-    pub fn start(config: GatewayConfig) -> Gateway {
+    /// Opens the store, loads the plugins and creates a connector for every enabled shop
+    /// (with tokens refreshed earlier taking precedence over the configured ones). Shop
+    /// problems are logged and kept for `/readyz`; they never stop the other shops.
+    pub async fn start(config: GatewayConfig, stages: Stages) -> Result<Arc<Gateway>, StartError> {
         let metrics = Arc::new(Metrics::new());
+        let url = config.store_url();
+        if let Some(path) = url.strip_prefix("sqlite://")
+            && let Some(dir) = std::path::Path::new(path).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| StartError::DataDir(dir.display().to_string(), e))?;
+        }
+        let options = StoreOptions { group_commit: config.store.group_commit, ..StoreOptions::default() };
+        let store =
+            Store::open(&url, options).await.map_err(|source| StartError::Store { url: redact_url(&url), source })?;
+        let tokens = store.tokens().await.unwrap_or_default();
+
         let host = PluginHost::load_dir(&config.plugins_dir());
         metrics.plugins_loaded.set(host.loaded.len() as i64);
         metrics.plugins_rejected.set(host.rejected.len() as i64);
         let mut connectors = BTreeMap::new();
         let mut shop_errors = Vec::new();
         for shop in config.shops.iter().filter(|s| s.enabled) {
-            match host.instantiate(shop, metrics.clone()) {
+            let mut shop = shop.clone();
+            if let Some(t) = tokens.iter().find(|t| t.platform == shop.platform && t.shop == shop.id) {
+                shop.settings.insert("access_token".into(), t.grant.access_token.clone());
+                shop.settings.insert("token_expires_at".into(), t.grant.expires_at.to_string());
+                if let Some(r) = &t.grant.refresh_token {
+                    shop.settings.insert("refresh_token".into(), r.clone());
+                }
+            }
+            match host.instantiate(&shop, metrics.clone()) {
                 Ok(c) => {
                     tracing::info!(shop = %shop.id, plugin = %c.plugin_id, "shop connector ready");
                     connectors.insert((c.platform.clone(), shop.id.clone()), Arc::new(c));
@@ -60,7 +109,48 @@ impl Gateway {
                 }
             }
         }
-        Gateway { config, host, connectors, shop_errors, metrics }
+        let (events, _) = tokio::sync::broadcast::channel(4096);
+        let pipeline = Arc::new(Pipeline {
+            store: store.clone(),
+            mask: stages.mask,
+            screen: stages.screen,
+            metrics: metrics.clone(),
+            events,
+            outbox_wake: Arc::default(),
+            idle_close_ms: i64::from(config.sessions.idle_close_minutes) * 60_000,
+        });
+        Ok(Arc::new(Gateway {
+            config,
+            host,
+            connectors,
+            shop_errors,
+            metrics,
+            store,
+            pipeline,
+            http: outbox::http::client(),
+            channel_status: Mutex::default(),
+        }))
+    }
+
+    /// Starts the channels, the outbox worker, the token refresher and the idle-session sweeper.
+    pub fn spawn_background(self: &Arc<Self>) {
+        ingress::channels::spawn_all(self);
+        tokio::spawn(outbox::run(self.clone()));
+        tokio::spawn(outbox::tokens::run(self.clone()));
+        let gw = self.clone();
+        tokio::spawn(async move {
+            let idle = gw.pipeline.idle_close_ms;
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                let now = now_millis();
+                match gw.store.close_idle(now - idle, now).await {
+                    Ok(closed) if !closed.is_empty() => tracing::info!(count = closed.len(), "closed idle sessions"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("idle-session sweep failed: {e}"),
+                }
+            }
+        });
     }
 
     /// Whether every enabled shop is served.
@@ -71,6 +161,18 @@ impl Gateway {
     /// The connector of `shop` on `platform`.
     pub fn connector(&self, platform: &str, shop: &str) -> Option<&Arc<ShopConnector>> {
         self.connectors.get(&(platform.to_owned(), shop.to_owned()))
+    }
+}
+
+/// A URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..])
+        }
+        _ => url.to_owned(),
     }
 }
 

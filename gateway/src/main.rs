@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use huiliu_gateway::config::{self, ConfigError, GatewayConfig};
+use huiliu_gateway::pipeline::{NoMask, NoScreen};
 use huiliu_gateway::plugins::PluginHost;
-use huiliu_gateway::{Gateway, api, telemetry};
+use huiliu_gateway::{Gateway, Stages, api, telemetry};
 
 /// Huiliu (汇流): one customer-service desk for every storefront.
 #[derive(Parser)]
@@ -81,7 +82,14 @@ fn serve(a: ConfigArg) -> ExitCode {
     };
     runtime.block_on(async move {
         let addr = cfg.listen_addr();
-        let gateway = Arc::new(Gateway::start(cfg));
+        let stages = Stages { mask: Arc::new(NoMask), screen: Arc::new(NoScreen) };
+        let gateway = match Gateway::start(cfg, stages).await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::error!("cannot start: {e}");
+                return ExitCode::from(1);
+            }
+        };
         let listener = match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => l,
             Err(e) => {
@@ -90,6 +98,7 @@ fn serve(a: ConfigArg) -> ExitCode {
             }
         };
         tracing::info!("huiliu listening on http://{}", listener.local_addr().unwrap_or(addr));
+        gateway.spawn_background();
         let served = axum::serve(listener, api::app(gateway)).with_graceful_shutdown(shutdown_signal()).await;
         match served {
             Ok(()) => {

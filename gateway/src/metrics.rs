@@ -10,6 +10,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -42,6 +43,26 @@ pub struct Metrics {
     pub pushes_received: Family<PlatformLabels, Counter>,
     /// Pushes refused before parsing, by platform and reason (`bad_signature`, `unknown_shop`, …).
     pub pushes_rejected: Family<PlatformReasonLabels, Counter>,
+    /// Events stored (messages and trade events), by platform.
+    pub stored: Family<PlatformLabels, Counter>,
+    /// Events absorbed as redeliveries, by platform.
+    pub deduped: Family<PlatformLabels, Counter>,
+    /// Events of blocked buyers dropped, by platform.
+    pub blocked: Family<PlatformLabels, Counter>,
+    /// Units kept as dead letters, by platform.
+    pub dead_letters: Family<PlatformLabels, Counter>,
+    /// Personal-data items masked.
+    pub masked: Counter,
+    /// Intake failures (storage errors; the platform was not acknowledged), by platform.
+    pub intake_errors: Family<PlatformLabels, Counter>,
+    /// Reply send outcomes, by platform and outcome class.
+    pub sends: Family<PlatformReasonLabels, Counter>,
+    /// Token refreshes, by platform and result.
+    pub token_refreshes: Family<PlatformReasonLabels, Counter>,
+    /// Channel (re)connections, by platform and result.
+    pub channel_connects: Family<PlatformReasonLabels, Counter>,
+    /// Push handling latency (receipt to acknowledgement), seconds.
+    pub push_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -60,6 +81,16 @@ impl Metrics {
             plugins_rejected: Gauge::default(),
             pushes_received: Family::default(),
             pushes_rejected: Family::default(),
+            stored: Family::default(),
+            deduped: Family::default(),
+            blocked: Family::default(),
+            dead_letters: Family::default(),
+            masked: Counter::default(),
+            intake_errors: Family::default(),
+            sends: Family::default(),
+            token_refreshes: Family::default(),
+            channel_connects: Family::default(),
+            push_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
         };
         registry.register("plugin_panics", "Panics caught inside plugin calls", m.plugin_panics.clone());
         registry.register("plugins_loaded", "Plugin libraries loaded", m.plugins_loaded.clone());
@@ -70,8 +101,23 @@ impl Metrics {
         );
         registry.register("pushes_received", "Platform pushes received", m.pushes_received.clone());
         registry.register("pushes_rejected", "Platform pushes refused before parsing", m.pushes_rejected.clone());
+        registry.register("events_stored", "Events durably stored", m.stored.clone());
+        registry.register("events_deduped", "Redelivered events absorbed", m.deduped.clone());
+        registry.register("events_blocked", "Events of blocked buyers dropped", m.blocked.clone());
+        registry.register("dead_letters", "Undecodable units kept raw", m.dead_letters.clone());
+        registry.register("pii_masked", "Personal-data items masked", m.masked.clone());
+        registry.register("intake_errors", "Intakes that failed to store (not acknowledged)", m.intake_errors.clone());
+        registry.register("sends", "Reply send attempts by outcome", m.sends.clone());
+        registry.register("token_refreshes", "Access token refreshes by result", m.token_refreshes.clone());
+        registry.register("channel_connects", "Channel connection attempts by result", m.channel_connects.clone());
+        registry.register("push_seconds", "Push handling time, receipt to acknowledgement", m.push_seconds.clone());
         *m.registry.lock().unwrap_or_else(|p| p.into_inner()) = registry;
         m
+    }
+
+    /// Counts under a (platform, reason) family.
+    pub fn count(family: &Family<PlatformReasonLabels, Counter>, platform: &str, reason: &str) {
+        family.get_or_create(&PlatformReasonLabels { platform: platform.into(), reason: reason.into() }).inc();
     }
 
     /// Counts a plugin panic.

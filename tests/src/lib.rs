@@ -58,16 +58,29 @@ impl Artifacts {
     }
 }
 
-/// Builds (once per process) and returns the artifacts.
+/// Builds (once per process) and returns the artifacts (debug profile).
 pub fn artifacts() -> &'static Artifacts {
     static BUILT: OnceLock<Artifacts> = OnceLock::new();
-    BUILT.get_or_init(|| {
+    BUILT.get_or_init(|| build(false))
+}
+
+/// Builds (once per process) and returns the artifacts with the release profile, for benchmarks.
+pub fn release_artifacts() -> &'static Artifacts {
+    static BUILT: OnceLock<Artifacts> = OnceLock::new();
+    BUILT.get_or_init(|| build(true))
+}
+
+fn build(release: bool) -> Artifacts {
+    {
         let root = workspace_root();
         let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
         let target = if target.is_absolute() { target } else { root.join(target) }.join("e2e");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.current_dir(&root).arg("build").arg("--target-dir").arg(&target);
+        if release {
+            cmd.arg("--release");
+        }
         for p in PACKAGES {
             cmd.arg("-p").arg(p);
         }
@@ -77,8 +90,8 @@ pub fn artifacts() -> &'static Artifacts {
         if started.elapsed() > Duration::from_secs(5) {
             eprintln!("built e2e artifacts in {:.1?}", started.elapsed());
         }
-        Artifacts { dir: target.join("debug") }
-    })
+        Artifacts { dir: target.join(if release { "release" } else { "debug" }) }
+    }
 }
 
 /// A running `huiliu` process, killed when dropped.
@@ -91,30 +104,67 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Writes `huiliu.toml` (with a free loopback port and `plugins_dir`) and `shops.toml`
-    /// into a fresh config directory, starts `huiliu serve` and waits for `/healthz`.
+    /// Writes `huiliu.toml` (a free loopback port, `plugins_dir`, a SQLite file in the config
+    /// directory, API token [`API_TOKEN`]) and `shops.toml` into a fresh config directory,
+    /// starts `huiliu serve` and waits for `/healthz`.
     pub fn start(plugins_dir: &Path, shops_toml: &str) -> Daemon {
+        Self::start_with(plugins_dir, shops_toml, "")
+    }
+
+    /// [`Daemon::start`] with extra `huiliu.toml` text appended (extra sections only).
+    pub fn start_with(plugins_dir: &Path, shops_toml: &str, extra_toml: &str) -> Daemon {
         let config_dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
+        let addr = format!("127.0.0.1:{}", free_port());
         std::fs::write(
             config_dir.path().join("huiliu.toml"),
-            format!("[server]\nlisten = \"{addr}\"\n[plugins]\ndir = \"{}\"\n", plugins_dir.display()),
+            format!(
+                "[server]\nlisten = \"{addr}\"\n[plugins]\ndir = \"{}\"\n[store]\nurl = \"sqlite://huiliu.db\"\n[api]\nadmin_token = \"{API_TOKEN}\"\n{extra_toml}",
+                plugins_dir.display()
+            ),
         )
         .expect("write huiliu.toml");
         std::fs::write(config_dir.path().join("shops.toml"), shops_toml).expect("write shops.toml");
         let log = config_dir.path().join("huiliu.log");
-        let child = Command::new(artifacts().huiliu())
-            .args(["serve", "--config"])
-            .arg(config_dir.path())
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("start huiliu");
-        let daemon = Daemon { child, addr, config_dir, log };
+        let mut daemon = Daemon { child: spawn_serve(config_dir.path(), &log), addr, config_dir, log };
         daemon.wait_healthy();
+        let _ = daemon.is_running();
         daemon
+    }
+
+    /// Kills the daemon with SIGKILL (no shutdown path runs) and waits for it to die.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the daemon again on the same config, store and port.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.child = spawn_serve(self.config_dir.path(), &self.log);
+        self.wait_healthy();
+    }
+
+    /// A JSON API call with the operator token; returns (status, JSON body).
+    pub fn api(&self, method: &str, path: &str, body: Option<&serde_json::Value>) -> (u16, serde_json::Value) {
+        let auth = format!("Bearer {API_TOKEN}");
+        let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let (status, out) =
+            self.request(method, path, &[("authorization", &auth), ("content-type", "application/json")], &bytes);
+        (status, serde_json::from_slice(&out).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Polls `f` every 50 ms until it returns `Some`, or panics after `secs` with the log.
+    pub fn wait_for<T>(&self, what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}; daemon log:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn wait_healthy(&self) {
@@ -149,6 +199,21 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The operator token every test daemon is configured with.
+pub const API_TOKEN: &str = "e2e-operator-token";
+
+fn spawn_serve(config_dir: &Path, log: &Path) -> Child {
+    let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+    Command::new(artifacts().huiliu())
+        .args(["serve", "--config"])
+        .arg(config_dir)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .expect("start huiliu")
 }
 
 /// A free loopback port (bound then released).

@@ -74,3 +74,27 @@ fn daemon_serves_with_broken_plugins_beside_good_ones() {
     let log = daemon.log_text();
     assert!(log.contains("plugin rejected") && log.contains("fixture init exploded"), "{log}");
 }
+
+#[test]
+fn a_plugin_panic_while_decoding_fails_that_push_only() {
+    let plugins = artifacts().plugins_dir(&["fixture-panic-decode", "huiliu-douyin"]);
+    let daemon = Daemon::start(plugins.path(), "[[shop]]\nid = \"fx-1\"\nplatform = \"fixture\"\n");
+    let (status, body) = daemon.request("POST", "/hooks/fixture/fx-1", &[], b"!explode");
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("plugin_panic") && body.contains("panic-decode") && body.contains("fixture decoder exploded"),
+        "{body}"
+    );
+    // The daemon keeps serving: health, and the same plugin on a good push (stored, acked).
+    assert_eq!(daemon.request("GET", "/healthz", &[], b"").0, 200);
+    let (status, body) = daemon.request("POST", "/hooks/fixture/fx-1", &[], "你好".as_bytes());
+    assert_eq!((status, String::from_utf8_lossy(&body).as_ref()), (200, "ok"));
+    let (_, sessions) = daemon.api("GET", "/api/v1/sessions", None);
+    assert_eq!(sessions["sessions"].as_array().map(Vec::len), Some(1), "{sessions}");
+    let (_, metrics) = daemon.request("GET", "/metrics", &[], b"");
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(metrics.contains(r#"huiliu_plugin_panics_total{plugin="panic-decode",op="decode_push"} 1"#), "{metrics}");
+    let log = daemon.log_text();
+    assert!(log.contains("plugin panicked") && log.contains("panic-decode"), "{log}");
+}

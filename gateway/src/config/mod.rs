@@ -91,6 +91,78 @@ impl Default for LogConfig {
     }
 }
 
+/// `[store]`: where sessions, messages and the outbox live.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` (the embedded default; a relative PATH is relative to the config
+    /// directory, and its folder is created) or `postgres://USER@HOST:PORT/DB` for several
+    /// nodes. Default `sqlite://../data/huiliu.db`. Override the URL (with its password) from
+    /// the environment: `HUILIU__STORE__URL`.
+    pub url: String,
+    /// Let concurrent pushes share one commit (one fsync). Default true.
+    pub group_commit: bool,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { url: "sqlite://../data/huiliu.db".into(), group_commit: true }
+    }
+}
+
+/// `[sessions]`: session lifecycle.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsConfig {
+    /// A session with no message for this many minutes is closed; the buyer's next message
+    /// opens a new one. Default 30.
+    pub idle_close_minutes: u32,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        SessionsConfig { idle_close_minutes: 30 }
+    }
+}
+
+/// `[outbox]`: delivery of replies.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    /// Most replies sent per second per shop (platform rate limits). Default 10.
+    pub send_rate_per_sec: u32,
+    /// Attempts before a retryable failure is given up and shown as failed. Default 12.
+    pub max_attempts: u32,
+    /// First retry delay in ms; doubles each attempt, with ±25% jitter. Default 1000.
+    pub backoff_base_ms: u64,
+    /// Longest retry delay in ms. Default 300000 (5 minutes).
+    pub backoff_max_ms: u64,
+    /// Timeout of one platform API call in ms. Default 10000.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            send_rate_per_sec: 10,
+            max_attempts: 12,
+            backoff_base_ms: 1000,
+            backoff_max_ms: 300_000,
+            request_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// `[api]`: the agent and operator API under `/api/v1`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Bearer token that grants operator access to `/api/v1` (until agent logins exist).
+    /// Empty (the default): the API answers 403. Use `"${NAME}"`-free env override
+    /// `HUILIU__API__ADMIN_TOKEN`.
+    pub admin_token: String,
+}
+
 /// One `[[shop]]` in `shops.toml`: a storefront on one platform.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -124,6 +196,10 @@ pub struct GatewayConfig {
     pub server: ServerConfig,
     pub plugins: PluginsConfig,
     pub log: LogConfig,
+    pub store: StoreConfig,
+    pub sessions: SessionsConfig,
+    pub outbox: OutboxConfig,
+    pub api: ApiConfig,
     pub shops: Vec<Shop>,
 }
 
@@ -156,6 +232,18 @@ impl GatewayConfig {
         }
     }
 
+    /// The store URL with a relative SQLite path resolved against the config directory.
+    pub fn store_url(&self) -> String {
+        let url = self.store.url.as_str();
+        let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
+            return url.to_owned();
+        };
+        if path.starts_with('/') || path == ":memory:" {
+            return format!("sqlite://{path}");
+        }
+        format!("sqlite://{}", self.dir.join(path).display())
+    }
+
     /// The configuration with every default, for a directory that holds no files.
     pub fn defaults(dir: &Path) -> Self {
         GatewayConfig {
@@ -163,6 +251,10 @@ impl GatewayConfig {
             server: ServerConfig::default(),
             plugins: PluginsConfig::default(),
             log: LogConfig::default(),
+            store: StoreConfig::default(),
+            sessions: SessionsConfig::default(),
+            outbox: OutboxConfig::default(),
+            api: ApiConfig::default(),
             shops: Vec::new(),
         }
     }
@@ -206,7 +298,12 @@ pub fn load_partial(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> (Gatewa
     match main {
         Err(e) => errors.push(ConfigError { file: main_file.clone(), key: String::new(), message: e.to_string() }),
         Ok(main) => {
-            check_top_level_keys(&main, &main_file, &["server", "plugins", "log"], &mut errors);
+            check_top_level_keys(
+                &main,
+                &main_file,
+                &["server", "plugins", "log", "store", "sessions", "outbox", "api"],
+                &mut errors,
+            );
             if let Some(v) = section(&main, "server", &main_file, &mut errors) {
                 cfg.server = v;
             }
@@ -215,6 +312,18 @@ pub fn load_partial(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> (Gatewa
             }
             if let Some(v) = section(&main, "log", &main_file, &mut errors) {
                 cfg.log = v;
+            }
+            if let Some(v) = section(&main, "store", &main_file, &mut errors) {
+                cfg.store = v;
+            }
+            if let Some(v) = section(&main, "sessions", &main_file, &mut errors) {
+                cfg.sessions = v;
+            }
+            if let Some(v) = section(&main, "outbox", &main_file, &mut errors) {
+                cfg.outbox = v;
+            }
+            if let Some(v) = section(&main, "api", &main_file, &mut errors) {
+                cfg.api = v;
             }
         }
     }
@@ -230,6 +339,28 @@ pub fn load_partial(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> (Gatewa
             file: main_file.clone(),
             key: "server.max_push_bytes".into(),
             message: "must be at least 1024".into(),
+        });
+    }
+    let url = &cfg.store.url;
+    if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        errors.push(ConfigError {
+            file: main_file.clone(),
+            key: "store.url".into(),
+            message: format!("`{url}` is neither sqlite://PATH nor postgres://…"),
+        });
+    }
+    if cfg.outbox.send_rate_per_sec == 0 {
+        errors.push(ConfigError {
+            file: main_file.clone(),
+            key: "outbox.send_rate_per_sec".into(),
+            message: "must be at least 1".into(),
+        });
+    }
+    if cfg.outbox.backoff_base_ms == 0 || cfg.outbox.backoff_max_ms < cfg.outbox.backoff_base_ms {
+        errors.push(ConfigError {
+            file: main_file.clone(),
+            key: "outbox.backoff_max_ms".into(),
+            message: "backoff_base_ms must be > 0 and backoff_max_ms >= backoff_base_ms".into(),
         });
     }
     if !cfg.plugins_dir().is_dir() {

@@ -1,0 +1,217 @@
+//! `/api/v1`: sessions, history, replies and the outbox, as JSON. Errors are JSON with a stable
+//! `code` and a human `message`.
+//!
+//! Access: `Authorization: Bearer <api.admin_token>` (operator). Agent logins and roles come
+//! with the workbench.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use huiliu_sdk::Content;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::Gateway;
+use crate::pipeline::{ReplyError, ReplyOutcome, ReplyRequest};
+use crate::sessions::{SessionFilter, SessionState};
+use crate::store::StoreError;
+
+pub fn routes() -> Router<Arc<Gateway>> {
+    Router::new()
+        .route("/status", get(status))
+        .route("/sessions", get(list_sessions))
+        .route("/sessions/{id}", get(session))
+        .route("/sessions/{id}/reply", post(reply))
+        .route("/sessions/{id}/close", post(close))
+        .route("/customers/{id}/history", get(history))
+        .route("/outbox/{id}/retry", post(retry))
+}
+
+/// An API error: HTTP status, stable code, message.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, &'static str, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({"code": self.1, "message": self.2}))).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!("store error in API: {e}");
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, "store_error", "the store failed; see the gateway log".into())
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+fn authorize(gw: &Gateway, headers: &HeaderMap) -> Result<(), ApiError> {
+    let token = &gw.config.api.admin_token;
+    if token.is_empty() {
+        return Err(ApiError(StatusCode::FORBIDDEN, "api_disabled", "set api.admin_token to use the API".into()));
+    }
+    let given = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(g) if huiliu_sdk::crypto::signature_eq(g, token) => Ok(()),
+        _ => Err(ApiError(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token".into())),
+    }
+}
+
+async fn status(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> ApiResult<serde_json::Value> {
+    authorize(&gw, &headers)?;
+    let channels = gw.channel_status.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    Ok(Json(json!({
+        "channels": channels,
+        "outbox": gw.store.outbox_counts().await?.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+        "dead_letters": gw.store.dead_letter_counts().await?.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+        "shop_errors": gw.shop_errors,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+struct SessionQuery {
+    shop: Option<String>,
+    platform: Option<String>,
+    state: Option<String>,
+    agent: Option<String>,
+    from: Option<i64>,
+    to: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn list_sessions(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Query(q): Query<SessionQuery>,
+) -> ApiResult<serde_json::Value> {
+    authorize(&gw, &headers)?;
+    let state = match q.state.as_deref() {
+        None => None,
+        Some(s) => Some(SessionState::parse(s).ok_or_else(|| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                "bad_state",
+                format!("unknown state `{s}` (queued, assigned, bot, off_hours, closed)"),
+            )
+        })?),
+    };
+    let filter = SessionFilter {
+        shop: q.shop,
+        platform: q.platform,
+        state,
+        agent: q.agent,
+        from: q.from,
+        to: q.to,
+        limit: q.limit,
+    };
+    Ok(Json(json!({"sessions": gw.store.search_sessions(&filter).await?})))
+}
+
+fn not_found(what: String) -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, "not_found", what)
+}
+
+async fn session(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> ApiResult<serde_json::Value> {
+    authorize(&gw, &headers)?;
+    let s = gw.store.session(id).await?.ok_or_else(|| not_found(format!("session {id}")))?;
+    let customer = gw.store.customer(s.customer_id).await?;
+    Ok(Json(json!({
+        "session": s,
+        "customer": customer,
+        "messages": gw.store.session_messages(id).await?,
+        "trades": gw.store.customer_trades(s.customer_id, 20).await?,
+        "transfers": gw.store.transfers(id).await?,
+        "decisions": gw.store.decisions(id).await?,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+struct ReplyBody {
+    /// Plain text to send.
+    text: Option<String>,
+    /// Or rich content elements.
+    content: Option<Vec<Content>>,
+    /// The agent sending it (defaults to `operator`).
+    author: Option<String>,
+}
+
+async fn reply(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Json(body): Json<ReplyBody>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    authorize(&gw, &headers)?;
+    let content = match (body.content, body.text) {
+        (Some(c), _) if !c.is_empty() => c,
+        (_, Some(t)) if !t.trim().is_empty() => vec![Content::text(t)],
+        _ => return Err(ApiError(StatusCode::BAD_REQUEST, "empty_reply", "give `text` or `content`".into())),
+    };
+    let request = ReplyRequest { session_id: id, author: body.author.unwrap_or_else(|| "operator".into()), content };
+    match gw.pipeline.reply(request, crate::now_millis()).await {
+        Ok(ReplyOutcome::Queued { message_id, outbox_id, client_msg_id }) => Ok((
+            StatusCode::ACCEPTED,
+            Json(
+                json!({"message_id": message_id, "outbox_id": outbox_id, "client_msg_id": client_msg_id, "delivery": "pending"}),
+            ),
+        )),
+        Err(ReplyError::NoSession(id)) => Err(not_found(format!("session {id}"))),
+        Err(ReplyError::Closed(id)) => {
+            Err(ApiError(StatusCode::CONFLICT, "session_closed", format!("session {id} is closed")))
+        }
+        Err(ReplyError::Empty) => Err(ApiError(StatusCode::BAD_REQUEST, "empty_reply", "nothing to send".into())),
+        Err(ReplyError::Store(e)) => Err(e.into()),
+    }
+}
+
+async fn close(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> ApiResult<serde_json::Value> {
+    authorize(&gw, &headers)?;
+    gw.store.session(id).await?.ok_or_else(|| not_found(format!("session {id}")))?;
+    gw.store.close(id, "agent", crate::now_millis()).await?;
+    Ok(Json(json!({"closed": id})))
+}
+
+#[derive(Debug, Deserialize)]
+struct HistoryQuery {
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn history(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Query(q): Query<HistoryQuery>,
+) -> ApiResult<serde_json::Value> {
+    authorize(&gw, &headers)?;
+    let messages = gw.store.customer_history(id, q.before, q.limit.unwrap_or(50)).await?;
+    let next = messages.last().map(|m| m.id);
+    Ok(Json(json!({"messages": messages, "next_before": next})))
+}
+
+async fn retry(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> ApiResult<serde_json::Value> {
+    authorize(&gw, &headers)?;
+    if gw.store.outbox_manual_retry(id, crate::now_millis()).await? {
+        gw.pipeline.outbox_wake.notify_one();
+        Ok(Json(json!({"retrying": id})))
+    } else {
+        Err(ApiError(StatusCode::CONFLICT, "not_failed", format!("outbox item {id} is not failed (or does not exist)")))
+    }
+}

@@ -1,0 +1,226 @@
+//! The outbox worker: sends stored replies through their shop's connector, retries with
+//! exponential backoff and jitter on retryable and rate-limited outcomes, keeps a per-shop send
+//! rate, refreshes an expired token once and retries once, and records the final delivery
+//! state (with the platform's reason) on the message.
+//!
+//! Architecture invariant: a reply is sent only after it is stored; every attempt carries the
+//! same client message id, so a retry after a crash or a lost answer cannot double-send on a
+//! platform that deduplicates by it. Each attempt is claimed with a lease, so two workers
+//! (or one restarted) never send the same row at the same time.
+
+pub mod http;
+pub mod tokens;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use huiliu_sdk::{Millis, SendOutcome};
+
+use crate::Gateway;
+use crate::events::GatewayEvent;
+use crate::metrics::Metrics;
+use crate::store::OutboxItem;
+
+/// How long one attempt holds its row before another worker may retry it.
+const LEASE_MS: Millis = 120_000;
+
+/// The delay before attempt `attempt + 1`: base·2^(attempt−1), capped, ±25% jitter.
+pub fn backoff_ms(attempt: u32, base_ms: u64, max_ms: u64, jitter: f64) -> u64 {
+    let exp = base_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(30));
+    let capped = exp.min(max_ms) as f64;
+    (capped * (1.0 + 0.25 * jitter.clamp(-1.0, 1.0))).max(1.0) as u64
+}
+
+/// Per-shop send pacing: the earliest time the next send may start.
+#[derive(Debug, Default)]
+struct Pacer {
+    next_slot: BTreeMap<(String, String), Millis>,
+}
+
+impl Pacer {
+    /// Reserves a slot for the shop; returns how long to wait before sending.
+    fn reserve(&mut self, key: (String, String), now: Millis, per_sec: u32) -> Millis {
+        let gap = 1000 / Millis::from(per_sec.max(1));
+        let slot = self.next_slot.entry(key).or_insert(now);
+        let start = (*slot).max(now);
+        *slot = start + gap;
+        start - now
+    }
+}
+
+/// Runs the worker forever.
+pub async fn run(gw: Arc<Gateway>) {
+    let in_flight: Arc<Mutex<BTreeSet<(String, String)>>> = Arc::default();
+    let pacer: Arc<Mutex<Pacer>> = Arc::default();
+    loop {
+        let now = crate::now_millis();
+        let due = match gw.store.due_outbox(now, 256).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!("outbox poll failed: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        // One sender per shop keeps each shop's replies in order and its rate honest.
+        let mut by_shop: BTreeMap<(String, String), Vec<OutboxItem>> = BTreeMap::new();
+        for item in due {
+            by_shop.entry((item.platform.clone(), item.shop.clone())).or_default().push(item);
+        }
+        for (key, items) in by_shop {
+            if !in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone()) {
+                continue;
+            }
+            let (gw, in_flight, pacer) = (gw.clone(), in_flight.clone(), pacer.clone());
+            tokio::spawn(async move {
+                for item in items {
+                    let wait = pacer.lock().unwrap_or_else(|p| p.into_inner()).reserve(
+                        key.clone(),
+                        crate::now_millis(),
+                        gw.config.outbox.send_rate_per_sec,
+                    );
+                    if wait > 0 {
+                        tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+                    }
+                    attempt(&gw, item).await;
+                }
+                in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+            });
+        }
+        // Sleep until the next row is due, a reply is queued, or a second passes.
+        let next = gw.store.next_outbox_due().await.ok().flatten();
+        let sleep_ms = next.map(|n| (n - crate::now_millis()).clamp(5, 1000)).unwrap_or(1000);
+        tokio::select! {
+            _ = gw.pipeline.outbox_wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(sleep_ms as u64)) => {}
+        }
+    }
+}
+
+/// One attempt at one row (plus the single retry after a token refresh).
+async fn attempt(gw: &Gateway, item: OutboxItem) {
+    let now = crate::now_millis();
+    match gw.store.claim_outbox(item.id, now, now + LEASE_MS).await {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => return tracing::error!(outbox = item.id, "cannot claim outbox row: {e}"),
+    }
+    let attempts = item.attempts as u32 + 1;
+    let Some(connector) = gw.connector(&item.platform, &item.shop).cloned() else {
+        return finish_failed(gw, &item, "the shop is not configured or its connector did not start").await;
+    };
+    let mut outcome = send_once(gw, &connector, &item).await;
+    if let SendOutcome::TokenExpired { error } = &outcome {
+        tracing::info!(shop = %item.shop, "token expired ({error}); refreshing once and retrying");
+        outcome = if tokens::refresh(gw, &connector, true).await {
+            send_once(gw, &connector, &item).await
+        } else {
+            SendOutcome::Retryable { error: error.clone() }
+        };
+    }
+    Metrics::count(&gw.metrics.sends, &item.platform, outcome.class());
+    let now = crate::now_millis();
+    let cfg = &gw.config.outbox;
+    match outcome {
+        SendOutcome::Delivered { platform_msg_id } => {
+            if let Err(e) = gw.store.outbox_sent(item.id, platform_msg_id.as_deref(), now).await {
+                tracing::error!(outbox = item.id, "delivered but not recorded: {e}");
+            }
+            tracing::info!(shop = %item.shop, session = item.session_id, "reply delivered");
+            publish(gw, &item, "sent", None);
+        }
+        SendOutcome::Permanent { error } => finish_failed(gw, &item, &error.to_string()).await,
+        SendOutcome::TokenExpired { error }
+        | SendOutcome::Retryable { error }
+        | SendOutcome::RateLimited { error, .. }
+            if attempts >= cfg.max_attempts =>
+        {
+            finish_failed(gw, &item, &format!("gave up after {attempts} attempts: {error}")).await
+        }
+        SendOutcome::Retryable { error } | SendOutcome::TokenExpired { error } => {
+            let delay =
+                backoff_ms(attempts, cfg.backoff_base_ms, cfg.backoff_max_ms, rand::random::<f64>() * 2.0 - 1.0);
+            retry_later(gw, &item, now + delay as Millis, &error.to_string()).await;
+        }
+        SendOutcome::RateLimited { error, retry_after_ms } => {
+            let delay =
+                backoff_ms(attempts, cfg.backoff_base_ms, cfg.backoff_max_ms, rand::random::<f64>() * 2.0 - 1.0)
+                    .max(retry_after_ms.unwrap_or(0));
+            retry_later(gw, &item, now + delay as Millis, &format!("rate limited: {error}")).await;
+        }
+    }
+}
+
+/// Encodes, performs and classifies one send.
+async fn send_once(gw: &Gateway, connector: &crate::plugins::ShopConnector, item: &OutboxItem) -> SendOutcome {
+    let error = |code: &str, message: String| huiliu_sdk::PlatformError {
+        http_status: 0,
+        code: code.into(),
+        sub_code: None,
+        message,
+    };
+    let request = match connector.encode_send(&item.outgoing, crate::now_millis()) {
+        Ok(r) => r,
+        Err(e) => return SendOutcome::Permanent { error: error("encode", e.to_string()) },
+    };
+    let timeout = Duration::from_millis(gw.config.outbox.request_timeout_ms);
+    match http::perform(&gw.http, request, timeout).await {
+        Ok(response) => connector
+            .classify_send(&response, crate::now_millis())
+            .unwrap_or_else(|e| SendOutcome::Retryable { error: error("classify", e.to_string()) }),
+        Err(e) => SendOutcome::Retryable { error: error("transport", e) },
+    }
+}
+
+async fn retry_later(gw: &Gateway, item: &OutboxItem, at: Millis, reason: &str) {
+    tracing::warn!(shop = %item.shop, session = item.session_id, "reply not delivered yet, retrying: {reason}");
+    if let Err(e) = gw.store.outbox_retry_at(item.id, at, reason, crate::now_millis()).await {
+        tracing::error!(outbox = item.id, "cannot schedule retry: {e}");
+    }
+    publish(gw, item, "retrying", Some(reason.to_owned()));
+}
+
+async fn finish_failed(gw: &Gateway, item: &OutboxItem, reason: &str) {
+    tracing::warn!(shop = %item.shop, session = item.session_id, "reply failed: {reason}");
+    if let Err(e) = gw.store.outbox_failed(item.id, reason, crate::now_millis()).await {
+        tracing::error!(outbox = item.id, "cannot record failure: {e}");
+    }
+    publish(gw, item, "failed", Some(reason.to_owned()));
+}
+
+fn publish(gw: &Gateway, item: &OutboxItem, state: &str, detail: Option<String>) {
+    let _ = gw.pipeline.events.send(GatewayEvent::Delivery {
+        session_id: item.session_id,
+        message_id: item.message_id,
+        state: state.into(),
+        detail,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_caps_and_jitters() {
+        assert_eq!(backoff_ms(1, 1000, 300_000, 0.0), 1000);
+        assert_eq!(backoff_ms(2, 1000, 300_000, 0.0), 2000);
+        assert_eq!(backoff_ms(5, 1000, 300_000, 0.0), 16_000);
+        assert_eq!(backoff_ms(40, 1000, 300_000, 0.0), 300_000);
+        assert_eq!(backoff_ms(1, 1000, 300_000, 1.0), 1250);
+        assert_eq!(backoff_ms(1, 1000, 300_000, -1.0), 750);
+        assert_eq!(backoff_ms(0, 1000, 300_000, 0.0), 1000);
+    }
+
+    #[test]
+    fn pacer_spaces_sends_per_shop() {
+        let mut p = Pacer::default();
+        let k = || ("douyin".to_owned(), "s".to_owned());
+        assert_eq!(p.reserve(k(), 0, 10), 0);
+        assert_eq!(p.reserve(k(), 0, 10), 100);
+        assert_eq!(p.reserve(k(), 0, 10), 200);
+        assert_eq!(p.reserve(("jd".into(), "s".into()), 0, 10), 0);
+        assert_eq!(p.reserve(k(), 1000, 10), 0);
+    }
+}

@@ -1,0 +1,225 @@
+//! The pipeline: the order of the stages, written once, top to bottom.
+//!
+//! ```text
+//! inbound:  connector.decode (plugin) ─▶ [1] blacklist screen ─▶ [2] privacy mask
+//!           ─▶ [3] dedupe + session find/open + durable append (one transaction, group commit)
+//!           ─▶ caller acknowledges the platform ─▶ [4] route ─▶ [5] notify agents
+//!
+//! reply:    [1] compliance check ─▶ [2] mask for storage ─▶ [3] outbox (durable)
+//!           ─▶ outbox worker: connector.encode ─▶ HTTP ─▶ connector.classify ─▶ delivery status
+//! ```
+//!
+//! Architecture invariants held here:
+//! - [`Pipeline::intake`] returns `Ok` only after the store committed; callers acknowledge the
+//!   platform only then (push: the connector's `ack`; TMC: the `on_durable` frames).
+//! - Dedupe lives inside the store's transaction because that is the only race-free place.
+//! - Nothing after step [2] sees unmasked text: events handed to the store, the router, the
+//!   event bus and the logs carry masked content only.
+//! - A blocked buyer's event stops at step [3] with only its dedupe key stored: no session,
+//!   no notification, no agent work — yet the platform is still acknowledged.
+
+use std::sync::Arc;
+
+use huiliu_sdk::{Content, DeadLetter, EventKind, InboundEvent, Millis, OutgoingMessage};
+use tokio::sync::{Notify, broadcast};
+
+use crate::events::GatewayEvent;
+use crate::metrics::Metrics;
+use crate::store::{IntakeBatch, IntakeItem, ItemOutcome, NewReply, Screen, Store, StoreError};
+
+/// The privacy-mask stage as the pipeline needs it.
+pub trait MaskStage: Send + Sync + std::fmt::Debug {
+    /// `text` with personal data masked, and how many items were masked.
+    fn mask_text(&self, text: &str) -> (String, usize);
+}
+
+/// The blacklist stage as the pipeline needs it.
+pub trait ScreenStage: Send + Sync + std::fmt::Debug {
+    /// The screening decision for the buyer of `event`.
+    fn screen(&self, event: &InboundEvent, now: Millis) -> Screen;
+}
+
+/// A reply an agent wants sent.
+#[derive(Debug, Clone)]
+pub struct ReplyRequest {
+    pub session_id: i64,
+    pub author: String,
+    pub content: Vec<Content>,
+}
+
+/// What became of a reply request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplyOutcome {
+    /// Stored in the outbox; the worker sends it.
+    Queued { message_id: i64, outbox_id: i64, client_msg_id: String },
+}
+
+/// Errors of the reply path.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplyError {
+    #[error("session {0} not found")]
+    NoSession(i64),
+    #[error("session {0} is closed")]
+    Closed(i64),
+    #[error("nothing to send")]
+    Empty,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The stages, wired.
+#[derive(Debug)]
+pub struct Pipeline {
+    pub store: Store,
+    pub mask: Arc<dyn MaskStage>,
+    pub screen: Arc<dyn ScreenStage>,
+    pub metrics: Arc<Metrics>,
+    pub events: broadcast::Sender<GatewayEvent>,
+    /// Wakes the outbox worker when a reply is queued.
+    pub outbox_wake: Arc<Notify>,
+    pub idle_close_ms: Millis,
+}
+
+impl Pipeline {
+    /// Screens, masks and durably stores what a connector decoded. `Ok` means committed.
+    pub async fn intake(
+        &self,
+        events: Vec<InboundEvent>,
+        dead_letters: Vec<DeadLetter>,
+        platform: &str,
+        shop: &str,
+        now: Millis,
+    ) -> Result<Vec<ItemOutcome>, StoreError> {
+        let mut items = Vec::with_capacity(events.len());
+        for event in events {
+            // [1] blacklist screen
+            let screen = self.screen.screen(&event, now);
+            // [2] privacy mask: from here on only masked text exists.
+            let (event, text) = self.mask_event(event);
+            items.push(IntakeItem { event, text, sealed: None, screen });
+        }
+        if !dead_letters.is_empty() {
+            self.metrics
+                .dead_letters
+                .get_or_create(&crate::metrics::PlatformLabels { platform: platform.into() })
+                .inc_by(dead_letters.len() as u64);
+            tracing::warn!(platform, shop, count = dead_letters.len(), "kept undecodable push units as dead letters");
+        }
+        let dead_letters = dead_letters.into_iter().map(|d| (platform.to_owned(), shop.to_owned(), d)).collect();
+        let summaries: Vec<(String, String)> = items.iter().map(|i| (i.event.shop.clone(), i.text.clone())).collect();
+        // [3] dedupe + session + durable append
+        let batch = IntakeBatch { items, dead_letters, now, idle_close_ms: self.idle_close_ms };
+        let outcomes = self.store.intake(batch).await?;
+        // The caller acknowledges the platform after this returns; [4]/[5] follow.
+        for (outcome, (shop, text)) in outcomes.iter().zip(summaries) {
+            self.after_commit(platform, &shop, outcome, &text);
+        }
+        Ok(outcomes)
+    }
+
+    /// Masks the typed text of a buyer message; returns the event and its masked fallback text.
+    fn mask_event(&self, mut event: InboundEvent) -> (InboundEvent, String) {
+        let EventKind::BuyerMessage(m) = &mut event.kind else { return (event, String::new()) };
+        let mut masked_items = 0;
+        for c in &mut m.content {
+            if let Content::Text { text } = c {
+                let (masked, n) = self.mask.mask_text(text);
+                masked_items += n;
+                *text = masked;
+            }
+        }
+        if masked_items > 0 {
+            self.metrics.masked.inc_by(masked_items as u64);
+        }
+        let text = huiliu_sdk::fallback_text(&m.content);
+        (event, text)
+    }
+
+    /// Counts, logs and publishes what one item's intake did.
+    fn after_commit(&self, platform: &str, shop: &str, outcome: &ItemOutcome, masked_text: &str) {
+        let label = crate::metrics::PlatformLabels { platform: platform.into() };
+        match outcome {
+            ItemOutcome::Duplicate => {
+                self.metrics.deduped.get_or_create(&label).inc();
+            }
+            ItemOutcome::Blocked => {
+                self.metrics.blocked.get_or_create(&label).inc();
+                tracing::info!(platform, shop, "blocked buyer's message dropped");
+            }
+            ItemOutcome::Message { session_id, message_id, new_session, customer_id, .. } => {
+                self.metrics.stored.get_or_create(&label).inc();
+                tracing::info!(platform, shop, session = session_id, new_session, "buyer: {masked_text}");
+                let _ = self.events.send(GatewayEvent::MessageIn {
+                    session_id: *session_id,
+                    customer_id: *customer_id,
+                    message_id: *message_id,
+                    new_session: *new_session,
+                    platform: platform.into(),
+                    shop: shop.into(),
+                });
+            }
+            ItemOutcome::Trade { customer_id, session_id } => {
+                self.metrics.stored.get_or_create(&label).inc();
+                let _ = self.events.send(GatewayEvent::Trade { customer_id: *customer_id, session_id: *session_id });
+            }
+        }
+    }
+
+    /// Stores a reply in the outbox (durably) and wakes the worker.
+    pub async fn reply(&self, request: ReplyRequest, now: Millis) -> Result<ReplyOutcome, ReplyError> {
+        if request.content.is_empty() {
+            return Err(ReplyError::Empty);
+        }
+        let session = self.store.session(request.session_id).await?.ok_or(ReplyError::NoSession(request.session_id))?;
+        if session.state == crate::sessions::SessionState::Closed {
+            return Err(ReplyError::Closed(session.id));
+        }
+        let customer =
+            self.store.customer(session.customer_id).await?.ok_or(ReplyError::NoSession(request.session_id))?;
+        // [2] mask for storage; the outbox payload keeps the agent's words for the platform.
+        let stored: Vec<Content> = request
+            .content
+            .iter()
+            .map(|c| match c {
+                Content::Text { text } => Content::text(self.mask.mask_text(text).0),
+                other => other.clone(),
+            })
+            .collect();
+        let client_msg_id = format!("hl-{}-{:016x}", session.id, rand::random::<u64>());
+        let outgoing = OutgoingMessage {
+            client_msg_id: client_msg_id.clone(),
+            shop: session.shop.clone(),
+            buyer: huiliu_sdk::Buyer { open_id: customer.buyer_id.clone(), nick: customer.nick.clone() },
+            conversation: session.conversation.clone(),
+            reply_context: session.reply_context.clone(),
+            content: request.content,
+        };
+        let text = huiliu_sdk::fallback_text(&stored);
+        let reply = NewReply { session_id: session.id, author: Some(request.author), content: stored, text, outgoing };
+        // [3] outbox
+        let (message_id, outbox_id) = self.store.enqueue_reply(&reply, now).await?;
+        self.outbox_wake.notify_one();
+        let _ = self.events.send(GatewayEvent::MessageOut { session_id: session.id, message_id });
+        Ok(ReplyOutcome::Queued { message_id, outbox_id, client_msg_id })
+    }
+}
+
+/// Masks nothing. Used only where no personal data can appear (tests of other stages).
+#[derive(Debug, Default)]
+pub struct NoMask;
+
+impl MaskStage for NoMask {
+    fn mask_text(&self, text: &str) -> (String, usize) {
+        (text.to_owned(), 0)
+    }
+}
+
+/// Lets every buyer through (no blacklist configured).
+#[derive(Debug, Default)]
+pub struct NoScreen;
+
+impl ScreenStage for NoScreen {
+    fn screen(&self, _: &InboundEvent, _: Millis) -> Screen {
+        Screen::Pass
+    }
+}

@@ -1,0 +1,1 @@
+//! Realistic buyer traffic for the demo (filled in later).
