@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod config;
+pub mod demo;
 pub mod events;
 pub mod filters;
 pub mod ingress;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use huiliu_gateway::config::{self, ConfigError, GatewayConfig};
+use huiliu_gateway::demo::DemoOptions;
 use huiliu_gateway::pipeline::{NoMask, NoScreen};
 use huiliu_gateway::plugins::PluginHost;
 use huiliu_gateway::{Gateway, Stages, api, telemetry};
@@ -31,6 +32,22 @@ enum Command {
     Serve(ConfigArg),
     /// Validate the configuration and report every error at once (exit 1 if any).
     Check(ConfigArg),
+    /// Run a demo: simulated Taobao, Douyin and JD storefronts send buyer traffic to a gateway on
+    /// the embedded defaults, a demo agent answers, and a live log shows the flow.
+    Demo {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Keep the demo database here (default: a temp directory removed at exit).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Buyer messages per second.
+        #[arg(long, default_value_t = 0.5)]
+        rate: f64,
+        /// Stop after this many seconds (default: run until Ctrl-C).
+        #[arg(long, default_value_t = 0)]
+        duration: u64,
+    },
     /// Inspect connector plugins.
     Plugins {
         #[command(subcommand)]
@@ -50,6 +67,9 @@ fn main() -> ExitCode {
         Command::Serve(a) => serve(a),
         Command::Check(a) => check(a),
         Command::Plugins { command: PluginsCommand::List(a) } => plugins_list(a),
+        Command::Demo { listen, data, rate, duration } => {
+            demo(DemoOptions { listen, data_dir: data, rate, duration_secs: duration })
+        }
     }
 }
 
@@ -82,8 +102,7 @@ fn serve(a: ConfigArg) -> ExitCode {
     };
     runtime.block_on(async move {
         let addr = cfg.listen_addr();
-        let stages = Stages { mask: Arc::new(NoMask), screen: Arc::new(NoScreen) };
-        let gateway = match Gateway::start(cfg, stages).await {
+        let gateway = match Gateway::start(cfg, default_stages()).await {
             Ok(g) => g,
             Err(e) => {
                 tracing::error!("cannot start: {e}");
@@ -111,6 +130,29 @@ fn serve(a: ConfigArg) -> ExitCode {
             }
         }
     })
+}
+
+fn demo(options: DemoOptions) -> ExitCode {
+    telemetry::init(&huiliu_gateway::config::LogConfig { level: "warn".into(), ..Default::default() });
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(huiliu_gateway::demo::run(options, default_stages())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The production stages.
+fn default_stages() -> Stages {
+    Stages { mask: Arc::new(NoMask), screen: Arc::new(NoScreen) }
 }
 
 async fn shutdown_signal() {

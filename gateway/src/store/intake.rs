@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{StoreError, StoreOptions};
+use super::{Backend, StoreError, StoreOptions};
 
 /// What the screening stage decided for an event's buyer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +64,7 @@ pub(super) struct Job {
 
 /// The single intake writer. With group commit, every job waiting when a commit starts joins
 /// the next one.
-pub(super) async fn writer(pool: AnyPool, mut rx: mpsc::Receiver<Job>, options: StoreOptions) {
+pub(super) async fn writer(pool: AnyPool, backend: Backend, mut rx: mpsc::Receiver<Job>, options: StoreOptions) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         if options.group_commit {
@@ -79,7 +79,7 @@ pub(super) async fn writer(pool: AnyPool, mut rx: mpsc::Receiver<Job>, options: 
                 }
             }
         }
-        match write_group(&pool, &jobs).await {
+        match write_group(&pool, backend, &jobs).await {
             Ok(results) => {
                 for (job, result) in jobs.into_iter().zip(results) {
                     let _ = job.done.send(Ok(result));
@@ -89,7 +89,7 @@ pub(super) async fn writer(pool: AnyPool, mut rx: mpsc::Receiver<Job>, options: 
                 // One bad job must not fail its neighbours forever: redo each alone.
                 tracing::warn!("group commit of {} intakes failed ({e}); retrying them one by one", jobs.len());
                 for job in jobs {
-                    let result = write_group(&pool, std::slice::from_ref(&job)).await.map(|mut r| r.remove(0));
+                    let result = write_group(&pool, backend, std::slice::from_ref(&job)).await.map(|mut r| r.remove(0));
                     let _ = job.done.send(result);
                 }
             }
@@ -102,8 +102,8 @@ pub(super) async fn writer(pool: AnyPool, mut rx: mpsc::Receiver<Job>, options: 
     }
 }
 
-async fn write_group(pool: &AnyPool, jobs: &[Job]) -> Result<Vec<Vec<ItemOutcome>>, StoreError> {
-    let mut tx = pool.begin().await?;
+async fn write_group(pool: &AnyPool, backend: Backend, jobs: &[Job]) -> Result<Vec<Vec<ItemOutcome>>, StoreError> {
+    let mut tx = super::begin_write(pool, backend).await?;
     let mut all = Vec::with_capacity(jobs.len());
     for job in jobs {
         let mut outcomes = Vec::with_capacity(job.batch.items.len());

@@ -101,7 +101,7 @@ impl Store {
         let pool = pool_options.connect_with(connect).await?;
         migrate(&pool, backend).await?;
         let (tx, rx) = mpsc::channel(4096);
-        tokio::spawn(intake::writer(pool.clone(), rx, options));
+        tokio::spawn(intake::writer(pool.clone(), backend, rx, options));
         Ok(Store { pool, backend, writer: tx })
     }
 
@@ -113,6 +113,13 @@ impl Store {
     /// The pool, for queries.
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Begins a transaction that will write. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first cannot upgrade while another
+    /// writer commits and fails with "database is locked" instead of waiting.
+    pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        begin_write(&self.pool, self.backend).await
     }
 
     /// Stores a batch durably (idempotently) and returns one outcome per item. When this
@@ -127,6 +134,17 @@ impl Store {
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
+}
+
+/// See [`Store::write_tx`].
+pub(crate) async fn begin_write(
+    pool: &AnyPool,
+    backend: Backend,
+) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+    Ok(match backend {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => pool.begin().await?,
+    })
 }
 
 /// Accepts `sqlite://path`, `sqlite:path`, a bare file path (SQLite) or `postgres://…`.
@@ -162,7 +180,7 @@ async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
         if applied.contains(version) {
             continue;
         }
-        let mut tx = pool.begin().await?;
+        let mut tx = begin_write(pool, backend).await?;
         for statement in schema::statements(sql, backend) {
             // Our own constant migration text.
             sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&mut *tx).await?;

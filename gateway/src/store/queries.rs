@@ -311,7 +311,7 @@ impl Store {
         priority: i64,
         now: Millis,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "UPDATE sessions SET state = 'assigned', agent = $1, skill_group = COALESCE($2, skill_group), priority = $3, \
              assigned_at = $4 WHERE id = $5 AND state <> 'closed'",
@@ -360,7 +360,7 @@ impl Store {
 
     /// Closes a session.
     pub async fn close(&self, session_id: i64, reason: &str, now: Millis) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         close_session(&mut tx, session_id, reason, now).await?;
         tx.commit().await?;
         Ok(())
@@ -458,7 +458,7 @@ impl Store {
 
     /// Stores a reply and its outbox row in one transaction; returns (message id, outbox id).
     pub async fn enqueue_reply(&self, reply: &NewReply, now: Millis) -> Result<(i64, i64), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let session = sqlx::query("SELECT customer_id, platform, shop FROM sessions WHERE id = $1")
             .bind(reply.session_id)
             .fetch_optional(&mut *tx)
@@ -601,7 +601,7 @@ impl Store {
         reason: Option<&str>,
         now: Millis,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let message_id: Option<i64> = sqlx::query_scalar(
             "UPDATE outbox SET state = $1, platform_msg_id = $2, last_error = COALESCE($3, last_error), updated_at = $4 \
              WHERE id = $5 RETURNING message_id",
@@ -640,7 +640,7 @@ impl Store {
 
     /// An operator asks to retry a failed reply now. False if it was not failed.
     pub async fn outbox_manual_retry(&self, id: i64, now: Millis) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let message_id: Option<i64> = sqlx::query_scalar(
             "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $1, updated_at = $1 \
              WHERE id = $2 AND state = 'failed' RETURNING message_id",

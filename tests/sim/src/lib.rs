@@ -217,6 +217,14 @@ impl Journal {
     }
 }
 
+/// An HTTP client for the simulators (pushes to the gateway, probes). Installs the ring
+/// crypto provider first: in a workspace build reqwest's TLS features are unified with the
+/// gateway's, which expect a provider to be installed.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().no_proxy().build().unwrap_or_else(|_| reqwest::Client::new())
+}
+
 /// Milliseconds since the epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)

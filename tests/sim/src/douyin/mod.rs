@@ -160,6 +160,7 @@ impl DouyinSim {
     pub async fn start(cfg: SimConfig, faults: Arc<Faults>) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", cfg.port)).await?;
         let addr = listener.local_addr()?;
+        let _ = crate::http_client(); // installs the crypto provider reqwest may need
         let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build()?;
         let now = crate::now_ms();
         let tokens = Tokens {

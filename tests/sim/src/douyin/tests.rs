@@ -42,7 +42,7 @@ impl Client {
     fn new(sim: &DouyinSim) -> Client {
         let s = sim.shop_settings();
         Client {
-            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+            http: crate::http_client(),
             base: s["api_url"].clone(),
             app_key: s["app_key"].clone(),
             secret: s["app_secret"].clone(),

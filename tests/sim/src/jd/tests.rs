@@ -21,7 +21,7 @@ async fn start() -> (JdSim, Arc<Faults>) {
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
+    crate::http_client()
 }
 
 fn settings(sim: &JdSim, key: &str) -> String {

@@ -79,7 +79,7 @@ fn encode(params: &[(String, String)]) -> String {
 }
 
 async fn post_form(url: &str, body: String) -> (u16, Json) {
-    let resp = reqwest::Client::new()
+    let resp = crate::http_client()
         .post(url)
         .header("content-type", "application/x-www-form-urlencoded;charset=utf-8")
         .body(body)

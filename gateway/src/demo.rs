@@ -1,0 +1,222 @@
+//! `huiliu demo`: the gateway on its embedded default (SQLite in a data directory, the bundled
+//! plugins) with simulated Taobao, Douyin and JD storefronts sending realistic buyer traffic,
+//! a scripted demo agent answering, and a readable live log of sessions and replies.
+//!
+//! The simulators run in their own process (`huiliu-sim`, built beside `huiliu`), so the
+//! gateway still knows no wire format: it only reads the shop settings the simulator prints.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use huiliu_sdk::Content;
+use serde::Deserialize;
+
+use crate::config::{GatewayConfig, Shop};
+use crate::events::GatewayEvent;
+use crate::pipeline::ReplyRequest;
+use crate::{Gateway, Stages};
+
+/// Options of `huiliu demo`.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub listen: String,
+    /// Where the demo database goes (default: a fresh temp directory).
+    pub data_dir: Option<PathBuf>,
+    /// Buyer messages per second.
+    pub rate: f64,
+    /// Stop after this many seconds (0: until Ctrl-C).
+    pub duration_secs: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct SimShops {
+    shops: Vec<SimShop>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SimShop {
+    id: String,
+    platform: String,
+    name: String,
+    settings: std::collections::BTreeMap<String, String>,
+}
+
+/// Kills the simulator when the demo ends, however it ends.
+struct SimProcess(Child);
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sim_binary() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let path = exe.with_file_name(format!("huiliu-sim{}", std::env::consts::EXE_SUFFIX));
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} not found next to huiliu; build everything with `cargo build --release` at the repository root",
+            path.display()
+        ))
+    }
+}
+
+/// Runs the demo until Ctrl-C (or `duration_secs`).
+pub async fn run(options: DemoOptions, stages: Stages) -> Result<(), String> {
+    let gateway_url = format!("http://{}", options.listen);
+    let mut child = Command::new(sim_binary()?)
+        .args(["demo", "--gateway", &gateway_url, "--rate", &options.rate.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start huiliu-sim: {e}"))?;
+    let stdout = child.stdout.take().ok_or("huiliu-sim has no stdout")?;
+    let sim = SimProcess(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).map_err(|e| format!("cannot read from huiliu-sim: {e}"))?;
+    let shops: SimShops =
+        serde_json::from_str(&line).map_err(|e| format!("huiliu-sim printed no shop list ({e}): {line}"))?;
+
+    let (data_dir, _temp) = match &options.data_dir {
+        Some(d) => (d.clone(), None),
+        None => {
+            let t = std::env::temp_dir().join(format!("huiliu-demo-{}", std::process::id()));
+            (t.clone(), Some(TempDir(t)))
+        }
+    };
+    std::fs::create_dir_all(&data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    let mut config = GatewayConfig::defaults(&data_dir);
+    config.server.listen = options.listen.clone();
+    config.store.url = format!("sqlite://{}", data_dir.join("demo.db").display());
+    config.api.admin_token = format!("demo-{:016x}", rand::random::<u64>());
+    config.outbox.backoff_base_ms = 500;
+    config.shops = shops
+        .shops
+        .into_iter()
+        .map(|s| Shop { id: s.id, platform: s.platform, name: s.name, enabled: true, settings: s.settings })
+        .collect();
+    let token = config.api.admin_token.clone();
+    let addr = config.listen_addr();
+    let gateway = Gateway::start(config, stages).await.map_err(|e| e.to_string())?;
+    if !gateway.shop_errors.is_empty() {
+        return Err(format!("some demo shops could not start: {:?}", gateway.shop_errors));
+    }
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    gateway.spawn_background();
+    println!("汇流 Huiliu demo — three simulated storefronts (淘宝 / 抖音 / 京东) sending buyer traffic");
+    println!("  gateway    {gateway_url}   (health: /healthz, readiness: /readyz, metrics: /metrics)");
+    println!("  API        curl -H 'Authorization: Bearer {token}' {gateway_url}/api/v1/sessions");
+    println!("  database   {}", data_dir.join("demo.db").display());
+    println!("  Ctrl-C stops the demo.\n");
+    tokio::spawn(live_log(gateway.clone()));
+    tokio::spawn(demo_agent(gateway.clone()));
+    let app = crate::api::app(gateway.clone());
+    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        if options.duration_secs > 0 {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = tokio::time::sleep(Duration::from_secs(options.duration_secs)) => {}
+            }
+        } else {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    });
+    let result = serve.await.map_err(|e| e.to_string());
+    drop(sim);
+    let (inbound, outbound, sessions) = gateway.store.counts().await.unwrap_or_default();
+    println!("\ndemo stopped: {inbound} buyer messages, {outbound} replies, {sessions} sessions");
+    result
+}
+
+/// Removes the demo's temp directory at the end.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn platform_zh(platform: &str) -> &str {
+    match platform {
+        "taobao" => "淘宝",
+        "douyin" => "抖音",
+        "jd" => "京东",
+        other => other,
+    }
+}
+
+/// Prints one readable line per buyer message, reply and delivery.
+async fn live_log(gw: Arc<Gateway>) {
+    let mut events = gw.pipeline.events.subscribe();
+    loop {
+        let event = match events.recv().await {
+            Ok(e) => e,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                println!("  … {n} events skipped");
+                continue;
+            }
+            Err(_) => return,
+        };
+        match event {
+            GatewayEvent::MessageIn { session_id, customer_id, message_id, new_session, platform, shop } => {
+                let nick = gw.store.customer(customer_id).await.ok().flatten().and_then(|c| c.nick).unwrap_or_default();
+                let text = gw.store.message(message_id).await.ok().flatten().map(|m| m.text).unwrap_or_default();
+                let tag = if new_session { "新会话" } else { "" };
+                println!("[{}/{shop}] 会话#{session_id} {tag} 买家 {nick}: {text}", platform_zh(&platform));
+            }
+            GatewayEvent::MessageOut { session_id, message_id } => {
+                let text = gw.store.message(message_id).await.ok().flatten().map(|m| m.text).unwrap_or_default();
+                println!("          会话#{session_id} 客服回复: {text}");
+            }
+            GatewayEvent::Delivery { session_id, state, detail, .. } => match state.as_str() {
+                "sent" => println!("          会话#{session_id} ✓ 已送达平台"),
+                other => println!("          会话#{session_id} 发送{other}: {}", detail.unwrap_or_default()),
+            },
+            GatewayEvent::Trade { session_id: Some(s), .. } => println!("          会话#{s} 订单/退款状态更新"),
+            GatewayEvent::Channel { platform, shop, channel, status } => {
+                println!("[{}/{shop}] 通道 {channel}: {status}", platform_zh(&platform))
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A scripted agent so the demo shows the reply path: answers each buyer message after a short
+/// pause with a canned reply picked by keyword.
+async fn demo_agent(gw: Arc<Gateway>) {
+    let mut events = gw.pipeline.events.subscribe();
+    while let Ok(event) = events.recv().await {
+        let GatewayEvent::MessageIn { session_id, message_id, .. } = event else { continue };
+        let gw = gw.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let text = gw.store.message(message_id).await.ok().flatten().map(|m| m.text).unwrap_or_default();
+            let answer = canned_reply(&text);
+            let request =
+                ReplyRequest { session_id, author: "demo-agent".into(), content: vec![Content::text(answer)] };
+            if let Err(e) = gw.pipeline.reply(request, crate::now_millis()).await {
+                tracing::warn!(session = session_id, "demo agent could not reply: {e}");
+            }
+        });
+    }
+}
+
+fn canned_reply(text: &str) -> &'static str {
+    let has = |words: &[&str]| words.iter().any(|w| text.contains(w));
+    if has(&["投诉", "差评", "举报", "主管", "太过分"]) {
+        "非常抱歉给您带来不好的体验，我马上为您升级处理，请您放心。"
+    } else if has(&["退", "换", "破损", "不出热水", "上门"]) {
+        "亲，售后这边已经为您登记，会在24小时内处理，请保持电话畅通哦。"
+    } else if has(&["发货", "物流", "快递", "订单", "发票"]) {
+        "亲，帮您查询了，订单已经在处理中，发货后物流信息会同步更新。"
+    } else {
+        "亲，在的，这款目前有现货，今天下单今天发货哦。"
+    }
+}
