@@ -98,3 +98,39 @@ fn a_plugin_panic_while_decoding_fails_that_push_only() {
     let log = daemon.log_text();
     assert!(log.contains("plugin panicked") && log.contains("panic-decode"), "{log}");
 }
+
+/// The example plugin in `sdk/examples/echo-connector` is its own workspace depending on the SDK
+/// by path only: build it the way an outside developer would, then load it into the daemon.
+#[test]
+fn the_example_plugin_builds_out_of_tree_and_loads_into_the_daemon() {
+    let root = huiliu_e2e::workspace_root();
+    let target = root.join("target").join("e2e-echo");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(root.join("sdk/examples/echo-connector"))
+        .args(["build", "--target-dir"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "out-of-tree build failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let lib = target.join("debug").join(format!(
+        "{}huiliu_echo{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
+    let plugins = tempfile::tempdir().unwrap();
+    std::fs::copy(&lib, plugins.path().join(lib.file_name().unwrap())).unwrap();
+
+    let daemon = Daemon::start(
+        plugins.path(),
+        "[[shop]]\nid = \"echo-1\"\nplatform = \"echo\"\n[shop.settings]\napp_secret = \"s3cret\"\n",
+    );
+    let body = r#"{"id":"e-1","buyer":"b-1","text":"hello from outside"}"#;
+    let sign = huiliu_sdk::crypto::hmac_sha256_hex(b"s3cret", &[body.as_bytes()], huiliu_sdk::crypto::Case::Lower);
+    let (status, answer) = daemon.request("POST", "/hooks/echo/echo-1", &[("x-echo-sign", &sign)], body.as_bytes());
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    let (_, sessions) = daemon.api("GET", "/api/v1/sessions?shop=echo-1", None);
+    assert_eq!(sessions["sessions"].as_array().map(Vec::len), Some(1), "{sessions}");
+    let (status, _) = daemon.request("POST", "/hooks/echo/echo-1", &[("x-echo-sign", "forged")], body.as_bytes());
+    assert_eq!(status, 401);
+}
