@@ -22,8 +22,10 @@ use crate::events::GatewayEvent;
 use crate::metrics::Metrics;
 use crate::store::OutboxItem;
 
-/// How long one attempt holds its row before another worker may retry it.
-const LEASE_MS: Millis = 120_000;
+/// How long an attempt holds its row beyond the request timeout before another worker (or this
+/// one after a crash) may retry it. A crash mid-send delays that reply by at most
+/// `request_timeout_ms + LEASE_MARGIN_MS`; the retry reuses the client message id.
+const LEASE_MARGIN_MS: Millis = 5_000;
 
 /// The delay before attempt `attempt + 1`: base·2^(attempt−1), capped, ±25% jitter.
 pub fn backoff_ms(attempt: u32, base_ms: u64, max_ms: u64, jitter: f64) -> u64 {
@@ -101,7 +103,8 @@ pub async fn run(gw: Arc<Gateway>) {
 /// One attempt at one row (plus the single retry after a token refresh).
 async fn attempt(gw: &Gateway, item: OutboxItem) {
     let now = crate::now_millis();
-    match gw.store.claim_outbox(item.id, now, now + LEASE_MS).await {
+    let lease = gw.config.outbox.request_timeout_ms as Millis + LEASE_MARGIN_MS;
+    match gw.store.claim_outbox(item.id, now, now + lease).await {
         Ok(true) => {}
         Ok(false) => return,
         Err(e) => return tracing::error!(outbox = item.id, "cannot claim outbox row: {e}"),

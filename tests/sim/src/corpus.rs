@@ -115,8 +115,8 @@ impl Corpus {
             text,
             buyer,
             nick,
-            vip_level: if buyer % 7 == 0 { 3 } else { 0 },
-            fans_level: if buyer % 5 == 0 { 1 } else { 0 },
+            vip_level: if buyer.is_multiple_of(7) { 3 } else { 0 },
+            fans_level: if buyer.is_multiple_of(5) { 1 } else { 0 },
         }
     }
 

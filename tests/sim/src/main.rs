@@ -101,7 +101,7 @@ async fn main() -> anyhow::Result<()> {
         chat.vip_level = m.vip_level;
         chat.fans_level = m.fans_level;
         // Now and then the buyer's order moves too.
-        let trade = (sent % 7 == 0).then(|| TradeEvent {
+        let trade = sent.is_multiple_of(7).then(|| TradeEvent {
             event_id: format!("demo-trade-{seed}-{sent}"),
             kind: if m.kind == "aftersales" { TradeKind::RefundRequested } else { TradeKind::OrderPaid },
             buyer_id: buyer_id.clone(),
