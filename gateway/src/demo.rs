@@ -14,10 +14,10 @@ use std::time::Duration;
 use huiliu_sdk::Content;
 use serde::Deserialize;
 
+use crate::Gateway;
 use crate::config::{GatewayConfig, Shop};
 use crate::events::GatewayEvent;
 use crate::pipeline::ReplyRequest;
-use crate::{Gateway, Stages};
 
 /// Options of `huiliu demo`.
 #[derive(Debug, Clone)]
@@ -68,7 +68,7 @@ fn sim_binary() -> Result<PathBuf, String> {
 }
 
 /// Runs the demo until Ctrl-C (or `duration_secs`).
-pub async fn run(options: DemoOptions, stages: Stages) -> Result<(), String> {
+pub async fn run(options: DemoOptions) -> Result<(), String> {
     let gateway_url = format!("http://{}", options.listen);
     let mut child = Command::new(sim_binary()?)
         .args(["demo", "--gateway", &gateway_url, "--rate", &options.rate.to_string()])
@@ -103,7 +103,7 @@ pub async fn run(options: DemoOptions, stages: Stages) -> Result<(), String> {
         .collect();
     let token = config.api.admin_token.clone();
     let addr = config.listen_addr();
-    let gateway = Gateway::start(config, stages).await.map_err(|e| e.to_string())?;
+    let gateway = Gateway::start(config).await.map_err(|e| e.to_string())?;
     if !gateway.shop_errors.is_empty() {
         return Err(format!("some demo shops could not start: {:?}", gateway.shop_errors));
     }
@@ -113,6 +113,7 @@ pub async fn run(options: DemoOptions, stages: Stages) -> Result<(), String> {
     println!("  gateway    {gateway_url}   (health: /healthz, readiness: /readyz, metrics: /metrics)");
     println!("  API        curl -H 'Authorization: Bearer {token}' {gateway_url}/api/v1/sessions");
     println!("  database   {}", data_dir.join("demo.db").display());
+    println!("  Personal data (phones, IDs, cards, e-mail, addresses) is masked before it is stored or shown.");
     println!("  Ctrl-C stops the demo.\n");
     tokio::spawn(live_log(gateway.clone()));
     tokio::spawn(demo_agent(gateway.clone()));

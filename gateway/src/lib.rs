@@ -10,6 +10,7 @@
 #![deny(unsafe_code)]
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod demo;
 pub mod events;
@@ -28,8 +29,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use config::GatewayConfig;
+use filters::Filters;
+use filters::blacklist::Blacklist;
 use metrics::Metrics;
-use pipeline::{MaskStage, Pipeline, ScreenStage};
+use pipeline::Pipeline;
 use plugins::{PluginHost, ShopConnector};
 use store::{Store, StoreError, StoreOptions};
 
@@ -49,6 +52,8 @@ pub struct Gateway {
     pub http: reqwest::Client,
     /// Channel states for `/readyz` and the status API, by `platform/shop/channel`.
     pub channel_status: Mutex<BTreeMap<String, String>>,
+    /// The blacklist (also the pipeline's screen stage).
+    pub blacklist: Arc<Blacklist>,
 }
 
 /// Why the gateway could not start.
@@ -58,20 +63,18 @@ pub enum StartError {
     Store { url: String, source: StoreError },
     #[error("cannot create the data directory {0}: {1}")]
     DataDir(String, std::io::Error),
-}
-
-/// The stages the gateway is built with (the filters are swappable for tests).
-#[derive(Debug, Clone)]
-pub struct Stages {
-    pub mask: Arc<dyn MaskStage>,
-    pub screen: Arc<dyn ScreenStage>,
+    #[error("the filters configuration is invalid: {0}")]
+    Filters(String),
 }
 
 impl Gateway {
     /// Opens the store, loads the plugins and creates a connector for every enabled shop
     /// (with tokens refreshed earlier taking precedence over the configured ones). Shop
     /// problems are logged and kept for `/readyz`; they never stop the other shops.
-    pub async fn start(config: GatewayConfig, stages: Stages) -> Result<Arc<Gateway>, StartError> {
+    pub async fn start(config: GatewayConfig) -> Result<Arc<Gateway>, StartError> {
+        let filters = Filters::new(&config.filters).map_err(|errors| {
+            StartError::Filters(errors.into_iter().map(|(k, m)| format!("{k}: {m}")).collect::<Vec<_>>().join("; "))
+        })?;
         let metrics = Arc::new(Metrics::new());
         let url = config.store_url();
         if let Some(path) = url.strip_prefix("sqlite://")
@@ -84,6 +87,11 @@ impl Gateway {
         let store =
             Store::open(&url, options).await.map_err(|source| StartError::Store { url: redact_url(&url), source })?;
         let tokens = store.tokens().await.unwrap_or_default();
+        let blacklist = Arc::new(
+            Blacklist::load(store.clone())
+                .await
+                .map_err(|source| StartError::Store { url: redact_url(&url), source })?,
+        );
 
         let host = PluginHost::load_dir(&config.plugins_dir());
         metrics.plugins_loaded.set(host.loaded.len() as i64);
@@ -113,8 +121,9 @@ impl Gateway {
         let (events, _) = tokio::sync::broadcast::channel(4096);
         let pipeline = Arc::new(Pipeline {
             store: store.clone(),
-            mask: stages.mask,
-            screen: stages.screen,
+            mask: Arc::new(filters.masker),
+            screen: blacklist.clone(),
+            compliance: Arc::new(filters.compliance),
             metrics: metrics.clone(),
             events,
             outbox_wake: Arc::default(),
@@ -130,6 +139,7 @@ impl Gateway {
             pipeline,
             http: outbox::http::client(),
             channel_status: Mutex::default(),
+            blacklist,
         }))
     }
 
@@ -145,6 +155,9 @@ impl Gateway {
             loop {
                 tick.tick().await;
                 let now = now_millis();
+                if let Err(e) = gw.blacklist.expire(now).await {
+                    tracing::warn!("blacklist expiry sweep failed: {e}");
+                }
                 match gw.store.close_idle(now - idle, now).await {
                     Ok(closed) if !closed.is_empty() => tracing::info!(count = closed.len(), "closed idle sessions"),
                     Ok(_) => {}

@@ -7,9 +7,8 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use huiliu_gateway::config::{self, ConfigError, GatewayConfig};
 use huiliu_gateway::demo::DemoOptions;
-use huiliu_gateway::pipeline::{NoMask, NoScreen};
 use huiliu_gateway::plugins::PluginHost;
-use huiliu_gateway::{Gateway, Stages, api, telemetry};
+use huiliu_gateway::{Gateway, api, telemetry};
 
 /// Huiliu (汇流): one customer-service desk for every storefront.
 #[derive(Parser)]
@@ -48,10 +47,95 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         duration: u64,
     },
+    /// Mask personal data: reads messages from stdin, one per line, and prints each masked on
+    /// its own line, with exactly the gateway's masking code and the configured filters.
+    Mask(ConfigArg),
+    /// Review the blacklist: list, propose, approve, reject, remove.
+    Blacklist {
+        #[command(subcommand)]
+        command: BlacklistCommand,
+    },
     /// Inspect connector plugins.
     Plugins {
         #[command(subcommand)]
         command: PluginsCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct ActorArg {
+    /// Who is acting (written to the audit log).
+    #[arg(long)]
+    by: String,
+    /// Their role: agent, lead or admin.
+    #[arg(long, default_value = "agent")]
+    role: String,
+}
+
+#[derive(Subcommand)]
+enum BlacklistCommand {
+    /// List entries (optionally only one state: proposed, approved, rejected, removed, expired).
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Propose an entry.
+    Propose {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        actor: ActorArg,
+        #[arg(long)]
+        platform: String,
+        /// Only this shop (default: every shop of the platform).
+        #[arg(long)]
+        shop: Option<String>,
+        /// The platform's open buyer id.
+        #[arg(long)]
+        buyer: String,
+        /// flag, restrict or block.
+        #[arg(long)]
+        level: String,
+        #[arg(long)]
+        reason: String,
+        /// Message ids showing the behaviour (repeatable).
+        #[arg(long)]
+        evidence: Vec<String>,
+        /// Days until the entry expires.
+        #[arg(long)]
+        expires_days: Option<u32>,
+    },
+    /// Approve a proposal (lead or admin, not the proposer).
+    Approve {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        actor: ActorArg,
+        id: i64,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Reject a proposal (lead or admin).
+    Reject {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        actor: ActorArg,
+        id: i64,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Remove an entry (lead or admin).
+    Remove {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        actor: ActorArg,
+        id: i64,
+        #[arg(long)]
+        note: Option<String>,
     },
 }
 
@@ -67,6 +151,8 @@ fn main() -> ExitCode {
         Command::Serve(a) => serve(a),
         Command::Check(a) => check(a),
         Command::Plugins { command: PluginsCommand::List(a) } => plugins_list(a),
+        Command::Mask(a) => mask(a),
+        Command::Blacklist { command } => blacklist(command),
         Command::Demo { listen, data, rate, duration } => {
             demo(DemoOptions { listen, data_dir: data, rate, duration_secs: duration })
         }
@@ -102,7 +188,7 @@ fn serve(a: ConfigArg) -> ExitCode {
     };
     runtime.block_on(async move {
         let addr = cfg.listen_addr();
-        let gateway = match Gateway::start(cfg, default_stages()).await {
+        let gateway = match Gateway::start(cfg).await {
             Ok(g) => g,
             Err(e) => {
                 tracing::error!("cannot start: {e}");
@@ -141,18 +227,13 @@ fn demo(options: DemoOptions) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(huiliu_gateway::demo::run(options, default_stages())) {
+    match runtime.block_on(huiliu_gateway::demo::run(options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(1)
         }
     }
-}
-
-/// The production stages.
-fn default_stages() -> Stages {
-    Stages { mask: Arc::new(NoMask), screen: Arc::new(NoScreen) }
 }
 
 async fn shutdown_signal() {
@@ -211,6 +292,140 @@ fn check(a: ConfigArg) -> ExitCode {
     } else {
         print_errors(&errors);
         ExitCode::from(1)
+    }
+}
+
+fn mask(a: ConfigArg) -> ExitCode {
+    use std::io::{BufRead, Write};
+    let cfg = match load_or_report(&a) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let filters = match huiliu_gateway::filters::Filters::new(&cfg.filters) {
+        Ok(f) => f,
+        Err(errors) => {
+            for (key, message) in errors {
+                eprintln!("error: {key}: {message}");
+            }
+            return ExitCode::from(1);
+        }
+    };
+    let stdin = std::io::stdin();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else {
+            eprintln!("error: stdin is not UTF-8 text");
+            return ExitCode::from(1);
+        };
+        if writeln!(out, "{}", filters.masker.mask(&line).text).is_err() {
+            return ExitCode::SUCCESS; // stdout closed (e.g. piped to head)
+        }
+    }
+    let _ = out.flush();
+    ExitCode::SUCCESS
+}
+
+fn blacklist(command: BlacklistCommand) -> ExitCode {
+    use huiliu_gateway::auth::{Actor, Role};
+    use huiliu_gateway::filters::blacklist::Blacklist;
+    use huiliu_gateway::store::blacklist::{BlacklistLevel, EntryState, Proposal};
+    use huiliu_gateway::store::{Store, StoreOptions};
+
+    let config = match &command {
+        BlacklistCommand::List { config, .. }
+        | BlacklistCommand::Propose { config, .. }
+        | BlacklistCommand::Approve { config, .. }
+        | BlacklistCommand::Reject { config, .. }
+        | BlacklistCommand::Remove { config, .. } => config,
+    };
+    let cfg = match load_or_report(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let actor = |a: &ActorArg| -> Result<Actor, String> {
+        let role = Role::parse(&a.role).ok_or_else(|| format!("unknown role `{}` (agent, lead, admin)", a.role))?;
+        Ok(Actor::new(a.by.clone(), role))
+    };
+    let run = async move {
+        let store = Store::open(&cfg.store_url(), StoreOptions::default()).await.map_err(|e| e.to_string())?;
+        let bl = Blacklist::load(store).await.map_err(|e| e.to_string())?;
+        let now = huiliu_gateway::now_millis();
+        let show = |e: &huiliu_gateway::store::blacklist::BlacklistEntry| {
+            format!(
+                "#{:<5} {:<9} {:<8} {}/{}/{}  by {}  reason: {}  evidence: {}",
+                e.id,
+                e.state.as_str(),
+                e.level.as_str(),
+                e.platform,
+                e.shop.as_deref().unwrap_or("*"),
+                e.buyer_id,
+                e.proposed_by,
+                e.reason,
+                e.evidence.join(",")
+            )
+        };
+        match command {
+            BlacklistCommand::List { state, .. } => {
+                let state = match state.as_deref() {
+                    None => None,
+                    Some(s) => Some(EntryState::parse(s).ok_or_else(|| format!("unknown state `{s}`"))?),
+                };
+                for e in bl.list(state).await.map_err(|e| e.to_string())? {
+                    println!("{}", show(&e));
+                }
+            }
+            BlacklistCommand::Propose {
+                actor: a,
+                platform,
+                shop,
+                buyer,
+                level,
+                reason,
+                evidence,
+                expires_days,
+                ..
+            } => {
+                let level = BlacklistLevel::parse(&level)
+                    .ok_or_else(|| format!("unknown level `{level}` (flag, restrict, block)"))?;
+                let expires_at = expires_days.map(|d| now + i64::from(d) * 86_400_000);
+                let p = Proposal { platform, shop, buyer_id: buyer, level, reason, evidence, expires_at };
+                let id = bl.propose(&actor(&a)?, &p, now).await.map_err(|e| e.to_string())?;
+                println!("proposed #{id}; a lead or admin must approve it before it acts");
+            }
+            BlacklistCommand::Approve { actor: a, id, note, .. } => {
+                println!(
+                    "{}",
+                    show(&bl.approve(&actor(&a)?, id, note.as_deref(), now).await.map_err(|e| e.to_string())?)
+                );
+            }
+            BlacklistCommand::Reject { actor: a, id, note, .. } => {
+                println!(
+                    "{}",
+                    show(&bl.reject(&actor(&a)?, id, note.as_deref(), now).await.map_err(|e| e.to_string())?)
+                );
+            }
+            BlacklistCommand::Remove { actor: a, id, note, .. } => {
+                println!(
+                    "{}",
+                    show(&bl.remove(&actor(&a)?, id, note.as_deref(), now).await.map_err(|e| e.to_string())?)
+                );
+            }
+        }
+        Ok::<(), String>(())
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -63,6 +63,10 @@ pub struct Metrics {
     pub channel_connects: Family<PlatformReasonLabels, Counter>,
     /// Push handling latency (receipt to acknowledgement), seconds.
     pub push_seconds: Histogram,
+    /// Compliance hits in replies, by platform and category.
+    pub compliance_hits: Family<PlatformReasonLabels, Counter>,
+    /// Messages of flagged / restricted buyers, by platform and level.
+    pub screened: Family<PlatformReasonLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -91,6 +95,8 @@ impl Metrics {
             token_refreshes: Family::default(),
             channel_connects: Family::default(),
             push_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            compliance_hits: Family::default(),
+            screened: Family::default(),
         };
         registry.register("plugin_panics", "Panics caught inside plugin calls", m.plugin_panics.clone());
         registry.register("plugins_loaded", "Plugin libraries loaded", m.plugins_loaded.clone());
@@ -110,6 +116,8 @@ impl Metrics {
         registry.register("sends", "Reply send attempts by outcome", m.sends.clone());
         registry.register("token_refreshes", "Access token refreshes by result", m.token_refreshes.clone());
         registry.register("channel_connects", "Channel connection attempts by result", m.channel_connects.clone());
+        registry.register("compliance_hits", "Compliance hits in replies by category", m.compliance_hits.clone());
+        registry.register("screened", "Messages of flagged or restricted buyers", m.screened.clone());
         registry.register("push_seconds", "Push handling time, receipt to acknowledgement", m.push_seconds.clone());
         *m.registry.lock().unwrap_or_else(|p| p.into_inner()) = registry;
         m

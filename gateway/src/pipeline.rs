@@ -24,6 +24,7 @@ use huiliu_sdk::{Content, DeadLetter, EventKind, InboundEvent, Millis, OutgoingM
 use tokio::sync::{Notify, broadcast};
 
 use crate::events::GatewayEvent;
+use crate::filters::{Action, Hit, Verdict};
 use crate::metrics::Metrics;
 use crate::store::{IntakeBatch, IntakeItem, ItemOutcome, NewReply, Screen, Store, StoreError};
 
@@ -50,8 +51,11 @@ pub struct ReplyRequest {
 /// What became of a reply request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplyOutcome {
-    /// Stored in the outbox; the worker sends it.
-    Queued { message_id: i64, outbox_id: i64, client_msg_id: String },
+    /// Stored in the outbox; the worker sends it. `warnings` are compliance hits configured to
+    /// warn: the reply goes out, and the agent is told.
+    Queued { message_id: i64, outbox_id: i64, client_msg_id: String, warnings: Vec<Hit> },
+    /// Not sent: compliance blocked it. The message is stored as failed with the reason.
+    Blocked { message_id: i64, hits: Vec<Hit> },
 }
 
 /// Errors of the reply path.
@@ -67,12 +71,18 @@ pub enum ReplyError {
     Store(#[from] StoreError),
 }
 
+/// The outbound compliance stage as the pipeline needs it.
+pub trait ComplianceStage: Send + Sync + std::fmt::Debug {
+    fn check(&self, text: &str) -> Verdict;
+}
+
 /// The stages, wired.
 #[derive(Debug)]
 pub struct Pipeline {
     pub store: Store,
     pub mask: Arc<dyn MaskStage>,
     pub screen: Arc<dyn ScreenStage>,
+    pub compliance: Arc<dyn ComplianceStage>,
     pub metrics: Arc<Metrics>,
     pub events: broadcast::Sender<GatewayEvent>,
     /// Wakes the outbox worker when a reply is queued.
@@ -94,6 +104,11 @@ impl Pipeline {
         for event in events {
             // [1] blacklist screen
             let screen = self.screen.screen(&event, now);
+            if matches!(screen, Screen::Flag | Screen::Restrict) {
+                let level = if screen == Screen::Flag { "flag" } else { "restrict" };
+                let label = crate::metrics::PlatformReasonLabels { platform: platform.into(), reason: level.into() };
+                self.metrics.screened.get_or_create(&label).inc();
+            }
             // [2] privacy mask: from here on only masked text exists.
             let (event, text) = self.mask_event(event);
             items.push(IntakeItem { event, text, sealed: None, screen });
@@ -176,6 +191,16 @@ impl Pipeline {
         }
         let customer =
             self.store.customer(session.customer_id).await?.ok_or(ReplyError::NoSession(request.session_id))?;
+        // [1] compliance: every typed text of the reply.
+        let typed: Vec<&str> = request.content.iter().filter_map(Content::typed_text).collect();
+        let verdict = self.compliance.check(&typed.join("\n"));
+        for hit in &verdict.hits {
+            let label = crate::metrics::PlatformReasonLabels {
+                platform: session.platform.clone(),
+                reason: hit.category.as_str().into(),
+            };
+            self.metrics.compliance_hits.get_or_create(&label).inc();
+        }
         // [2] mask for storage; the outbox payload keeps the agent's words for the platform.
         let stored: Vec<Content> = request
             .content
@@ -195,31 +220,43 @@ impl Pipeline {
             content: request.content,
         };
         let text = huiliu_sdk::fallback_text(&stored);
+        if verdict.action == Action::Block {
+            let reasons: Vec<String> = verdict.hits.iter().map(|h| format!("「{}」{}", h.term, h.reason)).collect();
+            let reason = format!("未发送：{}", reasons.join("；"));
+            let message_id = self
+                .store
+                .record_blocked_reply(
+                    session.id,
+                    Some(&request.author),
+                    &stored,
+                    &text,
+                    &self.mask.mask_text(&reason).0,
+                    now,
+                )
+                .await?;
+            let _ = self.events.send(GatewayEvent::MessageOut { session_id: session.id, message_id });
+            return Ok(ReplyOutcome::Blocked { message_id, hits: verdict.hits });
+        }
+        let warnings = if verdict.action == Action::Warn { verdict.hits } else { Vec::new() };
         let reply = NewReply { session_id: session.id, author: Some(request.author), content: stored, text, outgoing };
         // [3] outbox
         let (message_id, outbox_id) = self.store.enqueue_reply(&reply, now).await?;
         self.outbox_wake.notify_one();
         let _ = self.events.send(GatewayEvent::MessageOut { session_id: session.id, message_id });
-        Ok(ReplyOutcome::Queued { message_id, outbox_id, client_msg_id })
+        Ok(ReplyOutcome::Queued { message_id, outbox_id, client_msg_id, warnings })
     }
 }
 
-/// Masks nothing. Used only where no personal data can appear (tests of other stages).
-#[derive(Debug, Default)]
-pub struct NoMask;
-
-impl MaskStage for NoMask {
+impl MaskStage for crate::filters::Masker {
     fn mask_text(&self, text: &str) -> (String, usize) {
-        (text.to_owned(), 0)
+        let masked = self.mask(text);
+        let n = masked.findings.len();
+        (masked.text, n)
     }
 }
 
-/// Lets every buyer through (no blacklist configured).
-#[derive(Debug, Default)]
-pub struct NoScreen;
-
-impl ScreenStage for NoScreen {
-    fn screen(&self, _: &InboundEvent, _: Millis) -> Screen {
-        Screen::Pass
+impl ComplianceStage for crate::filters::Compliance {
+    fn check(&self, text: &str) -> Verdict {
+        crate::filters::Compliance::check(self, text)
     }
 }

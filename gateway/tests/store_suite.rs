@@ -3,7 +3,11 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use huiliu_gateway::auth::{Actor, Role};
+use huiliu_gateway::filters::blacklist::{Blacklist, BlacklistError};
+use huiliu_gateway::pipeline::ScreenStage;
 use huiliu_gateway::sessions::{Delivery, Direction, HandoverNote, SessionFilter, SessionState};
+use huiliu_gateway::store::blacklist::{BlacklistLevel, EntryState, Proposal};
 use huiliu_gateway::store::{IntakeBatch, IntakeItem, ItemOutcome, NewReply, Screen, Store, StoreOptions};
 use huiliu_sdk::*;
 
@@ -289,6 +293,69 @@ suite! {
         assert_eq!(store.open_sessions().await.unwrap().len(), 2);
         store.close(s1, "agent", T0 + 9).await.unwrap();
         assert_eq!(store.open_sessions().await.unwrap().len(), 1);
+    };
+
+    blacklist_review_flow_and_roles => |store: Store| async move {
+        let bl = Blacklist::load(store.clone()).await.unwrap();
+        let agent = Actor::new("agent-a", Role::Agent);
+        let lead = Actor::new("lead-l", Role::Lead);
+        let other_lead = Actor::new("lead-m", Role::Lead);
+        let p = Proposal { platform: "douyin".into(), shop: Some("dy-1".into()), buyer_id: "troll".into(), level: BlacklistLevel::Block,
+            reason: "以差评威胁索要赔偿".into(), evidence: vec!["m1".into(), "m2".into()], expires_at: None };
+        // An agent must bring evidence.
+        let bare = Proposal { evidence: vec![], ..p.clone() };
+        assert!(matches!(bl.propose(&agent, &bare, T0).await, Err(BlacklistError::Invalid(_))));
+        let id = bl.propose(&agent, &p, T0).await.unwrap();
+        // Proposed entries do not act.
+        assert_eq!(bl.screen(&chat("x", "troll", "差评"), T0), Screen::Pass);
+        // An agent cannot approve; nor can a lead approve their own proposal.
+        assert!(matches!(bl.approve(&agent, id, None, T0).await, Err(BlacklistError::Forbidden(_))));
+        let own = bl.propose(&lead, &Proposal { buyer_id: "other".into(), ..p.clone() }, T0).await.unwrap();
+        assert!(matches!(bl.approve(&lead, own, None, T0).await, Err(BlacklistError::Forbidden(_))));
+        let approved = bl.approve(&lead, id, Some("证据确凿"), T0 + 1).await.unwrap();
+        assert_eq!((approved.state, approved.decided_by.as_deref()), (EntryState::Approved, Some("lead-l")));
+        assert_eq!(bl.screen(&chat("x", "troll", "差评"), T0 + 2), Screen::Block);
+        // Scoped to its shop.
+        let mut elsewhere = chat("x", "troll", "差评");
+        elsewhere.shop = "dy-2".into();
+        assert_eq!(bl.screen(&elsewhere, T0 + 2), Screen::Pass);
+        // Approving twice is refused; rejecting an approved entry too.
+        assert!(matches!(bl.approve(&other_lead, id, None, T0).await, Err(BlacklistError::WrongState { .. })));
+        assert!(matches!(bl.reject(&other_lead, id, None, T0).await, Err(BlacklistError::WrongState { .. })));
+        bl.reject(&other_lead, own, Some("证据不足"), T0 + 3).await.unwrap();
+        // Removal stops it acting.
+        assert!(matches!(bl.remove(&agent, id, None, T0).await, Err(BlacklistError::Forbidden(_))));
+        bl.remove(&other_lead, id, Some("已和解"), T0 + 4).await.unwrap();
+        assert_eq!(bl.screen(&chat("x", "troll", "差评"), T0 + 5), Screen::Pass);
+        // Every change is audited with who.
+        let trail = store.audit_trail(&format!("blacklist:{id}")).await.unwrap();
+        let actions: Vec<(&str, &str)> = trail.iter().map(|(_, who, what, _)| (who.as_str(), what.as_str())).collect();
+        assert_eq!(actions, [("agent-a", "blacklist.propose"), ("lead-l", "blacklist.approve"), ("lead-m", "blacklist.remove")]);
+        assert_eq!(store.audit_trail(&format!("blacklist:{own}")).await.unwrap().last().unwrap().2, "blacklist.reject");
+    };
+
+    blacklist_entries_expire_and_levels_combine => |store: Store| async move {
+        let bl = Blacklist::load(store.clone()).await.unwrap();
+        let agent = Actor::new("agent-a", Role::Agent);
+        let admin = Actor::new("admin", Role::Admin);
+        let flag = Proposal { platform: "douyin".into(), shop: None, buyer_id: "b".into(), level: BlacklistLevel::Flag,
+            reason: "多次恶意退货".into(), evidence: vec!["m9".into()], expires_at: None };
+        let restrict = Proposal { level: BlacklistLevel::Restrict, expires_at: Some(T0 + 1000), ..flag.clone() };
+        let f = bl.propose(&agent, &flag, T0).await.unwrap();
+        let r = bl.propose(&agent, &restrict, T0).await.unwrap();
+        bl.approve(&admin, f, None, T0).await.unwrap();
+        bl.approve(&admin, r, None, T0).await.unwrap();
+        // All shops of the platform; the highest level wins.
+        assert_eq!(bl.screen(&chat("x", "b", "hi"), T0 + 10), Screen::Restrict);
+        // Past its expiry the restriction stops acting even before the sweeper runs…
+        assert_eq!(bl.screen(&chat("x", "b", "hi"), T0 + 1000), Screen::Flag);
+        // …and the sweeper records it.
+        assert_eq!(bl.expire(T0 + 1000).await.unwrap(), 1);
+        assert_eq!(bl.list(Some(EntryState::Expired)).await.unwrap().iter().map(|e| e.id).collect::<Vec<_>>(), vec![r]);
+        assert_eq!(store.audit_trail(&format!("blacklist:{r}")).await.unwrap().last().unwrap().1, "system");
+        // A reload (another node, a restart) sees the same.
+        let again = Blacklist::load(store.clone()).await.unwrap();
+        assert_eq!(again.screen(&chat("x", "b", "hi"), T0 + 2000), Screen::Flag);
     };
 
     tokens_persist => |store: Store| async move {

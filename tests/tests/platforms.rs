@@ -295,3 +295,30 @@ fn jd_dropped_stream_reconnects_and_loses_nothing() {
     assert_eq!(texts, ["第一条", "第二条"]);
     assert!(j.sim.journal().connections.load(Ordering::SeqCst) >= connections);
 }
+
+#[test]
+fn douyin_token_is_refreshed_before_it_expires() {
+    let rt = runtime();
+    let faults = Arc::new(Faults::default());
+    let sim = rt.block_on(DouyinSim::start(SimConfig::sample("7000124"), faults)).unwrap();
+    // The token expires in 30 minutes: inside Douyin's last-hour refresh window.
+    let expires = now_ms() + 30 * 60 * 1000;
+    sim.set_token_expires_at(expires);
+    let mut settings = sim.shop_settings();
+    settings.insert("token_expires_at".into(), expires.to_string());
+    let old_token = sim.current_access_token();
+    let plugins = artifacts().plugins_dir(&["huiliu-douyin"]);
+    let daemon = Daemon::start_with(plugins.path(), &shop_toml("dy-1", "douyin", &settings), FAST_OUTBOX);
+    daemon.wait_for("a proactive token refresh", 20, || {
+        (sim.journal().refreshes.load(Ordering::SeqCst) == 1).then_some(())
+    });
+    assert_ne!(sim.current_access_token(), old_token);
+    // The new token is used: a reply goes through without any token error.
+    sim.set_gateway(format!("http://{}/hooks/douyin/dy-1", daemon.addr));
+    rt.block_on(sim.deliver_chat(&BuyerChat::text("7306", "buyer-6", "在吗", now_ms())));
+    let session = wait_session(&daemon, "dy-1", 1);
+    let message = reply(&daemon, session, "在的");
+    wait_delivery(&daemon, session, message, "sent", 20);
+    assert!(sim.journal().rejected().is_empty(), "{:?}", sim.journal().rejected());
+    assert_eq!(sim.journal().refreshes.load(Ordering::SeqCst), 1, "refreshed once, not on every tick");
+}

@@ -16,9 +16,12 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::Gateway;
+use crate::auth::{Actor, Role};
+use crate::filters::blacklist::BlacklistError;
 use crate::pipeline::{ReplyError, ReplyOutcome, ReplyRequest};
 use crate::sessions::{SessionFilter, SessionState};
 use crate::store::StoreError;
+use crate::store::blacklist::{EntryState, Proposal};
 
 pub fn routes() -> Router<Arc<Gateway>> {
     Router::new()
@@ -29,6 +32,85 @@ pub fn routes() -> Router<Arc<Gateway>> {
         .route("/sessions/{id}/close", post(close))
         .route("/customers/{id}/history", get(history))
         .route("/outbox/{id}/retry", post(retry))
+        .route("/blacklist", get(blacklist_list).post(blacklist_propose))
+        .route("/blacklist/{id}/{action}", post(blacklist_decide))
+}
+
+/// The operator token acts as an admin named `operator` until agent logins exist.
+fn operator() -> Actor {
+    Actor::new("operator", Role::Admin)
+}
+
+fn blacklist_error(e: BlacklistError) -> ApiError {
+    match e {
+        BlacklistError::Forbidden(m) => ApiError(StatusCode::FORBIDDEN, "forbidden", m),
+        BlacklistError::Invalid(m) => ApiError(StatusCode::BAD_REQUEST, "invalid", m),
+        BlacklistError::NotFound(id) => not_found(format!("blacklist entry {id}")),
+        e @ BlacklistError::WrongState { .. } => ApiError(StatusCode::CONFLICT, "wrong_state", e.to_string()),
+        BlacklistError::Store(e) => e.into(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct StateQuery {
+    state: Option<String>,
+}
+
+async fn blacklist_list(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Query(q): Query<StateQuery>,
+) -> ApiResult<serde_json::Value> {
+    authorize(&gw, &headers)?;
+    let state = match q.state.as_deref() {
+        None => None,
+        Some(s) => Some(
+            EntryState::parse(s)
+                .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "bad_state", format!("unknown state `{s}`")))?,
+        ),
+    };
+    Ok(Json(json!({"entries": gw.blacklist.list(state).await.map_err(blacklist_error)?})))
+}
+
+async fn blacklist_propose(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Json(p): Json<Proposal>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    authorize(&gw, &headers)?;
+    let id = gw.blacklist.propose(&operator(), &p, crate::now_millis()).await.map_err(blacklist_error)?;
+    Ok((StatusCode::CREATED, Json(json!({"id": id, "state": "proposed"}))))
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct DecisionBody {
+    note: Option<String>,
+}
+
+async fn blacklist_decide(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(i64, String)>,
+    body: Option<Json<DecisionBody>>,
+) -> ApiResult<serde_json::Value> {
+    authorize(&gw, &headers)?;
+    let note = body.and_then(|b| b.0.note);
+    let now = crate::now_millis();
+    let actor = operator();
+    let entry = match action.as_str() {
+        "approve" => gw.blacklist.approve(&actor, id, note.as_deref(), now).await,
+        "reject" => gw.blacklist.reject(&actor, id, note.as_deref(), now).await,
+        "remove" => gw.blacklist.remove(&actor, id, note.as_deref(), now).await,
+        other => {
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                "unknown_action",
+                format!("`{other}`: use approve, reject or remove"),
+            ));
+        }
+    }
+    .map_err(blacklist_error)?;
+    Ok(Json(json!({"entry": entry})))
 }
 
 /// An API error: HTTP status, stable code, message.
@@ -158,11 +240,19 @@ async fn reply(
     };
     let request = ReplyRequest { session_id: id, author: body.author.unwrap_or_else(|| "operator".into()), content };
     match gw.pipeline.reply(request, crate::now_millis()).await {
-        Ok(ReplyOutcome::Queued { message_id, outbox_id, client_msg_id }) => Ok((
+        Ok(ReplyOutcome::Queued { message_id, outbox_id, client_msg_id, warnings }) => Ok((
             StatusCode::ACCEPTED,
-            Json(
-                json!({"message_id": message_id, "outbox_id": outbox_id, "client_msg_id": client_msg_id, "delivery": "pending"}),
-            ),
+            Json(json!({
+                "message_id": message_id, "outbox_id": outbox_id, "client_msg_id": client_msg_id,
+                "delivery": "pending", "compliance": {"action": if warnings.is_empty() { "allow" } else { "warn" }, "hits": warnings},
+            })),
+        )),
+        Ok(ReplyOutcome::Blocked { message_id, hits }) => Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({
+                "code": "compliance_blocked", "message": "the reply was not sent: it breaks a compliance rule",
+                "message_id": message_id, "delivery": "failed", "compliance": {"action": "block", "hits": hits},
+            })),
         )),
         Err(ReplyError::NoSession(id)) => Err(not_found(format!("session {id}"))),
         Err(ReplyError::Closed(id)) => {

@@ -200,6 +200,8 @@ pub struct GatewayConfig {
     pub sessions: SessionsConfig,
     pub outbox: OutboxConfig,
     pub api: ApiConfig,
+    /// `filters.toml`: privacy masking and outbound compliance.
+    pub filters: crate::filters::FiltersConfig,
     pub shops: Vec<Shop>,
 }
 
@@ -255,6 +257,7 @@ impl GatewayConfig {
             sessions: SessionsConfig::default(),
             outbox: OutboxConfig::default(),
             api: ApiConfig::default(),
+            filters: crate::filters::FiltersConfig::default(),
             shops: Vec::new(),
         }
     }
@@ -264,6 +267,8 @@ impl GatewayConfig {
 pub const MAIN_FILE: &str = "huiliu.toml";
 /// The shops file's name.
 pub const SHOPS_FILE: &str = "shops.toml";
+/// The filters file's name.
+pub const FILTERS_FILE: &str = "filters.toml";
 
 /// Loads and validates the configuration in `dir`, reporting every problem found.
 pub fn load(dir: &Path) -> Result<GatewayConfig, Vec<ConfigError>> {
@@ -372,7 +377,27 @@ pub fn load_partial(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> (Gatewa
     }
 
     cfg.shops = load_shops(dir, env, &mut errors);
+    cfg.filters = load_filters(dir, &mut errors);
     (cfg, errors)
+}
+
+/// Loads `filters.toml` (defaults when absent) and collects every problem in it.
+fn load_filters(dir: &Path, errors: &mut Vec<ConfigError>) -> crate::filters::FiltersConfig {
+    let file = dir.join(FILTERS_FILE).display().to_string();
+    let built = Config::builder().add_source(File::new(&file, FileFormat::Toml).required(false)).build();
+    let parsed = built.and_then(|c| c.try_deserialize::<crate::filters::FiltersConfig>());
+    match parsed {
+        Ok(filters) => {
+            for (key, message) in filters.validate() {
+                errors.push(ConfigError { file: file.clone(), key, message });
+            }
+            filters
+        }
+        Err(e) => {
+            errors.push(ConfigError { file, key: String::new(), message: clean_message(&e.to_string()) });
+            crate::filters::FiltersConfig::default()
+        }
+    }
 }
 
 /// Deserializes one optional section, recording its error.

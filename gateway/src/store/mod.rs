@@ -13,6 +13,7 @@
 //! - Every text stored is already masked; the store never sees raw personal data except the
 //!   sealed (encrypted) originals and the outbox payload of a reply being sent.
 
+pub mod blacklist;
 mod intake;
 mod queries;
 mod schema;

@@ -7,7 +7,8 @@
 use super::Backend;
 
 /// (version, name, statements)
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "sessions, messages, intake, outbox", V1)];
+pub const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "sessions, messages, intake, outbox", V1), (2, "blacklist with review", V2)];
 
 const V1: &str = r#"
 CREATE TABLE customers (
@@ -154,6 +155,27 @@ CREATE TABLE audit_log (
     subject TEXT NOT NULL,
     detail TEXT NOT NULL
 )
+"#;
+
+const V2: &str = r#"
+CREATE TABLE blacklist (
+    id {ID},
+    platform TEXT NOT NULL,
+    shop TEXT,
+    buyer_id TEXT NOT NULL,
+    level TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    evidence TEXT NOT NULL DEFAULT '[]',
+    expires_at BIGINT,
+    state TEXT NOT NULL,
+    proposed_by TEXT NOT NULL,
+    proposed_at BIGINT NOT NULL,
+    decided_by TEXT,
+    decided_at BIGINT,
+    decision_note TEXT
+);
+CREATE INDEX blacklist_by_buyer ON blacklist (platform, buyer_id, state);
+CREATE INDEX blacklist_by_state ON blacklist (state, proposed_at)
 "#;
 
 /// The statements of `sql` for `backend`, placeholders filled, split on `;`.

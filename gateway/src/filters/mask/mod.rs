@@ -1,0 +1,539 @@
+//! Privacy masking (隐私脱敏): find personal data in chat text and replace exactly the
+//! characters the buyer typed with the customary mask.
+//!
+//! ```
+//! use huiliu_gateway::filters::mask::{MaskConfig, Masker, PiiKind};
+//!
+//! let masker = Masker::new(&MaskConfig::default()).expect("the defaults compile");
+//! let m = masker.mask("电话１３８ 幺二三四 5678，订单号1234567890123456785");
+//! assert_eq!(m.text, "电话138****5678，订单号1234567890123456785");
+//! assert_eq!(m.findings[0].kind, PiiKind::Mobile);
+//! assert_eq!(m.findings[0].original, "１３８ 幺二三四 5678");
+//! ```
+//!
+//! # What is found
+//!
+//! | kind | example | mask |
+//! |---|---|---|
+//! | [`PiiKind::Mobile`] | `13812345678`, `+86 138-1234-5678`, `幺三八…` | `138****5678` |
+//! | [`PiiKind::Landline`] | `0571-88889999`, `(010)62345678转123` | `0571-********`, `010-********-***` |
+//! | [`PiiKind::ServiceNumber`] | `400-820-8820` | `400***8820` |
+//! | [`PiiKind::IdCard`] | 18-digit (check digit, `X`) and 15-digit legacy | `110***********1234` |
+//! | [`PiiKind::BankCard`] | 16–19 digits passing Luhn | `************1234` (length kept) |
+//! | [`PiiKind::Email`] | `zhangwei@qq.com` | `z***@qq.com` |
+//! | [`PiiKind::Address`] | `浙江省杭州市西湖区文三路90号…` | `浙江省杭州市西湖区****` |
+//! | [`PiiKind::Custom`] | any regex from the config | `keep_prefix` chars, `*`…, `keep_suffix` chars |
+//!
+//! Masks of numbers are written from the normalized digits (a mobile typed `幺三八…` or
+//! `１３８…` shows as `138****5678`); an address keeps its administrative units as typed.
+//! The number rules (segments, check digits, boundaries, the order-number context rule)
+//! are documented in `digits.rs`, the address rules in `address.rs`.
+//!
+//! # How
+//!
+//! 1. A cheap scan (no allocation) decides which detectors can possibly match: the number
+//!    detectors need a run of at least 10 digits in any script, e-mail needs `@`, addresses
+//!    need a digit and a road or building word. Most chat messages stop here.
+//! 2. The text is normalized (see `filters::normalize`): NFKC, Chinese numerals, invisible
+//!    characters, separators between digits. Every normalized character remembers its
+//!    original bytes.
+//! 3. Detectors run in priority order — links (never masked, only skipped), e-mail, numbers,
+//!    addresses, custom patterns — each skipping what an earlier one claimed.
+//! 4. The output is the original text with each finding's original byte range replaced by
+//!    its mask; every other byte is unchanged.
+//!
+//! Texts longer than 1 MiB are processed in 1 MiB pieces cut at a line break or space where
+//! possible (a number cut in two at such a boundary may be missed; chat messages are far
+//! shorter).
+//!
+//! # Wiring
+//!
+//! Build one [`Masker`] from the `[mask]` section of `filters.toml` when the config loads
+//! (it is `Send + Sync`; share it behind an `Arc` and swap it on reload), call
+//! [`Masker::mask`] on every inbound text before it is stored, and store [`Masked::text`].
+//! [`Finding::original`] is the personal data itself: keep it only encrypted, for roles
+//! allowed to reveal it; its `Debug` output is redacted so it cannot leak into logs.
+
+mod address;
+mod digits;
+pub mod scoring;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::ops::Range;
+
+use regex::{Regex, RegexBuilder};
+use serde::Deserialize;
+
+use super::normalize::{Class, Normalized, Options, chunks, is_address_word, normalize_char};
+
+/// The kind of personal data a [`Finding`] is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PiiKind {
+    /// A mainland mobile number (手机号).
+    Mobile,
+    /// A fixed-line number with area code (座机).
+    Landline,
+    /// A 400/800 service number.
+    ServiceNumber,
+    /// A resident ID number, 18 or 15 digits (身份证号).
+    IdCard,
+    /// A bank card number (银行卡号).
+    BankCard,
+    /// An e-mail address.
+    Email,
+    /// A street address (收货地址).
+    Address,
+    /// A match of the custom pattern with this name.
+    Custom(String),
+}
+
+impl PiiKind {
+    /// The kind's name as used in config, metrics and the corpus (`mobile`, `id_card`, …).
+    pub fn as_str(&self) -> &str {
+        match self {
+            PiiKind::Mobile => "mobile",
+            PiiKind::Landline => "landline",
+            PiiKind::ServiceNumber => "service_number",
+            PiiKind::IdCard => "id_card",
+            PiiKind::BankCard => "bank_card",
+            PiiKind::Email => "email",
+            PiiKind::Address => "address",
+            PiiKind::Custom(name) => name,
+        }
+    }
+}
+
+impl fmt::Display for PiiKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The names of the built-in kinds (a custom pattern may not take one).
+const BUILTIN_KINDS: &[&str] = &["mobile", "landline", "service_number", "id_card", "bank_card", "email", "address"];
+
+/// One piece of personal data found in a text.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub kind: PiiKind,
+    /// The exact original substring (`text[range]`), obfuscation included. Personal data:
+    /// never log it (the `Debug` impl prints only its length).
+    pub original: String,
+    /// What replaces it in [`Masked::text`].
+    pub masked: String,
+    /// Byte range in the original text.
+    pub range: Range<usize>,
+}
+
+impl fmt::Debug for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Finding")
+            .field("kind", &self.kind)
+            .field("original", &format_args!("<{} bytes redacted>", self.original.len()))
+            .field("masked", &self.masked)
+            .field("range", &self.range)
+            .finish()
+    }
+}
+
+/// A masked text and what was masked in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Masked {
+    /// The original text with every finding replaced by its mask.
+    pub text: String,
+    /// Findings in text order; their ranges do not overlap.
+    pub findings: Vec<Finding>,
+}
+
+/// `[mask.detectors]`: which built-in detectors run. All are on by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Detectors {
+    /// Mainland mobile numbers (11 digits, current segment table; `+86`/`0086` prefixes).
+    pub mobile: bool,
+    /// Fixed-line numbers with area code (`0571-88889999`, extension included).
+    pub landline: bool,
+    /// 400/800 service numbers.
+    pub service_number: bool,
+    /// 18-digit resident IDs (MOD 11-2 check digit) and 15-digit legacy IDs.
+    pub id_card: bool,
+    /// 16–19 digit bank cards passing the Luhn check.
+    pub bank_card: bool,
+    /// E-mail addresses.
+    pub email: bool,
+    /// Street addresses (road + number, or building numbers after a city and district).
+    pub address: bool,
+}
+
+impl Default for Detectors {
+    fn default() -> Self {
+        Detectors {
+            mobile: true,
+            landline: true,
+            service_number: true,
+            id_card: true,
+            bank_card: true,
+            email: true,
+            address: true,
+        }
+    }
+}
+
+/// One `[[mask.custom]]` pattern.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomPattern {
+    /// The label findings carry (`PiiKind::Custom(name)`); unique, not a built-in kind name.
+    pub name: String,
+    /// A regular expression (Rust `regex` syntax) matched against the *normalized* text:
+    /// full-width forms folded, Chinese numerals as ASCII digits, separators between digits
+    /// removed, invisible characters dropped. It must not match the empty string.
+    pub regex: String,
+    /// Characters kept in clear at the start of a match. Default 0.
+    #[serde(default)]
+    pub keep_prefix: usize,
+    /// Characters kept in clear at the end of a match. Default 0. When `keep_prefix +
+    /// keep_suffix` reaches the match length the whole match is starred.
+    #[serde(default)]
+    pub keep_suffix: usize,
+}
+
+/// `[mask]` in `filters.toml`: privacy masking of chat text.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MaskConfig {
+    /// Which built-in detectors run.
+    pub detectors: Detectors,
+    /// Words that mark the number right after them (within 12 characters, no digit or
+    /// sentence end in between, no nearer personal-data label such as `卡号` or `身份证`)
+    /// as an order, tracking or product number: such a number is not masked even when it
+    /// passes the ID or Luhn check. Mobile and fixed-line numbers are never protected.
+    /// Compared case-insensitively after normalization.
+    pub protect_words: Vec<String>,
+    /// Extra patterns to mask.
+    pub custom: Vec<CustomPattern>,
+}
+
+/// The default `protect_words`.
+pub const DEFAULT_PROTECT_WORDS: &[&str] = &[
+    "订单",
+    "单号",
+    "快递",
+    "运单",
+    "物流",
+    "包裹",
+    "交易号",
+    "流水号",
+    "货号",
+    "条码",
+    "发票号",
+    "工单",
+    "退款单",
+    "售后单",
+    "批次",
+    "型号",
+    "sku",
+];
+
+impl Default for MaskConfig {
+    fn default() -> Self {
+        MaskConfig {
+            detectors: Detectors::default(),
+            protect_words: DEFAULT_PROTECT_WORDS.iter().map(|s| s.to_string()).collect(),
+            custom: Vec::new(),
+        }
+    }
+}
+
+impl MaskConfig {
+    /// Every problem in this section, as (`mask.…` key, message).
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut errors = Vec::new();
+        for (i, w) in self.protect_words.iter().enumerate() {
+            if w.trim().is_empty() {
+                errors.push((format!("mask.protect_words[{i}]"), "must not be empty".to_owned()));
+            }
+        }
+        for (i, p) in self.custom.iter().enumerate() {
+            let key = |k: &str| format!("mask.custom[{i}].{k}");
+            if p.name.trim().is_empty() {
+                errors.push((key("name"), "must not be empty".to_owned()));
+            } else if BUILTIN_KINDS.contains(&p.name.as_str()) {
+                errors.push((key("name"), format!("`{}` is a built-in kind; choose another name", p.name)));
+            } else if self.custom[..i].iter().any(|q| q.name == p.name) {
+                errors.push((key("name"), format!("duplicate custom pattern name `{}`", p.name)));
+            }
+            match compile_custom(&p.regex) {
+                Err(e) => errors.push((key("regex"), e)),
+                Ok(re) if re.is_match("") => {
+                    errors.push((key("regex"), "matches the empty string; it would mask nothing useful".to_owned()))
+                }
+                Ok(_) => {}
+            }
+        }
+        errors
+    }
+}
+
+fn compile_custom(pattern: &str) -> Result<Regex, String> {
+    if pattern.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    RegexBuilder::new(pattern).size_limit(1 << 20).dfa_size_limit(1 << 20).build().map_err(|e| match e {
+        regex::Error::Syntax(s) => format!("invalid regular expression: {}", s.lines().last().unwrap_or_default()),
+        other => format!("invalid regular expression: {other}"),
+    })
+}
+
+/// A detection before it is mapped back to original bytes.
+#[derive(Debug, Clone)]
+pub(crate) struct Candidate {
+    pub kind: PiiKind,
+    /// Unit index range in the normalized text.
+    pub units: Range<usize>,
+    pub masked: String,
+}
+
+#[derive(Debug, Clone)]
+struct Custom {
+    kind: PiiKind,
+    regex: Regex,
+    keep_prefix: usize,
+    keep_suffix: usize,
+}
+
+/// The compiled masker: build once per configuration, share freely (`Send + Sync`; cloning
+/// is cheap).
+#[derive(Debug, Clone)]
+pub struct Masker {
+    detectors: Detectors,
+    numbers: digits::Switches,
+    protect_words: Vec<String>,
+    custom: Vec<Custom>,
+    email: Regex,
+    link: Regex,
+}
+
+/// Normalization used for masking: Chinese numerals are digits, case is kept.
+const MASK_OPTS: Options = Options { cjk_digits: true, lowercase: false };
+
+const EMAIL: &str = r"[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}";
+const LINK: &str = r"(?i)(?:https?://|www\.)[!-~]+";
+
+impl Masker {
+    /// Compiles `config`; on error returns every problem (as [`MaskConfig::validate`]).
+    pub fn new(config: &MaskConfig) -> Result<Masker, Vec<(String, String)>> {
+        let errors = config.validate();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let d = config.detectors;
+        let custom = config
+            .custom
+            .iter()
+            .filter_map(|p| {
+                let regex = compile_custom(&p.regex).ok()?;
+                Some(Custom {
+                    kind: PiiKind::Custom(p.name.clone()),
+                    regex,
+                    keep_prefix: p.keep_prefix,
+                    keep_suffix: p.keep_suffix,
+                })
+            })
+            .collect();
+        let protect_words = config
+            .protect_words
+            .iter()
+            .map(|w| Normalized::new(w.trim(), Options { cjk_digits: false, lowercase: true }).text)
+            .collect();
+        let builtin =
+            |re: &str| Regex::new(re).map_err(|e| vec![("mask".to_owned(), format!("internal pattern: {e}"))]);
+        Ok(Masker {
+            detectors: d,
+            numbers: digits::Switches {
+                mobile: d.mobile,
+                landline: d.landline,
+                service: d.service_number,
+                id_card: d.id_card,
+                bank_card: d.bank_card,
+            },
+            protect_words,
+            custom,
+            email: builtin(EMAIL)?,
+            link: builtin(LINK)?,
+        })
+    }
+
+    /// Masks `text`: the result's text equals `text` except inside the findings' ranges.
+    pub fn mask(&self, text: &str) -> Masked {
+        let findings = self.find(text);
+        if findings.is_empty() {
+            return Masked { text: text.to_owned(), findings };
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut pos = 0;
+        for f in &findings {
+            out.push_str(text.get(pos..f.range.start).unwrap_or_default());
+            out.push_str(&f.masked);
+            pos = f.range.end;
+        }
+        out.push_str(text.get(pos..).unwrap_or_default());
+        Masked { text: out, findings }
+    }
+
+    /// Whether `text` holds any personal data this masker would mask.
+    pub fn has_pii(&self, text: &str) -> bool {
+        !self.find(text).is_empty()
+    }
+
+    /// The findings in `text`, in order, without building the masked text.
+    pub fn find(&self, text: &str) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        for (base, piece) in chunks(text) {
+            self.find_in(piece, base, &mut findings);
+        }
+        findings.sort_by_key(|f| (f.range.start, f.range.end));
+        // Two units may share one original character (an NFKC expansion such as `⑩`); keep
+        // the ranges disjoint.
+        let mut last_end = 0;
+        findings.retain(|f| {
+            let keep = f.range.start >= last_end && f.range.start < f.range.end;
+            if keep {
+                last_end = f.range.end;
+            }
+            keep
+        });
+        findings
+    }
+
+    fn find_in(&self, text: &str, base: usize, out: &mut Vec<Finding>) {
+        let scan = Scan::of(text);
+        let numbers = self.numbers.any() && scan.max_run >= digits::MIN_DIGITS;
+        let email = self.detectors.email && scan.at;
+        let address = self.detectors.address && scan.address_word && scan.any_digit;
+        if !(numbers || email || address || !self.custom.is_empty()) {
+            return;
+        }
+        let n = Normalized::new(text, MASK_OPTS);
+        let mut links = Vec::new();
+        if (numbers || email || address) && scan.link_hint && (n.text.contains("://") || n.text.contains("www.")) {
+            links.extend(self.link.find_iter(&n.text).filter_map(|m| n.unit_range(m.range())));
+        }
+        let mut cands: Vec<Candidate> = Vec::new();
+        if email {
+            for m in self.email.find_iter(&n.text) {
+                if let Some(units) = n.unit_range(m.range())
+                    && !links.iter().any(|l| l.start < units.end && units.start < l.end)
+                {
+                    cands.push(Candidate { kind: PiiKind::Email, units, masked: mask_email(m.as_str()) });
+                }
+            }
+        }
+        if numbers {
+            digits::detect(&n, &self.numbers, &self.protect_words, &links, &mut cands);
+        }
+        if address {
+            address::detect(&n, text, &links, &mut cands);
+        }
+        for c in &self.custom {
+            for m in c.regex.find_iter(&n.text) {
+                if m.is_empty() {
+                    continue;
+                }
+                if let Some(units) = n.unit_range(m.range())
+                    && !cands.iter().any(|o| o.units.start < units.end && units.start < o.units.end)
+                {
+                    let masked = mask_chars(m.as_str(), c.keep_prefix, c.keep_suffix);
+                    cands.push(Candidate { kind: c.kind.clone(), units, masked });
+                }
+            }
+        }
+        for c in cands {
+            if let Some(r) = n.orig_of_units(c.units)
+                && let Some(original) = text.get(r.clone())
+            {
+                out.push(Finding {
+                    kind: c.kind,
+                    original: original.to_owned(),
+                    masked: c.masked,
+                    range: base + r.start..base + r.end,
+                });
+            }
+        }
+    }
+}
+
+/// `zhangwei@qq.com` → `z***@qq.com` (a one-character local part is starred entirely).
+fn mask_email(email: &str) -> String {
+    let (local, domain) = email.split_once('@').unwrap_or((email, ""));
+    let mut s = String::with_capacity(email.len());
+    if local.chars().count() > 1 {
+        s.extend(local.chars().next());
+    }
+    s.push_str("***@");
+    s.push_str(domain);
+    s
+}
+
+/// Keeps `prefix` and `suffix` characters of `s` and stars the rest (at least one star;
+/// all stars when nothing would be hidden otherwise).
+fn mask_chars(s: &str, prefix: usize, suffix: usize) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    if prefix + suffix >= chars.len() {
+        return "*".repeat(chars.len().max(1));
+    }
+    let mut out: String = chars[..prefix].iter().collect();
+    out.push_str(&"*".repeat(chars.len() - prefix - suffix));
+    out.extend(&chars[chars.len() - suffix..]);
+    out
+}
+
+/// What a quick pass over the text found: enough to skip detectors that cannot match.
+#[derive(Debug, Default)]
+struct Scan {
+    /// The most digits in one run (separators between digits allowed, as in detection).
+    max_run: usize,
+    any_digit: bool,
+    at: bool,
+    address_word: bool,
+    /// A `/` or a `w`: the text may hold a link.
+    link_hint: bool,
+}
+
+impl Scan {
+    fn of(text: &str) -> Scan {
+        let mut s = Scan::default();
+        let mut run = 0usize;
+        let mut seps = 0usize;
+        let mut in_run = false;
+        for c in text.chars() {
+            normalize_char(c, MASK_OPTS, &mut |ch, class| match class {
+                Class::Digit(..) => {
+                    run = if in_run { run + 1 } else { 1 };
+                    in_run = true;
+                    seps = 0;
+                    s.any_digit = true;
+                    s.max_run = s.max_run.max(run);
+                }
+                Class::Sep => {
+                    seps += 1;
+                    if seps > 3 {
+                        in_run = false;
+                    }
+                }
+                Class::Other => {
+                    in_run = false;
+                    match ch {
+                        '@' => s.at = true,
+                        '/' | 'w' | 'W' => s.link_hint = true,
+                        c if is_address_word(c) => s.address_word = true,
+                        _ => {}
+                    }
+                }
+            });
+        }
+        s
+    }
+}
