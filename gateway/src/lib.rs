@@ -158,6 +158,10 @@ impl Gateway {
                 if let Err(e) = gw.blacklist.expire(now).await {
                     tracing::warn!("blacklist expiry sweep failed: {e}");
                 }
+                // Decisions made by the CLI or another node.
+                if let Err(e) = gw.blacklist.reload().await {
+                    tracing::warn!("blacklist reload failed: {e}");
+                }
                 match gw.store.close_idle(now - idle, now).await {
                     Ok(closed) if !closed.is_empty() => tracing::info!(count = closed.len(), "closed idle sessions"),
                     Ok(_) => {}

@@ -33,6 +33,7 @@ pub fn routes() -> Router<Arc<Gateway>> {
         .route("/customers/{id}/history", get(history))
         .route("/outbox/{id}/retry", post(retry))
         .route("/blacklist", get(blacklist_list).post(blacklist_propose))
+        .route("/blacklist/reload", post(blacklist_reload))
         .route("/blacklist/{id}/{action}", post(blacklist_decide))
 }
 
@@ -80,6 +81,14 @@ async fn blacklist_propose(
     authorize(&gw, &headers)?;
     let id = gw.blacklist.propose(&operator(), &p, crate::now_millis()).await.map_err(blacklist_error)?;
     Ok((StatusCode::CREATED, Json(json!({"id": id, "state": "proposed"}))))
+}
+
+/// Re-reads approved entries now (decisions made by the CLI or another node otherwise arrive
+/// within the 30 s background reload).
+async fn blacklist_reload(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> ApiResult<serde_json::Value> {
+    authorize(&gw, &headers)?;
+    gw.blacklist.reload().await?;
+    Ok(Json(json!({"reloaded": true})))
 }
 
 #[derive(Debug, Deserialize, Default)]
