@@ -128,6 +128,10 @@ impl Gateway {
             events,
             outbox_wake: Arc::default(),
             idle_close_ms: i64::from(config.sessions.idle_close_minutes) * 60_000,
+            sealer: (!config.privacy.seal_key.is_empty())
+                .then(|| filters::seal::Sealer::from_hex(&config.privacy.seal_key))
+                .transpose()
+                .map_err(|e| StartError::Filters(format!("privacy.seal_key: {e}")))?,
         });
         Ok(Arc::new(Gateway {
             config,

@@ -88,6 +88,8 @@ pub struct Pipeline {
     /// Wakes the outbox worker when a reply is queued.
     pub outbox_wake: Arc<Notify>,
     pub idle_close_ms: Millis,
+    /// Keeps originals of masked messages encrypted, when configured.
+    pub sealer: Option<crate::filters::seal::Sealer>,
 }
 
 impl Pipeline {
@@ -109,9 +111,10 @@ impl Pipeline {
                 let label = crate::metrics::PlatformReasonLabels { platform: platform.into(), reason: level.into() };
                 self.metrics.screened.get_or_create(&label).inc();
             }
-            // [2] privacy mask: from here on only masked text exists.
-            let (event, text) = self.mask_event(event);
-            items.push(IntakeItem { event, text, sealed: None, screen });
+            // [2] privacy mask: from here on only masked text exists (and, when configured, the
+            // sealed original).
+            let (event, text, sealed) = self.mask_event(event);
+            items.push(IntakeItem { event, text, sealed, screen });
         }
         if !dead_letters.is_empty() {
             self.metrics
@@ -132,9 +135,11 @@ impl Pipeline {
         Ok(outcomes)
     }
 
-    /// Masks the typed text of a buyer message; returns the event and its masked fallback text.
-    fn mask_event(&self, mut event: InboundEvent) -> (InboundEvent, String) {
-        let EventKind::BuyerMessage(m) = &mut event.kind else { return (event, String::new()) };
+    /// Masks the typed text of a buyer message; returns the event, its masked fallback text and
+    /// the sealed original when something was masked and a seal key is configured.
+    fn mask_event(&self, mut event: InboundEvent) -> (InboundEvent, String, Option<Vec<u8>>) {
+        let EventKind::BuyerMessage(m) = &mut event.kind else { return (event, String::new(), None) };
+        let original = self.sealer.as_ref().map(|_| huiliu_sdk::fallback_text(&m.content));
         let mut masked_items = 0;
         for c in &mut m.content {
             if let Content::Text { text } = c {
@@ -143,11 +148,15 @@ impl Pipeline {
                 *text = masked;
             }
         }
+        let mut sealed = None;
         if masked_items > 0 {
             self.metrics.masked.inc_by(masked_items as u64);
+            if let (Some(sealer), Some(original)) = (&self.sealer, original) {
+                sealed = Some(sealer.seal(&original));
+            }
         }
         let text = huiliu_sdk::fallback_text(&m.content);
-        (event, text)
+        (event, text, sealed)
     }
 
     /// Counts, logs and publishes what one item's intake did.

@@ -18,6 +18,10 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    setup_with("")
+}
+
+fn setup_with(extra_toml: &str) -> Setup {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let sim = rt.block_on(DouyinSim::start(SimConfig::sample("7000777"), Arc::new(Faults::default()))).unwrap();
     let plugins = artifacts().plugins_dir(&["huiliu-douyin"]);
@@ -25,7 +29,7 @@ fn setup() -> Setup {
     for (k, v) in sim.shop_settings() {
         shops.push_str(&format!("{k} = {}\n", Value::String(v)));
     }
-    let daemon = Daemon::start(plugins.path(), &shops);
+    let daemon = Daemon::start_with(plugins.path(), &shops, extra_toml);
     sim.set_gateway(format!("http://{}/hooks/douyin/dy-1", daemon.addr));
     Setup { rt, sim, daemon, _plugins: plugins }
 }
@@ -130,4 +134,42 @@ fn a_reply_breaking_compliance_is_not_sent_and_says_why() {
     let blocked = detail["messages"].as_array().unwrap().iter().find(|m| m["delivery"] == "failed").cloned().unwrap();
     assert!(blocked["delivery_error"].as_str().unwrap().contains("未发送"), "{blocked}");
     assert_eq!(s.sim.journal().refreshes.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_masked_original_is_revealed_to_an_admin_with_a_reason_and_audited() {
+    let s = setup_with("[privacy]\nseal_key = \"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\"\n");
+    let text = "退款打到这张卡吧 6222021234567890128";
+    assert!(s.rt.block_on(s.sim.deliver_chat(&BuyerChat::text("m-401", "buyer-r", text, now_ms()))).acked);
+    assert!(s.rt.block_on(s.sim.deliver_chat(&BuyerChat::text("m-402", "buyer-r", "谢谢", now_ms()))).acked);
+    let id = s.daemon.wait_for("the session", 20, || sessions(&s.daemon).first()?["id"].as_i64());
+    let messages = s.daemon.wait_for("both messages", 20, || {
+        let m = s.daemon.api("GET", &format!("/api/v1/sessions/{id}"), None).1["messages"].as_array().cloned()?;
+        (m.len() == 2).then_some(m)
+    });
+    let (masked, plain) = (messages[0]["id"].as_i64().unwrap(), messages[1]["id"].as_i64().unwrap());
+    assert!(!messages[0]["text"].as_str().unwrap().contains("6222021234567890128"));
+    let (status, body) =
+        s.daemon.api("POST", &format!("/api/v1/messages/{masked}/reveal"), Some(&json!({"reason": ""})));
+    assert_eq!(status, 400, "a reason is required: {body}");
+    let (status, body) = s.daemon.api(
+        "POST",
+        &format!("/api/v1/messages/{masked}/reveal"),
+        Some(&json!({"reason": "买家要求核对退款卡号"})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["original"], text);
+    // Nothing was masked in the second message: nothing kept.
+    let (status, _) = s.daemon.api("POST", &format!("/api/v1/messages/{plain}/reveal"), Some(&json!({"reason": "x"})));
+    assert_eq!(status, 404);
+    let (_, audit) = s.daemon.api("GET", &format!("/api/v1/audit?subject=message:{masked}"), None);
+    let entries = audit["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{audit}");
+    assert_eq!(
+        (entries[0]["actor"].as_str(), entries[0]["action"].as_str()),
+        (Some("operator"), Some("message.reveal"))
+    );
+    assert!(entries[0]["detail"].as_str().unwrap().contains("核对退款卡号"));
+    assert!(!audit.to_string().contains("6222021234567890128"), "the audit log never holds the original");
+    assert!(!s.daemon.log_text().contains("6222021234567890128"));
 }

@@ -33,6 +33,8 @@ pub fn routes() -> Router<Arc<Gateway>> {
         .route("/customers/{id}/history", get(history))
         .route("/outbox/{id}/retry", post(retry))
         .route("/blacklist", get(blacklist_list).post(blacklist_propose))
+        .route("/messages/{id}/reveal", post(reveal))
+        .route("/audit", get(audit))
         .route("/blacklist/reload", post(blacklist_reload))
         .route("/blacklist/{id}/{action}", post(blacklist_decide))
 }
@@ -81,6 +83,65 @@ async fn blacklist_propose(
     authorize(&gw, &headers)?;
     let id = gw.blacklist.propose(&operator(), &p, crate::now_millis()).await.map_err(blacklist_error)?;
     Ok((StatusCode::CREATED, Json(json!({"id": id, "state": "proposed"}))))
+}
+
+#[derive(Debug, Deserialize)]
+struct RevealBody {
+    /// Why the original is needed (written to the audit log).
+    reason: String,
+}
+
+/// Reveals the original of a masked message to a lead or admin, audited with the reason.
+async fn reveal(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Json(body): Json<RevealBody>,
+) -> ApiResult<serde_json::Value> {
+    authorize(&gw, &headers)?;
+    let actor = operator();
+    if !actor.role.can_review() {
+        return Err(ApiError(StatusCode::FORBIDDEN, "forbidden", "only a lead or an admin may reveal".into()));
+    }
+    if body.reason.trim().is_empty() {
+        return Err(ApiError(StatusCode::BAD_REQUEST, "reason_required", "say why the original is needed".into()));
+    }
+    let Some(sealer) = &gw.pipeline.sealer else {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            "not_kept",
+            "originals are not kept (privacy.seal_key is not set)".into(),
+        ));
+    };
+    gw.store.message(id).await?.ok_or_else(|| not_found(format!("message {id}")))?;
+    let sealed = gw.store.message_sealed(id).await?.ok_or_else(|| {
+        ApiError(StatusCode::NOT_FOUND, "not_kept", format!("message {id} has no kept original (nothing was masked)"))
+    })?;
+    let original = sealer.open(&sealed).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "cannot_open", e))?;
+    let detail = json!({"reason": body.reason}).to_string();
+    gw.store.audit(&actor.id, "message.reveal", &format!("message:{id}"), &detail, crate::now_millis()).await?;
+    tracing::info!(message = id, actor = %actor.id, "masked message revealed (audited)");
+    Ok(Json(json!({"message_id": id, "original": original})))
+}
+
+#[derive(Debug, Deserialize)]
+struct AuditQuery {
+    subject: String,
+}
+
+/// The audit trail of one subject (`message:12`, `blacklist:3`).
+async fn audit(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<serde_json::Value> {
+    authorize(&gw, &headers)?;
+    let rows = gw.store.audit_trail(&q.subject).await?;
+    let entries: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|(at, actor, action, detail)| json!({"at": at, "actor": actor, "action": action, "detail": detail}))
+        .collect();
+    Ok(Json(json!({"subject": q.subject, "entries": entries})))
 }
 
 /// Re-reads approved entries now (decisions made by the CLI or another node otherwise arrive

@@ -163,6 +163,17 @@ pub struct ApiConfig {
     pub admin_token: String,
 }
 
+/// `[privacy]`: keeping originals of masked messages for audited reveal.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacyConfig {
+    /// 64 hex digits (32 bytes). When set, the original text of a message whose personal data
+    /// was masked is kept encrypted, and a lead or admin can reveal it (audited). Empty (the
+    /// default): originals are not kept. Set it from the environment:
+    /// `HUILIU__PRIVACY__SEAL_KEY`. Losing the key makes the kept originals unreadable.
+    pub seal_key: String,
+}
+
 /// One `[[shop]]` in `shops.toml`: a storefront on one platform.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -200,6 +211,7 @@ pub struct GatewayConfig {
     pub sessions: SessionsConfig,
     pub outbox: OutboxConfig,
     pub api: ApiConfig,
+    pub privacy: PrivacyConfig,
     /// `filters.toml`: privacy masking and outbound compliance.
     pub filters: crate::filters::FiltersConfig,
     pub shops: Vec<Shop>,
@@ -257,6 +269,7 @@ impl GatewayConfig {
             sessions: SessionsConfig::default(),
             outbox: OutboxConfig::default(),
             api: ApiConfig::default(),
+            privacy: PrivacyConfig::default(),
             filters: crate::filters::FiltersConfig::default(),
             shops: Vec::new(),
         }
@@ -306,7 +319,7 @@ pub fn load_partial(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> (Gatewa
             check_top_level_keys(
                 &main,
                 &main_file,
-                &["server", "plugins", "log", "store", "sessions", "outbox", "api"],
+                &["server", "plugins", "log", "store", "sessions", "outbox", "api", "privacy"],
                 &mut errors,
             );
             if let Some(v) = section(&main, "server", &main_file, &mut errors) {
@@ -329,6 +342,9 @@ pub fn load_partial(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> (Gatewa
             }
             if let Some(v) = section(&main, "api", &main_file, &mut errors) {
                 cfg.api = v;
+            }
+            if let Some(v) = section(&main, "privacy", &main_file, &mut errors) {
+                cfg.privacy = v;
             }
         }
     }
@@ -353,6 +369,11 @@ pub fn load_partial(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> (Gatewa
             key: "store.url".into(),
             message: format!("`{url}` is neither sqlite://PATH nor postgres://…"),
         });
+    }
+    if !cfg.privacy.seal_key.is_empty()
+        && let Err(message) = crate::filters::seal::Sealer::from_hex(&cfg.privacy.seal_key)
+    {
+        errors.push(ConfigError { file: main_file.clone(), key: "privacy.seal_key".into(), message });
     }
     if cfg.outbox.send_rate_per_sec == 0 {
         errors.push(ConfigError {

@@ -22,6 +22,7 @@ pub mod blacklist;
 pub mod compliance;
 pub mod mask;
 pub(crate) mod normalize;
+pub mod seal;
 
 use serde::Deserialize;
 

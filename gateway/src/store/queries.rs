@@ -261,6 +261,15 @@ impl Store {
         row.as_ref().map(message_from).transpose()
     }
 
+    /// The sealed original of a message, if one was kept.
+    pub async fn message_sealed(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT sealed FROM messages WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .flatten())
+    }
+
     /// A customer's recent orders and refunds, newest first.
     pub async fn customer_trades(&self, customer_id: i64, limit: i64) -> Result<Vec<TradeRecord>, StoreError> {
         let rows = sqlx::query(
