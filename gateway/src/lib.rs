@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod pipeline;
 pub mod plugins;
+pub mod reload;
 pub mod router;
 pub mod sessions;
 pub mod store;
@@ -121,9 +122,9 @@ impl Gateway {
         let (events, _) = tokio::sync::broadcast::channel(4096);
         let pipeline = Arc::new(Pipeline {
             store: store.clone(),
-            mask: Arc::new(filters.masker),
+            mask: std::sync::RwLock::new(Arc::new(filters.masker)),
             screen: blacklist.clone(),
-            compliance: Arc::new(filters.compliance),
+            compliance: std::sync::RwLock::new(Arc::new(filters.compliance)),
             metrics: metrics.clone(),
             events,
             outbox_wake: Arc::default(),
@@ -150,6 +151,7 @@ impl Gateway {
     /// Starts the channels, the outbox worker, the token refresher and the idle-session sweeper.
     pub fn spawn_background(self: &Arc<Self>) {
         ingress::channels::spawn_all(self);
+        tokio::spawn(reload::watch(self.clone()));
         tokio::spawn(outbox::run(self.clone()));
         tokio::spawn(outbox::tokens::run(self.clone()));
         let gw = self.clone();

@@ -67,6 +67,8 @@ pub struct Metrics {
     pub compliance_hits: Family<PlatformReasonLabels, Counter>,
     /// Messages of flagged / restricted buyers, by platform and level.
     pub screened: Family<PlatformReasonLabels, Counter>,
+    /// Configuration reloads, by part (`platform` label) and result (`reason`: ok / rejected).
+    pub config_reloads: Family<PlatformReasonLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -97,6 +99,7 @@ impl Metrics {
             push_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             compliance_hits: Family::default(),
             screened: Family::default(),
+            config_reloads: Family::default(),
         };
         registry.register("plugin_panics", "Panics caught inside plugin calls", m.plugin_panics.clone());
         registry.register("plugins_loaded", "Plugin libraries loaded", m.plugins_loaded.clone());
@@ -118,6 +121,7 @@ impl Metrics {
         registry.register("channel_connects", "Channel connection attempts by result", m.channel_connects.clone());
         registry.register("compliance_hits", "Compliance hits in replies by category", m.compliance_hits.clone());
         registry.register("screened", "Messages of flagged or restricted buyers", m.screened.clone());
+        registry.register("config_reloads", "Configuration reloads by result", m.config_reloads.clone());
         registry.register("push_seconds", "Push handling time, receipt to acknowledgement", m.push_seconds.clone());
         *m.registry.lock().unwrap_or_else(|p| p.into_inner()) = registry;
         m

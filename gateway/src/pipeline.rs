@@ -18,7 +18,7 @@
 //! - A blocked buyer's event stops at step [3] with only its dedupe key stored: no session,
 //!   no notification, no agent work — yet the platform is still acknowledged.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use huiliu_sdk::{Content, DeadLetter, EventKind, InboundEvent, Millis, OutgoingMessage};
 use tokio::sync::{Notify, broadcast};
@@ -80,9 +80,11 @@ pub trait ComplianceStage: Send + Sync + std::fmt::Debug {
 #[derive(Debug)]
 pub struct Pipeline {
     pub store: Store,
-    pub mask: Arc<dyn MaskStage>,
+    /// Swapped atomically on a configuration reload.
+    pub mask: RwLock<Arc<dyn MaskStage>>,
     pub screen: Arc<dyn ScreenStage>,
-    pub compliance: Arc<dyn ComplianceStage>,
+    /// Swapped atomically on a configuration reload.
+    pub compliance: RwLock<Arc<dyn ComplianceStage>>,
     pub metrics: Arc<Metrics>,
     pub events: broadcast::Sender<GatewayEvent>,
     /// Wakes the outbox worker when a reply is queued.
@@ -93,6 +95,22 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// The mask stage in force (a reload may replace it between two messages).
+    pub fn mask(&self) -> Arc<dyn MaskStage> {
+        self.mask.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The compliance stage in force.
+    pub fn compliance(&self) -> Arc<dyn ComplianceStage> {
+        self.compliance.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the mask and compliance stages at once.
+    pub fn swap_filters(&self, mask: Arc<dyn MaskStage>, compliance: Arc<dyn ComplianceStage>) {
+        *self.mask.write().unwrap_or_else(|p| p.into_inner()) = mask;
+        *self.compliance.write().unwrap_or_else(|p| p.into_inner()) = compliance;
+    }
+
     /// Screens, masks and durably stores what a connector decoded. `Ok` means committed.
     pub async fn intake(
         &self,
@@ -103,6 +121,7 @@ impl Pipeline {
         now: Millis,
     ) -> Result<Vec<ItemOutcome>, StoreError> {
         let mut items = Vec::with_capacity(events.len());
+        let mask = self.mask();
         for event in events {
             // [1] blacklist screen
             let screen = self.screen.screen(&event, now);
@@ -113,7 +132,7 @@ impl Pipeline {
             }
             // [2] privacy mask: from here on only masked text exists (and, when configured, the
             // sealed original).
-            let (event, text, sealed) = self.mask_event(event);
+            let (event, text, sealed) = self.mask_event(&*mask, event);
             items.push(IntakeItem { event, text, sealed, screen });
         }
         if !dead_letters.is_empty() {
@@ -137,13 +156,13 @@ impl Pipeline {
 
     /// Masks the typed text of a buyer message; returns the event, its masked fallback text and
     /// the sealed original when something was masked and a seal key is configured.
-    fn mask_event(&self, mut event: InboundEvent) -> (InboundEvent, String, Option<Vec<u8>>) {
+    fn mask_event(&self, mask: &dyn MaskStage, mut event: InboundEvent) -> (InboundEvent, String, Option<Vec<u8>>) {
         let EventKind::BuyerMessage(m) = &mut event.kind else { return (event, String::new(), None) };
         let original = self.sealer.as_ref().map(|_| huiliu_sdk::fallback_text(&m.content));
         let mut masked_items = 0;
         for c in &mut m.content {
             if let Content::Text { text } = c {
-                let (masked, n) = self.mask.mask_text(text);
+                let (masked, n) = mask.mask_text(text);
                 masked_items += n;
                 *text = masked;
             }
@@ -202,7 +221,8 @@ impl Pipeline {
             self.store.customer(session.customer_id).await?.ok_or(ReplyError::NoSession(request.session_id))?;
         // [1] compliance: every typed text of the reply.
         let typed: Vec<&str> = request.content.iter().filter_map(Content::typed_text).collect();
-        let verdict = self.compliance.check(&typed.join("\n"));
+        let verdict = self.compliance().check(&typed.join("\n"));
+        let mask = self.mask();
         for hit in &verdict.hits {
             let label = crate::metrics::PlatformReasonLabels {
                 platform: session.platform.clone(),
@@ -215,7 +235,7 @@ impl Pipeline {
             .content
             .iter()
             .map(|c| match c {
-                Content::Text { text } => Content::text(self.mask.mask_text(text).0),
+                Content::Text { text } => Content::text(mask.mask_text(text).0),
                 other => other.clone(),
             })
             .collect();
@@ -239,7 +259,7 @@ impl Pipeline {
                     Some(&request.author),
                     &stored,
                     &text,
-                    &self.mask.mask_text(&reason).0,
+                    &mask.mask_text(&reason).0,
                     now,
                 )
                 .await?;

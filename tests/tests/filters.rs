@@ -173,3 +173,39 @@ fn a_masked_original_is_revealed_to_an_admin_with_a_reason_and_audited() {
     assert!(!audit.to_string().contains("6222021234567890128"), "the audit log never holds the original");
     assert!(!s.daemon.log_text().contains("6222021234567890128"));
 }
+
+#[test]
+fn filters_reload_live_and_a_bad_file_keeps_the_running_config() {
+    let s = setup();
+    assert!(s.rt.block_on(s.sim.deliver_chat(&BuyerChat::text("m-501", "buyer-l", "能便宜吗", now_ms()))).acked);
+    let id = s.daemon.wait_for("the session", 20, || sessions(&s.daemon).first()?["id"].as_i64());
+    let reply =
+        |text: &str| s.daemon.api("POST", &format!("/api/v1/sessions/{id}/reply"), Some(&json!({"text": text}))).0;
+    assert_eq!(reply("全网最低价"), 202, "absolute terms only warn by default");
+
+    // Through the API: absolute terms now block.
+    let filters = s.daemon.config_dir.path().join("filters.toml");
+    std::fs::write(&filters, "[compliance.absolute_terms]\naction = \"block\"\nterms = [\"全网最低\"]\n").unwrap();
+    let (status, body) = s.daemon.api("POST", "/api/v1/config/reload", None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(reply("全网最低价"), 422);
+
+    // A bad file: every error reported, the running configuration stays.
+    std::fs::write(&filters, "[compliance.absolute_terms]\naction = \"explode\"\nterms = [\"\"]\n[mask]\nbogus = 1\n")
+        .unwrap();
+    let (status, body) = s.daemon.api("POST", "/api/v1/config/reload", None);
+    assert_eq!(status, 422, "{body}");
+    assert!(body["errors"].as_array().is_some_and(|e| !e.is_empty()), "{body}");
+    assert_eq!(reply("全网最低价"), 422, "still the last good configuration");
+
+    // A file change is picked up without any call.
+    std::fs::write(&filters, "[compliance.absolute_terms]\naction = \"warn\"\nterms = [\"全网最低\"]\n").unwrap();
+    s.daemon.wait_for("the file change to be reloaded", 15, || (reply("全网最低价") == 202).then_some(()));
+
+    // SIGHUP reloads too.
+    std::fs::write(&filters, "[compliance.absolute_terms]\naction = \"block\"\nterms = [\"全网最低\"]\n").unwrap();
+    let pid = s.daemon.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    s.daemon.wait_for("the SIGHUP reload", 15, || (reply("全网最低价") == 422).then_some(()));
+    assert!(s.daemon.log_text().contains("reload rejected, the running configuration stays"));
+}

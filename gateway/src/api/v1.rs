@@ -35,6 +35,7 @@ pub fn routes() -> Router<Arc<Gateway>> {
         .route("/blacklist", get(blacklist_list).post(blacklist_propose))
         .route("/messages/{id}/reveal", post(reveal))
         .route("/audit", get(audit))
+        .route("/config/reload", post(config_reload))
         .route("/blacklist/reload", post(blacklist_reload))
         .route("/blacklist/{id}/{action}", post(blacklist_decide))
 }
@@ -122,6 +123,26 @@ async fn reveal(
     gw.store.audit(&actor.id, "message.reveal", &format!("message:{id}"), &detail, crate::now_millis()).await?;
     tracing::info!(message = id, actor = %actor.id, "masked message revealed (audited)");
     Ok(Json(json!({"message_id": id, "original": original})))
+}
+
+/// Reloads the reloadable configuration (admin). 422 with every error when a file is bad; the
+/// running configuration stays.
+async fn config_reload(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    authorize(&gw, &headers)?;
+    match crate::reload::reload(&gw) {
+        Ok(report) => Ok((StatusCode::OK, Json(json!({"reloaded": report.reloaded})))),
+        Err(errors) => Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({
+                "code": "invalid_config",
+                "message": "the configuration was not reloaded; the running configuration stays",
+                "errors": errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            })),
+        )),
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -403,7 +403,7 @@ pub fn load_partial(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> (Gatewa
 }
 
 /// Loads `filters.toml` (defaults when absent) and collects every problem in it.
-fn load_filters(dir: &Path, errors: &mut Vec<ConfigError>) -> crate::filters::FiltersConfig {
+pub fn load_filters(dir: &Path, errors: &mut Vec<ConfigError>) -> crate::filters::FiltersConfig {
     let file = dir.join(FILTERS_FILE).display().to_string();
     let built = Config::builder().add_source(File::new(&file, FileFormat::Toml).required(false)).build();
     let parsed = built.and_then(|c| c.try_deserialize::<crate::filters::FiltersConfig>());

@@ -1,0 +1,89 @@
+//! Live configuration reload: on SIGHUP, when a watched file changes, or on
+//! `POST /api/v1/config/reload`. The new configuration is validated whole (every error
+//! reported) and swapped in atomically; a bad file keeps the running configuration and the
+//! reason is logged, counted and returned. Messages in flight finish with the stages they
+//! started with.
+//!
+//! Reloadable today: `filters.toml` (privacy mask and compliance). Shops, plugins, the store
+//! and the listener need a restart.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::Gateway;
+use crate::config::{ConfigError, FILTERS_FILE};
+use crate::filters::Filters;
+
+/// What a reload did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadReport {
+    pub reloaded: Vec<String>,
+}
+
+/// Reloads every reloadable file; on any error nothing changes and every error is returned.
+pub fn reload(gw: &Gateway) -> Result<ReloadReport, Vec<ConfigError>> {
+    let file = gw.config.dir.join(FILTERS_FILE).display().to_string();
+    let mut errors = Vec::new();
+    let config = crate::config::load_filters(&gw.config.dir, &mut errors);
+    if !errors.is_empty() {
+        return Err(fail(gw, errors));
+    }
+    let filters = Filters::new(&config).map_err(|errs| {
+        fail(gw, errs.into_iter().map(|(key, message)| ConfigError { file: file.clone(), key, message }).collect())
+    })?;
+    gw.pipeline.swap_filters(Arc::new(filters.masker), Arc::new(filters.compliance));
+    crate::metrics::Metrics::count(&gw.metrics.config_reloads, "filters", "ok");
+    tracing::info!("configuration reloaded: {file}");
+    Ok(ReloadReport { reloaded: vec![file] })
+}
+
+fn fail(gw: &Gateway, errors: Vec<ConfigError>) -> Vec<ConfigError> {
+    crate::metrics::Metrics::count(&gw.metrics.config_reloads, "filters", "rejected");
+    for e in &errors {
+        tracing::error!("reload rejected, the running configuration stays: {e}");
+    }
+    errors
+}
+
+fn modified(path: &PathBuf) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Reloads on SIGHUP and when a watched file's modification time changes (checked every 2 s).
+pub async fn watch(gw: Arc<Gateway>) {
+    let watched = gw.config.dir.join(FILTERS_FILE);
+    let mut last = modified(&watched);
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        #[cfg(unix)]
+        let by_signal = async {
+            match hangup.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let by_signal = std::future::pending::<()>();
+        tokio::select! {
+            _ = by_signal => {
+                tracing::info!("SIGHUP: reloading configuration");
+                let _ = reload(&gw);
+            }
+            _ = tick.tick() => {
+                let now = modified(&watched);
+                if now != last {
+                    last = now;
+                    tracing::info!("{} changed: reloading configuration", watched.display());
+                    let _ = reload(&gw);
+                }
+            }
+        }
+    }
+}
