@@ -133,6 +133,7 @@ impl Gateway {
                 .then(|| filters::seal::Sealer::from_hex(&config.privacy.seal_key))
                 .transpose()
                 .map_err(|e| StartError::Filters(format!("privacy.seal_key: {e}")))?,
+            restrict_reply: std::sync::RwLock::new(config.filters.blacklist.restrict_reply.clone()),
         });
         Ok(Arc::new(Gateway {
             config,

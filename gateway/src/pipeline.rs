@@ -92,6 +92,8 @@ pub struct Pipeline {
     pub idle_close_ms: Millis,
     /// Keeps originals of masked messages encrypted, when configured.
     pub sealer: Option<crate::filters::seal::Sealer>,
+    /// The auto-reply for restricted buyers (empty: none). Swapped on reload.
+    pub restrict_reply: RwLock<String>,
 }
 
 impl Pipeline {
@@ -150,6 +152,22 @@ impl Pipeline {
         // The caller acknowledges the platform after this returns; [4]/[5] follow.
         for (outcome, (shop, text)) in outcomes.iter().zip(summaries) {
             self.after_commit(platform, &shop, outcome, &text);
+        }
+        // Restricted buyers get the auto-reply once per session and no agent.
+        let auto = self.restrict_reply.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if !auto.is_empty() {
+            for outcome in &outcomes {
+                if let ItemOutcome::Message { session_id, new_session: true, screen: Screen::Restrict, .. } = outcome {
+                    let request = ReplyRequest {
+                        session_id: *session_id,
+                        author: "auto-reply".into(),
+                        content: vec![Content::text(auto.clone())],
+                    };
+                    if let Err(e) = self.reply(request, now).await {
+                        tracing::warn!(session = session_id, "auto-reply to a restricted buyer failed: {e}");
+                    }
+                }
+            }
         }
         Ok(outcomes)
     }

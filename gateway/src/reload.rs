@@ -35,6 +35,7 @@ pub fn reload(gw: &Gateway) -> Result<ReloadReport, Vec<ConfigError>> {
         fail(gw, errs.into_iter().map(|(key, message)| ConfigError { file: file.clone(), key, message }).collect())
     })?;
     gw.pipeline.swap_filters(Arc::new(filters.masker), Arc::new(filters.compliance));
+    *gw.pipeline.restrict_reply.write().unwrap_or_else(|p| p.into_inner()) = config.blacklist.restrict_reply.clone();
     crate::metrics::Metrics::count(&gw.metrics.config_reloads, "filters", "ok");
     tracing::info!("configuration reloaded: {file}");
     Ok(ReloadReport { reloaded: vec![file] })

@@ -209,3 +209,38 @@ fn filters_reload_live_and_a_bad_file_keeps_the_running_config() {
     s.daemon.wait_for("the SIGHUP reload", 15, || (reply("全网最低价") == 422).then_some(()));
     assert!(s.daemon.log_text().contains("reload rejected, the running configuration stays"));
 }
+
+#[test]
+fn a_restricted_buyer_is_held_by_the_bot_and_gets_one_auto_reply() {
+    let s = setup();
+    let (status, body) = s.daemon.api(
+        "POST",
+        "/api/v1/blacklist",
+        Some(&json!({"platform": "douyin", "buyer_id": "serial-returner", "level": "restrict",
+                     "reason": "多次恶意退货", "evidence": ["m-9"]})),
+    );
+    assert_eq!(status, 201, "{body}");
+    let out = std::process::Command::new(artifacts().huiliu())
+        .args(["blacklist", "approve", &body["id"].to_string(), "--by", "lead-li", "--role", "lead", "--config"])
+        .arg(s.daemon.config_dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(s.daemon.api("POST", "/api/v1/blacklist/reload", None).0, 200);
+    for (i, text) in ["我要退货", "快点处理"].iter().enumerate() {
+        let chat = BuyerChat::text(&format!("m-60{i}"), "serial-returner", text, now_ms());
+        assert!(s.rt.block_on(s.sim.deliver_chat(&chat)).acked);
+    }
+    let session = s.daemon.wait_for("the bot-held session", 20, || {
+        let all = sessions(&s.daemon);
+        (all.first()?["state"] == "bot").then(|| all[0].clone())
+    });
+    assert!(session["priority"].as_i64().unwrap() < 0, "{session}");
+    s.daemon.wait_for("the auto-reply at the platform", 20, || {
+        s.sim.journal().received().iter().any(|r| r.buyer_id == "serial-returner").then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let replies = s.sim.journal().received().into_iter().filter(|r| r.buyer_id == "serial-returner").count();
+    assert_eq!(replies, 1, "one auto-reply per session, not one per message");
+    assert_eq!(metric(&s.daemon, r#"huiliu_screened_total{platform="douyin",reason="restrict"}"#), 2.0);
+}

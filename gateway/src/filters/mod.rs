@@ -37,6 +37,26 @@ pub struct FiltersConfig {
     pub mask: MaskConfig,
     /// `[compliance]`: checks of outbound agent replies.
     pub compliance: ComplianceConfig,
+    /// `[blacklist]`: what restricted buyers are told.
+    pub blacklist: BlacklistConfig,
+}
+
+/// `[blacklist]` in `filters.toml`. (Entries themselves live in the store and are managed with
+/// `huiliu blacklist` or the API.)
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlacklistConfig {
+    /// The auto-reply a `restrict`-level buyer gets once per session (their sessions get no
+    /// agent). Empty: no reply.
+    pub restrict_reply: String,
+}
+
+impl Default for BlacklistConfig {
+    fn default() -> Self {
+        BlacklistConfig {
+            restrict_reply: "您好，您的问题已记录，我们会通过平台消息尽快处理，请耐心等待。".into()
+        }
+    }
 }
 
 impl FiltersConfig {
