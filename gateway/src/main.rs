@@ -159,6 +159,29 @@ fn main() -> ExitCode {
     }
 }
 
+/// The async runtime, or the exit code after saying why it could not start.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Runtime::new().map_err(|e| {
+        eprintln!("error: cannot start the async runtime: {e}");
+        ExitCode::from(1)
+    })
+}
+
+/// Runs `work` to completion: exit 0, or exit 1 after printing its error.
+fn run_to_exit(work: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match runtime.block_on(work) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn print_errors(errors: &[ConfigError]) {
     for e in errors {
         eprintln!("error: {e}");
@@ -179,12 +202,9 @@ fn serve(a: ConfigArg) -> ExitCode {
         Err(code) => return code,
     };
     telemetry::init(&cfg.log);
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async move {
         let addr = cfg.listen_addr();
@@ -220,20 +240,7 @@ fn serve(a: ConfigArg) -> ExitCode {
 
 fn demo(options: DemoOptions) -> ExitCode {
     telemetry::init(&huiliu_gateway::config::LogConfig { level: "warn".into(), ..Default::default() });
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match runtime.block_on(huiliu_gateway::demo::run(options)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
-        }
-    }
+    run_to_exit(huiliu_gateway::demo::run(options))
 }
 
 async fn shutdown_signal() {
@@ -413,20 +420,7 @@ fn blacklist(command: BlacklistCommand) -> ExitCode {
         }
         Ok::<(), String>(())
     };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match runtime.block_on(run) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
-        }
-    }
+    run_to_exit(run)
 }
 
 fn plugins_list(a: ConfigArg) -> ExitCode {
