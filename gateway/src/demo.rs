@@ -19,6 +19,77 @@ use crate::config::{GatewayConfig, Shop};
 use crate::events::GatewayEvent;
 use crate::pipeline::ReplyRequest;
 
+/// The demo's routing: the shipped groups without business hours (a demo runs at any hour),
+/// small caps so the queue shows up, every agent online at start.
+const DEMO_ROUTING: &str = r#"
+[routing]
+policy = "least_load"
+fallback_group = "presales"
+first_response_limit_s = 30
+[messages]
+welcome = "您好，我是{agent}，很高兴为您服务～"
+queue_position = "当前咨询人数较多，您前面还有{position}位，预计等待约{wait_minutes}分钟，请稍候。"
+[[group]]
+id = "presales"
+name = "售前"
+[[group]]
+id = "aftersales"
+name = "售后"
+[[group]]
+id = "vip"
+name = "专属客服"
+[[agent]]
+id = "a01"
+name = "小美"
+groups = { presales = 5, aftersales = 3 }
+max_sessions = 3
+[[agent]]
+id = "a02"
+name = "小王"
+groups = { presales = 4 }
+max_sessions = 3
+[[agent]]
+id = "a04"
+name = "阿强"
+groups = { aftersales = 5, presales = 2 }
+max_sessions = 3
+[[agent]]
+id = "a06"
+name = "婷婷"
+groups = { vip = 5, presales = 4 }
+max_sessions = 3
+[[rule]]
+name = "投诉优先"
+priority = 10
+[rule.match]
+category = ["complaint"]
+[[rule.target]]
+group = "aftersales"
+[[rule]]
+name = "粉丝专属"
+priority = 5
+[rule.match]
+fans_min = 1
+[[rule.target]]
+group = "vip"
+wait_s = 20
+[[rule.target]]
+group = "presales"
+[[rule]]
+name = "售后"
+[rule.match]
+category = ["aftersales"]
+[[rule.target]]
+group = "aftersales"
+wait_s = 60
+[[rule.target]]
+group = "presales"
+[[rule]]
+name = "默认"
+[[rule.target]]
+group = "presales"
+"#;
+
 /// Options of `huiliu demo`.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -101,6 +172,10 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
         .into_iter()
         .map(|s| Shop { id: s.id, platform: s.platform, name: s.name, enabled: true, settings: s.settings })
         .collect();
+    config.routing = Some(
+        crate::router::parse(DEMO_ROUTING, "demo routing")
+            .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))?,
+    );
     let token = config.api.admin_token.clone();
     let addr = config.listen_addr();
     let gateway = Gateway::start(config).await.map_err(|e| e.to_string())?;
@@ -109,6 +184,11 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     }
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     gateway.spawn_background();
+    if let Some(d) = &gateway.dispatch {
+        for agent in ["a01", "a02", "a04", "a06"] {
+            d.set_status(&gateway, agent, crate::router::AgentStatus::Online).await?;
+        }
+    }
     println!("汇流 Huiliu demo — three simulated storefronts (淘宝 / 抖音 / 京东) sending buyer traffic");
     println!("  gateway    {gateway_url}   (health: /healthz, readiness: /readyz, metrics: /metrics)");
     println!("  API        curl -H 'Authorization: Bearer {token}' {gateway_url}/api/v1/sessions");
@@ -181,6 +261,17 @@ async fn live_log(gw: Arc<Gateway>) {
                 other => println!("          会话#{session_id} 发送{other}: {}", detail.unwrap_or_default()),
             },
             GatewayEvent::Trade { session_id: Some(s), .. } => println!("          会话#{s} 订单/退款状态更新"),
+            GatewayEvent::Assigned { session_id, agent } => {
+                let why = gw.store.decisions(session_id).await.ok().and_then(|d| d.last().cloned());
+                let why = why.and_then(|d| d["why"].as_str().map(str::to_owned)).unwrap_or_default();
+                println!("          会话#{session_id} → 分配给 {agent}（{why}）");
+            }
+            GatewayEvent::Queued { session_id, group, position } => {
+                println!("          会话#{session_id} 排队 {group} 第{position}位")
+            }
+            GatewayEvent::Alert { kind, session_id, detail } => {
+                println!("  ⚠ {kind} 会话#{} {detail}", session_id.unwrap_or_default())
+            }
             GatewayEvent::Channel { platform, shop, channel, status } => {
                 println!("[{}/{shop}] 通道 {channel}: {status}", platform_zh(&platform))
             }

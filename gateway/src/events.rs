@@ -15,6 +15,14 @@ pub enum GatewayEvent {
     Delivery { session_id: i64, message_id: i64, state: String, detail: Option<String> },
     /// An order or refund event was stored.
     Trade { customer_id: i64, session_id: Option<i64> },
+    /// Routing gave a session to an agent.
+    Assigned { session_id: i64, agent: String },
+    /// Routing put a session in a group's queue.
+    Queued { session_id: i64, group: String, position: u32 },
+    /// Routing took a session from an agent (a reassignment follows).
+    Unassigned { session_id: i64, agent: String },
+    /// Something a lead should look at.
+    Alert { kind: String, session_id: Option<i64>, detail: String },
     /// A channel (TMC, stream) changed state.
     Channel { platform: String, shop: String, channel: String, status: String },
 }

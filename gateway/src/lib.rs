@@ -13,6 +13,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod demo;
+pub mod dispatch;
 pub mod events;
 pub mod filters;
 pub mod ingress;
@@ -55,6 +56,10 @@ pub struct Gateway {
     pub channel_status: Mutex<BTreeMap<String, String>>,
     /// The blacklist (also the pipeline's screen stage).
     pub blacklist: Arc<Blacklist>,
+    /// Live routing, when `routing.toml` exists.
+    pub dispatch: Option<Arc<dispatch::Dispatch>>,
+    /// Actions the routing restore produced, executed once background work starts.
+    restore_actions: Mutex<Vec<router::Action>>,
 }
 
 /// Why the gateway could not start.
@@ -66,6 +71,8 @@ pub enum StartError {
     DataDir(String, std::io::Error),
     #[error("the filters configuration is invalid: {0}")]
     Filters(String),
+    #[error("routing could not be restored: {0}")]
+    Routing(String),
 }
 
 impl Gateway {
@@ -135,6 +142,15 @@ impl Gateway {
                 .map_err(|e| StartError::Filters(format!("privacy.seal_key: {e}")))?,
             restrict_reply: std::sync::RwLock::new(config.filters.blacklist.restrict_reply.clone()),
         });
+        let (dispatch, restore_actions) = match &config.routing {
+            Some(routing) => {
+                let (d, actions) = dispatch::Dispatch::restore(routing.clone(), &store, now_millis())
+                    .await
+                    .map_err(StartError::Routing)?;
+                (Some(Arc::new(d)), actions)
+            }
+            None => (None, Vec::new()),
+        };
         Ok(Arc::new(Gateway {
             config,
             host,
@@ -146,6 +162,8 @@ impl Gateway {
             http: outbox::http::client(),
             channel_status: Mutex::default(),
             blacklist,
+            dispatch,
+            restore_actions: Mutex::new(restore_actions),
         }))
     }
 
@@ -153,6 +171,14 @@ impl Gateway {
     pub fn spawn_background(self: &Arc<Self>) {
         ingress::channels::spawn_all(self);
         tokio::spawn(reload::watch(self.clone()));
+        if let Some(d) = &self.dispatch {
+            let (gw, d) = (self.clone(), d.clone());
+            let restored = std::mem::take(&mut *self.restore_actions.lock().unwrap_or_else(|p| p.into_inner()));
+            tokio::spawn(async move {
+                d.execute(&gw, restored).await;
+                d.run_deadlines(gw).await;
+            });
+        }
         tokio::spawn(outbox::run(self.clone()));
         tokio::spawn(outbox::tokens::run(self.clone()));
         let gw = self.clone();
@@ -176,6 +202,44 @@ impl Gateway {
                 }
             }
         });
+    }
+
+    /// Routes what an intake stored, after the platform was acknowledged: each session that
+    /// got a buyer message and needs an agent goes to the router.
+    pub fn after_intake(self: &Arc<Self>, outcomes: &[store::ItemOutcome]) {
+        let Some(d) = &self.dispatch else { return };
+        for outcome in outcomes {
+            if let store::ItemOutcome::Message { session_id, screen, .. } = outcome
+                && *screen != store::Screen::Restrict
+            {
+                let (gw, d, id) = (self.clone(), d.clone(), *session_id);
+                tokio::spawn(async move { d.arrive(&gw, id).await });
+            }
+        }
+    }
+
+    /// Sends a reply (the pipeline's reply path) and, when an agent wrote it, stops the
+    /// session's first-response clock.
+    pub async fn reply(&self, request: pipeline::ReplyRequest) -> Result<pipeline::ReplyOutcome, pipeline::ReplyError> {
+        let (session, by_agent) =
+            (request.session_id, request.author != dispatch::SYSTEM_AUTHOR && request.author != "auto-reply");
+        let outcome = self.pipeline.reply(request, now_millis()).await?;
+        if by_agent
+            && matches!(outcome, pipeline::ReplyOutcome::Queued { .. })
+            && let Some(d) = &self.dispatch
+        {
+            d.first_response(self, session).await;
+        }
+        Ok(outcome)
+    }
+
+    /// Closes a session and frees its agent's capacity.
+    pub async fn close_session(&self, session_id: i64, reason: &str) -> Result<(), StoreError> {
+        self.store.close(session_id, reason, now_millis()).await?;
+        if let Some(d) = &self.dispatch {
+            d.close(self, session_id).await;
+        }
+        Ok(())
     }
 
     /// Whether every enabled shop is served.

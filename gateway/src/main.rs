@@ -55,6 +55,11 @@ enum Command {
         #[command(subcommand)]
         command: BlacklistCommand,
     },
+    /// Routing tools.
+    Route {
+        #[command(subcommand)]
+        command: RouteCommand,
+    },
     /// Inspect connector plugins.
     Plugins {
         #[command(subcommand)]
@@ -140,6 +145,19 @@ enum BlacklistCommand {
 }
 
 #[derive(Subcommand)]
+enum RouteCommand {
+    /// Where would this message go, and why: a dry run of a sample event (JSON, see
+    /// `SampleEvent`) against the routing configuration, with no side effects.
+    Explain {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The sample event file (JSON).
+        #[arg(long)]
+        event: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum PluginsCommand {
     /// List loaded plugins and rejected files with the reason.
     List(ConfigArg),
@@ -152,6 +170,7 @@ fn main() -> ExitCode {
         Command::Check(a) => check(a),
         Command::Plugins { command: PluginsCommand::List(a) } => plugins_list(a),
         Command::Mask(a) => mask(a),
+        Command::Route { command: RouteCommand::Explain { config, event } } => route_explain(config, event),
         Command::Blacklist { command } => blacklist(command),
         Command::Demo { listen, data, rate, duration } => {
             demo(DemoOptions { listen, data_dir: data, rate, duration_secs: duration })
@@ -300,6 +319,46 @@ fn check(a: ConfigArg) -> ExitCode {
         print_errors(&errors);
         ExitCode::from(1)
     }
+}
+
+fn route_explain(a: ConfigArg, event: PathBuf) -> ExitCode {
+    let cfg = match load_or_report(&a) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let Some(routing) = cfg.routing else {
+        eprintln!("error: {} has no {}", a.config.display(), huiliu_gateway::router::ROUTING_FILE);
+        return ExitCode::from(1);
+    };
+    let text = match std::fs::read_to_string(&event) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", event.display());
+            return ExitCode::from(1);
+        }
+    };
+    let mut sample: huiliu_gateway::router::SampleEvent = match serde_json::from_str(&text) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {}: {e}", event.display());
+            return ExitCode::from(1);
+        }
+    };
+    let now = huiliu_gateway::now_millis();
+    if sample.at.is_none() {
+        sample.at = Some(huiliu_gateway::router::EventTime::Millis(now));
+    }
+    let state = match huiliu_gateway::router::Router::new(routing.clone(), now) {
+        Ok(r) => r.state(),
+        Err(errors) => {
+            for e in errors {
+                eprintln!("error: {e}");
+            }
+            return ExitCode::from(1);
+        }
+    };
+    print!("{}", huiliu_gateway::router::explain(&routing, &state, &sample));
+    ExitCode::SUCCESS
 }
 
 fn mask(a: ConfigArg) -> ExitCode {

@@ -4,8 +4,9 @@
 //! reason is logged, counted and returned. Messages in flight finish with the stages they
 //! started with.
 //!
-//! Reloadable today: `filters.toml` (privacy mask and compliance). Shops, plugins, the store
-//! and the listener need a restart.
+//! Reloadable: `filters.toml` (privacy mask, compliance, restrict auto-reply) and
+//! `routing.toml` (groups, agents, rules; sessions in flight keep working: see
+//! `Router::reload`). Shops, plugins, the store and the listener need a restart.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,7 +24,48 @@ pub struct ReloadReport {
     pub reloaded: Vec<String>,
 }
 
-/// Reloads every reloadable file; on any error nothing changes and every error is returned.
+/// Reloads every reloadable file (filters, then routing); a bad file keeps the running
+/// configuration of its part, and every error is returned.
+pub async fn reload_all(gw: &Gateway) -> Result<ReloadReport, Vec<ConfigError>> {
+    let mut report = reload(gw)?;
+    if let Some(d) = &gw.dispatch {
+        let mut errors = Vec::new();
+        let routing = crate::config::load_routing(&gw.config.dir, &gw.config.shops, &mut errors);
+        let file = gw.config.dir.join(crate::router::ROUTING_FILE).display().to_string();
+        match routing {
+            Some(r) if errors.is_empty() => match d.reload(gw, r).await {
+                Ok(()) => {
+                    crate::metrics::Metrics::count(&gw.metrics.config_reloads, "routing", "ok");
+                    tracing::info!("configuration reloaded: {file}");
+                    report.reloaded.push(file);
+                }
+                Err(messages) => {
+                    errors.extend(messages.into_iter().map(|message| ConfigError {
+                        file: file.clone(),
+                        key: String::new(),
+                        message,
+                    }));
+                }
+            },
+            None if errors.is_empty() => errors.push(ConfigError {
+                file: file.clone(),
+                key: String::new(),
+                message: "routing.toml is gone; routing keeps its running configuration".into(),
+            }),
+            _ => {}
+        }
+        if !errors.is_empty() {
+            crate::metrics::Metrics::count(&gw.metrics.config_reloads, "routing", "rejected");
+            for e in &errors {
+                tracing::error!("reload rejected, the running configuration stays: {e}");
+            }
+            return Err(errors);
+        }
+    }
+    Ok(report)
+}
+
+/// Reloads the filters; on any error nothing changes and every error is returned.
 pub fn reload(gw: &Gateway) -> Result<ReloadReport, Vec<ConfigError>> {
     let file = gw.config.dir.join(FILTERS_FILE).display().to_string();
     let mut errors = Vec::new();
@@ -55,8 +97,8 @@ fn modified(path: &PathBuf) -> Option<SystemTime> {
 
 /// Reloads on SIGHUP and when a watched file's modification time changes (checked every 2 s).
 pub async fn watch(gw: Arc<Gateway>) {
-    let watched = gw.config.dir.join(FILTERS_FILE);
-    let mut last = modified(&watched);
+    let watched = [gw.config.dir.join(FILTERS_FILE), gw.config.dir.join(crate::router::ROUTING_FILE)];
+    let mut last: Vec<_> = watched.iter().map(modified).collect();
     #[cfg(unix)]
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut tick = tokio::time::interval(Duration::from_secs(2));
@@ -75,14 +117,14 @@ pub async fn watch(gw: Arc<Gateway>) {
         tokio::select! {
             _ = by_signal => {
                 tracing::info!("SIGHUP: reloading configuration");
-                let _ = reload(&gw);
+                let _ = reload_all(&gw).await;
             }
             _ = tick.tick() => {
-                let now = modified(&watched);
+                let now: Vec<_> = watched.iter().map(modified).collect();
                 if now != last {
                     last = now;
-                    tracing::info!("{} changed: reloading configuration", watched.display());
-                    let _ = reload(&gw);
+                    tracing::info!("configuration files changed: reloading");
+                    let _ = reload_all(&gw).await;
                 }
             }
         }

@@ -36,6 +36,9 @@ pub fn routes() -> Router<Arc<Gateway>> {
         .route("/messages/{id}/reveal", post(reveal))
         .route("/audit", get(audit))
         .route("/config/reload", post(config_reload))
+        .route("/routing", get(routing_state))
+        .route("/agents/{id}/status", post(agent_status))
+        .route("/sessions/{id}/transfer", post(transfer))
         .route("/blacklist/reload", post(blacklist_reload))
         .route("/blacklist/{id}/{action}", post(blacklist_decide))
 }
@@ -132,7 +135,7 @@ async fn config_reload(
     headers: HeaderMap,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     authorize(&gw, &headers)?;
-    match crate::reload::reload(&gw) {
+    match crate::reload::reload_all(&gw).await {
         Ok(report) => Ok((StatusCode::OK, Json(json!({"reloaded": report.reloaded})))),
         Err(errors) => Ok((
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -143,6 +146,99 @@ async fn config_reload(
             })),
         )),
     }
+}
+
+fn no_routing() -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, "routing_off", "routing is not configured (no routing.toml)".into())
+}
+
+/// Queues and agents as the router sees them.
+async fn routing_state(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> ApiResult<serde_json::Value> {
+    authorize(&gw, &headers)?;
+    let d = gw.dispatch.as_ref().ok_or_else(no_routing)?;
+    Ok(Json(serde_json::to_value(d.state().await).unwrap_or_default()))
+}
+
+#[derive(Debug, Deserialize)]
+struct StatusBody {
+    /// online, busy, away or offline.
+    status: String,
+}
+
+/// Sets an agent's status (the workbench's status switch).
+async fn agent_status(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Path(agent): Path<String>,
+    Json(body): Json<StatusBody>,
+) -> ApiResult<serde_json::Value> {
+    authorize(&gw, &headers)?;
+    let d = gw.dispatch.as_ref().ok_or_else(no_routing)?;
+    let status = crate::dispatch::parse_status(&body.status).ok_or_else(|| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            "bad_status",
+            format!("unknown status `{}` (online, busy, away, offline)", body.status),
+        )
+    })?;
+    d.set_status(&gw, &agent, status).await.map_err(|e| ApiError(StatusCode::NOT_FOUND, "unknown_agent", e))?;
+    Ok(Json(json!({"agent": agent, "status": body.status})))
+}
+
+#[derive(Debug, Deserialize)]
+struct TransferBody {
+    to_agent: Option<String>,
+    to_group: Option<String>,
+    /// The handover note: the buyer's problem, what was tried, what the buyer expects.
+    problem: String,
+    #[serde(default)]
+    tried: String,
+    #[serde(default)]
+    expects: String,
+}
+
+/// Transfers a session to an agent or a group with a handover note.
+async fn transfer(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Json(body): Json<TransferBody>,
+) -> ApiResult<serde_json::Value> {
+    authorize(&gw, &headers)?;
+    let d = gw.dispatch.as_ref().ok_or_else(no_routing)?;
+    if body.problem.trim().is_empty() {
+        return Err(ApiError(StatusCode::BAD_REQUEST, "note_required", "a handover note needs the problem".into()));
+    }
+    let session = gw.store.session(id).await?.ok_or_else(|| not_found(format!("session {id}")))?;
+    let to = match (&body.to_agent, &body.to_group) {
+        (Some(a), None) => crate::router::TransferTo::Agent(a.clone()),
+        (None, Some(g)) => crate::router::TransferTo::Group(g.clone()),
+        _ => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                "bad_target",
+                "give exactly one of to_agent, to_group".into(),
+            ));
+        }
+    };
+    let note = crate::router::HandoverNote {
+        problem: body.problem.clone(),
+        tried: body.tried.clone(),
+        expects: body.expects.clone(),
+    };
+    d.transfer(&gw, id, to, note).await.map_err(|e| ApiError(StatusCode::CONFLICT, "transfer_refused", e))?;
+    let stored = crate::sessions::HandoverNote { problem: body.problem, tried: body.tried, expectation: body.expects };
+    gw.store
+        .record_transfer(
+            id,
+            session.agent.as_deref(),
+            body.to_agent.as_deref(),
+            body.to_group.as_deref(),
+            &stored,
+            crate::now_millis(),
+        )
+        .await?;
+    Ok(Json(json!({"transferred": id})))
 }
 
 #[derive(Debug, Deserialize)]
@@ -330,7 +426,7 @@ async fn reply(
         _ => return Err(ApiError(StatusCode::BAD_REQUEST, "empty_reply", "give `text` or `content`".into())),
     };
     let request = ReplyRequest { session_id: id, author: body.author.unwrap_or_else(|| "operator".into()), content };
-    match gw.pipeline.reply(request, crate::now_millis()).await {
+    match gw.reply(request).await {
         Ok(ReplyOutcome::Queued { message_id, outbox_id, client_msg_id, warnings }) => Ok((
             StatusCode::ACCEPTED,
             Json(json!({
@@ -361,7 +457,7 @@ async fn close(
 ) -> ApiResult<serde_json::Value> {
     authorize(&gw, &headers)?;
     gw.store.session(id).await?.ok_or_else(|| not_found(format!("session {id}")))?;
-    gw.store.close(id, "agent", crate::now_millis()).await?;
+    gw.close_session(id, "agent").await?;
     Ok(Json(json!({"closed": id})))
 }
 

@@ -214,6 +214,9 @@ pub struct GatewayConfig {
     pub privacy: PrivacyConfig,
     /// `filters.toml`: privacy masking and outbound compliance.
     pub filters: crate::filters::FiltersConfig,
+    /// `routing.toml`: skill groups, agents, rules. `None` when the file is absent: sessions
+    /// then wait unrouted.
+    pub routing: Option<crate::router::RoutingConfig>,
     pub shops: Vec<Shop>,
 }
 
@@ -271,6 +274,7 @@ impl GatewayConfig {
             api: ApiConfig::default(),
             privacy: PrivacyConfig::default(),
             filters: crate::filters::FiltersConfig::default(),
+            routing: None,
             shops: Vec::new(),
         }
     }
@@ -399,7 +403,35 @@ pub fn load_partial(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> (Gatewa
 
     cfg.shops = load_shops(dir, env, &mut errors);
     cfg.filters = load_filters(dir, &mut errors);
+    cfg.routing = load_routing(dir, &cfg.shops, &mut errors);
     (cfg, errors)
+}
+
+/// Loads `routing.toml` if present, with every error, cross-checked with the shops.
+pub fn load_routing(dir: &Path, shops: &[Shop], errors: &mut Vec<ConfigError>) -> Option<crate::router::RoutingConfig> {
+    let path = dir.join(crate::router::ROUTING_FILE);
+    let file = path.display().to_string();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            errors.push(ConfigError { file, key: String::new(), message: format!("cannot read: {e}") });
+            return None;
+        }
+    };
+    match crate::router::parse(&text, &file) {
+        Ok(routing) => {
+            if !shops.is_empty() {
+                let ids: Vec<&str> = shops.iter().map(|s| s.id.as_str()).collect();
+                errors.extend(routing.check_shops(&ids, &file));
+            }
+            Some(routing)
+        }
+        Err(e) => {
+            errors.extend(e);
+            None
+        }
+    }
 }
 
 /// Loads `filters.toml` (defaults when absent) and collects every problem in it.

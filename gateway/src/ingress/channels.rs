@@ -158,7 +158,7 @@ fn handle(
 }
 
 async fn store_batch(
-    gw: &Gateway,
+    gw: &Arc<Gateway>,
     connector: &ShopConnector,
     batch: AckBatch,
     replies: Option<mpsc::UnboundedSender<Frame>>,
@@ -169,7 +169,10 @@ async fn store_batch(
     } else {
         match gw.pipeline.intake(events, dead_letters, &connector.platform, &connector.shop, crate::now_millis()).await
         {
-            Ok(_) => true,
+            Ok(outcomes) => {
+                gw.after_intake(&outcomes);
+                true
+            }
             Err(e) => {
                 gw.metrics
                     .intake_errors

@@ -95,7 +95,11 @@ pub async fn hook(
         }
         Ok(PushOutcome::Accepted { events, dead_letters, ack, nack }) => {
             match gw.pipeline.intake(events, dead_letters, &platform, &shop, now).await {
-                Ok(_) => to_response(ack),
+                Ok(outcomes) => {
+                    // Routing runs after the acknowledgement goes out (spawned).
+                    gw.after_intake(&outcomes);
+                    to_response(ack)
+                }
                 Err(e) => {
                     metrics
                         .intake_errors

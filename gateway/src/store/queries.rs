@@ -675,6 +675,48 @@ impl Store {
             .await?)
     }
 
+    /// Records an agent's presence (status word, run-time cap, idle since).
+    pub async fn save_presence(
+        &self,
+        agent: &str,
+        status: &str,
+        max_sessions: Option<i64>,
+        idle_since: Option<Millis>,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO agent_presence (agent, status, max_sessions, idle_since, updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (agent) DO UPDATE SET status = excluded.status, max_sessions = excluded.max_sessions, \
+             idle_since = excluded.idle_since, updated_at = excluded.updated_at",
+        )
+        .bind(agent)
+        .bind(status)
+        .bind(max_sessions)
+        .bind(idle_since)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Every recorded agent presence: (agent, status, max_sessions, idle_since).
+    pub async fn presences(&self) -> Result<Vec<(String, String, Option<i64>, Option<Millis>)>, StoreError> {
+        Ok(sqlx::query_as("SELECT agent, status, max_sessions, idle_since FROM agent_presence ORDER BY agent")
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    /// The first inbound message text of a session (masked), for routing categories.
+    pub async fn first_inbound_text(&self, session_id: i64) -> Result<String, StoreError> {
+        let text: Option<String> = sqlx::query_scalar(
+            "SELECT text FROM messages WHERE session_id = $1 AND direction = 'in' ORDER BY id LIMIT 1",
+        )
+        .bind(session_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(text.unwrap_or_default())
+    }
+
     /// Persists a token grant for a shop.
     pub async fn save_token(
         &self,

@@ -8,7 +8,7 @@ use super::Backend;
 
 /// (version, name, statements)
 pub const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "sessions, messages, intake, outbox", V1), (2, "blacklist with review", V2)];
+    &[(1, "sessions, messages, intake, outbox", V1), (2, "blacklist with review", V2), (3, "agent presence", V3)];
 
 const V1: &str = r#"
 CREATE TABLE customers (
@@ -176,6 +176,16 @@ CREATE TABLE blacklist (
 );
 CREATE INDEX blacklist_by_buyer ON blacklist (platform, buyer_id, state);
 CREATE INDEX blacklist_by_state ON blacklist (state, proposed_at)
+"#;
+
+const V3: &str = r#"
+CREATE TABLE agent_presence (
+    agent TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    max_sessions BIGINT,
+    idle_since BIGINT,
+    updated_at BIGINT NOT NULL
+)
 "#;
 
 /// The statements of `sql` for `backend`, placeholders filled, split on `;`.
