@@ -1,0 +1,105 @@
+//! Routing through the real daemon: an agent goes online, a buyer's session is assigned with a
+//! recorded reason, the cap holds the next buyer in the queue (told their position), the state
+//! survives SIGKILL, and a close drains the queue.
+
+use std::sync::Arc;
+
+use huiliu_e2e::{Daemon, artifacts};
+use huiliu_sim::douyin::DouyinSim;
+use huiliu_sim::{BuyerChat, Faults, SimConfig, now_ms};
+use serde_json::{Value, json};
+
+const ROUTING: &str = r#"
+[routing]
+fallback_group = "presales"
+first_response_limit_s = 600
+[messages]
+welcome = "您好，我是{agent}"
+queue_position = "您前面还有{position}位"
+[[group]]
+id = "presales"
+name = "售前"
+[[agent]]
+id = "a1"
+name = "小美"
+groups = { presales = 5 }
+max_sessions = 1
+[[rule]]
+name = "默认"
+[[rule.target]]
+group = "presales"
+"#;
+
+fn session_of(daemon: &Daemon, buyer_text: &str) -> Option<Value> {
+    let (_, body) = daemon.api("GET", "/api/v1/sessions?shop=dy-1", None);
+    for s in body["sessions"].as_array()? {
+        let id = s["id"].as_i64()?;
+        let (_, detail) = daemon.api("GET", &format!("/api/v1/sessions/{id}"), None);
+        if detail["messages"].as_array()?.iter().any(|m| m["text"] == buyer_text) {
+            return Some(detail);
+        }
+    }
+    None
+}
+
+#[test]
+fn sessions_are_assigned_queued_restored_and_drained() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let sim = rt.block_on(DouyinSim::start(SimConfig::sample("7000555"), Arc::new(Faults::default()))).unwrap();
+    let plugins = artifacts().plugins_dir(&["huiliu-douyin"]);
+    let mut shops = String::from("[[shop]]\nid = \"dy-1\"\nplatform = \"douyin\"\n[shop.settings]\n");
+    for (k, v) in sim.shop_settings() {
+        shops.push_str(&format!("{k} = {}\n", Value::String(v)));
+    }
+    let mut daemon = Daemon::start(plugins.path(), &shops);
+    std::fs::write(daemon.config_dir.path().join("routing.toml"), ROUTING).unwrap();
+    daemon.restart(); // pick up routing.toml
+    sim.set_gateway(format!("http://{}/hooks/douyin/dy-1", daemon.addr));
+
+    let (status, body) = daemon.api("POST", "/api/v1/agents/a1/status", Some(&json!({"status": "online"})));
+    assert_eq!(status, 200, "{body}");
+    assert!(rt.block_on(sim.deliver_chat(&BuyerChat::text("r-1", "buyer-1", "这款有货吗", now_ms()))).acked);
+    let first = daemon.wait_for("the first session to be assigned", 20, || {
+        session_of(&daemon, "这款有货吗").filter(|d| d["session"]["state"] == "assigned")
+    });
+    assert_eq!(first["session"]["agent"], "a1");
+    let decision = &first["decisions"][0];
+    assert_eq!(decision["chosen"], "a1", "{decision}");
+    assert!(decision["why"].as_str().is_some_and(|w| !w.is_empty()), "the decision says why: {decision}");
+    daemon.wait_for("the welcome notice at the platform", 20, || {
+        sim.journal().received().iter().any(|r| r.buyer_id == "buyer-1" && r.content.contains("我是小美")).then_some(())
+    });
+
+    // The agent's cap is 1: the next buyer waits and is told the position.
+    assert!(rt.block_on(sim.deliver_chat(&BuyerChat::text("r-2", "buyer-2", "在吗在吗", now_ms()))).acked);
+    let second = daemon.wait_for("the second session to queue", 20, || {
+        session_of(&daemon, "在吗在吗").filter(|d| d["session"]["state"] == "queued")
+    });
+    daemon.wait_for("the queue notice", 20, || {
+        sim.journal()
+            .received()
+            .iter()
+            .any(|r| r.buyer_id == "buyer-2" && r.content.contains("前面还有1位"))
+            .then_some(())
+    });
+
+    // SIGKILL: presence, the assignment and the queue come back from the store.
+    daemon.restart();
+    let (_, state) = daemon.api("GET", "/api/v1/routing", None);
+    assert!(state.to_string().contains("a1"), "{state}");
+    let id1 = first["session"]["id"].as_i64().unwrap();
+    let (_, again) = daemon.api("GET", &format!("/api/v1/sessions/{id1}"), None);
+    assert_eq!(
+        (again["session"]["state"].as_str(), again["session"]["agent"].as_str()),
+        (Some("assigned"), Some("a1"))
+    );
+
+    // Closing the first session frees the cap: the queued buyer gets the agent.
+    let (status, _) = daemon.api("POST", &format!("/api/v1/sessions/{id1}/close"), None);
+    assert_eq!(status, 200);
+    let id2 = second["session"]["id"].as_i64().unwrap();
+    daemon.wait_for("the queued session to be assigned after the close", 20, || {
+        let (_, d) = daemon.api("GET", &format!("/api/v1/sessions/{id2}"), None);
+        (d["session"]["state"] == "assigned" && d["session"]["agent"] == "a1").then_some(())
+    });
+}
