@@ -63,6 +63,10 @@ pub fn parse_beijing_datetime(s: &str) -> Option<Millis> {
     let (date, time) = s.split_once(' ')?;
     let mut dp = date.split('-');
     let y: i64 = dp.next()?.parse().ok()?;
+    // Platforms send four-digit years; anything else is garbage (and could overflow below).
+    if !(1..=9999).contains(&y) {
+        return None;
+    }
     let mo: u32 = dp.next()?.parse().ok()?;
     let d: u32 = dp.next()?.parse().ok()?;
     if dp.next().is_some() || !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
