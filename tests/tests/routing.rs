@@ -103,3 +103,79 @@ fn sessions_are_assigned_queued_restored_and_drained() {
         (d["session"]["state"] == "assigned" && d["session"]["agent"] == "a1").then_some(())
     });
 }
+
+const TWO_AGENTS: &str = r#"
+[routing]
+fallback_group = "presales"
+first_response_limit_s = 600
+[[group]]
+id = "presales"
+name = "售前"
+[[group]]
+id = "aftersales"
+name = "售后"
+[[agent]]
+id = "a1"
+name = "小美"
+groups = { presales = 5 }
+max_sessions = 5
+[[agent]]
+id = "b1"
+name = "阿强"
+groups = { aftersales = 5 }
+max_sessions = 5
+[[rule]]
+name = "默认"
+[[rule.target]]
+group = "presales"
+"#;
+
+#[test]
+fn transfer_with_a_handover_note_and_a_bad_routing_reload_keeps_the_running_config() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let sim = rt.block_on(DouyinSim::start(SimConfig::sample("7000556"), Arc::new(Faults::default()))).unwrap();
+    let plugins = artifacts().plugins_dir(&["huiliu-douyin"]);
+    let mut shops = String::from("[[shop]]\nid = \"dy-1\"\nplatform = \"douyin\"\n[shop.settings]\n");
+    for (k, v) in sim.shop_settings() {
+        shops.push_str(&format!("{k} = {}\n", Value::String(v)));
+    }
+    let mut daemon = Daemon::start(plugins.path(), &shops);
+    let routing = daemon.config_dir.path().join("routing.toml");
+    std::fs::write(&routing, TWO_AGENTS).unwrap();
+    daemon.restart();
+    sim.set_gateway(format!("http://{}/hooks/douyin/dy-1", daemon.addr));
+    for agent in ["a1", "b1"] {
+        assert_eq!(
+            daemon.api("POST", &format!("/api/v1/agents/{agent}/status"), Some(&json!({"status": "online"}))).0,
+            200
+        );
+    }
+    assert!(rt.block_on(sim.deliver_chat(&BuyerChat::text("t-1", "buyer-t", "衣服破了想退", now_ms()))).acked);
+    let s = daemon.wait_for("assignment to a1", 20, || {
+        session_of(&daemon, "衣服破了想退").filter(|d| d["session"]["agent"] == "a1")
+    });
+    let id = s["session"]["id"].as_i64().unwrap();
+    let (status, body) = daemon.api(
+        "POST",
+        &format!("/api/v1/sessions/{id}/transfer"),
+        Some(&json!({"to_group": "aftersales", "problem": "衣服破损要退货", "tried": "核对了订单", "expects": "尽快退款"})),
+    );
+    assert_eq!(status, 200, "{body}");
+    let moved = daemon.wait_for("the transfer to reach b1", 20, || {
+        let (_, d) = daemon.api("GET", &format!("/api/v1/sessions/{id}"), None);
+        (d["session"]["agent"] == "b1").then_some(d)
+    });
+    assert_eq!(moved["transfers"][0]["note"]["expectation"], "尽快退款", "{moved}");
+    assert_eq!(moved["transfers"][0]["from_agent"], "a1");
+
+    // A bad routing.toml: every error returned, the running routing stays.
+    std::fs::write(&routing, "[routing]\nfallback_group = \"nowhere\"\n[[agent]]\nid = \"x\"\nmax_sessions = 0\n")
+        .unwrap();
+    let (status, body) = daemon.api("POST", "/api/v1/config/reload", None);
+    assert_eq!(status, 422, "{body}");
+    assert!(body["errors"].to_string().contains("routing.toml"), "{body}");
+    assert!(rt.block_on(sim.deliver_chat(&BuyerChat::text("t-2", "buyer-u", "在吗", now_ms()))).acked);
+    daemon.wait_for("routing still works on the running config", 20, || {
+        session_of(&daemon, "在吗").filter(|d| d["session"]["agent"] == "a1")
+    });
+}
