@@ -1,14 +1,30 @@
-//! Who is acting: the three roles of 飞鸽's permission levels, and an actor.
+//! Who is acting: the three roles of 飞鸽's permission levels, workbench users and their
+//! logins.
 //!
-//! Agent logins, tokens and per-endpoint checks build on these with the workbench.
+//! Users are listed in `users.toml` with an Argon2id password hash (`huiliu user hash` makes
+//! one). An agent's role, name and groups come from its `[[agent]]` in `routing.toml`; a user who
+//! is not an agent there (a lead who serves nobody, an admin) sets them in `users.toml`. A login
+//! gives a random bearer token kept only as its SHA-256 in the store, valid `api.token_ttl_minutes`.
+//! Failed logins are counted per user id: `api.login_max_failures` in a row lock the id for
+//! `api.login_lockout_s`.
 
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+use crate::config::ConfigError;
+use crate::sessions::{Scope, Session};
 
 /// A user's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Serves buyers: sees their own sessions, proposes blacklist entries.
+    #[default]
     Agent,
     /// Team lead: sees their groups, approves blacklist entries, may reveal masked data.
     Lead,
@@ -48,5 +64,348 @@ pub struct Actor {
 impl Actor {
     pub fn new(id: impl Into<String>, role: Role) -> Actor {
         Actor { id: id.into(), role }
+    }
+}
+
+/// The file listing workbench users, in the config directory.
+pub const USERS_FILE: &str = "users.toml";
+
+/// One `[[user]]` in `users.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// The login id; for an agent, its `[[agent]]` id in `routing.toml`.
+    pub id: String,
+    /// Argon2id hash in PHC form (`$argon2id$v=19$...`), from `huiliu user hash`.
+    pub password_hash: String,
+    /// Display name. Default: the agent's name, else the id.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `agent`, `lead` or `admin`. Default: the agent's role in `routing.toml`, else `agent`.
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// The skill groups a lead oversees. Default: the agent's groups in `routing.toml`.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersFile {
+    #[serde(default)]
+    user: Vec<UserConfig>,
+}
+
+/// Parses and checks `users.toml`: unique ids, hashes that are Argon2 PHC strings.
+pub fn parse_users(text: &str, file: &str) -> Result<Vec<UserConfig>, Vec<ConfigError>> {
+    let parsed: UsersFile =
+        toml_from_str(text).map_err(|message| vec![ConfigError { file: file.into(), key: String::new(), message }])?;
+    let mut errors = Vec::new();
+    let mut seen = BTreeMap::new();
+    for (i, u) in parsed.user.iter().enumerate() {
+        let key = format!("user[{i}]");
+        if u.id.trim().is_empty() {
+            errors.push(ConfigError {
+                file: file.into(),
+                key: format!("{key}.id"),
+                message: "must not be empty".into(),
+            });
+        }
+        if let Some(first) = seen.insert(u.id.clone(), i) {
+            errors.push(ConfigError {
+                file: file.into(),
+                key: format!("{key}.id"),
+                message: format!("`{}` is already user[{first}]", u.id),
+            });
+        }
+        match PasswordHash::new(&u.password_hash) {
+            Ok(h) if h.algorithm.as_str().starts_with("argon2") => {}
+            Ok(h) => errors.push(ConfigError {
+                file: file.into(),
+                key: format!("{key}.password_hash"),
+                message: format!("`{}` is not Argon2 (make one with `huiliu user hash`)", h.algorithm),
+            }),
+            Err(e) => errors.push(ConfigError {
+                file: file.into(),
+                key: format!("{key}.password_hash"),
+                message: format!("not a PHC hash string ({e}); make one with `huiliu user hash`"),
+            }),
+        }
+    }
+    if errors.is_empty() { Ok(parsed.user) } else { Err(errors) }
+}
+
+fn toml_from_str<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    config::Config::builder()
+        .add_source(config::File::from_str(text, config::FileFormat::Toml))
+        .build()
+        .and_then(|c| c.try_deserialize())
+        .map_err(|e| e.to_string())
+}
+
+/// Hashes a password with Argon2id (OWASP's default parameters: 19 MiB, 2 passes) and a random
+/// salt, as a PHC string.
+pub fn hash_password(password: &str) -> String {
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).expect("16 bytes is a valid salt");
+    Argon2::default().hash_password(password.as_bytes(), &salt).expect("argon2 with default parameters").to_string()
+}
+
+/// Whether `password` matches the PHC `hash`.
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+/// A hash of a password nobody has, verified for unknown user ids so that a wrong id takes as
+/// long as a wrong password.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash_password(&hex::encode(rand::random::<[u8; 16]>())))
+}
+
+/// A new bearer token: 32 random bytes, hex.
+pub fn new_token() -> String {
+    format!("hl_{}", hex::encode(rand::random::<[u8; 32]>()))
+}
+
+/// What the store keeps of a token.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+/// A signed-in user as the API sees them, resolved against the running routing configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Principal {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    /// The skill groups whose sessions a lead sees (an agent's own groups, for display).
+    pub groups: Vec<String>,
+}
+
+impl Principal {
+    /// The operator token's identity.
+    pub fn operator() -> Principal {
+        Principal { id: "operator".into(), name: "operator".into(), role: Role::Admin, groups: Vec::new() }
+    }
+
+    pub fn actor(&self) -> Actor {
+        Actor::new(self.id.clone(), self.role)
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// The sessions this user may see; `None` = all (admin).
+    pub fn scope(&self) -> Option<Scope> {
+        match self.role {
+            Role::Admin => None,
+            Role::Lead => Some(Scope { agent: self.id.clone(), groups: self.groups.clone() }),
+            Role::Agent => Some(Scope { agent: self.id.clone(), groups: Vec::new() }),
+        }
+    }
+
+    /// Whether this user may see and act on `session`: an agent their own, a lead also those
+    /// of their groups, an admin all.
+    pub fn may_see(&self, session: &Session) -> bool {
+        match self.scope() {
+            None => true,
+            Some(scope) => {
+                session.agent.as_deref() == Some(scope.agent.as_str())
+                    || session.skill_group.as_ref().is_some_and(|g| scope.groups.contains(g))
+            }
+        }
+    }
+
+    /// Whether this user oversees `group`.
+    pub fn oversees(&self, group: &str) -> bool {
+        self.is_admin() || (self.role == Role::Lead && self.groups.iter().any(|g| g == group))
+    }
+}
+
+/// Resolves a user against `routing.toml`'s agents.
+pub fn principal(user: &UserConfig, routing: Option<&crate::router::RoutingConfig>) -> Principal {
+    let agent = routing.and_then(|r| r.agents.iter().find(|a| a.id == user.id));
+    let groups = if user.groups.is_empty() {
+        agent.map(|a| a.groups.keys().cloned().collect()).unwrap_or_default()
+    } else {
+        user.groups.clone()
+    };
+    Principal {
+        id: user.id.clone(),
+        name: user.name.clone().or_else(|| agent.and_then(|a| a.name.clone())).unwrap_or_else(|| user.id.clone()),
+        role: user.role.or(agent.map(|a| a.role)).unwrap_or(Role::Agent),
+        groups,
+    }
+}
+
+/// Failed logins of one id.
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: i64,
+    locked_until: i64,
+}
+
+/// Users and the login limiter.
+#[derive(Debug)]
+pub struct Auth {
+    users: Vec<UserConfig>,
+    failures: Mutex<HashMap<String, Failures>>,
+    pub token_ttl_ms: i64,
+    max_failures: u32,
+    lockout_ms: i64,
+}
+
+/// Why a login failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginError {
+    /// Wrong id or password (which one is not said).
+    BadCredentials,
+    /// Too many failures: retry after this many seconds.
+    Locked(u64),
+}
+
+impl Auth {
+    pub fn new(users: Vec<UserConfig>, api: &crate::config::ApiConfig) -> Auth {
+        Auth {
+            users,
+            failures: Mutex::new(HashMap::new()),
+            token_ttl_ms: i64::from(api.token_ttl_minutes) * 60_000,
+            max_failures: api.login_max_failures.max(1),
+            lockout_ms: i64::from(api.login_lockout_s) * 1000,
+        }
+    }
+
+    pub fn user(&self, id: &str) -> Option<&UserConfig> {
+        self.users.iter().find(|u| u.id == id)
+    }
+
+    pub fn users(&self) -> &[UserConfig] {
+        &self.users
+    }
+
+    /// Checks a password (Argon2 work runs on a blocking thread), counting failures per id.
+    pub async fn login(&self, id: &str, password: &str, now: i64) -> Result<&UserConfig, LoginError> {
+        let key = id.trim().to_lowercase();
+        {
+            let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(f) = failures.get(&key)
+                && f.locked_until > now
+            {
+                return Err(LoginError::Locked(((f.locked_until - now) as u64).div_ceil(1000)));
+            }
+        }
+        let user = self.user(id);
+        let hash = user.map_or_else(|| decoy_hash().to_owned(), |u| u.password_hash.clone());
+        let password = password.to_owned();
+        let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password)).await.unwrap_or(false);
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        match user {
+            Some(u) if ok => {
+                failures.remove(&key);
+                Ok(u)
+            }
+            _ => {
+                // A failure streak older than the lockout starts over.
+                let f = failures.entry(key).or_insert(Failures { count: 0, last: now, locked_until: 0 });
+                if now - f.last > self.lockout_ms {
+                    f.count = 0;
+                }
+                f.count += 1;
+                f.last = now;
+                if f.count >= self.max_failures {
+                    f.count = 0;
+                    f.locked_until = now + self.lockout_ms;
+                }
+                Err(LoginError::BadCredentials)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api() -> crate::config::ApiConfig {
+        crate::config::ApiConfig { login_max_failures: 3, login_lockout_s: 60, ..Default::default() }
+    }
+
+    #[test]
+    fn hashes_verify_and_differ() {
+        let a = hash_password("秘密 pass");
+        let b = hash_password("秘密 pass");
+        assert!(a.starts_with("$argon2id$"), "{a}");
+        assert_ne!(a, b, "salted");
+        assert!(verify_password(&a, "秘密 pass"));
+        assert!(!verify_password(&a, "秘密 pas"));
+        assert!(!verify_password("not a hash", "x"));
+    }
+
+    #[test]
+    fn users_file_is_checked() {
+        let good = hash_password("pw");
+        let text = format!(
+            "[[user]]\nid = \"a01\"\npassword_hash = \"{good}\"\n[[user]]\nid = \"a01\"\npassword_hash = \"plain\"\n"
+        );
+        let errors = parse_users(&text, "users.toml").unwrap_err();
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert!(text.iter().any(|e| e.contains("user[1].id") && e.contains("already user[0]")), "{text:?}");
+        assert!(text.iter().any(|e| e.contains("user[1].password_hash")), "{text:?}");
+        let ok = parse_users(&format!("[[user]]\nid = \"boss\"\npassword_hash = \"{good}\"\nrole = \"admin\"\n"), "u")
+            .unwrap();
+        assert_eq!(ok[0].role, Some(Role::Admin));
+        assert!(parse_users("[[user]]\nid = \"x\"\npassword_hash = \"h\"\nrol = \"admin\"\n", "u").is_err());
+    }
+
+    #[tokio::test]
+    async fn failed_logins_lock_the_id_then_expire() {
+        let user = UserConfig {
+            id: "a01".into(),
+            password_hash: hash_password("right"),
+            name: None,
+            role: None,
+            groups: vec![],
+        };
+        let auth = Auth::new(vec![user], &api());
+        assert!(auth.login("a01", "right", 0).await.is_ok());
+        for t in 1..=2 {
+            assert_eq!(auth.login("a01", "wrong", t).await.unwrap_err(), LoginError::BadCredentials);
+        }
+        // The third failure locks the id; even the right password is refused until it ends.
+        assert_eq!(auth.login("A01", "wrong", 3).await.unwrap_err(), LoginError::BadCredentials);
+        assert_eq!(auth.login("a01", "right", 1_000).await.unwrap_err(), LoginError::Locked(60));
+        assert!(auth.login("a01", "right", 61_000).await.is_ok());
+        // Unknown ids fail the same way and are limited too.
+        for t in 0..3 {
+            assert_eq!(auth.login("nobody", "x", t).await.unwrap_err(), LoginError::BadCredentials);
+        }
+        assert!(matches!(auth.login("nobody", "x", 10).await.unwrap_err(), LoginError::Locked(_)));
+    }
+
+    #[test]
+    fn principals_take_role_and_groups_from_routing() {
+        let routing = crate::router::parse(
+            "[routing]\nfallback_group = \"g1\"\n[[group]]\nid = \"g1\"\n[[group]]\nid = \"g2\"\n\
+             [[agent]]\nid = \"lead1\"\nname = \"阿强\"\nrole = \"lead\"\ngroups = { g1 = 3 }\n\
+             [[agent]]\nid = \"a2\"\ngroups = { g2 = 3 }\n",
+            "routing.toml",
+        )
+        .unwrap();
+        let u = |id: &str, role: Option<Role>, groups: Vec<String>| UserConfig {
+            id: id.into(),
+            password_hash: String::new(),
+            name: None,
+            role,
+            groups,
+        };
+        let lead = principal(&u("lead1", None, vec![]), Some(&routing));
+        assert_eq!((lead.role, lead.name.as_str(), lead.groups.clone()), (Role::Lead, "阿强", vec!["g1".to_string()]));
+        let boss = principal(&u("boss", Some(Role::Admin), vec![]), Some(&routing));
+        assert_eq!(boss.role, Role::Admin);
+        assert!(boss.scope().is_none());
+        let other = principal(&u("x", Some(Role::Lead), vec!["g2".into()]), Some(&routing));
+        assert!(other.oversees("g2") && !other.oversees("g1"));
     }
 }

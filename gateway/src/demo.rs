@@ -53,6 +53,7 @@ id = "a04"
 name = "阿强"
 groups = { aftersales = 5, presales = 2 }
 max_sessions = 3
+role = "lead"
 [[agent]]
 id = "a06"
 name = "婷婷"
@@ -138,6 +139,11 @@ fn sim_binary() -> Result<PathBuf, String> {
     }
 }
 
+/// The agent the person at the workbench plays (the scripted agent leaves their sessions alone).
+pub const WORKBENCH_AGENT: &str = "a01";
+/// The demo's workbench password (every demo user).
+pub const DEMO_PASSWORD: &str = "demo";
+
 /// Runs the demo until Ctrl-C (or `duration_secs`).
 pub async fn run(options: DemoOptions) -> Result<(), String> {
     let gateway_url = format!("http://{}", options.listen);
@@ -176,6 +182,16 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
         crate::router::parse(DEMO_ROUTING, "demo routing")
             .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))?,
     );
+    config.users = [(WORKBENCH_AGENT, None), ("a04", None), ("admin", Some(crate::auth::Role::Admin))]
+        .into_iter()
+        .map(|(id, role)| crate::auth::UserConfig {
+            id: id.into(),
+            password_hash: crate::auth::hash_password(DEMO_PASSWORD),
+            name: None,
+            role,
+            groups: Vec::new(),
+        })
+        .collect();
     let token = config.api.admin_token.clone();
     let addr = config.listen_addr();
     let gateway = Gateway::start(config).await.map_err(|e| e.to_string())?;
@@ -185,12 +201,14 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     gateway.spawn_background();
     if let Some(d) = &gateway.dispatch {
-        for agent in ["a01", "a02", "a04", "a06"] {
+        for agent in ["a02", "a04", "a06"] {
             d.set_status(&gateway, agent, crate::router::AgentStatus::Online).await?;
         }
     }
     println!("汇流 Huiliu demo — three simulated storefronts (淘宝 / 抖音 / 京东) sending buyer traffic");
     println!("  gateway    {gateway_url}   (health: /healthz, readiness: /readyz, metrics: /metrics)");
+    println!("  workbench  {gateway_url}/   登录: a01 / {DEMO_PASSWORD} (客服 小美，切换到「在线」开始接待)");
+    println!("             a04 / {DEMO_PASSWORD} (组长 阿强，看板)   admin / {DEMO_PASSWORD} (管理员)");
     println!("  API        curl -H 'Authorization: Bearer {token}' {gateway_url}/api/v1/sessions");
     println!("  database   {}", data_dir.join("demo.db").display());
     println!("  Personal data (phones, IDs, cards, e-mail, addresses) is masked before it is stored or shown.");
@@ -245,7 +263,7 @@ async fn live_log(gw: Arc<Gateway>) {
             }
             Err(_) => return,
         };
-        match event {
+        match event.event.clone() {
             GatewayEvent::MessageIn { session_id, customer_id, message_id, new_session, platform, shop } => {
                 let nick = gw.store.customer(customer_id).await.ok().flatten().and_then(|c| c.nick).unwrap_or_default();
                 let text = gw.store.message(message_id).await.ok().flatten().map(|m| m.text).unwrap_or_default();
@@ -261,7 +279,7 @@ async fn live_log(gw: Arc<Gateway>) {
                 other => println!("          会话#{session_id} 发送{other}: {}", detail.unwrap_or_default()),
             },
             GatewayEvent::Trade { session_id: Some(s), .. } => println!("          会话#{s} 订单/退款状态更新"),
-            GatewayEvent::Assigned { session_id, agent } => {
+            GatewayEvent::Assigned { session_id, agent, .. } => {
                 let why = gw.store.decisions(session_id).await.ok().and_then(|d| d.last().cloned());
                 let why = why.and_then(|d| d["why"].as_str().map(str::to_owned)).unwrap_or_default();
                 println!("          会话#{session_id} → 分配给 {agent}（{why}）");
@@ -285,10 +303,15 @@ async fn live_log(gw: Arc<Gateway>) {
 async fn demo_agent(gw: Arc<Gateway>) {
     let mut events = gw.pipeline.events.subscribe();
     while let Ok(event) = events.recv().await {
-        let GatewayEvent::MessageIn { session_id, message_id, .. } = event else { continue };
+        let GatewayEvent::MessageIn { session_id, message_id, .. } = event.event.clone() else { continue };
         let gw = gw.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(1500)).await;
+            // The workbench's demo agent answers their own conversations.
+            let agent = gw.store.session(session_id).await.ok().flatten().and_then(|s| s.agent);
+            if agent.as_deref() == Some(WORKBENCH_AGENT) {
+                return;
+            }
             let text = gw.store.message(message_id).await.ok().flatten().map(|m| m.text).unwrap_or_default();
             let answer = canned_reply(&text);
             let request =

@@ -15,6 +15,7 @@ use tokio::sync::{Mutex, Notify};
 
 use crate::Gateway;
 use crate::events::GatewayEvent;
+use crate::metrics::GroupLabels;
 use crate::pipeline::ReplyRequest;
 use crate::router::{Action, AgentStatus, Conversation, RestoredAgent, RestoredSession, Router, RoutingConfig};
 use crate::sessions::{Session, SessionState};
@@ -219,7 +220,18 @@ impl Dispatch {
                         gw.store
                             .assign(session_id, Some(&decision.group), agent, i64::from(decision.priority), now)
                             .await?;
-                        let _ = gw.pipeline.events.send(GatewayEvent::Assigned { session_id, agent: agent.clone() });
+                        gw.metrics.assigned.get_or_create(&GroupLabels { group: decision.group.clone() }).inc();
+                        if let Ok(Some(s)) = gw.store.session(session_id).await
+                            && s.assigned_at == Some(now)
+                            && s.first_response_at.is_none()
+                        {
+                            gw.metrics.assign_seconds.observe((now - s.opened_at).max(0) as f64 / 1000.0);
+                        }
+                        gw.pipeline.events.send(GatewayEvent::Assigned {
+                            session_id,
+                            agent: agent.clone(),
+                            group: decision.group.clone(),
+                        });
                     }
                     Action::Queue { group, wait, position, decision, .. } => {
                         gw.store
@@ -238,7 +250,7 @@ impl Dispatch {
                                 Some(&decision.category),
                             )
                             .await?;
-                        let _ = gw.pipeline.events.send(GatewayEvent::Queued {
+                        gw.pipeline.events.send(GatewayEvent::Queued {
                             session_id,
                             group: group.clone(),
                             position: *position,
@@ -255,11 +267,11 @@ impl Dispatch {
                         }
                     }
                     Action::Unassign { agent, .. } => {
-                        let _ = gw.pipeline.events.send(GatewayEvent::Unassigned { session_id, agent: agent.clone() });
+                        gw.pipeline.events.send(GatewayEvent::Unassigned { session_id, agent: agent.clone() });
                     }
                     Action::FirstResponseOverdue { agent, .. } => {
                         tracing::warn!(session = session_id, agent, "first response overdue and nobody else has room");
-                        let _ = gw.pipeline.events.send(GatewayEvent::Alert {
+                        gw.pipeline.events.send(GatewayEvent::Alert {
                             kind: "first_response_overdue".into(),
                             session_id: Some(session_id),
                             detail: agent.clone(),

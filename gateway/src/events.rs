@@ -1,7 +1,21 @@
 //! Events the gateway publishes to its own listeners (the workbench stream, the demo log).
 //! They carry ids only: listeners read masked content from the store.
+//!
+//! The [`EventHub`] numbers every event, keeps the last [`RING`] of them for clients that
+//! reconnect (`since=<seq>` replays what they missed), and stamps each with its audience:
+//! the session's agent and skill group at the time, so the stream can show each user only
+//! their own events.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::auth::{Principal, Role};
+
+/// How many recent events the hub keeps for resume.
+pub const RING: usize = 8192;
 
 /// Something happened that a listener may want to show.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -16,7 +30,7 @@ pub enum GatewayEvent {
     /// An order or refund event was stored.
     Trade { customer_id: i64, session_id: Option<i64> },
     /// Routing gave a session to an agent.
-    Assigned { session_id: i64, agent: String },
+    Assigned { session_id: i64, agent: String, group: String },
     /// Routing put a session in a group's queue.
     Queued { session_id: i64, group: String, position: u32 },
     /// Routing took a session from an agent (a reassignment follows).
@@ -25,4 +39,247 @@ pub enum GatewayEvent {
     Alert { kind: String, session_id: Option<i64>, detail: String },
     /// A channel (TMC, stream) changed state.
     Channel { platform: String, shop: String, channel: String, status: String },
+    /// A session was closed (by an agent, or idle).
+    Closed { session_id: i64, reason: String },
+    /// An agent's status changed.
+    AgentStatus { agent: String, status: String },
+}
+
+impl GatewayEvent {
+    /// The session the event is about.
+    pub fn session_id(&self) -> Option<i64> {
+        match self {
+            GatewayEvent::MessageIn { session_id, .. }
+            | GatewayEvent::MessageOut { session_id, .. }
+            | GatewayEvent::Delivery { session_id, .. }
+            | GatewayEvent::Assigned { session_id, .. }
+            | GatewayEvent::Queued { session_id, .. }
+            | GatewayEvent::Unassigned { session_id, .. }
+            | GatewayEvent::Closed { session_id, .. } => Some(*session_id),
+            GatewayEvent::Trade { session_id, .. } | GatewayEvent::Alert { session_id, .. } => *session_id,
+            GatewayEvent::Channel { .. } | GatewayEvent::AgentStatus { .. } => None,
+        }
+    }
+}
+
+/// Who may see an event.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Audience {
+    /// The agent of the event's session (or the agent it is about).
+    pub agent: Option<String>,
+    /// The skill group of the event's session.
+    pub group: Option<String>,
+}
+
+/// A numbered event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stamped {
+    /// 1, 2, 3… in publishing order, for this process.
+    pub seq: u64,
+    /// When it was published (ms).
+    pub at: i64,
+    #[serde(skip)]
+    pub audience: Audience,
+    #[serde(flatten)]
+    pub event: GatewayEvent,
+}
+
+impl Stamped {
+    /// Whether `user` may see this event: an admin everything; a lead their groups' sessions,
+    /// their own, and shop-wide events (channels, alerts without a session, agents' status);
+    /// an agent only their own sessions and their own status.
+    pub fn visible_to(&self, user: &Principal) -> bool {
+        if user.role == Role::Admin || self.audience.agent.as_deref() == Some(user.id.as_str()) {
+            return true;
+        }
+        if user.role != Role::Lead {
+            return false;
+        }
+        match &self.audience.group {
+            Some(g) => user.groups.contains(g),
+            None => self.event.session_id().is_none(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct HubState {
+    seq: u64,
+    ring: VecDeque<Arc<Stamped>>,
+    /// Session → (agent, group), as the events said.
+    routes: HashMap<i64, Audience>,
+}
+
+/// Publishes numbered events to live subscribers and keeps the recent ones for resume.
+#[derive(Debug)]
+pub struct EventHub {
+    state: Mutex<HubState>,
+    tx: broadcast::Sender<Arc<Stamped>>,
+}
+
+/// What [`EventHub::resume`] gives: the live receiver, the replay (or the gap), and the last
+/// sequence number at that instant.
+pub type Resume = (broadcast::Receiver<Arc<Stamped>>, Result<Vec<Arc<Stamped>>, Gap>, u64);
+
+/// A resume point older than the hub remembers: the client must reload its lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    pub oldest: u64,
+}
+
+impl Default for EventHub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventHub {
+    pub fn new() -> EventHub {
+        EventHub { state: Mutex::default(), tx: broadcast::channel(4096).0 }
+    }
+
+    /// Records where open sessions are (at start, from the store), so that their events reach
+    /// their agents before routing says anything new.
+    pub fn seed(&self, sessions: impl IntoIterator<Item = (i64, Option<String>, Option<String>)>) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        for (id, agent, group) in sessions {
+            st.routes.insert(id, Audience { agent, group });
+        }
+    }
+
+    /// Publishes an event.
+    pub fn send(&self, event: GatewayEvent) -> u64 {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let audience = match &event {
+            GatewayEvent::Assigned { session_id, agent, group } => {
+                let a = Audience { agent: Some(agent.clone()), group: Some(group.clone()) };
+                st.routes.insert(*session_id, a.clone());
+                a
+            }
+            GatewayEvent::Queued { session_id, group, .. } => {
+                let a = Audience { agent: None, group: Some(group.clone()) };
+                st.routes.insert(*session_id, a.clone());
+                a
+            }
+            GatewayEvent::Unassigned { session_id, agent } => {
+                // The agent losing it hears of it; afterwards the session belongs to its group.
+                let group = st.routes.get(session_id).and_then(|a| a.group.clone());
+                st.routes.insert(*session_id, Audience { agent: None, group: group.clone() });
+                Audience { agent: Some(agent.clone()), group }
+            }
+            GatewayEvent::Closed { session_id, .. } => st.routes.remove(session_id).unwrap_or_default(),
+            GatewayEvent::AgentStatus { agent, .. } => Audience { agent: Some(agent.clone()), group: None },
+            other => match other.session_id() {
+                Some(id) => st.routes.get(&id).cloned().unwrap_or_default(),
+                None => Audience::default(),
+            },
+        };
+        st.seq += 1;
+        let stamped = Arc::new(Stamped { seq: st.seq, at: crate::now_millis(), audience, event });
+        if st.ring.len() == RING {
+            st.ring.pop_front();
+        }
+        st.ring.push_back(stamped.clone());
+        // Sent under the lock: subscribers see events in `seq` order.
+        let _ = self.tx.send(stamped);
+        st.seq
+    }
+
+    /// Live events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Stamped>> {
+        self.tx.subscribe()
+    }
+
+    /// Subscribes and returns the kept events after `since`, atomically: nothing published in
+    /// between is missed or doubled (live events with `seq` ≤ the last replayed one are to be
+    /// skipped by the caller).
+    pub fn resume(&self, since: u64) -> Resume {
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let rx = self.tx.subscribe();
+        let oldest = st.ring.front().map_or(st.seq + 1, |e| e.seq);
+        let replay = if since >= st.seq {
+            Ok(Vec::new())
+        } else if since + 1 < oldest {
+            Err(Gap { oldest })
+        } else {
+            Ok(st.ring.iter().filter(|e| e.seq > since).cloned().collect())
+        };
+        (rx, replay, st.seq)
+    }
+
+    /// The last published sequence number.
+    pub fn last_seq(&self) -> u64 {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).seq
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: &str, role: Role, groups: &[&str]) -> Principal {
+        Principal { id: id.into(), name: id.into(), role, groups: groups.iter().map(|g| g.to_string()).collect() }
+    }
+
+    fn msg(session_id: i64) -> GatewayEvent {
+        GatewayEvent::MessageIn {
+            session_id,
+            customer_id: 1,
+            message_id: 1,
+            new_session: false,
+            platform: "douyin".into(),
+            shop: "dy".into(),
+        }
+    }
+
+    #[test]
+    fn audiences_follow_routing() {
+        let hub = EventHub::new();
+        let (a01, a02) = (user("a01", Role::Agent, &["presales"]), user("a02", Role::Agent, &["presales"]));
+        let (lead, other_lead, admin) =
+            (user("l", Role::Lead, &["presales"]), user("m", Role::Lead, &["aftersales"]), user("x", Role::Admin, &[]));
+        let mut rx = hub.subscribe();
+        hub.send(msg(7));
+        hub.send(GatewayEvent::Queued { session_id: 7, group: "presales".into(), position: 1 });
+        hub.send(GatewayEvent::Assigned { session_id: 7, agent: "a01".into(), group: "presales".into() });
+        hub.send(msg(7));
+        hub.send(GatewayEvent::Alert { kind: "backlog".into(), session_id: None, detail: String::new() });
+        let seen: Vec<Arc<Stamped>> = (0..5).map(|_| rx.try_recv().unwrap()).collect();
+        let who = |u: &Principal| seen.iter().filter(|e| e.visible_to(u)).map(|e| e.seq).collect::<Vec<_>>();
+        // A new session's first message, before routing: admins only.
+        assert_eq!(who(&admin), vec![1, 2, 3, 4, 5]);
+        assert_eq!(who(&a01), vec![3, 4]);
+        assert_eq!(who(&a02), Vec::<u64>::new());
+        assert_eq!(who(&lead), vec![2, 3, 4, 5]);
+        assert_eq!(who(&other_lead), vec![5]);
+    }
+
+    #[test]
+    fn resume_replays_what_was_missed_or_reports_a_gap() {
+        let hub = EventHub::new();
+        for i in 0..10 {
+            hub.send(msg(i));
+        }
+        let (_rx, replay, last) = hub.resume(7);
+        assert_eq!(last, 10);
+        assert_eq!(replay.unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), vec![8, 9, 10]);
+        assert!(hub.resume(10).1.unwrap().is_empty());
+        for i in 0..RING as i64 {
+            hub.send(msg(i));
+        }
+        assert_eq!(hub.resume(3).1.unwrap_err(), Gap { oldest: 11 });
+        assert_eq!(hub.resume(10).1.unwrap().len(), RING);
+    }
+
+    #[test]
+    fn stamped_events_serialize_flat() {
+        let hub = EventHub::new();
+        let mut rx = hub.subscribe();
+        hub.send(GatewayEvent::Delivery { session_id: 3, message_id: 4, state: "sent".into(), detail: None });
+        let v = serde_json::to_value(&*rx.try_recv().unwrap()).unwrap();
+        assert_eq!(v["seq"], 1);
+        assert_eq!(v["type"], "delivery");
+        assert_eq!(v["state"], "sent");
+        assert!(v.get("audience").is_none());
+    }
 }

@@ -58,6 +58,8 @@ pub struct Gateway {
     pub blacklist: Arc<Blacklist>,
     /// Live routing, when `routing.toml` exists.
     pub dispatch: Option<Arc<dispatch::Dispatch>>,
+    /// Workbench users and the login limiter.
+    pub auth: auth::Auth,
     /// Actions the routing restore produced, executed once background work starts.
     restore_actions: Mutex<Vec<router::Action>>,
 }
@@ -126,7 +128,15 @@ impl Gateway {
                 }
             }
         }
-        let (events, _) = tokio::sync::broadcast::channel(4096);
+        let events = events::EventHub::new();
+        events.seed(
+            store
+                .open_sessions()
+                .await
+                .map_err(|source| StartError::Store { url: redact_url(&url), source })?
+                .into_iter()
+                .map(|s| (s.id, s.agent, s.skill_group)),
+        );
         let pipeline = Arc::new(Pipeline {
             store: store.clone(),
             mask: std::sync::RwLock::new(Arc::new(filters.masker)),
@@ -151,7 +161,9 @@ impl Gateway {
             }
             None => (None, Vec::new()),
         };
+        let auth = auth::Auth::new(config.users.clone(), &config.api);
         Ok(Arc::new(Gateway {
+            auth,
             config,
             host,
             connectors,
@@ -196,7 +208,16 @@ impl Gateway {
                     tracing::warn!("blacklist reload failed: {e}");
                 }
                 match gw.store.close_idle(now - idle, now).await {
-                    Ok(closed) if !closed.is_empty() => tracing::info!(count = closed.len(), "closed idle sessions"),
+                    Ok(closed) if !closed.is_empty() => {
+                        tracing::info!(count = closed.len(), "closed idle sessions");
+                        for session_id in closed {
+                            if let Some(d) = &gw.dispatch {
+                                d.close(&gw, session_id).await;
+                            }
+                            gw.metrics.closed.get_or_create(&metrics::ResultLabels { result: "idle".into() }).inc();
+                            gw.pipeline.events.send(events::GatewayEvent::Closed { session_id, reason: "idle".into() });
+                        }
+                    }
                     Ok(_) => {}
                     Err(e) => tracing::warn!("idle-session sweep failed: {e}"),
                 }
@@ -223,7 +244,18 @@ impl Gateway {
     pub async fn reply(&self, request: pipeline::ReplyRequest) -> Result<pipeline::ReplyOutcome, pipeline::ReplyError> {
         let (session, by_agent) =
             (request.session_id, request.author != dispatch::SYSTEM_AUTHOR && request.author != "auto-reply");
+        let before = if by_agent { self.store.session(session).await.ok().flatten() } else { None };
         let outcome = self.pipeline.reply(request, now_millis()).await?;
+        if matches!(outcome, pipeline::ReplyOutcome::Queued { .. }) {
+            let author = if by_agent { "agent" } else { "system" };
+            self.metrics.replies.get_or_create(&metrics::AuthorLabels { author: author.into() }).inc();
+            if let Some(s) = before
+                && s.first_response_at.is_none()
+                && let Some(at) = s.assigned_at
+            {
+                self.metrics.first_response_seconds.observe((now_millis() - at).max(0) as f64 / 1000.0);
+            }
+        }
         if by_agent
             && matches!(outcome, pipeline::ReplyOutcome::Queued { .. })
             && let Some(d) = &self.dispatch
@@ -239,6 +271,8 @@ impl Gateway {
         if let Some(d) = &self.dispatch {
             d.close(self, session_id).await;
         }
+        self.metrics.closed.get_or_create(&metrics::ResultLabels { result: reason.to_owned() }).inc();
+        self.pipeline.events.send(events::GatewayEvent::Closed { session_id, reason: reason.to_owned() });
         Ok(())
     }
 

@@ -65,6 +65,18 @@ enum Command {
         #[command(subcommand)]
         command: PluginsCommand,
     },
+    /// Workbench users (users.toml).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Reads a password from standard input (first line) and prints its Argon2id hash for
+    /// `password_hash` in users.toml.
+    Hash,
 }
 
 #[derive(clap::Args)]
@@ -170,6 +182,7 @@ fn main() -> ExitCode {
         Command::Check(a) => check(a),
         Command::Plugins { command: PluginsCommand::List(a) } => plugins_list(a),
         Command::Mask(a) => mask(a),
+        Command::User { command: UserCommand::Hash } => user_hash(),
         Command::Route { command: RouteCommand::Explain { config, event } } => route_explain(config, event),
         Command::Blacklist { command } => blacklist(command),
         Command::Demo { listen, data, rate, duration } => {
@@ -509,5 +522,20 @@ fn plugins_list(a: ConfigArg) -> ExitCode {
     for r in &host.rejected {
         println!("REJECTED {}: {}", r.path.display(), r.reason);
     }
+    ExitCode::SUCCESS
+}
+
+fn user_hash() -> ExitCode {
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line).is_err() {
+        eprintln!("cannot read a password from standard input");
+        return ExitCode::FAILURE;
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.chars().count() < 8 {
+        eprintln!("the password must have at least 8 characters");
+        return ExitCode::FAILURE;
+    }
+    println!("{}", huiliu_gateway::auth::hash_password(password));
     ExitCode::SUCCESS
 }

@@ -30,6 +30,23 @@ pub struct PlatformLabels {
     pub platform: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupLabels {
+    /// A skill-group id from routing.toml.
+    pub group: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthorLabels {
+    /// `agent` or `system` (routing notices, auto-replies): never a name.
+    pub author: String,
+}
+
 /// Every metric the gateway exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -69,6 +86,26 @@ pub struct Metrics {
     pub screened: Family<PlatformReasonLabels, Counter>,
     /// Configuration reloads, by part (`platform` label) and result (`reason`: ok / rejected).
     pub config_reloads: Family<PlatformReasonLabels, Counter>,
+    /// Conversations put in a group's queue, by group.
+    pub queued: Family<GroupLabels, Counter>,
+    /// Conversations assigned to an agent, by group.
+    pub assigned: Family<GroupLabels, Counter>,
+    /// Time from a session's opening to its assignment (first assignment only), seconds.
+    pub assign_seconds: Histogram,
+    /// Replies queued for sending, by author kind.
+    pub replies: Family<AuthorLabels, Counter>,
+    /// Time from assignment to the agent's first reply, seconds.
+    pub first_response_seconds: Histogram,
+    /// Time from a reply being queued to the platform accepting it, seconds.
+    pub send_seconds: Histogram,
+    /// Sessions closed, by reason (`agent`, `idle`).
+    pub closed: Family<ResultLabels, Counter>,
+    /// Workbench logins by result (`ok`, `bad_credentials`, `locked`).
+    pub logins: Family<ResultLabels, Counter>,
+    /// Event-stream (WebSocket) clients connected.
+    pub stream_clients: Gauge,
+    /// Open conversations waiting for an answer, as of the last dashboard read.
+    pub backlog: Gauge,
 }
 
 impl Default for Metrics {
@@ -100,6 +137,16 @@ impl Metrics {
             compliance_hits: Family::default(),
             screened: Family::default(),
             config_reloads: Family::default(),
+            queued: Family::default(),
+            assigned: Family::default(),
+            assign_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 20)),
+            replies: Family::default(),
+            first_response_seconds: Histogram::new(exponential_buckets(0.5, 2.0, 14)),
+            send_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 20)),
+            closed: Family::default(),
+            logins: Family::default(),
+            stream_clients: Gauge::default(),
+            backlog: Gauge::default(),
         };
         registry.register("plugin_panics", "Panics caught inside plugin calls", m.plugin_panics.clone());
         registry.register("plugins_loaded", "Plugin libraries loaded", m.plugins_loaded.clone());
@@ -123,6 +170,24 @@ impl Metrics {
         registry.register("screened", "Messages of flagged or restricted buyers", m.screened.clone());
         registry.register("config_reloads", "Configuration reloads by result", m.config_reloads.clone());
         registry.register("push_seconds", "Push handling time, receipt to acknowledgement", m.push_seconds.clone());
+        registry.register("queued", "Conversations put in a group's queue", m.queued.clone());
+        registry.register("assigned", "Conversations assigned to an agent", m.assigned.clone());
+        registry.register("assign_seconds", "Session opened to first assignment", m.assign_seconds.clone());
+        registry.register("replies", "Replies queued for sending, by author kind", m.replies.clone());
+        registry.register(
+            "first_response_seconds",
+            "Assignment to the agent's first reply",
+            m.first_response_seconds.clone(),
+        );
+        registry.register("send_seconds", "Reply queued to accepted by the platform", m.send_seconds.clone());
+        registry.register("sessions_closed", "Sessions closed, by reason", m.closed.clone());
+        registry.register("logins", "Workbench logins by result", m.logins.clone());
+        registry.register("stream_clients", "Event-stream clients connected", m.stream_clients.clone());
+        registry.register(
+            "backlog",
+            "Open conversations waiting for an answer (last dashboard read)",
+            m.backlog.clone(),
+        );
         *m.registry.lock().unwrap_or_else(|p| p.into_inner()) = registry;
         m
     }

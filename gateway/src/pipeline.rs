@@ -21,7 +21,7 @@
 use std::sync::{Arc, RwLock};
 
 use huiliu_sdk::{Content, DeadLetter, EventKind, InboundEvent, Millis, OutgoingMessage};
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::Notify;
 
 use crate::events::GatewayEvent;
 use crate::filters::{Action, Hit, Verdict};
@@ -86,7 +86,7 @@ pub struct Pipeline {
     /// Swapped atomically on a configuration reload.
     pub compliance: RwLock<Arc<dyn ComplianceStage>>,
     pub metrics: Arc<Metrics>,
-    pub events: broadcast::Sender<GatewayEvent>,
+    pub events: crate::events::EventHub,
     /// Wakes the outbox worker when a reply is queued.
     pub outbox_wake: Arc<Notify>,
     pub idle_close_ms: Millis,

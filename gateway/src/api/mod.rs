@@ -3,7 +3,11 @@
 //!
 //! `app()` is kept apart from `main` so tests drive it with `oneshot` and no socket.
 
+mod dashboard;
+pub mod quick;
+mod stream;
 mod v1;
+mod workbench;
 
 use std::sync::Arc;
 
@@ -24,6 +28,7 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .nest("/api/v1", v1::routes())
+        .merge(workbench::routes())
         .with_state(gateway)
 }
 

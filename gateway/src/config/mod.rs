@@ -154,13 +154,47 @@ impl Default for OutboxConfig {
 }
 
 /// `[api]`: the agent and operator API under `/api/v1`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiConfig {
-    /// Bearer token that grants operator access to `/api/v1` (until agent logins exist).
-    /// Empty (the default): the API answers 403. Use `"${NAME}"`-free env override
+    /// Bearer token that grants operator (admin) access to `/api/v1` without a login, for
+    /// scripts. Empty (the default): only logged-in users. Set it from the environment:
     /// `HUILIU__API__ADMIN_TOKEN`.
     pub admin_token: String,
+    /// How long a login token lives (minutes). Default 720 (a 12-hour shift).
+    pub token_ttl_minutes: u32,
+    /// Failed logins in a row that lock a user id. Default 5.
+    pub login_max_failures: u32,
+    /// How long a locked id stays locked (seconds). Default 300.
+    pub login_lockout_s: u32,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { admin_token: String::new(), token_ttl_minutes: 720, login_max_failures: 5, login_lockout_s: 300 }
+    }
+}
+
+/// `[dashboard]`: the lead dashboard's alarm thresholds (defaults from seeds/002, 飞鸽's
+/// service standards).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DashboardConfig {
+    /// Alert when a conversation has waited longer than this (seconds). Default 180.
+    pub wait_alert_s: u32,
+    /// Alert when more conversations than this wait for an answer (shop-wide). Default 20.
+    pub backlog_alert: u32,
+    /// Alert when an assigned conversation has had no first reply for this long (seconds).
+    /// Default 30.
+    pub first_response_alert_s: u32,
+    /// The window of the response figures (minutes). Default 1440 (today's last 24 hours).
+    pub window_minutes: u32,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        DashboardConfig { wait_alert_s: 180, backlog_alert: 20, first_response_alert_s: 30, window_minutes: 1440 }
+    }
 }
 
 /// `[privacy]`: keeping originals of masked messages for audited reveal.
@@ -211,7 +245,12 @@ pub struct GatewayConfig {
     pub sessions: SessionsConfig,
     pub outbox: OutboxConfig,
     pub api: ApiConfig,
+    pub dashboard: DashboardConfig,
     pub privacy: PrivacyConfig,
+    /// `users.toml`: workbench logins (none when the file is absent).
+    pub users: Vec<crate::auth::UserConfig>,
+    /// `quick_replies.toml`: the workbench's reply templates (built-in ones when absent).
+    pub quick_replies: Vec<crate::api::quick::QuickReply>,
     /// `filters.toml`: privacy masking and outbound compliance.
     pub filters: crate::filters::FiltersConfig,
     /// `routing.toml`: skill groups, agents, rules. `None` when the file is absent: sessions
@@ -272,7 +311,10 @@ impl GatewayConfig {
             sessions: SessionsConfig::default(),
             outbox: OutboxConfig::default(),
             api: ApiConfig::default(),
+            dashboard: DashboardConfig::default(),
             privacy: PrivacyConfig::default(),
+            users: Vec::new(),
+            quick_replies: crate::api::quick::defaults(),
             filters: crate::filters::FiltersConfig::default(),
             routing: None,
             shops: Vec::new(),
@@ -323,7 +365,7 @@ pub fn load_partial(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> (Gatewa
             check_top_level_keys(
                 &main,
                 &main_file,
-                &["server", "plugins", "log", "store", "sessions", "outbox", "api", "privacy"],
+                &["server", "plugins", "log", "store", "sessions", "outbox", "api", "dashboard", "privacy"],
                 &mut errors,
             );
             if let Some(v) = section(&main, "server", &main_file, &mut errors) {
@@ -346,6 +388,9 @@ pub fn load_partial(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> (Gatewa
             }
             if let Some(v) = section(&main, "api", &main_file, &mut errors) {
                 cfg.api = v;
+            }
+            if let Some(v) = section(&main, "dashboard", &main_file, &mut errors) {
+                cfg.dashboard = v;
             }
             if let Some(v) = section(&main, "privacy", &main_file, &mut errors) {
                 cfg.privacy = v;
@@ -403,6 +448,8 @@ pub fn load_partial(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> (Gatewa
 
     cfg.shops = load_shops(dir, env, &mut errors);
     cfg.filters = load_filters(dir, &mut errors);
+    cfg.users = load_users(dir, &mut errors);
+    cfg.quick_replies = load_quick_replies(dir, &mut errors);
     cfg.routing = load_routing(dir, &cfg.shops, &mut errors);
     (cfg, errors)
 }
@@ -449,6 +496,46 @@ pub fn load_filters(dir: &Path, errors: &mut Vec<ConfigError>) -> crate::filters
         Err(e) => {
             errors.push(ConfigError { file, key: String::new(), message: clean_message(&e.to_string()) });
             crate::filters::FiltersConfig::default()
+        }
+    }
+}
+
+/// Loads `users.toml` if present.
+pub fn load_users(dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<crate::auth::UserConfig> {
+    let path = dir.join(crate::auth::USERS_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => crate::auth::parse_users(&text, &path.display().to_string()).unwrap_or_else(|e| {
+            errors.extend(e);
+            Vec::new()
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => {
+            errors.push(ConfigError {
+                file: path.display().to_string(),
+                key: String::new(),
+                message: format!("cannot read: {e}"),
+            });
+            Vec::new()
+        }
+    }
+}
+
+/// Loads `quick_replies.toml` if present, else the built-in templates.
+pub fn load_quick_replies(dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<crate::api::quick::QuickReply> {
+    let path = dir.join(crate::api::quick::QUICK_REPLIES_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => crate::api::quick::parse(&text, &path.display().to_string()).unwrap_or_else(|e| {
+            errors.extend(e);
+            crate::api::quick::defaults()
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => crate::api::quick::defaults(),
+        Err(e) => {
+            errors.push(ConfigError {
+                file: path.display().to_string(),
+                key: String::new(),
+                message: format!("cannot read: {e}"),
+            });
+            crate::api::quick::defaults()
         }
     }
 }

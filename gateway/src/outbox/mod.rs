@@ -127,6 +127,7 @@ async fn attempt(gw: &Gateway, item: OutboxItem) {
     let cfg = &gw.config.outbox;
     match outcome {
         SendOutcome::Delivered { platform_msg_id } => {
+            gw.metrics.send_seconds.observe((now - item.created_at).max(0) as f64 / 1000.0);
             if let Err(e) = gw.store.outbox_sent(item.id, platform_msg_id.as_deref(), now).await {
                 tracing::error!(outbox = item.id, "delivered but not recorded: {e}");
             }

@@ -65,15 +65,8 @@ pub enum OnLeave {
     Keep,
 }
 
-/// An agent's permission level (飞鸽's 普通客服 / 组长 / 管理员).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    #[default]
-    Agent,
-    Lead,
-    Admin,
-}
+/// An agent's permission level (飞鸽's 普通客服 / 组长 / 管理员): the API's roles.
+pub use crate::auth::Role;
 
 /// `[routing]`: global routing policy and timings.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -217,4 +217,17 @@ pub struct SessionFilter {
     pub to: Option<Millis>,
     /// At most this many, newest first (default 50, max 500).
     pub limit: Option<i64>,
+    /// Only sessions that are not closed.
+    pub open_only: bool,
+    /// Only this customer's sessions.
+    pub customer: Option<i64>,
+    /// Only what a user may see: sessions with `agent`, or in one of `groups`.
+    pub scope: Option<Scope>,
+}
+
+/// The sessions a user may see: their own, and those of their skill groups.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scope {
+    pub agent: String,
+    pub groups: Vec<String>,
 }

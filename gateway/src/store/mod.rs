@@ -17,6 +17,9 @@ pub mod blacklist;
 mod intake;
 mod queries;
 mod schema;
+mod workbench;
+
+pub use workbench::ResponseStats;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -26,7 +29,7 @@ use sqlx::{AnyPool, Executor};
 use tokio::sync::{mpsc, oneshot};
 
 pub use intake::{IntakeBatch, IntakeItem, ItemOutcome, Screen};
-pub use queries::{NewReply, OutboxItem, StoredToken};
+pub use queries::{NewReply, OutboxItem, SYSTEM_AUTHORS, StoredToken};
 
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

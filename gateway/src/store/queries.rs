@@ -20,6 +20,13 @@ const SESSION_COLUMNS: &str = "id, customer_id, platform, shop, state, skill_gro
 const MESSAGE_COLUMNS: &str = "id, session_id, customer_id, direction, platform_msg_id, client_msg_id, author, content, \
     text, delivery, delivery_error, created_at";
 
+/// Authors of outbound messages that are not an agent's answer.
+pub const SYSTEM_AUTHORS: &[&str] = &["system", "auto-reply"];
+
+fn is_system_author(author: &str) -> bool {
+    SYSTEM_AUTHORS.contains(&author)
+}
+
 fn session_from(r: &AnyRow) -> Result<Session, StoreError> {
     let state: String = r.try_get(4)?;
     let reply_context: String = r.try_get(10)?;
@@ -92,6 +99,8 @@ pub struct OutboxItem {
     pub attempts: i64,
     pub state: String,
     pub last_error: Option<String>,
+    /// When the reply was queued.
+    pub created_at: Millis,
 }
 
 /// A persisted token grant.
@@ -124,51 +133,52 @@ impl Store {
 
     /// Sessions matching `filter`, newest first.
     pub async fn search_sessions(&self, filter: &SessionFilter) -> Result<Vec<Session>, StoreError> {
+        enum Bind {
+            T(String),
+            N(i64),
+        }
         let mut sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE 1 = 1");
-        let mut texts: Vec<String> = Vec::new();
-        let mut numbers: Vec<i64> = Vec::new();
-        // Text parameters first ($1…), numbers after: keeps the binding order simple.
-        let mut clauses_text: Vec<&str> = Vec::new();
-        if let Some(v) = &filter.shop {
-            clauses_text.push("shop");
-            texts.push(v.clone());
-        }
-        if let Some(v) = &filter.platform {
-            clauses_text.push("platform");
-            texts.push(v.clone());
-        }
-        if let Some(v) = &filter.state {
-            clauses_text.push("state");
-            texts.push(v.as_str().to_owned());
-        }
-        if let Some(v) = &filter.agent {
-            clauses_text.push("agent");
-            texts.push(v.clone());
-        }
-        let mut n = 0;
-        for column in &clauses_text {
-            n += 1;
-            sql.push_str(&format!(" AND {column} = ${n}"));
+        let mut binds: Vec<Bind> = Vec::new();
+        let mut push = |sql: &mut String, clause: &str, b: Bind| {
+            binds.push(b);
+            sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
+        };
+        for (column, value) in [
+            ("shop", &filter.shop),
+            ("platform", &filter.platform),
+            ("state", &filter.state.map(|s| s.as_str().to_owned())),
+            ("agent", &filter.agent),
+        ] {
+            if let Some(v) = value {
+                push(&mut sql, &format!(" AND {column} = ?"), Bind::T(v.clone()));
+            }
         }
         if let Some(from) = filter.from {
-            n += 1;
-            sql.push_str(&format!(" AND opened_at >= ${n}"));
-            numbers.push(from);
+            push(&mut sql, " AND opened_at >= ?", Bind::N(from));
         }
         if let Some(to) = filter.to {
-            n += 1;
-            sql.push_str(&format!(" AND opened_at < ${n}"));
-            numbers.push(to);
+            push(&mut sql, " AND opened_at < ?", Bind::N(to));
         }
-        n += 1;
-        sql.push_str(&format!(" ORDER BY opened_at DESC, id DESC LIMIT ${n}"));
-        numbers.push(filter.limit.unwrap_or(50).clamp(1, 500));
+        if let Some(c) = filter.customer {
+            push(&mut sql, " AND customer_id = ?", Bind::N(c));
+        }
+        if filter.open_only {
+            sql.push_str(" AND state <> 'closed'");
+        }
+        if let Some(scope) = &filter.scope {
+            push(&mut sql, " AND (agent = ?", Bind::T(scope.agent.clone()));
+            for g in &scope.groups {
+                push(&mut sql, " OR skill_group = ?", Bind::T(g.clone()));
+            }
+            sql.push(')');
+        }
+        push(&mut sql, " ORDER BY opened_at DESC, id DESC LIMIT ?", Bind::N(filter.limit.unwrap_or(50).clamp(1, 500)));
         let mut q = sqlx::query(AssertSqlSafe(sql));
-        for t in texts {
-            q = q.bind(t);
-        }
-        for v in numbers {
-            q = q.bind(v);
+        for b in binds {
+            q = match b {
+                Bind::T(t) => q.bind(t),
+                Bind::N(n) => q.bind(n),
+            };
         }
         let rows = q.fetch_all(self.pool()).await?;
         rows.iter().map(session_from).collect()
@@ -250,6 +260,27 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(message_from).collect()
+    }
+
+    /// A page of a session's messages, oldest first: the `limit` newest, or the `limit` just
+    /// before message id `before`.
+    pub async fn session_messages_page(
+        &self,
+        session_id: i64,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Message>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+        )))
+        .bind(session_id)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit.clamp(1, 500))
+        .fetch_all(self.pool())
+        .await?;
+        let mut page = rows.iter().map(message_from).collect::<Result<Vec<_>, _>>()?;
+        page.reverse();
+        Ok(page)
     }
 
     /// One message.
@@ -503,9 +534,14 @@ impl Store {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query(
-            "UPDATE sessions SET first_response_at = COALESCE(first_response_at, $1), last_message_at = $1, unread = 0 WHERE id = $2",
-        )
+        // Only an agent's reply answers the buyer: routing notices and auto-replies neither stop
+        // the first-response clock nor clear the unread count.
+        let by_agent = !reply.author.as_deref().is_some_and(is_system_author);
+        sqlx::query(if by_agent {
+            "UPDATE sessions SET first_response_at = COALESCE(first_response_at, $1), last_message_at = $1, unread = 0 WHERE id = $2"
+        } else {
+            "UPDATE sessions SET last_message_at = $1 WHERE id = $2"
+        })
         .bind(now)
         .bind(reply.session_id)
         .execute(&mut *tx)
@@ -548,7 +584,7 @@ impl Store {
     /// Outbox rows due at `now`, oldest first.
     pub async fn due_outbox(&self, now: Millis, limit: i64) -> Result<Vec<OutboxItem>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, message_id, session_id, platform, shop, client_msg_id, payload, attempts, state, last_error \
+            "SELECT id, message_id, session_id, platform, shop, client_msg_id, payload, attempts, state, last_error, created_at \
              FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2",
         )
         .bind(now)
@@ -561,7 +597,7 @@ impl Store {
     /// One outbox row.
     pub async fn outbox_item(&self, id: i64) -> Result<Option<OutboxItem>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, message_id, session_id, platform, shop, client_msg_id, payload, attempts, state, last_error \
+            "SELECT id, message_id, session_id, platform, shop, client_msg_id, payload, attempts, state, last_error, created_at \
              FROM outbox WHERE id = $1",
         )
         .bind(id)
@@ -818,5 +854,6 @@ fn outbox_from(r: &AnyRow) -> Result<OutboxItem, StoreError> {
         attempts: r.try_get(7)?,
         state: r.try_get(8)?,
         last_error: r.try_get(9)?,
+        created_at: r.try_get(10)?,
     })
 }

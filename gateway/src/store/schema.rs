@@ -7,8 +7,12 @@
 use super::Backend;
 
 /// (version, name, statements)
-pub const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "sessions, messages, intake, outbox", V1), (2, "blacklist with review", V2), (3, "agent presence", V3)];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "sessions, messages, intake, outbox", V1),
+    (2, "blacklist with review", V2),
+    (3, "agent presence", V3),
+    (4, "workbench logins", V4),
+];
 
 const V1: &str = r#"
 CREATE TABLE customers (
@@ -186,6 +190,16 @@ CREATE TABLE agent_presence (
     idle_since BIGINT,
     updated_at BIGINT NOT NULL
 )
+"#;
+
+const V4: &str = r#"
+CREATE TABLE api_tokens (
+    token_hash TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX api_tokens_by_expiry ON api_tokens (expires_at)
 "#;
 
 /// The statements of `sql` for `backend`, placeholders filled, split on `;`.

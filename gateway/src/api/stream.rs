@@ -1,0 +1,126 @@
+//! `GET /api/v1/events`: the workbench's live event stream, a WebSocket.
+//!
+//! Authenticate with `Authorization: Bearer <token>` or, from a browser (which cannot set
+//! headers on a WebSocket), `?token=<token>`. Each text frame is one JSON event with `seq`,
+//! `at` and `type` (see [`crate::events::GatewayEvent`]), only those the user may see. The
+//! first frame is `{"type":"hello","seq":N,...}`, N being the last event published.
+//!
+//! Resume: reconnect with `?since=<last seq seen>`; the missed events (that the user may see)
+//! come first, then live ones, none twice. When `since` is older than the events kept (or the
+//! client fell too far behind), the server sends `{"type":"resync"}`: reload the lists, then go
+//! on from the `seq` of the frames that follow.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::v1::{ApiError, caller, resolve_token};
+use crate::Gateway;
+use crate::auth::Principal;
+use crate::events::Stamped;
+
+#[derive(Debug, Deserialize)]
+pub(super) struct StreamQuery {
+    token: Option<String>,
+    since: Option<u64>,
+}
+
+pub(super) async fn events(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Query(q): Query<StreamQuery>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    // Who first: an anonymous caller hears 401 whether or not they asked for a WebSocket.
+    let user = match &q.token {
+        Some(t) => resolve_token(&gw, t).await?,
+        None => caller(&gw, &headers).await?,
+    };
+    match ws {
+        Ok(ws) => Ok(ws.on_upgrade(move |socket| serve(gw, user, q.since, socket))),
+        Err(rejection) => Ok(rejection.into_response()),
+    }
+}
+
+fn frame(e: &Stamped) -> Message {
+    Message::Text(Utf8Bytes::from(serde_json::to_string(e).unwrap_or_default()))
+}
+
+async fn serve(gw: Arc<Gateway>, user: Principal, since: Option<u64>, mut socket: WebSocket) {
+    let hub = &gw.pipeline.events;
+    let (mut rx, replay, last) = hub.resume(since.unwrap_or(u64::MAX));
+    gw.metrics.stream_clients.inc();
+    let _guard = Decrement(gw.clone());
+    let hello = json!({"type": "hello", "seq": last, "user": user.id, "role": user.role});
+    if socket.send(Message::Text(hello.to_string().into())).await.is_err() {
+        return;
+    }
+    // Live events up to `last` were replayed (or are covered by the resync).
+    let sent = last;
+    match replay {
+        Ok(events) => {
+            for e in events.iter().filter(|e| e.visible_to(&user)) {
+                if socket.send(frame(e)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        Err(gap) => {
+            let msg = json!({"type": "resync", "reason": "gap", "oldest": gap.oldest, "seq": last});
+            if socket.send(Message::Text(msg.to_string().into())).await.is_err() {
+                return;
+            }
+        }
+    }
+    let mut sent = sent;
+    let mut ping = tokio::time::interval(Duration::from_secs(20));
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            event = rx.recv() => match event {
+                Ok(e) => {
+                    if e.seq <= sent {
+                        continue;
+                    }
+                    sent = e.seq;
+                    if e.visible_to(&user) && socket.send(frame(&e)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(RecvError::Lagged(n)) => {
+                    tracing::warn!(user = %user.id, missed = n, "event stream client fell behind; asked to resync");
+                    let msg = json!({"type": "resync", "reason": "lagged", "seq": hub.last_seq()});
+                    if socket.send(Message::Text(msg.to_string().into())).await.is_err() {
+                        return;
+                    }
+                }
+                Err(RecvError::Closed) => return,
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+            _ = ping.tick() => {
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+struct Decrement(Arc<Gateway>);
+
+impl Drop for Decrement {
+    fn drop(&mut self) {
+        self.0.metrics.stream_clients.dec();
+    }
+}

@@ -1,0 +1,122 @@
+//! What the workbench needs beyond sessions and messages: login tokens and the figures of the
+//! lead's dashboard.
+
+use huiliu_sdk::Millis;
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+/// Response figures over a window, per skill group (`""`: sessions without a group).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ResponseStats {
+    pub group: String,
+    /// Sessions opened in the window.
+    pub sessions: i64,
+    /// Of those, sessions an agent replied to.
+    pub answered: i64,
+    /// Mean time from assignment to the first agent reply (ms), over answered sessions.
+    pub first_response_ms: Option<f64>,
+    /// Mean time from a buyer message to the next agent reply in its session (ms).
+    pub response_ms: Option<f64>,
+}
+
+impl Store {
+    /// Keeps a login token (only its SHA-256 is stored).
+    pub async fn save_api_token(
+        &self,
+        token_hash: &str,
+        user: &str,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO api_tokens (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(token_hash)
+            .bind(user)
+            .bind(now)
+            .bind(expires_at)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// The user a token belongs to, if it has not expired.
+    pub async fn api_token_user(&self, token_hash: &str, now: Millis) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT user_id FROM api_tokens WHERE token_hash = $1 AND expires_at > $2")
+            .bind(token_hash)
+            .bind(now)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get(0)?),
+            None => None,
+        })
+    }
+
+    /// Ends one token (logout); with `user`, every token of that user.
+    pub async fn delete_api_tokens(&self, token_hash: Option<&str>, user: Option<&str>) -> Result<u64, StoreError> {
+        let done = match (token_hash, user) {
+            (Some(h), _) => {
+                sqlx::query("DELETE FROM api_tokens WHERE token_hash = $1").bind(h).execute(self.pool()).await?
+            }
+            (None, Some(u)) => {
+                sqlx::query("DELETE FROM api_tokens WHERE user_id = $1").bind(u).execute(self.pool()).await?
+            }
+            (None, None) => return Ok(0),
+        };
+        Ok(done.rows_affected())
+    }
+
+    /// Drops expired tokens.
+    pub async fn purge_api_tokens(&self, now: Millis) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM api_tokens WHERE expires_at <= $1")
+            .bind(now)
+            .execute(self.pool())
+            .await?
+            .rows_affected())
+    }
+
+    /// Response figures of sessions opened since `since`, per group. Agent replies are outbound
+    /// messages not written by the system (routing notices, auto-replies).
+    pub async fn response_stats(&self, since: Millis) -> Result<Vec<ResponseStats>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT COALESCE(skill_group, ''), COUNT(*), \
+                    SUM(CASE WHEN first_response_at IS NOT NULL THEN 1 ELSE 0 END), \
+                    AVG(CASE WHEN first_response_at IS NOT NULL AND assigned_at IS NOT NULL \
+                             THEN CAST(first_response_at - assigned_at AS DOUBLE PRECISION) END) \
+             FROM sessions WHERE opened_at >= $1 GROUP BY COALESCE(skill_group, '') ORDER BY 1",
+        )
+        .bind(since)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(ResponseStats {
+                group: r.try_get(0)?,
+                sessions: r.try_get(1)?,
+                answered: r.try_get::<Option<i64>, _>(2)?.unwrap_or(0),
+                first_response_ms: r.try_get(3)?,
+                response_ms: None,
+            });
+        }
+        let rows = sqlx::query(
+            "SELECT COALESCE(s.skill_group, ''), AVG(CAST(( \
+                 SELECT MIN(o.created_at) FROM messages o \
+                 WHERE o.session_id = m.session_id AND o.id > m.id AND o.direction = 'out' AND o.author NOT IN ('system', 'auto-reply') \
+             ) - m.created_at AS DOUBLE PRECISION)) \
+             FROM messages m JOIN sessions s ON s.id = m.session_id \
+             WHERE m.direction = 'in' AND m.created_at >= $1 GROUP BY COALESCE(s.skill_group, '')",
+        )
+        .bind(since)
+        .fetch_all(self.pool())
+        .await?;
+        for r in rows {
+            let group: String = r.try_get(0)?;
+            let avg: Option<f64> = r.try_get(1)?;
+            if let Some(s) = out.iter_mut().find(|s| s.group == group) {
+                s.response_ms = avg;
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,321 @@
+//! Authorization of every `/api/v1` endpoint for every role, in process (`oneshot`, no socket).
+//!
+//! The cast: `a01` (agent, presales) owns session S; `a02` (agent, aftersales) does not; `l1`
+//! leads presales (S's group); `l2` leads aftersales; `boss` is an admin; `anon` has no token.
+//! The table says who may call each endpoint; the test checks that everyone else gets 401
+//! (anonymous) or 403 (signed in), and that those allowed get neither. A second check makes the
+//! table cover every operation of the OpenAPI document, so a new endpoint cannot go untested.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use huiliu_gateway::Gateway;
+use huiliu_gateway::auth::hash_password;
+use huiliu_sdk::*;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const ROUTING: &str = r#"
+[routing]
+fallback_group = "presales"
+first_response_limit_s = 3600
+[[group]]
+id = "presales"
+[[group]]
+id = "aftersales"
+[[agent]]
+id = "a01"
+name = "小美"
+groups = { presales = 5 }
+[[agent]]
+id = "a02"
+groups = { aftersales = 5 }
+[[agent]]
+id = "l1"
+role = "lead"
+groups = { presales = 3 }
+max_sessions = 1
+[[agent]]
+id = "l2"
+role = "lead"
+groups = { aftersales = 3 }
+max_sessions = 1
+[[rule]]
+name = "all"
+[[rule.target]]
+group = "presales"
+"#;
+
+const PASSWORD: &str = "correct horse";
+
+struct World {
+    _dir: tempfile::TempDir,
+    gw: Arc<Gateway>,
+    app: axum::Router,
+}
+
+impl World {
+    async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(format!("/api/v1{path}"));
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(b) => req.header("content-type", "application/json").body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        let res = self.app.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    async fn login(&self, user: &str) -> String {
+        let (status, body) =
+            self.call("POST", "/auth/login", None, Some(json!({"user": user, "password": PASSWORD}))).await;
+        assert_eq!(status, StatusCode::OK, "{user}: {body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::write(
+        dir.path().join("huiliu.toml"),
+        format!("[plugins]\ndir = \"{}\"\n[store]\nurl = \"sqlite://t.db\"\n", plugins.display()),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("routing.toml"), ROUTING).unwrap();
+    let hash = hash_password(PASSWORD);
+    let mut users = String::new();
+    for u in ["a01", "a02", "l1", "l2"] {
+        users.push_str(&format!("[[user]]\nid = \"{u}\"\npassword_hash = \"{hash}\"\n"));
+    }
+    users.push_str(&format!("[[user]]\nid = \"boss\"\npassword_hash = \"{hash}\"\nrole = \"admin\"\n"));
+    std::fs::write(dir.path().join("users.toml"), users).unwrap();
+    let config = huiliu_gateway::config::load(dir.path()).unwrap_or_else(|e| panic!("{e:?}"));
+    let gw = Gateway::start(config).await.unwrap();
+    let app = huiliu_gateway::api::app(gw.clone());
+    World { _dir: dir, gw, app }
+}
+
+fn buyer_message(id: &str, text: &str) -> InboundEvent {
+    InboundEvent {
+        platform: "douyin".into(),
+        shop: "dy-1".into(),
+        event_id: id.into(),
+        buyer: Buyer { open_id: "buyer-1".into(), nick: Some("小鱼".into()) },
+        occurred_at: huiliu_gateway::now_millis(),
+        kind: EventKind::BuyerMessage(BuyerMessage {
+            conversation: Some("c1".into()),
+            content: vec![Content::text(text)],
+            vip: VipHint::default(),
+            reply_context: Default::default(),
+        }),
+    }
+}
+
+/// Who may call an endpoint.
+#[derive(Clone, Copy, Debug)]
+enum May {
+    Anyone,
+    /// Any signed-in user.
+    All,
+    /// S's agent, S's lead, admins.
+    Owner,
+    /// Leads and admins.
+    Lead,
+    /// S's lead and admins.
+    OwnerLead,
+    Admin,
+}
+
+impl May {
+    fn allows(self, who: &str) -> bool {
+        match self {
+            May::Anyone => true,
+            May::All => who != "anon",
+            May::Owner => matches!(who, "a01" | "l1" | "boss"),
+            May::Lead => matches!(who, "l1" | "l2" | "boss"),
+            May::OwnerLead => matches!(who, "l1" | "boss"),
+            May::Admin => who == "boss",
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_endpoint_enforces_its_roles() {
+    let w = world().await;
+    let d = w.gw.dispatch.clone().expect("routing on");
+    d.set_status(&w.gw, "a01", huiliu_gateway::router::AgentStatus::Online).await.unwrap();
+    let outcomes = w.gw.pipeline.intake(vec![buyer_message("m1", "你好")], vec![], "douyin", "dy-1", 1).await.unwrap();
+    let huiliu_gateway::store::ItemOutcome::Message { session_id: s, customer_id: c, message_id: m, .. } = outcomes[0]
+    else {
+        panic!("{outcomes:?}")
+    };
+    d.arrive(&w.gw, s).await;
+    assert_eq!(w.gw.store.session(s).await.unwrap().unwrap().agent.as_deref(), Some("a01"));
+
+    let mut tokens = std::collections::BTreeMap::new();
+    for u in ["a01", "a02", "l1", "l2", "boss"] {
+        tokens.insert(u, w.login(u).await);
+    }
+    // A reply to S, so that there is an outbox row; a blacklist proposal to decide on.
+    let (st, reply) =
+        w.call("POST", &format!("/sessions/{s}/reply"), Some(&tokens["a01"]), Some(json!({"text": "在的"}))).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{reply}");
+    assert_eq!(reply["compliance"]["action"], "allow");
+    let o = reply["outbox_id"].as_i64().unwrap();
+    let proposal = json!({"platform": "douyin", "buyer_id": "buyer-9", "level": "flag", "reason": "测试", "evidence": [m.to_string()]});
+    let (st, entry) = w.call("POST", "/blacklist", Some(&tokens["a01"]), Some(proposal.clone())).await;
+    assert_eq!(st, StatusCode::CREATED, "{entry}");
+    let b = entry["id"].as_i64().unwrap();
+
+    // (method, documented path, concrete path, body, who may)
+    let table: Vec<(&str, &str, String, Option<Value>, May)> = vec![
+        ("get", "/openapi.json", "/openapi.json".into(), None, May::Anyone),
+        ("get", "/me", "/me".into(), None, May::All),
+        ("get", "/events", "/events".into(), None, May::All),
+        ("get", "/status", "/status".into(), None, May::Lead),
+        ("get", "/dashboard", "/dashboard".into(), None, May::Lead),
+        ("get", "/agents", "/agents".into(), None, May::All),
+        ("post", "/agents/{agent}/status", "/agents/a01/status".into(), Some(json!({"status": "online"})), May::Owner),
+        ("get", "/sessions", "/sessions".into(), None, May::All),
+        ("get", "/sessions/{id}", format!("/sessions/{s}"), None, May::Owner),
+        ("get", "/sessions/{id}/messages", format!("/sessions/{s}/messages"), None, May::Owner),
+        ("post", "/sessions/{id}/reply", format!("/sessions/{s}/reply"), Some(json!({"text": "好的"})), May::Owner),
+        ("get", "/sessions/{id}/quick-replies", format!("/sessions/{s}/quick-replies"), None, May::Owner),
+        // Both targets: refused as a bad request after the permission check, so S stays put.
+        (
+            "post",
+            "/sessions/{id}/transfer",
+            format!("/sessions/{s}/transfer"),
+            Some(json!({"to_agent": "a02", "to_group": "aftersales", "problem": "x"})),
+            May::Owner,
+        ),
+        ("get", "/sessions/{id}/explain", format!("/sessions/{s}/explain"), None, May::Owner),
+        ("get", "/quick-replies", "/quick-replies".into(), None, May::All),
+        ("get", "/customers/{id}/history", format!("/customers/{c}/history"), None, May::Owner),
+        (
+            "put",
+            "/customers/{id}/profile",
+            format!("/customers/{c}/profile"),
+            Some(json!({"tags": ["回头客"], "notes": "喜欢蓝色"})),
+            May::Owner,
+        ),
+        ("post", "/outbox/{id}/retry", format!("/outbox/{o}/retry"), None, May::Owner),
+        ("get", "/blacklist", "/blacklist".into(), None, May::Lead),
+        ("post", "/blacklist", "/blacklist".into(), Some(proposal.clone()), May::All),
+        ("post", "/blacklist/reload", "/blacklist/reload".into(), None, May::Admin),
+        ("post", "/blacklist/{id}/{action}", format!("/blacklist/{b}/approve"), Some(json!({"note": "ok"})), May::Lead),
+        (
+            "post",
+            "/messages/{id}/reveal",
+            format!("/messages/{m}/reveal"),
+            Some(json!({"reason": "核对地址"})),
+            May::OwnerLead,
+        ),
+        ("get", "/audit", "/audit?subject=message:1".into(), None, May::Lead),
+        ("get", "/routing", "/routing".into(), None, May::Lead),
+        ("post", "/config/reload", "/config/reload".into(), None, May::Admin),
+        ("post", "/sessions/{id}/close", format!("/sessions/{s}/close"), None, May::Owner),
+    ];
+
+    let mut failures = Vec::new();
+    for (method, _, path, body, may) in &table {
+        for who in ["anon", "a01", "a02", "l1", "l2", "boss"] {
+            let token = tokens.get(who).map(String::as_str);
+            let (status, out) = w.call(&method.to_uppercase(), path, token, body.clone()).await;
+            let denied = status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN;
+            let ok = if may.allows(who) {
+                !denied && !status.is_server_error()
+            } else if who == "anon" {
+                status == StatusCode::UNAUTHORIZED
+            } else {
+                status == StatusCode::FORBIDDEN && out["code"].is_string()
+            };
+            if !ok {
+                failures.push(format!("{method} {path} as {who}: {status} {out}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "authorization table broken:\n{}", failures.join("\n"));
+
+    // The table covers the whole documented API (logout and login are checked below).
+    let doc: Value = serde_json::from_str(&w.call("GET", "/openapi.json", None, None).await.1.to_string()).unwrap();
+    let mut documented = BTreeSet::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            documented.insert((method.clone(), path.clone()));
+        }
+    }
+    let mut tested: BTreeSet<(String, String)> =
+        table.iter().map(|(m, p, ..)| (m.to_string(), p.to_string())).collect();
+    tested.insert(("post".into(), "/auth/login".into()));
+    tested.insert(("post".into(), "/auth/logout".into()));
+    assert_eq!(tested, documented, "every documented operation is in the table");
+
+    // Logout ends that token only.
+    let extra = w.login("a02").await;
+    assert_eq!(w.call("POST", "/auth/logout", None, None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(w.call("POST", "/auth/logout", Some(&extra), None).await.0, StatusCode::OK);
+    assert_eq!(w.call("GET", "/me", Some(&extra), None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(w.call("GET", "/me", Some(&tokens["a02"]), None).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn lists_are_scoped_and_logins_are_limited() {
+    let w = world().await;
+    let d = w.gw.dispatch.clone().unwrap();
+    d.set_status(&w.gw, "a01", huiliu_gateway::router::AgentStatus::Online).await.unwrap();
+    let out = w.gw.pipeline.intake(vec![buyer_message("m1", "在吗")], vec![], "douyin", "dy-1", 1).await.unwrap();
+    let huiliu_gateway::store::ItemOutcome::Message { session_id: s, .. } = out[0] else { panic!() };
+    d.arrive(&w.gw, s).await;
+
+    for (who, expected) in [("a01", 1), ("a02", 0), ("l1", 1), ("l2", 0), ("boss", 1)] {
+        let token = w.login(who).await;
+        let (_, list) = w.call("GET", "/sessions?open=true", Some(&token), None).await;
+        let n = list["sessions"].as_array().unwrap().len();
+        assert_eq!(n, expected, "{who} sees {list}");
+        let (_, agents) = w.call("GET", "/agents", Some(&token), None).await;
+        let ids: Vec<&str> = agents["agents"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
+        let want: &[&str] = match who {
+            "a01" => &["a01"],
+            "a02" => &["a02"],
+            "l1" => &["a01", "l1"],
+            "l2" => &["a02", "l2"],
+            _ => &["a01", "a02", "l1", "l2"],
+        };
+        assert_eq!(ids, want, "{who}'s agents");
+    }
+    let token = w.login("a01").await;
+    let (_, list) = w.call("GET", "/sessions?open=true", Some(&token), None).await;
+    let row = &list["sessions"][0];
+    assert_eq!(row["customer"]["nick"], "小鱼");
+    // The routing welcome is the last message, but it answers nothing: the buyer still waits.
+    assert_eq!(row["last_message"]["text"], "您好，我是小美，很高兴为您服务～");
+    assert_eq!(row["session"]["unread"], 1);
+    assert!(row["waiting_ms"].as_i64().is_some(), "{row}");
+    let (_, quick) = w.call("GET", &format!("/sessions/{s}/quick-replies"), Some(&token), None).await;
+    let greet = quick["replies"].as_array().unwrap().iter().find(|r| r["id"] == "greet").unwrap();
+    assert_eq!(greet["text"], "亲爱的小鱼您好，我是小美，很高兴为您服务，请问有什么可以帮您？");
+
+    // Wrong passwords: 401 without saying which part was wrong, then 429 once locked.
+    for _ in 0..5 {
+        let (st, body) = w.call("POST", "/auth/login", None, Some(json!({"user": "a02", "password": "nope"}))).await;
+        assert_eq!((st, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("bad_credentials")));
+    }
+    let (st, body) = w.call("POST", "/auth/login", None, Some(json!({"user": "a02", "password": PASSWORD}))).await;
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["code"], "too_many_attempts");
+    // Another id is not affected.
+    w.login("l2").await;
+    let metrics = w.gw.metrics.render();
+    assert!(metrics.contains("huiliu_logins_total{result=\"locked\"} 1"), "{metrics}");
+}
