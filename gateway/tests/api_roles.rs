@@ -172,6 +172,9 @@ async fn every_endpoint_enforces_its_roles() {
     assert_eq!(st, StatusCode::ACCEPTED, "{reply}");
     assert_eq!(reply["compliance"]["action"], "allow");
     let o = reply["outbox_id"].as_i64().unwrap();
+    let (_, list) = w.call("GET", "/sessions?open=true", Some(&tokens["a01"]), None).await;
+    assert_eq!(list["sessions"][0]["unread"], 0, "the agent's reply answered the buyer: {list}");
+    assert_eq!(list["sessions"][0]["waiting_ms"], Value::Null);
     let proposal = json!({"platform": "douyin", "buyer_id": "buyer-9", "level": "flag", "reason": "测试", "evidence": [m.to_string()]});
     let (st, entry) = w.call("POST", "/blacklist", Some(&tokens["a01"]), Some(proposal.clone())).await;
     assert_eq!(st, StatusCode::CREATED, "{entry}");
@@ -300,7 +303,7 @@ async fn lists_are_scoped_and_logins_are_limited() {
     assert_eq!(row["customer"]["nick"], "小鱼");
     // The routing welcome is the last message, but it answers nothing: the buyer still waits.
     assert_eq!(row["last_message"]["text"], "您好，我是小美，很高兴为您服务～");
-    assert_eq!(row["session"]["unread"], 1);
+    assert_eq!(row["unread"], 1);
     assert!(row["waiting_ms"].as_i64().is_some(), "{row}");
     let (_, quick) = w.call("GET", &format!("/sessions/{s}/quick-replies"), Some(&token), None).await;
     let greet = quick["replies"].as_array().unwrap().iter().find(|r| r["id"] == "greet").unwrap();

@@ -544,12 +544,17 @@ async fn list_sessions(
         // when the session has unread messages.
         let waiting_ms =
             (s.state != SessionState::Closed && s.unread > 0).then(|| now - s.last_inbound_at.unwrap_or(s.opened_at));
-        out.push(json!({
-            "session": s,
-            "customer": customer.map(|c| json!({"id": c.id, "nick": c.nick, "vip_level": c.vip_level, "fans_level": c.fans_level, "tags": c.tags})),
-            "last_message": last.map(|m| json!({"id": m.id, "direction": m.direction, "text": m.text, "at": m.created_at})),
-            "waiting_ms": waiting_ms,
-        }));
+        // The session's own fields, plus what the list shows.
+        let mut row = serde_json::to_value(&s).unwrap_or_default();
+        if let Some(obj) = row.as_object_mut() {
+            obj.insert("customer".into(), json!(customer.map(|c| json!({"id": c.id, "nick": c.nick, "vip_level": c.vip_level, "fans_level": c.fans_level, "tags": c.tags}))));
+            obj.insert(
+                "last_message".into(),
+                json!(last.map(|m| json!({"id": m.id, "direction": m.direction, "text": m.text, "at": m.created_at}))),
+            );
+            obj.insert("waiting_ms".into(), json!(waiting_ms));
+        }
+        out.push(row);
     }
     Ok(Json(json!({"sessions": out})))
 }

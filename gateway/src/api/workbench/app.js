@@ -1,0 +1,437 @@
+// 汇流 workbench: plain JavaScript against /api/v1 and its event stream. Every text from a
+// buyer or a platform is put in the page with textContent, never as HTML.
+"use strict";
+
+const PLATFORM = { taobao: "淘宝", douyin: "抖音", jd: "京东" };
+const STATE = { queued: "排队中", assigned: "接待中", bot: "机器人", off_hours: "非工作时间", closed: "已结束" };
+const DELIVERY = { pending: "发送中", sent: "已送达", failed: "发送失败" };
+const STATUS = { online: "在线", busy: "忙碌", away: "小休", offline: "离线" };
+const ROLE = { agent: "客服", lead: "组长", admin: "管理员" };
+
+const $ = (id) => document.getElementById(id);
+const st = {
+  token: sessionStorage.getItem("huiliu.token"),
+  me: null,
+  sessions: [],
+  current: null,      // session id
+  detail: null,       // GET /sessions/{id}
+  seq: 0,             // last event seq seen, for resume
+  ws: null,
+  retry: 500,
+  view: "desk",
+  recent: [],
+};
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") el.className = v;
+    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+async function api(method, path, body) {
+  const res = await fetch("/api/v1" + path, {
+    method,
+    headers: Object.assign({ "content-type": "application/json" }, st.token ? { authorization: "Bearer " + st.token } : {}),
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  let data = null;
+  try { data = await res.json(); } catch (_) { /* empty body */ }
+  if (res.status === 401 && path !== "/auth/login") { logout(true); }
+  return { status: res.status, ok: res.ok, data: data || {} };
+}
+
+function since(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return s + "秒";
+  if (s < 3600) return Math.floor(s / 60) + "分" + (s % 60) + "秒";
+  return Math.floor(s / 3600) + "小时" + Math.floor((s % 3600) / 60) + "分";
+}
+function clock(ms) {
+  const d = new Date(ms);
+  return d.toLocaleTimeString("zh-CN", { hour12: false });
+}
+function yuan(fen) { return fen === null || fen === undefined ? "" : "¥" + (fen / 100).toFixed(2); }
+
+// ---------------------------------------------------------------- login
+
+function showLogin(message) {
+  $("app").hidden = true;
+  $("login").hidden = false;
+  $("login-error").textContent = message || "";
+  $("login-user").focus();
+}
+
+$("login-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  $("login-submit").disabled = true;
+  const r = await api("POST", "/auth/login", { user: $("login-user").value.trim(), password: $("login-password").value });
+  $("login-submit").disabled = false;
+  if (!r.ok) { $("login-error").textContent = r.data.message || "登录失败"; return; }
+  st.token = r.data.token;
+  sessionStorage.setItem("huiliu.token", st.token);
+  $("login-password").value = "";
+  start();
+});
+
+async function logout(expired) {
+  if (!expired && st.token) { await api("POST", "/auth/logout"); }
+  st.token = null;
+  sessionStorage.removeItem("huiliu.token");
+  if (st.ws) { st.ws.onclose = null; st.ws.close(); st.ws = null; }
+  showLogin(expired ? "登录已过期，请重新登录" : "");
+}
+$("logout").addEventListener("click", () => logout(false));
+
+async function start() {
+  const r = await api("GET", "/me");
+  if (!r.ok) return showLogin();
+  st.me = r.data.user;
+  st.seq = r.data.event_seq || 0;
+  $("login").hidden = true;
+  $("app").hidden = false;
+  $("me").textContent = st.me.name + "（" + (ROLE[st.me.role] || st.me.role) + "）";
+  $("tab-dash").hidden = st.me.role === "agent";
+  $("status").value = (r.data.agent && r.data.agent.status) || "offline";
+  $("status").disabled = !r.data.agent;
+  connect();
+  await loadSessions();
+  await loadQuickTemplates();
+  show(st.view);
+}
+
+$("status").addEventListener("change", async () => {
+  const r = await api("POST", "/agents/" + encodeURIComponent(st.me.id) + "/status", { status: $("status").value });
+  if (!r.ok) alert(r.data.message);
+});
+
+// ---------------------------------------------------------------- event stream
+
+function connect() {
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  const url = proto + "//" + location.host + "/api/v1/events?token=" + encodeURIComponent(st.token) + "&since=" + st.seq;
+  const ws = new WebSocket(url);
+  st.ws = ws;
+  ws.onopen = () => { st.retry = 500; setConn("ok", "● 实时"); };
+  ws.onmessage = (m) => onEvent(JSON.parse(m.data));
+  ws.onclose = () => {
+    setConn("bad", "● 重连中");
+    if (!st.token) return;
+    setTimeout(connect, st.retry);
+    st.retry = Math.min(st.retry * 2, 10000);
+  };
+}
+function setConn(cls, text) { const c = $("conn"); c.className = "conn " + cls; c.textContent = text; }
+
+let reloadTimer = null;
+function reloadSoon() {
+  clearTimeout(reloadTimer);
+  reloadTimer = setTimeout(() => { loadSessions(); if (st.view === "dash") loadDashboard(); }, 150);
+}
+
+function onEvent(e) {
+  st.recent.push(e);            // the last events, for support (st.recent in the console)
+  if (st.recent.length > 50) st.recent.shift();
+  if (e.type === "hello") { return; }
+  if (e.type === "resync") { st.seq = e.seq; reloadSoon(); if (st.current) openSession(st.current, true); return; }
+  if (e.seq) st.seq = e.seq;
+  switch (e.type) {
+    case "message_in":
+    case "assigned":
+    case "unassigned":
+    case "queued":
+    case "closed":
+      reloadSoon();
+      if (e.session_id === st.current) refreshMessages();
+      break;
+    case "message_out":
+    case "delivery":
+      if (e.session_id === st.current) refreshMessages();
+      reloadSoon();
+      break;
+    case "agent_status":
+      if (e.agent === st.me.id) $("status").value = e.status;
+      if (st.view === "dash") reloadSoon();
+      break;
+    case "alert":
+      if (st.view === "dash") reloadSoon();
+      break;
+  }
+}
+
+// ---------------------------------------------------------------- session list
+
+async function loadSessions() {
+  const r = await api("GET", "/sessions?open=true&limit=200");
+  if (!r.ok) return;
+  st.sessions = r.data.sessions;
+  st.sessions.sort((a, b) => (b.unread > 0) - (a.unread > 0) || b.last_message_at - a.last_message_at);
+  renderList();
+}
+
+function renderList() {
+  const ul = $("sessions");
+  ul.replaceChildren(...st.sessions.map(row => {
+    const s = row, c = row.customer || {};
+    const waitMs = row.waiting_ms === null ? null : Date.now() - (s.last_inbound_at || s.opened_at);
+    const late = waitMs !== null && waitMs > 60000;
+    return h("li", { class: s.id === st.current ? "active" : "", "data-session": s.id, onclick: () => openSession(s.id) },
+      h("span", { class: "badge " + s.platform }, PLATFORM[s.platform] || s.platform),
+      h("span", { class: "nick" }, c.nick || c.id, " ", c.vip_level > 0 ? h("span", { class: "badge vip" }, "VIP" + c.vip_level) : null,
+        s.state !== "assigned" ? h("span", { class: "badge state" }, STATE[s.state] || s.state) : null),
+      h("span", {}, s.unread > 0 ? h("span", { class: "badge unread", title: "未读" }, s.unread) : null),
+      h("span", { class: "preview" }, row.last_message ? row.last_message.text : ""),
+      h("span", { class: "wait" + (late ? " late" : ""), "data-wait-from": waitMs === null ? "" : (s.last_inbound_at || s.opened_at) },
+        waitMs === null ? "" : "等待 " + since(waitMs)));
+  }));
+  $("count").textContent = st.sessions.length ? "(" + st.sessions.length + ")" : "";
+  $("no-sessions").hidden = st.sessions.length > 0;
+}
+
+setInterval(() => {
+  for (const el of document.querySelectorAll("[data-wait-from]")) {
+    const from = Number(el.getAttribute("data-wait-from"));
+    if (!from) continue;
+    const ms = Date.now() - from;
+    el.textContent = "等待 " + since(ms);
+    el.classList.toggle("late", ms > 60000);
+  }
+}, 1000);
+
+// ---------------------------------------------------------------- chat
+
+async function openSession(id, keepScroll) {
+  st.current = id;
+  renderList();
+  const r = await api("GET", "/sessions/" + id);
+  if (!r.ok) { $("chat-empty").textContent = r.data.message; return; }
+  st.detail = r.data;
+  $("chat-empty").hidden = true;
+  $("chat-main").hidden = false;
+  const s = r.data.session, c = r.data.customer || {};
+  $("chat-title").replaceChildren(h("span", { class: "badge " + s.platform }, PLATFORM[s.platform] || s.platform), " ",
+    c.nick || ("买家 " + c.id), " · 会话 #" + s.id, " · ", STATE[s.state] || s.state, s.agent ? " · " + s.agent : "");
+  const closed = s.state === "closed";
+  for (const b of ["btn-send", "btn-transfer", "btn-close"]) $(b).disabled = closed;
+  renderMessages(r.data.messages, keepScroll);
+  renderCustomer(r.data);
+  loadQuick(id);
+}
+
+async function refreshMessages() {
+  if (!st.current) return;
+  const r = await api("GET", "/sessions/" + st.current + "/messages?limit=200");
+  if (r.ok) renderMessages(r.data.messages, false);
+}
+
+function renderContent(el) {
+  switch (el.type) {
+    case "text": return h("span", {}, el.text);
+    case "image": return h("img", { src: el.url, alt: el.fallback, loading: "lazy" });
+    case "product": return h("div", { class: "card product" }, h("b", {}, "商品"), el.title || el.product_id,
+      el.url ? h("div", {}, h("a", { href: el.url, target: "_blank", rel: "noopener" }, "查看商品")) : null);
+    case "order": return h("div", { class: "card order" }, h("b", {}, "订单"), el.order_id);
+    case "emoji": return h("span", { title: el.code }, el.fallback);
+    default: return h("span", {}, el.fallback || "");
+  }
+}
+
+function renderMessages(messages, keepScroll) {
+  const ol = $("messages");
+  const atBottom = ol.scrollTop + ol.clientHeight >= ol.scrollHeight - 20;
+  ol.replaceChildren(...messages.map(m => {
+    const system = m.direction === "out" && (m.author === "system" || m.author === "auto-reply");
+    const cls = system ? "system" : m.direction;
+    const d = m.delivery;
+    return h("li", { class: cls, "data-message": m.id },
+      h("div", { class: "bubble" }, (m.content && m.content.length ? m.content : [{ type: "text", text: m.text }]).map(renderContent)),
+      h("div", { class: "meta" }, clock(m.created_at), m.direction === "out" ? " · " + (system ? "系统" : (m.author || "")) : "",
+        m.direction === "out" && d ? h("span", { class: "delivery " + d, "data-delivery": d, title: m.delivery_error || "" }, " · " + (DELIVERY[d] || d)) : null,
+        d === "failed" && m.delivery_error ? h("span", { class: "delivery failed" }, "（" + m.delivery_error + "）") : null));
+  }));
+  if (!keepScroll || atBottom) ol.scrollTop = ol.scrollHeight;
+}
+
+async function send() {
+  const text = $("reply-text").value.trim();
+  if (!text || !st.current) return;
+  $("btn-send").disabled = true;
+  const r = await api("POST", "/sessions/" + st.current + "/reply", { text });
+  $("btn-send").disabled = false;
+  if (r.status === 202) {
+    $("reply-text").value = "";
+    const hits = r.data.compliance && r.data.compliance.hits || [];
+    $("reply-note").textContent = hits.length ? "已发送，提示：" + hits.map(x => x.word || x.category || "").join("、") : "";
+    refreshMessages();
+  } else {
+    $("reply-note").textContent = (r.data.code === "compliance_blocked" ? "未发送（违规）：" : "发送失败：") + (r.data.message || r.status);
+    refreshMessages();
+  }
+}
+$("btn-send").addEventListener("click", send);
+$("reply-text").addEventListener("keydown", (e) => { if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); } });
+
+// ---------------------------------------------------------------- quick replies
+
+async function loadQuickTemplates() { /* rendered per session below */ }
+async function loadQuick(id) {
+  const r = await api("GET", "/sessions/" + id + "/quick-replies");
+  const sel = $("quick");
+  sel.replaceChildren(h("option", { value: "" }, "快捷短语…"));
+  if (!r.ok) return;
+  for (const q of r.data.replies) {
+    sel.append(h("option", { value: q.text, "data-id": q.id, title: q.missing.length ? "缺少：" + q.missing.join("、") : "" },
+      q.title + (q.missing.length ? "（缺" + q.missing.join("、") + "）" : "")));
+  }
+}
+$("quick").addEventListener("change", () => {
+  const v = $("quick").value;
+  if (v) { $("reply-text").value = v; $("reply-text").focus(); }
+  $("quick").value = "";
+});
+
+// ---------------------------------------------------------------- customer panel
+
+function renderCustomer(d) {
+  const c = d.customer || {}, s = d.session;
+  const orders = (d.trades || []).filter(t => t.kind === "order");
+  const refunds = (d.trades || []).filter(t => t.kind === "refund");
+  const tags = h("input", { id: "cust-tags", value: (c.tags || []).join("，"), placeholder: "用逗号分隔" });
+  const notes = h("textarea", { id: "cust-notes", rows: 3 });
+  notes.value = c.notes || "";
+  const saved = h("span", { class: "muted" });
+  const history = h("ul", { id: "cust-history" });
+  $("customer").replaceChildren(
+    h("h3", {}, c.nick || ("买家 " + c.id)),
+    h("dl", {},
+      h("dt", {}, "平台"), h("dd", {}, PLATFORM[c.platform] || c.platform, " · ", c.shop),
+      h("dt", {}, "会员"), h("dd", {}, c.vip_level > 0 ? "VIP" + c.vip_level : "普通"),
+      h("dt", {}, "粉丝"), h("dd", {}, c.fans_level > 0 ? "粉丝团 " + c.fans_level + " 级" : "—"),
+      h("dt", {}, "累计消费"), h("dd", {}, yuan(c.lifetime_fen)),
+      h("dt", {}, "技能组"), h("dd", {}, s.skill_group || "—"),
+      h("dt", {}, "上次客服"), h("dd", {}, c.last_agent || "—")),
+    h("h4", {}, "标签"), h("div", {}, (c.tags || []).map(t => h("span", { class: "tag" }, t))), tags,
+    h("h4", {}, "备注"), notes,
+    h("div", {}, h("button", { id: "cust-save", onclick: async () => {
+      const r = await api("PUT", "/customers/" + c.id + "/profile", { tags: tags.value.split(/[,，]/).map(x => x.trim()).filter(Boolean), notes: notes.value });
+      saved.textContent = r.ok ? " 已保存" : " " + r.data.message;
+    } }, "保存"), saved),
+    h("h4", {}, "最近订单"), orders.length ? h("ul", {}, orders.slice(0, 5).map(t => h("li", {}, t.order_id || "", " ", t.stage, " ", yuan(t.amount_fen)))) : h("p", { class: "muted" }, "无"),
+    h("h4", {}, "退款"), refunds.length ? h("ul", {}, refunds.slice(0, 5).map(t => h("li", {}, t.refund_id || t.order_id || "", " ", t.stage, " ", yuan(t.amount_fen)))) : h("p", { class: "muted" }, "无"),
+    h("h4", {}, "历史消息 ", h("button", { onclick: async () => {
+      const r = await api("GET", "/customers/" + c.id + "/history?limit=20");
+      if (r.ok) history.replaceChildren(...r.data.messages.map(m => h("li", {}, clock(m.created_at), " ", m.direction === "in" ? "买家：" : "回复：", m.text)));
+    } }, "加载")), history,
+    h("h4", {}, "分配原因"), h("p", { class: "muted" }, whyText(d.decisions)));
+}
+function whyText(decisions) {
+  if (!decisions || !decisions.length) return "—";
+  const last = decisions[decisions.length - 1];
+  return last.why || JSON.stringify(last).slice(0, 200);
+}
+
+// ---------------------------------------------------------------- close / transfer / blacklist
+
+$("btn-close").addEventListener("click", async () => {
+  if (!st.current || !confirm("结束这个会话？")) return;
+  const r = await api("POST", "/sessions/" + st.current + "/close");
+  if (!r.ok) alert(r.data.message);
+  st.current = null;
+  $("chat-main").hidden = true;
+  $("chat-empty").hidden = false;
+  $("customer").replaceChildren();
+  loadSessions();
+});
+
+$("btn-transfer").addEventListener("click", async () => {
+  const sel = $("tr-target");
+  sel.replaceChildren();
+  const [agents, routing] = [await api("GET", "/agents"), st.detail];
+  const groups = new Set();
+  for (const a of agents.ok ? agents.data.agents : []) Object.keys(a.groups || {}).forEach(g => groups.add(g));
+  if (routing && routing.session.skill_group) groups.add(routing.session.skill_group);
+  for (const g of groups) sel.append(h("option", { value: "group:" + g }, "技能组 " + g));
+  for (const a of agents.ok ? agents.data.agents : []) if (a.id !== st.me.id) sel.append(h("option", { value: "agent:" + a.id }, a.name + "（" + (STATUS[a.status] || a.status) + "）"));
+  $("tr-error").textContent = "";
+  $("dlg-transfer").showModal();
+});
+$("form-transfer").addEventListener("submit", async (e) => {
+  if (e.submitter && e.submitter.value === "cancel") return;
+  e.preventDefault();
+  const [kind, id] = $("tr-target").value.split(/:(.*)/);
+  const body = { problem: $("tr-problem").value, tried: $("tr-tried").value, expects: $("tr-expects").value };
+  body[kind === "agent" ? "to_agent" : "to_group"] = id;
+  const r = await api("POST", "/sessions/" + st.current + "/transfer", body);
+  if (!r.ok) { $("tr-error").textContent = r.data.message; return; }
+  $("dlg-transfer").close();
+  loadSessions();
+  openSession(st.current, true);
+});
+
+$("btn-blacklist").addEventListener("click", () => { $("bl-error").textContent = ""; $("dlg-blacklist").showModal(); });
+$("form-blacklist").addEventListener("submit", async (e) => {
+  if (e.submitter && e.submitter.value === "cancel") return;
+  e.preventDefault();
+  const d = st.detail, c = d.customer;
+  const evidence = d.messages.filter(m => m.direction === "in").slice(-3).map(m => String(m.id));
+  const r = await api("POST", "/blacklist", { platform: c.platform, shop: c.shop, buyer_id: c.buyer_id, level: $("bl-level").value, reason: $("bl-reason").value, evidence });
+  if (!r.ok) { $("bl-error").textContent = r.data.message; return; }
+  $("dlg-blacklist").close();
+  $("reply-note").textContent = "拉黑申请已提交，等待组长审批";
+});
+
+// ---------------------------------------------------------------- dashboard
+
+function show(view) {
+  st.view = view;
+  $("desk").hidden = view !== "desk";
+  $("dash").hidden = view !== "dash";
+  $("tab-desk").classList.toggle("active", view === "desk");
+  $("tab-dash").classList.toggle("active", view === "dash");
+  if (view === "dash") loadDashboard();
+}
+$("tab-desk").addEventListener("click", () => show("desk"));
+$("tab-dash").addEventListener("click", () => show("dash"));
+
+const secs = (v) => v === null || v === undefined ? "—" : v < 60 ? v.toFixed(1) + "秒" : since(v * 1000);
+const pct = (v) => v === null || v === undefined ? "—" : (v * 100).toFixed(0) + "%";
+
+async function loadDashboard() {
+  const r = await api("GET", "/dashboard");
+  if (!r.ok) { $("alerts").replaceChildren(h("div", { class: "alert" }, r.data.message)); return; }
+  const d = r.data, t = d.thresholds;
+  $("alerts").replaceChildren(...(d.alerts.length ? d.alerts.map(a => h("div", { class: "alert", "data-alert": a.kind }, "⚠ ", a.message))
+    : [h("div", { class: "ok-line" }, "一切正常：无超时等待，待回复 " + d.unanswered + " 个（阈值 " + t.backlog_alert + "）")]));
+  $("dash-groups").tBodies[0].replaceChildren(...d.groups.map(g => h("tr", { "data-group": g.id },
+    h("td", {}, g.name), h("td", {}, g.queued),
+    h("td", { class: g.longest_wait_s > t.wait_alert_s ? "warn" : "" }, g.longest_wait_s === null ? "—" : since(g.longest_wait_s * 1000)),
+    h("td", {}, g.unanswered), h("td", {}, g.online + "/" + g.members), h("td", {}, g.sessions), h("td", {}, pct(g.reply_rate)),
+    h("td", { class: g.first_response_s > t.first_response_alert_s ? "warn" : "" }, secs(g.first_response_s)), h("td", {}, secs(g.response_s)))));
+  $("dash-agents").tBodies[0].replaceChildren(...d.agents.map(a => h("tr", {},
+    h("td", {}, a.name), h("td", {}, STATUS[a.status] || a.status), h("td", {}, a.active), h("td", {}, a.cap), h("td", {}, pct(a.load)))));
+  $("bl-count").textContent = d.blacklist_pending ? "(" + d.blacklist_pending + ")" : "";
+  const bl = await api("GET", "/blacklist?state=proposed");
+  $("dash-blacklist").tBodies[0].replaceChildren(...(bl.ok ? bl.data.entries : []).map(e => h("tr", {},
+    h("td", {}, PLATFORM[e.platform] || e.platform), h("td", {}, e.buyer_id), h("td", {}, e.level), h("td", {}, e.reason), h("td", {}, e.proposed_by),
+    h("td", {}, h("button", { onclick: () => decide(e.id, "approve") }, "批准"), " ", h("button", { onclick: () => decide(e.id, "reject") }, "驳回")))));
+  $("dash-foot").textContent = "阈值：等待 > " + t.wait_alert_s + " 秒，待回复 > " + t.backlog_alert + " 个，首响 > " + t.first_response_alert_s
+    + " 秒；响应数据为最近 " + d.window_minutes + " 分钟。更新于 " + clock(d.now);
+}
+async function decide(id, action) {
+  const r = await api("POST", "/blacklist/" + id + "/" + action, {});
+  if (!r.ok) alert(r.data.message);
+  loadDashboard();
+}
+setInterval(() => { if (st.view === "dash" && st.token) loadDashboard(); }, 5000);
+
+// ---------------------------------------------------------------- boot
+
+if (st.token) start(); else showLogin();

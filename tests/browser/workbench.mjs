@@ -1,0 +1,105 @@
+// The workbench in real headless Chromium, driven step by step by tests/tests/workbench.rs.
+//
+// Protocol: this script prints `STEP <name> [detail]` lines on stdout and, where the Rust test
+// must act (send a buyer message from the simulator, check what the simulator received), waits
+// for a `GO` line on stdin. Any failure prints `FAIL <reason>` and exits 1.
+//
+// Environment: BASE_URL (the daemon), CHROMIUM (the browser binary), SHOTS (screenshot folder),
+// AGENT / LEAD / PASSWORD (logins), BUYER_TEXT (what the buyer writes).
+import { chromium } from "playwright-core";
+import { createInterface } from "node:readline";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+const env = (k) => { const v = process.env[k]; if (!v) throw new Error(`${k} is not set`); return v; };
+const BASE = env("BASE_URL"), SHOTS = env("SHOTS"), PASSWORD = env("PASSWORD");
+mkdirSync(SHOTS, { recursive: true });
+
+const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+async function go() {
+  const { value, done } = await lines.next();
+  if (done || value.trim() !== "GO") throw new Error(`expected GO on stdin, got ${done ? "EOF" : value}`);
+}
+const step = (name, detail = "") => console.log(`STEP ${name} ${detail}`.trim());
+
+const browser = await chromium.launch({
+  executablePath: env("CHROMIUM"),
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--disable-background-networking"],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1440, height: 900 }, locale: "zh-CN" });
+  page.setDefaultTimeout(20000);
+  page.on("pageerror", (e) => console.log(`PAGEERROR ${e.message}`));
+
+  async function login(user) {
+    await page.goto(BASE + "/");
+    await page.fill("#login-user", user);
+    await page.fill("#login-password", PASSWORD);
+    await page.click("#login-submit");
+    await page.waitForSelector("#app:not([hidden])");
+    await page.waitForSelector("#conn.ok"); // the event stream is connected
+  }
+
+  // A wrong password is refused with a message, in Chinese or from the server.
+  await page.goto(BASE + "/");
+  await page.fill("#login-user", env("AGENT"));
+  await page.fill("#login-password", "wrong-password");
+  await page.click("#login-submit");
+  await page.waitForFunction(() => document.querySelector("#login-error").textContent.length > 0);
+  await page.screenshot({ path: join(SHOTS, "login.png") });
+
+  await login(env("AGENT"));
+  await page.selectOption("#status", "online");
+  await page.waitForFunction(() => document.querySelector("#status").value === "online");
+  // Let the status change land before the buyer writes.
+  await page.waitForTimeout(300);
+  step("logged-in");
+  await go(); // the simulator sends the buyer message now
+
+  // It appears in the list without a reload.
+  const buyerText = env("BUYER_TEXT");
+  const item = page.locator("#sessions li", { hasText: buyerText });
+  await item.waitFor();
+  const badge = await item.locator(".badge.douyin").textContent();
+  if (badge !== "抖音") throw new Error(`platform badge says ${badge}`);
+  await item.click();
+  await page.locator("#messages li.in", { hasText: buyerText }).waitFor();
+
+  // Reply with a quick reply (filled in with the buyer's nick and the agent's name).
+  const option = page.locator('#quick option[data-id="greet"]');
+  await option.waitFor({ state: "attached" });
+  const text = await option.getAttribute("value");
+  if (!text.includes("小美")) throw new Error(`quick reply not filled in: ${text}`);
+  await page.selectOption("#quick", { value: text });
+  if ((await page.inputValue("#reply-text")) !== text) throw new Error("the quick reply did not fill the box");
+  await page.click("#btn-send");
+  step("replied", text);
+  await go(); // the Rust test checked the simulator got it, correctly signed
+
+  // The reply shows as delivered (pushed over the event stream, no reload).
+  await page.locator("#messages li.out", { hasText: text }).locator('[data-delivery="sent"]').waitFor();
+  // The list follows: the buyer is answered, no unread badge, no wait clock.
+  await item.locator(".badge.unread").waitFor({ state: "detached" });
+  await page.waitForTimeout(1100); // one tick of the wait clocks
+  await page.screenshot({ path: join(SHOTS, "workbench.png") });
+  step("delivered");
+
+  // The lead's dashboard.
+  await page.click("#logout");
+  await page.waitForSelector("#login:not([hidden])");
+  await login(env("LEAD"));
+  await page.click("#tab-dash");
+  await page.locator("#dash-groups tbody tr").first().waitFor();
+  await page.locator("#dash-agents tbody tr").first().waitFor();
+  await page.screenshot({ path: join(SHOTS, "dashboard.png"), fullPage: true });
+  const groups = await page.locator("#dash-groups tbody tr").count();
+  step("dashboard", String(groups));
+  await browser.close();
+  step("done");
+  process.exit(0);
+} catch (e) {
+  console.log(`FAIL ${e && e.stack ? e.stack.split("\n").slice(0, 3).join(" | ") : e}`);
+  try { await browser.close(); } catch (_) { /* already gone */ }
+  process.exit(1);
+}
