@@ -322,11 +322,16 @@ fn check(a: ConfigArg) -> ExitCode {
     }
     if errors.is_empty() {
         println!(
-            "configuration OK: {} shop(s), {} plugin(s) from {}",
+            "configuration OK: {} shop(s), {} plugin(s) from {}, {} workbench user(s), {} quick replies",
             cfg.shops.len(),
             host.loaded.len(),
-            cfg.plugins_dir().display()
+            cfg.plugins_dir().display(),
+            cfg.users.len(),
+            cfg.quick_replies.len()
         );
+        if cfg.users.is_empty() {
+            eprintln!("note: users.toml lists no users: nobody can log in to the workbench");
+        }
         ExitCode::SUCCESS
     } else {
         print_errors(&errors);
