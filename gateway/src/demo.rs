@@ -264,7 +264,7 @@ async fn live_log(gw: Arc<Gateway>) {
             Err(_) => return,
         };
         match event.event.clone() {
-            GatewayEvent::MessageIn { session_id, customer_id, message_id, new_session, platform, shop } => {
+            GatewayEvent::MessageIn { session_id, customer_id, message_id, new_session, platform, shop, .. } => {
                 let nick = gw.store.customer(customer_id).await.ok().flatten().and_then(|c| c.nick).unwrap_or_default();
                 let text = gw.store.message(message_id).await.ok().flatten().map(|m| m.text).unwrap_or_default();
                 let tag = if new_session { "新会话" } else { "" };

@@ -214,11 +214,10 @@ impl Dispatch {
             let result: Result<(), StoreError> = async {
                 match &action {
                     Action::Assign { agent, decision, .. } => {
+                        let recorded = serde_json::to_value(decision).unwrap_or_default();
+                        let priority = i64::from(decision.priority);
                         gw.store
-                            .record_decision(session_id, &serde_json::to_value(decision).unwrap_or_default(), now)
-                            .await?;
-                        gw.store
-                            .assign(session_id, Some(&decision.group), agent, i64::from(decision.priority), now)
+                            .assign(session_id, Some(&decision.group), agent, priority, Some(&recorded), now)
                             .await?;
                         gw.metrics.assigned.get_or_create(&GroupLabels { group: decision.group.clone() }).inc();
                         if let Ok(Some(s)) = gw.store.session(session_id).await

@@ -5,24 +5,42 @@
 //! reconnect (`since=<seq>` replays what they missed), and stamps each with its audience:
 //! the session's agent and skill group at the time, so the stream can show each user only
 //! their own events.
+//!
+//! Stream clients subscribe per user ([`EventHub::resume_for`]): each event is handed only to
+//! the clients that may see it (the session's agent, leads of its group, admins), so an event
+//! costs its recipients, not every connected client — thousands of agents can be connected.
+//! A client that falls [`CLIENT_QUEUE`] events behind is dropped from delivery; it resumes from
+//! its last seen event out of the ring, so nothing is missed while the ring holds it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::auth::{Principal, Role};
 
 /// How many recent events the hub keeps for resume.
 pub const RING: usize = 8192;
 
+/// Events queued for one stream client before it counts as fallen behind.
+pub const CLIENT_QUEUE: usize = 1024;
+
 /// Something happened that a listener may want to show.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum GatewayEvent {
-    /// A buyer message was stored.
-    MessageIn { session_id: i64, customer_id: i64, message_id: i64, new_session: bool, platform: String, shop: String },
+    /// A buyer message was stored. `event_id` is the platform's own message id (what the
+    /// gateway deduplicates on), so a client can match the event to what the platform pushed.
+    MessageIn {
+        session_id: i64,
+        customer_id: i64,
+        message_id: i64,
+        new_session: bool,
+        platform: String,
+        shop: String,
+        event_id: String,
+    },
     /// A reply was queued.
     MessageOut { session_id: i64, message_id: i64 },
     /// A reply's delivery state changed (`sent`, `failed`, `retrying`).
@@ -102,12 +120,39 @@ impl Stamped {
     }
 }
 
+#[derive(Debug)]
+struct Client {
+    user: Principal,
+    tx: mpsc::Sender<Arc<Stamped>>,
+}
+
+/// A user's stream subscription: live events they may see, after the replay.
+#[derive(Debug)]
+pub struct Subscription {
+    /// Pass to [`EventHub::unsubscribe`] when the client goes.
+    pub id: u64,
+    /// Live events (`seq` > `last`), in order. Ends when the client fell behind (or the hub
+    /// went away): resume from the last event seen.
+    pub rx: mpsc::Receiver<Arc<Stamped>>,
+    /// The kept events after `since` that the user may see, or the gap.
+    pub replay: Result<Vec<Arc<Stamped>>, Gap>,
+    /// The last sequence number at subscription.
+    pub last: u64,
+}
+
 #[derive(Debug, Default)]
 struct HubState {
     seq: u64,
     ring: VecDeque<Arc<Stamped>>,
     /// Session → (agent, group), as the events said.
     routes: HashMap<i64, Audience>,
+    /// Stream clients by subscription id.
+    clients: HashMap<u64, Client>,
+    /// Subscription ids of agents' clients, by agent id.
+    by_agent: HashMap<String, Vec<u64>>,
+    /// Subscription ids of leads' and admins' clients (they see more than their own).
+    watchers: Vec<u64>,
+    next_client: u64,
 }
 
 /// Publishes numbered events to live subscribers and keeps the recent ones for resume.
@@ -116,10 +161,6 @@ pub struct EventHub {
     state: Mutex<HubState>,
     tx: broadcast::Sender<Arc<Stamped>>,
 }
-
-/// What [`EventHub::resume`] gives: the live receiver, the replay (or the gap), and the last
-/// sequence number at that instant.
-pub type Resume = (broadcast::Receiver<Arc<Stamped>>, Result<Vec<Arc<Stamped>>, Gap>, u64);
 
 /// A resume point older than the hub remembers: the client must reload its lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,7 +222,8 @@ impl EventHub {
         }
         st.ring.push_back(stamped.clone());
         // Sent under the lock: subscribers see events in `seq` order.
-        let _ = self.tx.send(stamped);
+        let _ = self.tx.send(stamped.clone());
+        st.deliver(&stamped);
         st.seq
     }
 
@@ -190,26 +232,80 @@ impl EventHub {
         self.tx.subscribe()
     }
 
-    /// Subscribes and returns the kept events after `since`, atomically: nothing published in
-    /// between is missed or doubled (live events with `seq` ≤ the last replayed one are to be
-    /// skipped by the caller).
-    pub fn resume(&self, since: u64) -> Resume {
-        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let rx = self.tx.subscribe();
-        let oldest = st.ring.front().map_or(st.seq + 1, |e| e.seq);
-        let replay = if since >= st.seq {
-            Ok(Vec::new())
-        } else if since + 1 < oldest {
-            Err(Gap { oldest })
+    /// Subscribes `user`'s stream client and returns the kept events after `since` they may
+    /// see, atomically: every later event they may see arrives on the receiver, none twice.
+    pub fn resume_for(&self, user: &Principal, since: u64) -> Subscription {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
+        st.next_client += 1;
+        let id = st.next_client;
+        if user.role == Role::Agent {
+            st.by_agent.entry(user.id.clone()).or_default().push(id);
         } else {
-            Ok(st.ring.iter().filter(|e| e.seq > since).cloned().collect())
-        };
-        (rx, replay, st.seq)
+            st.watchers.push(id);
+        }
+        st.clients.insert(id, Client { user: user.clone(), tx });
+        let replay = st.replay(since).map(|all| all.into_iter().filter(|e| e.visible_to(user)).collect());
+        Subscription { id, rx, replay, last: st.seq }
+    }
+
+    /// Ends a stream client's subscription.
+    pub fn unsubscribe(&self, id: u64) {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).remove_client(id);
+    }
+
+    /// Stream clients subscribed now.
+    pub fn clients(&self) -> usize {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).clients.len()
     }
 
     /// The last published sequence number.
     pub fn last_seq(&self) -> u64 {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).seq
+    }
+}
+
+impl HubState {
+    /// The kept events after `since`, or the gap.
+    fn replay(&self, since: u64) -> Result<Vec<Arc<Stamped>>, Gap> {
+        let oldest = self.ring.front().map_or(self.seq + 1, |e| e.seq);
+        if since >= self.seq {
+            Ok(Vec::new())
+        } else if since + 1 < oldest {
+            Err(Gap { oldest })
+        } else {
+            Ok(self.ring.iter().filter(|e| e.seq > since).cloned().collect())
+        }
+    }
+
+    /// Hands `event` to the stream clients that may see it: the agent's own clients and the
+    /// watchers (leads, admins) whose view includes it. A full or closed client is dropped.
+    fn deliver(&mut self, event: &Arc<Stamped>) {
+        let mut gone = Vec::new();
+        let own = event.audience.agent.as_ref().and_then(|a| self.by_agent.get(a));
+        for id in own.into_iter().flatten().chain(self.watchers.iter()) {
+            let Some(c) = self.clients.get(id) else { continue };
+            if event.visible_to(&c.user) && c.tx.try_send(event.clone()).is_err() {
+                gone.push(*id);
+            }
+        }
+        for id in gone {
+            self.remove_client(id);
+        }
+    }
+
+    fn remove_client(&mut self, id: u64) {
+        let Some(c) = self.clients.remove(&id) else { return };
+        if c.user.role == Role::Agent {
+            if let Some(ids) = self.by_agent.get_mut(&c.user.id) {
+                ids.retain(|i| *i != id);
+                if ids.is_empty() {
+                    self.by_agent.remove(&c.user.id);
+                }
+            }
+        } else {
+            self.watchers.retain(|i| *i != id);
+        }
     }
 }
 
@@ -229,6 +325,7 @@ mod tests {
             new_session: false,
             platform: "douyin".into(),
             shop: "dy".into(),
+            event_id: format!("m{session_id}"),
         }
     }
 
@@ -260,15 +357,70 @@ mod tests {
         for i in 0..10 {
             hub.send(msg(i));
         }
-        let (_rx, replay, last) = hub.resume(7);
-        assert_eq!(last, 10);
-        assert_eq!(replay.unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), vec![8, 9, 10]);
-        assert!(hub.resume(10).1.unwrap().is_empty());
+        let admin = user("boss", Role::Admin, &[]);
+        let sub = hub.resume_for(&admin, 7);
+        assert_eq!(sub.last, 10);
+        assert_eq!(sub.replay.unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), vec![8, 9, 10]);
+        assert!(hub.resume_for(&admin, 10).replay.unwrap().is_empty());
         for i in 0..RING as i64 {
             hub.send(msg(i));
         }
-        assert_eq!(hub.resume(3).1.unwrap_err(), Gap { oldest: 11 });
-        assert_eq!(hub.resume(10).1.unwrap().len(), RING);
+        assert_eq!(hub.resume_for(&admin, 3).replay.unwrap_err(), Gap { oldest: 11 });
+        assert_eq!(hub.resume_for(&admin, 10).replay.unwrap().len(), RING);
+    }
+
+    #[test]
+    fn each_event_reaches_only_the_clients_that_may_see_it() {
+        let hub = EventHub::new();
+        hub.send(GatewayEvent::Assigned { session_id: 1, agent: "a1".into(), group: "pre".into() });
+        hub.send(GatewayEvent::Assigned { session_id: 2, agent: "a2".into(), group: "after".into() });
+        let mut a1 = hub.resume_for(&user("a1", Role::Agent, &["pre"]), u64::MAX);
+        let mut a1_tab = hub.resume_for(&user("a1", Role::Agent, &["pre"]), u64::MAX);
+        let mut a2 = hub.resume_for(&user("a2", Role::Agent, &["after"]), u64::MAX);
+        let mut lead = hub.resume_for(&user("l1", Role::Lead, &["pre"]), u64::MAX);
+        let mut admin = hub.resume_for(&user("boss", Role::Admin, &[]), u64::MAX);
+        hub.send(msg(1));
+        hub.send(msg(2));
+        hub.send(GatewayEvent::Channel {
+            platform: "douyin".into(),
+            shop: "dy".into(),
+            channel: "push".into(),
+            status: "up".into(),
+        });
+        let drain = |s: &mut Subscription| {
+            let mut got = Vec::new();
+            while let Ok(e) = s.rx.try_recv() {
+                got.push((e.seq, e.event.session_id()));
+            }
+            got
+        };
+        assert_eq!(drain(&mut a1), vec![(3, Some(1))]);
+        assert_eq!(drain(&mut a1_tab), vec![(3, Some(1))], "every tab of the agent");
+        assert_eq!(drain(&mut a2), vec![(4, Some(2))]);
+        assert_eq!(drain(&mut lead), vec![(3, Some(1)), (5, None)], "their group and shop-wide events");
+        assert_eq!(drain(&mut admin), vec![(3, Some(1)), (4, Some(2)), (5, None)]);
+        assert_eq!(hub.clients(), 5);
+        hub.unsubscribe(a1.id);
+        assert_eq!(hub.clients(), 4);
+    }
+
+    #[test]
+    fn a_client_that_falls_behind_is_dropped_and_resumes_without_a_gap() {
+        let hub = EventHub::new();
+        let admin = user("boss", Role::Admin, &[]);
+        let mut sub = hub.resume_for(&admin, u64::MAX);
+        for i in 0..(CLIENT_QUEUE + 10) as i64 {
+            hub.send(msg(i));
+        }
+        let mut seen = 0;
+        while let Ok(e) = sub.rx.try_recv() {
+            seen = e.seq;
+        }
+        assert_eq!(seen, CLIENT_QUEUE as u64);
+        assert!(sub.rx.is_closed() || sub.rx.try_recv().is_err(), "no longer fed");
+        assert_eq!(hub.clients(), 0, "dropped from delivery");
+        let again = hub.resume_for(&admin, seen);
+        assert_eq!(again.replay.unwrap().len(), 10, "the rest comes from the ring");
     }
 
     #[test]

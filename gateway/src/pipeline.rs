@@ -145,13 +145,14 @@ impl Pipeline {
             tracing::warn!(platform, shop, count = dead_letters.len(), "kept undecodable push units as dead letters");
         }
         let dead_letters = dead_letters.into_iter().map(|d| (platform.to_owned(), shop.to_owned(), d)).collect();
-        let summaries: Vec<(String, String)> = items.iter().map(|i| (i.event.shop.clone(), i.text.clone())).collect();
+        let summaries: Vec<(String, String, String)> =
+            items.iter().map(|i| (i.event.shop.clone(), i.text.clone(), i.event.event_id.clone())).collect();
         // [3] dedupe + session + durable append
         let batch = IntakeBatch { items, dead_letters, now, idle_close_ms: self.idle_close_ms };
         let outcomes = self.store.intake(batch).await?;
         // The caller acknowledges the platform after this returns; [4]/[5] follow.
-        for (outcome, (shop, text)) in outcomes.iter().zip(summaries) {
-            self.after_commit(platform, &shop, outcome, &text);
+        for (outcome, (shop, text, event_id)) in outcomes.iter().zip(summaries) {
+            self.after_commit(platform, &shop, outcome, &text, event_id);
         }
         // Restricted buyers get the auto-reply once per session and no agent.
         let auto = self.restrict_reply.read().unwrap_or_else(|p| p.into_inner()).clone();
@@ -197,7 +198,7 @@ impl Pipeline {
     }
 
     /// Counts, logs and publishes what one item's intake did.
-    fn after_commit(&self, platform: &str, shop: &str, outcome: &ItemOutcome, masked_text: &str) {
+    fn after_commit(&self, platform: &str, shop: &str, outcome: &ItemOutcome, masked_text: &str, event_id: String) {
         let label = crate::metrics::PlatformLabels { platform: platform.into() };
         match outcome {
             ItemOutcome::Duplicate => {
@@ -217,6 +218,7 @@ impl Pipeline {
                     new_session: *new_session,
                     platform: platform.into(),
                     shop: shop.into(),
+                    event_id,
                 });
             }
             ItemOutcome::Trade { customer_id, session_id } => {

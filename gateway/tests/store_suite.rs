@@ -277,7 +277,7 @@ suite! {
     assignment_transfer_and_search => |store: Store| async move {
         let ItemOutcome::Message { session_id: s1, customer_id, .. } = one(&store, chat("m1", "b1", "x"), Screen::Pass, T0).await else { panic!() };
         let ItemOutcome::Message { session_id: s2, .. } = one(&store, chat("m2", "b2", "y"), Screen::Pass, T0 + 100).await else { panic!() };
-        store.assign(s1, Some("presales"), "alice", 10, T0 + 5).await.unwrap();
+        store.assign(s1, Some("presales"), "alice", 10, None, T0 + 5).await.unwrap();
         store.set_waiting(s2, SessionState::Queued, Some("aftersales"), 5, Some("aftersales")).await.unwrap();
         store.record_transfer(s1, Some("alice"), Some("bob"), None, &HandoverNote { problem: "尺码".into(), tried: "发了尺码表".into(), expectation: "换大一号".into() }, T0 + 6).await.unwrap();
         store.record_decision(s1, &serde_json::json!({"rule": "vip", "chosen": "alice"}), T0 + 5).await.unwrap();

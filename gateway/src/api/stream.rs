@@ -20,7 +20,6 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::broadcast::error::RecvError;
 
 use super::v1::{ApiError, caller, resolve_token};
 use crate::Gateway;
@@ -45,7 +44,12 @@ pub(super) async fn events(
         None => caller(&gw, &headers).await?,
     };
     match ws {
-        Ok(ws) => Ok(ws.on_upgrade(move |socket| serve(gw, user, q.since, socket))),
+        // Small buffers: thousands of agents stay connected, and clients send almost nothing
+        // (the defaults reserve 128 KiB per connection for reading).
+        Ok(ws) => Ok(ws
+            .read_buffer_size(4 * 1024)
+            .write_buffer_size(8 * 1024)
+            .on_upgrade(move |socket| serve(gw, user, q.since, socket))),
         Err(rejection) => Ok(rejection.into_response()),
     }
 }
@@ -56,71 +60,73 @@ fn frame(e: &Stamped) -> Message {
 
 async fn serve(gw: Arc<Gateway>, user: Principal, since: Option<u64>, mut socket: WebSocket) {
     let hub = &gw.pipeline.events;
-    let (mut rx, replay, last) = hub.resume(since.unwrap_or(u64::MAX));
+    let mut sub = hub.resume_for(&user, since.unwrap_or(u64::MAX));
     gw.metrics.stream_clients.inc();
-    let _guard = Decrement(gw.clone());
-    let hello = json!({"type": "hello", "seq": last, "user": user.id, "role": user.role});
+    let guard = Subscribed(gw.clone(), std::cell::Cell::new(sub.id));
+    let hello = json!({"type": "hello", "seq": sub.last, "user": user.id, "role": user.role});
     if socket.send(Message::Text(hello.to_string().into())).await.is_err() {
         return;
     }
-    // Live events up to `last` were replayed (or are covered by the resync).
-    let sent = last;
-    match replay {
-        Ok(events) => {
-            for e in events.iter().filter(|e| e.visible_to(&user)) {
-                if socket.send(frame(e)).await.is_err() {
-                    return;
-                }
-            }
-        }
-        Err(gap) => {
-            let msg = json!({"type": "resync", "reason": "gap", "oldest": gap.oldest, "seq": last});
-            if socket.send(Message::Text(msg.to_string().into())).await.is_err() {
-                return;
-            }
-        }
-    }
-    let mut sent = sent;
+    // The last event this client has been given (or that a resync covered).
+    let mut sent = since.unwrap_or(sub.last).min(sub.last);
     let mut ping = tokio::time::interval(Duration::from_secs(20));
     ping.tick().await;
     loop {
-        tokio::select! {
-            event = rx.recv() => match event {
-                Ok(e) => {
-                    if e.seq <= sent {
-                        continue;
-                    }
-                    sent = e.seq;
-                    if e.visible_to(&user) && socket.send(frame(&e)).await.is_err() {
+        match std::mem::replace(&mut sub.replay, Ok(Vec::new())) {
+            Ok(events) => {
+                for e in events.iter().filter(|e| e.seq > sent) {
+                    if socket.send(frame(e)).await.is_err() {
                         return;
                     }
                 }
-                Err(RecvError::Lagged(n)) => {
-                    tracing::warn!(user = %user.id, missed = n, "event stream client fell behind; asked to resync");
-                    let msg = json!({"type": "resync", "reason": "lagged", "seq": hub.last_seq()});
-                    if socket.send(Message::Text(msg.to_string().into())).await.is_err() {
-                        return;
-                    }
-                }
-                Err(RecvError::Closed) => return,
-            },
-            incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => {}
-            },
-            _ = ping.tick() => {
-                if socket.send(Message::Ping(Default::default())).await.is_err() {
+            }
+            Err(gap) => {
+                let msg = json!({"type": "resync", "reason": "gap", "oldest": gap.oldest, "seq": sub.last});
+                if socket.send(Message::Text(msg.to_string().into())).await.is_err() {
                     return;
                 }
             }
         }
+        sent = sent.max(sub.last);
+        loop {
+            tokio::select! {
+                event = sub.rx.recv() => match event {
+                    Some(e) => {
+                        if e.seq <= sent {
+                            continue;
+                        }
+                        sent = e.seq;
+                        if socket.send(frame(&e)).await.is_err() {
+                            return;
+                        }
+                    }
+                    // Fell behind (or the hub dropped us): catch up from the ring.
+                    None => break,
+                },
+                incoming = socket.recv() => match incoming {
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                    Some(Ok(_)) => {}
+                },
+                _ = ping.tick() => {
+                    if socket.send(Message::Ping(Default::default())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        tracing::warn!(user = %user.id, last = sent, "event stream client fell behind; resuming from the ring");
+        hub.unsubscribe(sub.id);
+        sub = hub.resume_for(&user, sent);
+        guard.1.set(sub.id);
     }
 }
 
-struct Decrement(Arc<Gateway>);
+/// Counts the client and ends its subscription when it goes.
+struct Subscribed(Arc<Gateway>, std::cell::Cell<u64>);
 
-impl Drop for Decrement {
+impl Drop for Subscribed {
     fn drop(&mut self) {
+        self.0.pipeline.events.unsubscribe(self.1.get());
         self.0.metrics.stream_clients.dec();
     }
 }

@@ -342,16 +342,27 @@ impl Store {
         Ok(open.values().any(|o| *o))
     }
 
-    /// Records that `agent` of `group` took the session.
+    /// Records that `agent` of `group` took the session (with the routing decision that chose
+    /// them, when given, in the same commit).
     pub async fn assign(
         &self,
         session_id: i64,
         group: Option<&str>,
         agent: &str,
         priority: i64,
+        decision: Option<&serde_json::Value>,
         now: Millis,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
+        // The decision in the same commit: one durable write per assignment, not two.
+        if let Some(decision) = decision {
+            sqlx::query("INSERT INTO routing_decisions (session_id, at, decision) VALUES ($1, $2, $3)")
+                .bind(session_id)
+                .bind(now)
+                .bind(decision.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query(
             "UPDATE sessions SET state = 'assigned', agent = $1, skill_group = COALESCE($2, skill_group), priority = $3, \
              assigned_at = $4 WHERE id = $5 AND state <> 'closed'",
