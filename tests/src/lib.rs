@@ -101,6 +101,32 @@ pub struct Daemon {
     pub addr: String,
     pub config_dir: tempfile::TempDir,
     pub log: PathBuf,
+    /// The `huiliu` binary it runs (debug for tests, release for benchmarks).
+    pub bin: PathBuf,
+    /// `RUST_LOG` for the daemon.
+    pub log_level: String,
+}
+
+/// How to start a daemon: [`Daemon::launch`].
+#[derive(Debug, Clone)]
+pub struct Launch<'a> {
+    /// The `huiliu` binary (default: the debug build of [`artifacts`]).
+    pub bin: Option<PathBuf>,
+    pub plugins_dir: &'a Path,
+    pub shops_toml: &'a str,
+    /// Extra `huiliu.toml` sections.
+    pub extra_toml: &'a str,
+    /// Further files of the config directory (`routing.toml`, `users.toml`), written before start.
+    pub files: Vec<(&'a str, String)>,
+    /// `RUST_LOG` (default `info`, as shipped).
+    pub log_level: &'a str,
+}
+
+impl<'a> Launch<'a> {
+    /// The debug daemon with `plugins_dir` and `shops_toml`.
+    pub fn new(plugins_dir: &'a Path, shops_toml: &'a str) -> Launch<'a> {
+        Launch { bin: None, plugins_dir, shops_toml, extra_toml: "", files: Vec::new(), log_level: "info" }
+    }
 }
 
 impl Daemon {
@@ -113,6 +139,13 @@ impl Daemon {
 
     /// [`Daemon::start`] with extra `huiliu.toml` text appended (extra sections only).
     pub fn start_with(plugins_dir: &Path, shops_toml: &str, extra_toml: &str) -> Daemon {
+        Self::launch(Launch { extra_toml, ..Launch::new(plugins_dir, shops_toml) })
+    }
+
+    /// Starts a daemon as `launch` says and waits for `/healthz`.
+    pub fn launch(launch: Launch<'_>) -> Daemon {
+        let Launch { bin, plugins_dir, shops_toml, extra_toml, files, log_level } = launch;
+        let bin = bin.unwrap_or_else(|| artifacts().huiliu());
         let config_dir = tempfile::tempdir().expect("temp dir");
         let addr = format!("127.0.0.1:{}", free_port());
         std::fs::write(
@@ -124,8 +157,13 @@ impl Daemon {
         )
         .expect("write huiliu.toml");
         std::fs::write(config_dir.path().join("shops.toml"), shops_toml).expect("write shops.toml");
+        for (name, text) in files {
+            std::fs::write(config_dir.path().join(name), text).unwrap_or_else(|e| panic!("write {name}: {e}"));
+        }
         let log = config_dir.path().join("huiliu.log");
-        let mut daemon = Daemon { child: spawn_serve(config_dir.path(), &log), addr, config_dir, log };
+        let log_level = log_level.to_owned();
+        let child = spawn_serve(&bin, config_dir.path(), &log, &log_level);
+        let mut daemon = Daemon { child, addr, config_dir, log, bin, log_level };
         daemon.wait_healthy();
         let _ = daemon.is_running();
         daemon
@@ -140,7 +178,7 @@ impl Daemon {
     /// Starts the daemon again on the same config, store and port.
     pub fn restart(&mut self) {
         self.kill9();
-        self.child = spawn_serve(self.config_dir.path(), &self.log);
+        self.child = spawn_serve(&self.bin, self.config_dir.path(), &self.log, &self.log_level);
         self.wait_healthy();
     }
 
@@ -151,6 +189,39 @@ impl Daemon {
         let (status, out) =
             self.request(method, path, &[("authorization", &auth), ("content-type", "application/json")], &bytes);
         (status, serde_json::from_slice(&out).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Every session (up to 500), as `GET /api/v1/sessions` lists them.
+    pub fn sessions(&self) -> Vec<serde_json::Value> {
+        let (status, body) = self.api("GET", "/api/v1/sessions?limit=500", None);
+        assert_eq!(status, 200, "{body}");
+        body["sessions"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The messages of session `id`.
+    pub fn session_messages(&self, id: i64) -> Vec<serde_json::Value> {
+        self.api("GET", &format!("/api/v1/sessions/{id}"), None).1["messages"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The platform ids of every stored buyer message, once per stored copy (so a message
+    /// stored twice shows twice).
+    pub fn stored_inbound_ids(&self) -> Vec<String> {
+        self.sessions()
+            .iter()
+            .flat_map(|s| self.session_messages(s["id"].as_i64().unwrap_or(0)))
+            .filter(|m| m["direction"] == "in")
+            .map(|m| m["platform_msg_id"].as_str().unwrap_or("").to_owned())
+            .collect()
+    }
+
+    /// The value of the first `/metrics` line starting with `line_start` (0 when absent).
+    pub fn metric(&self, line_start: &str) -> f64 {
+        let (_, body) = self.request("GET", "/metrics", &[], b"");
+        String::from_utf8_lossy(&body)
+            .lines()
+            .find(|l| l.starts_with(line_start))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
     }
 
     /// Polls `f` every 50 ms until it returns `Some`, or panics after `secs` with the log.
@@ -168,7 +239,7 @@ impl Daemon {
     }
 
     fn wait_healthy(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Ok((200, _)) = http(&self.addr, "GET", "/healthz", &[], b"") {
                 return;
@@ -204,12 +275,12 @@ impl Drop for Daemon {
 /// The operator token every test daemon is configured with.
 pub const API_TOKEN: &str = "e2e-operator-token";
 
-fn spawn_serve(config_dir: &Path, log: &Path) -> Child {
+fn spawn_serve(bin: &Path, config_dir: &Path, log: &Path, log_level: &str) -> Child {
     let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
-    Command::new(artifacts().huiliu())
+    Command::new(bin)
         .args(["serve", "--config"])
         .arg(config_dir)
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", log_level)
         .stdout(Stdio::null())
         .stderr(log_file)
         .spawn()
@@ -273,3 +344,4 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
     out
 }
+pub mod load;

@@ -5,8 +5,9 @@
 //! queued before the crash reaches the platform exactly once (a resend of an accepted reply
 //! carries the same client message id, which the platform deduplicates).
 //!
-//! `HUILIU_CRASH_ROUNDS` (default 1) repeats the kill/restart within one run; the seed of the
-//! random kill points is printed so a failure can be replayed with `HUILIU_CRASH_SEED`.
+//! `HUILIU_CRASH_ROUNDS` repeats the kill/restart within one run (default 1, or 10 with
+//! `HUILIU_FAULT_FULL=1`; `.ci/run` runs 3); the seed of the random kill points is printed so a
+//! failure can be replayed with `HUILIU_CRASH_SEED`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -32,19 +33,11 @@ fn next(state: &mut u64) -> u64 {
     *state
 }
 
-fn all_sessions(daemon: &Daemon) -> Vec<Value> {
-    let (status, body) = daemon.api("GET", "/api/v1/sessions?limit=500", None);
-    assert_eq!(status, 200, "{body}");
-    body["sessions"].as_array().cloned().unwrap_or_default()
-}
-
-fn session_messages(daemon: &Daemon, id: i64) -> Vec<Value> {
-    daemon.api("GET", &format!("/api/v1/sessions/{id}"), None).1["messages"].as_array().cloned().unwrap_or_default()
-}
-
 #[test]
 fn sigkill_loses_no_acknowledged_message_and_sends_no_reply_twice() {
-    let rounds: usize = std::env::var("HUILIU_CRASH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let full = std::env::var("HUILIU_FAULT_FULL").as_deref() == Ok("1");
+    let rounds: usize =
+        std::env::var("HUILIU_CRASH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(if full { 10 } else { 1 });
     let mut rng = seed() | 1;
     eprintln!("crash test seed: {rng} (replay with HUILIU_CRASH_SEED={rng}), rounds: {rounds}");
 
@@ -94,7 +87,7 @@ fn sigkill_loses_no_acknowledged_message_and_sends_no_reply_twice() {
         daemon.wait_for("traffic before the kill", 60, || (acked.lock().unwrap().len() >= target).then_some(()));
         let wait = target;
         faults.slow_api_ms.store(400, Ordering::SeqCst);
-        for s in all_sessions(&daemon).iter().take(5) {
+        for s in daemon.sessions().iter().take(5) {
             let id = s["id"].as_i64().unwrap();
             let (status, body) = daemon.api(
                 "POST",
@@ -125,12 +118,7 @@ fn sigkill_loses_no_acknowledged_message_and_sends_no_reply_twice() {
     assert_eq!(acked.len(), MESSAGES, "every message is eventually acknowledged (the platform redelivers)");
 
     // Every acknowledged message stored exactly once.
-    let stored: Vec<String> = all_sessions(&daemon)
-        .iter()
-        .flat_map(|s| session_messages(&daemon, s["id"].as_i64().unwrap()))
-        .filter(|m| m["direction"] == "in")
-        .map(|m| m["platform_msg_id"].as_str().unwrap_or("").to_owned())
-        .collect();
+    let stored = daemon.stored_inbound_ids();
     let unique: BTreeSet<String> = stored.iter().cloned().collect();
     assert_eq!(stored.len(), unique.len(), "no message stored twice");
     let missing: Vec<&String> = acked.difference(&unique).collect();
@@ -148,7 +136,8 @@ fn sigkill_loses_no_acknowledged_message_and_sends_no_reply_twice() {
         replies
             .iter()
             .all(|(client, session)| {
-                session_messages(&daemon, *session)
+                daemon
+                    .session_messages(*session)
                     .into_iter()
                     .any(|m| m["client_msg_id"] == client.as_str() && m["delivery"] == "sent")
             })

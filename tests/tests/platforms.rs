@@ -71,15 +71,6 @@ fn received_with(journal: &[ReceivedSend], text: &str) -> Vec<ReceivedSend> {
     journal.iter().filter(|r| r.content.contains(text)).cloned().collect()
 }
 
-fn metric(daemon: &Daemon, line_start: &str) -> f64 {
-    let (_, body) = daemon.request("GET", "/metrics", &[], b"");
-    String::from_utf8_lossy(&body)
-        .lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0.0)
-}
-
 // ---------------------------------------------------------------- Douyin (HTTP push)
 
 struct Douyin {
@@ -128,14 +119,14 @@ fn douyin_bad_signature_is_rejected_counted_and_never_parsed() {
     let delivery = d.rt.block_on(d.sim.push_raw(body, false));
     assert!(!delivery.acked);
     assert_eq!(delivery.status, 401, "{delivery:?}");
-    assert_eq!(metric(&d.daemon, r#"huiliu_pushes_rejected_total{platform="douyin",reason="bad_signature"}"#), 1.0);
+    assert_eq!(d.daemon.metric(r#"huiliu_pushes_rejected_total{platform="douyin",reason="bad_signature"}"#), 1.0);
     assert!(d.daemon.log_text().contains("bad_signature"));
     assert!(sessions(&d.daemon, "dy-1").is_empty());
     // A wrongly signed first attempt, then the platform's retry with a good signature.
     d.faults.bad_signature_pushes.store(1, Ordering::SeqCst);
     let delivery = d.rt.block_on(d.sim.deliver_chat(&BuyerChat::text("7302", "buyer-2", "在吗", now_ms())));
     assert!(delivery.acked);
-    assert_eq!(metric(&d.daemon, r#"huiliu_pushes_rejected_total{platform="douyin",reason="bad_signature"}"#), 2.0);
+    assert_eq!(d.daemon.metric(r#"huiliu_pushes_rejected_total{platform="douyin",reason="bad_signature"}"#), 2.0);
     wait_session(&d.daemon, "dy-1", 1);
 }
 
@@ -148,7 +139,7 @@ fn douyin_duplicate_push_creates_no_duplicate_message() {
     let session = wait_session(&d.daemon, "dy-1", 1);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(messages(&d.daemon, session).iter().filter(|m| m["direction"] == "in").count(), 1);
-    assert_eq!(metric(&d.daemon, r#"huiliu_events_deduped_total{platform="douyin"}"#), 1.0);
+    assert_eq!(d.daemon.metric(r#"huiliu_events_deduped_total{platform="douyin"}"#), 1.0);
 }
 
 #[test]
@@ -163,7 +154,7 @@ fn douyin_rate_limited_send_is_retried_and_delivered_once() {
     assert_eq!(got.len(), 1, "delivered exactly once: {got:?}");
     let rejected = d.sim.journal().rejected();
     assert_eq!(rejected.iter().filter(|r| r.contains("60000") || r.contains("traffic")).count(), 2, "{rejected:?}");
-    assert_eq!(metric(&d.daemon, r#"huiliu_sends_total{platform="douyin",reason="rate_limited"}"#), 2.0);
+    assert_eq!(d.daemon.metric(r#"huiliu_sends_total{platform="douyin",reason="rate_limited"}"#), 2.0);
 }
 
 #[test]
@@ -177,7 +168,7 @@ fn douyin_expired_token_is_refreshed_and_the_send_succeeds() {
     assert_eq!(d.sim.journal().refreshes.load(Ordering::SeqCst), 1);
     let got = received_with(&d.sim.journal().received(), "售后页面");
     assert_eq!(got.len(), 1, "{got:?}");
-    assert_eq!(metric(&d.daemon, r#"huiliu_token_refreshes_total{platform="douyin",reason="ok"}"#), 1.0);
+    assert_eq!(d.daemon.metric(r#"huiliu_token_refreshes_total{platform="douyin",reason="ok"}"#), 1.0);
 }
 
 // ---------------------------------------------------------------- Taobao (TMC WebSocket)

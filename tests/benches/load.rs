@@ -1,0 +1,419 @@
+//! Load, latency and scale of the whole path, against this machine's limit.
+//!
+//! `cargo bench -p huiliu-e2e --bench load` builds the release daemon and plugins, starts them
+//! as their own processes, and drives them over loopback with the platform simulators: signed
+//! Douyin HTTP pushes and Taobao TMC frames carrying corpus texts, while agents logged in over
+//! the API listen on the event stream. It prints, per phase, throughput, end-to-end latency
+//! percentiles (push sent → `message_in` event at the agent), and the daemon's CPU and memory.
+//!
+//! Phases (`HUILIU_LOAD_PHASES`, comma-separated, default all):
+//! - `limit`: a bare HTTP server (200 + Douyin's success body, same runtime shape and HTTP
+//!   stack as the daemon, own process) driven flat out by the same generator;
+//! - `douyin`, `taobao`: the daemon flat out, then paced at half that rate;
+//! - `sessions`: memory and latency with 10k and 100k open sessions;
+//! - `agents`: memory and latency with 1k and 10k agents connected on the event stream.
+//!
+//! `HUILIU_LOAD_SECS` (default 10) is the length of each timed run; `HUILIU_LOAD_WORKERS`
+//! (default 32) the deliveries in flight when flat out; `HUILIU_LOAD_QUICK=1` shrinks every
+//! phase (a few seconds, 2k/10k sessions, 100/1000 agents) to check the harness itself.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use huiliu_e2e::load::{
+    self, Api, Consumer, Pace, Platform, ProcStats, Run, agent_id, percentiles, proc_stats, routing_toml, users_toml,
+};
+use huiliu_e2e::{API_TOKEN, Daemon, Launch, free_port, release_artifacts};
+use huiliu_sim::douyin::DouyinSim;
+use huiliu_sim::taobao::TaobaoSim;
+use huiliu_sim::{Faults, SimConfig};
+use serde_json::Value;
+
+fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
+    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+struct Settings {
+    secs: f64,
+    workers: usize,
+    quick: bool,
+    phases: Vec<String>,
+}
+
+impl Settings {
+    fn wants(&self, phase: &str) -> bool {
+        self.phases.is_empty() || self.phases.iter().any(|p| p == phase)
+    }
+    fn run_for(&self) -> Duration {
+        Duration::from_secs_f64(self.secs)
+    }
+}
+
+/// Both simulators, with their shops in `shops.toml`.
+struct Sims {
+    douyin: DouyinSim,
+    taobao: TaobaoSim,
+}
+
+impl Sims {
+    async fn start() -> Sims {
+        let faults = Arc::new(Faults::default());
+        let douyin = DouyinSim::start(SimConfig::sample("7000555"), faults.clone()).await.expect("douyin sim");
+        // Redeliver what is not acknowledged, as the platform does; a failure shows as `failed`.
+        douyin.set_push_retry(3, Duration::from_millis(200));
+        let taobao = TaobaoSim::start(SimConfig::sample("load-tb-shop"), faults).await.expect("taobao sim");
+        Sims { douyin, taobao }
+    }
+
+    fn shops_toml(&self) -> String {
+        let mut s = String::new();
+        for (id, platform, settings) in
+            [("dy-1", "douyin", self.douyin.shop_settings()), ("tb-1", "taobao", self.taobao.shop_settings())]
+        {
+            s.push_str(&format!("[[shop]]\nid = \"{id}\"\nplatform = \"{platform}\"\n[shop.settings]\n"));
+            for (k, v) in settings {
+                s.push_str(&format!("{k} = {}\n", Value::String(v)));
+            }
+        }
+        s
+    }
+}
+
+/// A release daemon with `agents` load agents (cap `cap`) and both shops.
+fn start_daemon(sims: &Sims, plugins: &std::path::Path, agents: usize, cap: u32) -> Daemon {
+    let shops = sims.shops_toml();
+    let daemon = Daemon::launch(Launch {
+        bin: Some(release_artifacts().huiliu()),
+        files: vec![("routing.toml", routing_toml(agents, cap)), ("users.toml", users_toml(agents))],
+        ..Launch::new(plugins, &shops)
+    });
+    sims.douyin.set_gateway(format!("http://{}/hooks/douyin/dy-1", daemon.addr));
+    daemon
+}
+
+/// Waits until the Taobao connector's TMC session is up.
+async fn tmc_connected(sims: &Sims) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sims.taobao.tmc_sessions() == 0 {
+        assert!(Instant::now() < deadline, "the taobao connector did not connect to TMC");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn buyers(prefix: &'static str, pool: u64) -> Arc<dyn Fn(u64) -> String + Send + Sync> {
+    Arc::new(move |n| format!("{prefix}{}", (n.wrapping_mul(2_654_435_761)) % pool))
+}
+
+fn fresh_buyers(prefix: &'static str, offset: u64) -> Arc<dyn Fn(u64) -> String + Send + Sync> {
+    Arc::new(move |n| format!("{prefix}{}", n + offset))
+}
+
+/// One line of the report.
+struct Line {
+    phase: String,
+    rate: f64,
+    lat: [f64; 3],
+    missing: usize,
+    failed: u64,
+    cpu: f64,
+    rss_mb: f64,
+    hwm_mb: f64,
+    note: String,
+}
+
+fn print_header() {
+    println!(
+        "\n{:<34} {:>9} {:>8} {:>8} {:>9} {:>7} {:>6} {:>7} {:>8} {:>8}  note",
+        "phase", "msg/s", "p50 ms", "p99 ms", "p99.9 ms", "missed", "failed", "cpu %", "rss MiB", "peak MiB"
+    );
+}
+
+fn print_line(l: &Line) {
+    println!(
+        "{:<34} {:>9.0} {:>8.2} {:>8.2} {:>9.2} {:>7} {:>6} {:>7.0} {:>8.1} {:>8.1}  {}",
+        l.phase, l.rate, l.lat[0], l.lat[1], l.lat[2], l.missing, l.failed, l.cpu, l.rss_mb, l.hwm_mb, l.note
+    );
+}
+
+/// Runs traffic and measures the daemon (`pid`) around it.
+async fn measured(
+    phase: &str,
+    pid: u32,
+    consumer: Option<&Consumer>,
+    traffic: impl std::future::Future<Output = Run>,
+) -> (Line, Run) {
+    let before = proc_stats(pid);
+    let run = traffic.await;
+    let after = proc_stats(pid);
+    let (mut lat, missing) = match consumer {
+        Some(c) => load::latencies(&run, c, Duration::from_secs(10)).await,
+        None => (Vec::new(), 0),
+    };
+    let line = Line {
+        phase: phase.to_owned(),
+        rate: run.rate(),
+        lat: percentiles(&mut lat),
+        missing,
+        failed: run.failed,
+        cpu: (after.cpu_s - before.cpu_s) / run.elapsed.as_secs_f64() * 100.0,
+        rss_mb: after.rss_kb as f64 / 1024.0,
+        hwm_mb: after.hwm_kb as f64 / 1024.0,
+        note: String::new(),
+    };
+    print_line(&line);
+    (line, run)
+}
+
+fn mb(s: ProcStats) -> f64 {
+    s.rss_kb as f64 / 1024.0
+}
+
+fn main() {
+    // The bench binary doubles as the bare comparison server (started as a child process).
+    if let Ok(listen) = std::env::var("HUILIU_LOAD_BARE") {
+        load::bare_server(&listen);
+        return;
+    }
+    let quick = std::env::var("HUILIU_LOAD_QUICK").as_deref() == Ok("1");
+    let s = Settings {
+        secs: env_or("HUILIU_LOAD_SECS", if quick { 3.0 } else { 10.0 }),
+        workers: env_or("HUILIU_LOAD_WORKERS", 32),
+        quick,
+        phases: std::env::var("HUILIU_LOAD_PHASES")
+            .map(|v| v.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect())
+            .unwrap_or_default(),
+    };
+    let started = Instant::now();
+    let art = release_artifacts();
+    println!("release artifacts ready in {:.1?} ({})", started.elapsed(), art.dir.display());
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    rt.block_on(run_all(&s));
+    println!("\nload bench done in {:.1?}", started.elapsed());
+}
+
+async fn run_all(s: &Settings) {
+    let sims = Sims::start().await;
+    let plugins = release_artifacts().plugins_dir(&["huiliu-douyin", "huiliu-taobao"]);
+    println!(
+        "{} s per timed run, {} deliveries in flight when flat out, {} cores",
+        s.secs,
+        s.workers,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    print_header();
+    let mut bare_rate = None;
+
+    if s.wants("limit") {
+        let port = free_port();
+        let mut child = std::process::Command::new(std::env::current_exe().expect("own path"))
+            .env("HUILIU_LOAD_BARE", format!("127.0.0.1:{port}"))
+            .spawn()
+            .expect("start the bare server");
+        let addr = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "bare server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sims.douyin.set_gateway(format!("http://{addr}/hooks/douyin/dy-1"));
+        let platform = Platform::Douyin(sims.douyin.clone());
+        let pid = child.id();
+        let traffic =
+            load::drive(&platform, "bare", s.run_for(), None, Pace::FlatOut { workers: s.workers }, buyers("b", 2000));
+        let (mut line, _) = measured("limit: bare server, douyin pushes", pid, None, traffic).await;
+        line.note = "the same requests, answered 200 without work".into();
+        println!("  ({})", line.note);
+        bare_rate = Some(line.rate);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    if s.wants("douyin") || s.wants("taobao") {
+        let agents = 20;
+        let mut daemon = start_daemon(&sims, plugins.path(), agents, 1000);
+        let pid = daemon.child.id();
+        let api = Api::new(&daemon.addr);
+        let ids: Vec<String> = (0..agents).map(agent_id).collect();
+        let tokens = api.agents_online(&ids, 8).await;
+        let consumer = Consumer::connect(&daemon.addr, &tokens, 32).await;
+        tmc_connected(&sims).await;
+        let pool = if s.quick { 500 } else { 2000 };
+        for (name, platform) in
+            [("douyin", Platform::Douyin(sims.douyin.clone())), ("taobao", Platform::Taobao(sims.taobao.clone()))]
+        {
+            if !s.wants(name) {
+                continue;
+            }
+            // Every buyer of the pool opens a conversation first, so the timed messages go to
+            // assigned sessions and reach their agent's stream.
+            let warm = load::drive(
+                &platform,
+                &format!("{name}-warm"),
+                Duration::from_secs(600),
+                Some(pool),
+                Pace::FlatOut { workers: s.workers },
+                fresh_buyers("w", 0),
+            )
+            .await;
+            assert_eq!(warm.acked, pool, "{name} warm-up acknowledged");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let (flat, _) = measured(
+                &format!("{name}: gateway flat out"),
+                pid,
+                Some(&consumer),
+                load::drive(
+                    &platform,
+                    &format!("{name}-flat"),
+                    s.run_for(),
+                    None,
+                    Pace::FlatOut { workers: s.workers },
+                    buyers("w", pool),
+                ),
+            )
+            .await;
+            if name == "douyin"
+                && let Some(bare) = bare_rate
+            {
+                println!("  gateway / bare server throughput: {:.1} %", flat.rate / bare * 100.0);
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let half = (flat.rate / 2.0).max(10.0);
+            measured(
+                &format!("{name}: paced at {half:.0}/s (half)"),
+                pid,
+                Some(&consumer),
+                load::drive(
+                    &platform,
+                    &format!("{name}-half"),
+                    s.run_for(),
+                    None,
+                    Pace::Rate { per_s: half, max_in_flight: 4096 },
+                    buyers("w", pool),
+                ),
+            )
+            .await;
+        }
+        drop(consumer);
+        daemon.kill9();
+    }
+
+    if s.wants("sessions") {
+        let steps: &[u64] = if s.quick { &[2_000, 10_000] } else { &[10_000, 100_000] };
+        let agents = 110; // × 1000 each: every session assigned.
+        let mut daemon = start_daemon(&sims, plugins.path(), agents, 1000);
+        let pid = daemon.child.id();
+        let api = Api::new(&daemon.addr);
+        let ids: Vec<String> = (0..agents).map(agent_id).collect();
+        let tokens = api.agents_online(&ids, 8).await;
+        let consumer = Consumer::connect(&daemon.addr, &tokens, 32).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let base = proc_stats(pid);
+        println!("  sessions: daemon rss {:.1} MiB with {agents} agents online and no sessions", mb(base));
+        let platform = Platform::Douyin(sims.douyin.clone());
+        let mut filled = 0u64;
+        let mut prev = base;
+        for &target in steps {
+            let fill_started = Instant::now();
+            let fill = load::drive(
+                &platform,
+                &format!("open-{target}"),
+                Duration::from_secs(3600),
+                Some(target - filled),
+                Pace::FlatOut { workers: s.workers },
+                fresh_buyers("s", filled),
+            )
+            .await;
+            assert_eq!(fill.failed, 0, "opening sessions");
+            filled = target;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let (status, routing) = api.call("GET", "/api/v1/routing", API_TOKEN, None).await;
+            let assigned: u64 = routing["agents"]
+                .as_object()
+                .map(|a| a.values().map(|v| v["active"].as_u64().unwrap_or(0)).sum())
+                .unwrap_or(0);
+            let now = proc_stats(pid);
+            println!(
+                "  {target} open sessions ({assigned} assigned per /api/v1/routing, status {status}): opened at {:.0}/s; rss {:.1} MiB, {:.0} B per session over the empty daemon, {:.0} B per session added in this step",
+                fill.acked as f64 / fill_started.elapsed().as_secs_f64(),
+                mb(now),
+                (now.rss_kb.saturating_sub(base.rss_kb) * 1024) as f64 / target as f64,
+                (now.rss_kb.saturating_sub(prev.rss_kb) * 1024) as f64 / fill.acked.max(1) as f64,
+            );
+            prev = now;
+            let pool = target;
+            let pool_fn: Arc<dyn Fn(u64) -> String + Send + Sync> =
+                Arc::new(move |n| format!("s{}", n.wrapping_mul(2_654_435_761) % pool));
+            measured(
+                &format!("{target} sessions: 200 msg/s"),
+                pid,
+                Some(&consumer),
+                load::drive(
+                    &platform,
+                    &format!("probe-{target}"),
+                    Duration::from_secs_f64(s.secs.min(5.0)),
+                    None,
+                    Pace::Rate { per_s: 200.0, max_in_flight: 1024 },
+                    pool_fn,
+                ),
+            )
+            .await;
+        }
+        drop(consumer);
+        daemon.kill9();
+    }
+
+    if s.wants("agents") {
+        let steps: &[usize] = if s.quick { &[100, 1000] } else { &[1000, 10_000] };
+        for &agents in steps {
+            let mut daemon = start_daemon(&sims, plugins.path(), agents, 10);
+            let pid = daemon.child.id();
+            let api = Api::new(&daemon.addr);
+            let ids: Vec<String> = (0..agents).map(agent_id).collect();
+            let t = Instant::now();
+            let tokens = api.agents_online(&ids, 16).await;
+            let logged_in = t.elapsed();
+            let t = Instant::now();
+            let consumer = Consumer::connect(&daemon.addr, &tokens, 64).await;
+            println!(
+                "  {agents} agents: logged in and online in {:.1?}, {} event streams connected in {:.1?}; rss {:.1} MiB",
+                logged_in,
+                consumer.connected(),
+                t.elapsed(),
+                mb(proc_stats(pid))
+            );
+            let platform = Platform::Douyin(sims.douyin.clone());
+            let warm = load::drive(
+                &platform,
+                &format!("agents-{agents}-warm"),
+                Duration::from_secs(600),
+                Some(agents as u64),
+                Pace::FlatOut { workers: s.workers },
+                fresh_buyers("g", 0),
+            )
+            .await;
+            assert_eq!(warm.failed, 0);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let pool = agents as u64;
+            let pool_fn: Arc<dyn Fn(u64) -> String + Send + Sync> =
+                Arc::new(move |n| format!("g{}", n.wrapping_mul(2_654_435_761) % pool));
+            let (mut line, _) = measured(
+                &format!("{agents} agents on the stream: 200 msg/s"),
+                pid,
+                Some(&consumer),
+                load::drive(
+                    &platform,
+                    &format!("agents-{agents}"),
+                    Duration::from_secs_f64(s.secs.min(5.0)),
+                    None,
+                    Pace::Rate { per_s: 200.0, max_in_flight: 1024 },
+                    pool_fn,
+                ),
+            )
+            .await;
+            line.note = format!("{} events delivered to agents", consumer.events());
+            println!("  ({})", line.note);
+            drop(consumer);
+            daemon.kill9();
+        }
+    }
+}
