@@ -115,6 +115,11 @@ impl Dispatch {
 
     /// Routes a session that needs an agent.
     pub async fn arrive(&self, gw: &Gateway, session_id: i64) {
+        // Most messages belong to a conversation the router already holds: answer that from
+        // memory, without a store read per message.
+        if self.router.lock().await.session(session_id as u64).is_some() {
+            return;
+        }
         let Ok(Some(session)) = gw.store.session(session_id).await else { return };
         if matches!(session.state, SessionState::Closed | SessionState::Bot | SessionState::Assigned) {
             return;
