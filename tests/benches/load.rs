@@ -4,7 +4,9 @@
 //! as their own processes, and drives them over loopback with the platform simulators: signed
 //! Douyin HTTP pushes and Taobao TMC frames carrying corpus texts, while agents logged in over
 //! the API listen on the event stream. It prints, per phase, throughput, end-to-end latency
-//! percentiles (push sent → `message_in` event at the agent), and the daemon's CPU and memory.
+//! percentiles (push sent → `message_in` event at the agent), the daemon's CPU (100 % = one
+//! core) and memory, and the generator's own CPU (it shares the machine's two cores). The
+//! bare server's line has no latency: nothing listens for events there.
 //!
 //! Phases (`HUILIU_LOAD_PHASES`, comma-separated, default all):
 //! - `limit`: a bare HTTP server (200 + Douyin's success body, same runtime shape and HTTP
@@ -116,6 +118,8 @@ struct Line {
     missing: usize,
     failed: u64,
     cpu: f64,
+    /// CPU of this generator process (simulators, event-stream consumers) meanwhile.
+    gen_cpu: f64,
     rss_mb: f64,
     hwm_mb: f64,
     note: String,
@@ -123,15 +127,26 @@ struct Line {
 
 fn print_header() {
     println!(
-        "\n{:<34} {:>9} {:>8} {:>8} {:>9} {:>7} {:>6} {:>7} {:>8} {:>8}  note",
-        "phase", "msg/s", "p50 ms", "p99 ms", "p99.9 ms", "missed", "failed", "cpu %", "rss MiB", "peak MiB"
+        "\n{:<34} {:>9} {:>8} {:>8} {:>9} {:>7} {:>6} {:>7} {:>8} {:>8} {:>7}  note",
+        "phase", "msg/s", "p50 ms", "p99 ms", "p99.9 ms", "missed", "failed", "cpu %", "rss MiB", "peak MiB", "gen %"
     );
 }
 
 fn print_line(l: &Line) {
     println!(
-        "{:<34} {:>9.0} {:>8.2} {:>8.2} {:>9.2} {:>7} {:>6} {:>7.0} {:>8.1} {:>8.1}  {}",
-        l.phase, l.rate, l.lat[0], l.lat[1], l.lat[2], l.missing, l.failed, l.cpu, l.rss_mb, l.hwm_mb, l.note
+        "{:<34} {:>9.0} {:>8.2} {:>8.2} {:>9.2} {:>7} {:>6} {:>7.0} {:>8.1} {:>8.1} {:>7.0}  {}",
+        l.phase,
+        l.rate,
+        l.lat[0],
+        l.lat[1],
+        l.lat[2],
+        l.missing,
+        l.failed,
+        l.cpu,
+        l.rss_mb,
+        l.hwm_mb,
+        l.gen_cpu,
+        l.note
     );
 }
 
@@ -142,9 +157,9 @@ async fn measured(
     consumer: Option<&Consumer>,
     traffic: impl std::future::Future<Output = Run>,
 ) -> (Line, Run) {
-    let before = proc_stats(pid);
+    let (before, gen_before) = (proc_stats(pid), proc_stats(std::process::id()));
     let run = traffic.await;
-    let after = proc_stats(pid);
+    let (after, gen_after) = (proc_stats(pid), proc_stats(std::process::id()));
     let (mut lat, missing) = match consumer {
         Some(c) => load::latencies(&run, c, Duration::from_secs(10)).await,
         None => (Vec::new(), 0),
@@ -156,6 +171,7 @@ async fn measured(
         missing,
         failed: run.failed,
         cpu: (after.cpu_s - before.cpu_s) / run.elapsed.as_secs_f64() * 100.0,
+        gen_cpu: (gen_after.cpu_s - gen_before.cpu_s) / run.elapsed.as_secs_f64() * 100.0,
         rss_mb: after.rss_kb as f64 / 1024.0,
         hwm_mb: after.hwm_kb as f64 / 1024.0,
         note: String::new(),
