@@ -210,6 +210,12 @@ impl Dispatch {
         self.router.lock().await.config().clone()
     }
 
+    /// Reads the configuration in force without copying it (a copy costs O(agents), too much
+    /// for every API call once thousands of agents are configured).
+    pub async fn with_config<T>(&self, f: impl FnOnce(&RoutingConfig) -> T) -> T {
+        f(self.router.lock().await.config())
+    }
+
     /// Executes the router's actions in order.
     pub async fn execute(&self, gw: &Gateway, actions: Vec<Action>) {
         let now = crate::now_millis();

@@ -98,8 +98,7 @@ async fn login(
     let expires_at = now + gw.auth.token_ttl_ms;
     gw.store.save_api_token(&crate::auth::token_hash(&token), &user.id, now, expires_at).await?;
     let _ = gw.store.purge_api_tokens(now).await;
-    let routing = routing_config(&gw).await;
-    let principal = crate::auth::principal(&user, routing.as_ref());
+    let principal = principal_of(&gw, &user).await;
     tracing::info!(user = %principal.id, role = principal.role.as_str(), "login");
     Ok((StatusCode::OK, Json(json!({"token": token, "expires_at": expires_at, "user": principal}))))
 }
@@ -121,13 +120,6 @@ async fn me(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> ApiResult<ser
         None => None,
     };
     Ok(Json(json!({"user": p, "agent": agent, "event_seq": gw.pipeline.events.last_seq()})))
-}
-
-async fn routing_config(gw: &Gateway) -> Option<crate::router::RoutingConfig> {
-    match &gw.dispatch {
-        Some(d) => Some(d.config().await),
-        None => gw.config.routing.clone(),
-    }
 }
 
 /// The bearer token of a request.
@@ -158,7 +150,15 @@ pub(super) async fn resolve_token(gw: &Gateway, token: &str) -> Result<Principal
         .await?
         .ok_or_else(unauthorized)?;
     let user = gw.auth.user(&id).ok_or_else(unauthorized)?;
-    Ok(crate::auth::principal(user, routing_config(gw).await.as_ref()))
+    Ok(principal_of(gw, user).await)
+}
+
+/// The principal of a configured user, with their groups and role from the routing config.
+async fn principal_of(gw: &Gateway, user: &crate::auth::UserConfig) -> Principal {
+    match &gw.dispatch {
+        Some(d) => d.with_config(|routing| crate::auth::principal(user, Some(routing))).await,
+        None => crate::auth::principal(user, gw.config.routing.as_ref()),
+    }
 }
 
 /// Refuses callers below `role`.
@@ -327,9 +327,11 @@ async fn agent_status(
     let me = caller(&gw, &headers).await?;
     let d = gw.dispatch.as_ref().ok_or_else(no_routing)?;
     if me.id != agent && !me.is_admin() {
-        let config = d.config().await;
-        let theirs =
-            config.agents.iter().find(|a| a.id == agent).is_some_and(|a| a.groups.keys().any(|g| me.oversees(g)));
+        let theirs = d
+            .with_config(|c| {
+                c.agents.iter().find(|a| a.id == agent).is_some_and(|a| a.groups.keys().any(|g| me.oversees(g)))
+            })
+            .await;
         if !theirs {
             return Err(ApiError(StatusCode::FORBIDDEN, "forbidden", format!("you may not set `{agent}`'s status")));
         }
