@@ -19,7 +19,8 @@ use huiliu_sim::douyin::DouyinSim;
 use huiliu_sim::{BuyerChat, Faults, SimConfig, now_ms};
 use serde_json::{Value, json};
 
-const MESSAGES: usize = 600;
+/// Messages per kill round: every kill must land while pushes are still arriving.
+const MESSAGES_PER_ROUND: usize = 600;
 const PUSHERS: usize = 4;
 
 fn seed() -> u64 {
@@ -36,8 +37,14 @@ fn next(state: &mut u64) -> u64 {
 #[test]
 fn sigkill_loses_no_acknowledged_message_and_sends_no_reply_twice() {
     let full = std::env::var("HUILIU_FAULT_FULL").as_deref() == Ok("1");
-    let rounds: usize =
-        std::env::var("HUILIU_CRASH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(if full { 10 } else { 1 });
+    let rounds: usize = std::env::var("HUILIU_CRASH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if full { 10 } else { 1 })
+        .max(1);
+    // More rounds: more messages, pushed slower, so the last kill still lands mid-stream.
+    let messages = MESSAGES_PER_ROUND * rounds;
+    let pause = Duration::from_millis(if rounds == 1 { 5 } else { 20 });
     let mut rng = seed() | 1;
     eprintln!("crash test seed: {rng} (replay with HUILIU_CRASH_SEED={rng}), rounds: {rounds}");
 
@@ -65,12 +72,12 @@ fn sigkill_loses_no_acknowledged_message_and_sends_no_reply_twice() {
         pushers.push(rt.spawn(async move {
             loop {
                 let i = next_index.fetch_add(1, Ordering::SeqCst);
-                if i >= MESSAGES {
+                if i >= messages {
                     return;
                 }
                 let id = format!("crash-{i}");
                 let chat = BuyerChat::text(&id, &format!("buyer-{}", i % 30), &format!("第{i}条消息"), now_ms());
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                tokio::time::sleep(pause).await;
                 let d = sim.deliver_chat(&chat).await;
                 if d.acked {
                     acked.lock().unwrap().insert(id);
@@ -83,7 +90,7 @@ fn sigkill_loses_no_acknowledged_message_and_sends_no_reply_twice() {
     for round in 0..rounds {
         // Let a random share of the traffic through, queue replies behind a slow platform API,
         // then kill while pushes are still arriving.
-        let target = (round + 1) * MESSAGES / (rounds + 1) / 2 + (next(&mut rng) % 40) as usize;
+        let target = (round + 1) * messages / (rounds + 1) / 2 + (next(&mut rng) % 40) as usize;
         daemon.wait_for("traffic before the kill", 60, || (acked.lock().unwrap().len() >= target).then_some(()));
         let wait = target;
         faults.slow_api_ms.store(400, Ordering::SeqCst);
@@ -102,7 +109,7 @@ fn sigkill_loses_no_acknowledged_message_and_sends_no_reply_twice() {
         let acked_before = acked.lock().unwrap().len();
         daemon.kill9();
         eprintln!("round {round}: SIGKILL at >= {wait} acknowledged ({acked_before} acknowledged at the kill)");
-        assert!(acked_before < MESSAGES, "the kill must land mid-stream; raise MESSAGES");
+        assert!(acked_before < messages, "the kill must land mid-stream; raise MESSAGES_PER_ROUND");
         std::thread::sleep(Duration::from_millis(200));
         faults.slow_api_ms.store(0, Ordering::SeqCst);
         daemon.restart();
@@ -115,7 +122,7 @@ fn sigkill_loses_no_acknowledged_message_and_sends_no_reply_twice() {
     });
     done.store(true, Ordering::SeqCst);
     let acked = acked.lock().unwrap().clone();
-    assert_eq!(acked.len(), MESSAGES, "every message is eventually acknowledged (the platform redelivers)");
+    assert_eq!(acked.len(), messages, "every message is eventually acknowledged (the platform redelivers)");
 
     // Every acknowledged message stored exactly once.
     let stored = daemon.stored_inbound_ids();

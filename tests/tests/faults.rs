@@ -26,7 +26,10 @@ fn full() -> bool {
     std::env::var("HUILIU_FAULT_FULL").as_deref() == Ok("1")
 }
 
-const FAST_OUTBOX: &str = "[outbox]\nbackoff_base_ms = 100\nbackoff_max_ms = 1000\n";
+/// Retries compressed to keep the test short: at most 1 s apart. The attempt budget is raised to
+/// match, so that it still outlasts a 60 s outage as the defaults do (12 attempts from 1 s doubling
+/// to 300 s span about 18 minutes); with 12 attempts 1 s apart, replies would give up after ~10 s.
+const FAST_OUTBOX: &str = "[outbox]\nbackoff_base_ms = 100\nbackoff_max_ms = 1000\nmax_attempts = 200\n";
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
