@@ -290,51 +290,15 @@ pub fn xorshift(mut x: u64) -> u64 {
 mod tests {
     use std::path::{Path, PathBuf};
 
+    use huiliu_sdk::testkit::{Mutations, seed_inputs};
+
     use super::*;
 
-    fn seeds(target: &str) -> Vec<Vec<u8>> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds").join(target);
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            .map(|e| e.expect("dir entry").path())
-            .collect();
-        files.sort();
-        assert!(files.len() >= 5, "{target}: expected a seed corpus in {}", dir.display());
-        files.iter().map(|p| std::fs::read(p).expect("readable seed")).collect()
-    }
-
-    /// The seeds, every prefix of each, one-byte flips, and fixed-seed random bytes.
+    /// The seeds, a prefix every 3 bytes of each, one-bit flips, and fixed-seed random bytes.
     fn inputs(target: &str) -> Vec<Vec<u8>> {
-        let seeds = seeds(target);
-        let mut all = Vec::new();
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        for seed in &seeds {
-            for cut in (0..seed.len()).step_by(3) {
-                all.push(seed[..cut].to_vec());
-            }
-            for _ in 0..16 {
-                state = xorshift(state);
-                let mut flipped = seed.clone();
-                if let Some(b) = flipped.get_mut(usize::try_from(state).unwrap_or(0) % seed.len().max(1)) {
-                    *b ^= 1 << (state >> 61);
-                }
-                all.push(flipped);
-            }
-        }
-        for _ in 0..200 {
-            state = xorshift(state);
-            let len = usize::try_from(state % 512).unwrap_or(0);
-            all.push(
-                (0..len)
-                    .map(|_| {
-                        state = xorshift(state);
-                        state.to_le_bytes()[0]
-                    })
-                    .collect(),
-            );
-        }
-        all.extend(seeds);
-        all
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds").join(target);
+        let m = Mutations { cut_step: 3, flips: 16, max_len: 512, ..Mutations::default() };
+        seed_inputs(&dir, m).all()
     }
 
     #[test]

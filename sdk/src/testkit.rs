@@ -493,3 +493,93 @@ pub fn snapshot(path: &std::path::Path, actual: &str) {
         );
     }
 }
+
+/// Inputs for a decoder's robustness test (what a fuzz target sees, replayed without
+/// libFuzzer): seed files, their prefixes and bit flips, and fixed-seed random bytes.
+#[derive(Debug, Clone, Default)]
+pub struct SeedInputs {
+    /// The seed files, in file-name order.
+    pub seeds: Vec<Vec<u8>>,
+    /// Prefixes and one-bit flips of each seed.
+    pub mutated: Vec<Vec<u8>>,
+    /// Random byte strings.
+    pub garbage: Vec<Vec<u8>>,
+}
+
+/// How [`seed_inputs`] derives inputs from the seeds.
+#[derive(Debug, Clone, Copy)]
+pub struct Mutations<'a> {
+    /// A prefix every `cut_step` bytes of each seed.
+    pub cut_step: usize,
+    /// One-bit flips per seed.
+    pub flips: usize,
+    /// Random byte strings, each up to `max_len` bytes…
+    pub garbage: usize,
+    pub max_len: u64,
+    /// …drawn from `alphabet` (every byte value when empty).
+    pub alphabet: &'a [u8],
+}
+
+impl Default for Mutations<'_> {
+    fn default() -> Self {
+        Mutations { cut_step: 1, flips: 8, garbage: 200, max_len: 300, alphabet: b"" }
+    }
+}
+
+impl SeedInputs {
+    /// Every input: mutations, garbage, then the seeds themselves.
+    pub fn all(self) -> Vec<Vec<u8>> {
+        let mut all = self.mutated;
+        all.extend(self.garbage);
+        all.extend(self.seeds);
+        all
+    }
+}
+
+/// Reads the seed files of `dir` (at least 5 expected) and derives inputs from them,
+/// deterministically.
+pub fn seed_inputs(dir: &std::path::Path, m: Mutations<'_>) -> SeedInputs {
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").path())
+        .collect();
+    paths.sort();
+    assert!(paths.len() >= 5, "expected a seed corpus in {}", dir.display());
+    let seeds: Vec<Vec<u8>> = paths.iter().map(|p| std::fs::read(p).expect("readable seed")).collect();
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut mutated = Vec::new();
+    for seed in &seeds {
+        mutated.extend((0..seed.len()).step_by(m.cut_step.max(1)).map(|cut| seed[..cut].to_vec()));
+        for _ in 0..m.flips {
+            state = xorshift(state);
+            let mut flipped = seed.clone();
+            if let Some(b) = flipped.get_mut(usize::try_from(state).unwrap_or(0) % seed.len().max(1)) {
+                *b ^= 1 << (state >> 61);
+            }
+            mutated.push(flipped);
+        }
+    }
+    let mut garbage = Vec::with_capacity(m.garbage);
+    for _ in 0..m.garbage {
+        state = xorshift(state);
+        let len = usize::try_from(state % m.max_len.max(1)).unwrap_or(0);
+        garbage.push(
+            (0..len)
+                .map(|_| {
+                    state = xorshift(state);
+                    let byte = state.to_le_bytes()[0];
+                    if m.alphabet.is_empty() { byte } else { m.alphabet[usize::from(byte) % m.alphabet.len()] }
+                })
+                .collect(),
+        );
+    }
+    SeedInputs { seeds, mutated, garbage }
+}
+
+/// One step of a 64-bit xorshift generator (Marsaglia), never 0 from a non-zero state.
+pub fn xorshift(mut x: u64) -> u64 {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    x
+}

@@ -25,11 +25,10 @@ use std::time::{Duration, Instant};
 use huiliu_e2e::load::{
     self, Api, Consumer, Pace, Platform, ProcStats, Run, agent_id, percentiles, proc_stats, routing_toml, users_toml,
 };
-use huiliu_e2e::{API_TOKEN, Daemon, Launch, free_port, release_artifacts};
+use huiliu_e2e::{API_TOKEN, Daemon, Launch, free_port, release_artifacts, shop_toml};
 use huiliu_sim::douyin::DouyinSim;
 use huiliu_sim::taobao::TaobaoSim;
 use huiliu_sim::{Faults, SimConfig};
-use serde_json::Value;
 
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
     std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -68,16 +67,8 @@ impl Sims {
     }
 
     fn shops_toml(&self) -> String {
-        let mut s = String::new();
-        for (id, platform, settings) in
-            [("dy-1", "douyin", self.douyin.shop_settings()), ("tb-1", "taobao", self.taobao.shop_settings())]
-        {
-            s.push_str(&format!("[[shop]]\nid = \"{id}\"\nplatform = \"{platform}\"\n[shop.settings]\n"));
-            for (k, v) in settings {
-                s.push_str(&format!("{k} = {}\n", Value::String(v)));
-            }
-        }
-        s
+        shop_toml("dy-1", "douyin", &self.douyin.shop_settings())
+            + &shop_toml("tb-1", "taobao", &self.taobao.shop_settings())
     }
 }
 
@@ -178,6 +169,27 @@ async fn measured(
     };
     print_line(&line);
     (line, run)
+}
+
+/// 200 msg/s for up to 5 s to existing conversations: latency at a given scale.
+async fn probe(
+    s: &Settings,
+    platform: &Platform,
+    pid: u32,
+    consumer: &Consumer,
+    what: &str,
+    buyer: Arc<dyn Fn(u64) -> String + Send + Sync>,
+) -> Line {
+    let prefix = format!("probe-{}", what.replace(' ', "-"));
+    let traffic = load::drive(
+        platform,
+        &prefix,
+        Duration::from_secs_f64(s.secs.min(5.0)),
+        None,
+        Pace::Rate { per_s: 200.0, max_in_flight: 1024 },
+        buyer,
+    );
+    measured(&format!("{what}: 200 msg/s"), pid, Some(consumer), traffic).await.0
 }
 
 fn mb(s: ProcStats) -> f64 {
@@ -356,23 +368,7 @@ async fn run_all(s: &Settings) {
                 (now.rss_kb.saturating_sub(prev.rss_kb) * 1024) as f64 / fill.acked.max(1) as f64,
             );
             prev = now;
-            let pool = target;
-            let pool_fn: Arc<dyn Fn(u64) -> String + Send + Sync> =
-                Arc::new(move |n| format!("s{}", n.wrapping_mul(2_654_435_761) % pool));
-            measured(
-                &format!("{target} sessions: 200 msg/s"),
-                pid,
-                Some(&consumer),
-                load::drive(
-                    &platform,
-                    &format!("probe-{target}"),
-                    Duration::from_secs_f64(s.secs.min(5.0)),
-                    None,
-                    Pace::Rate { per_s: 200.0, max_in_flight: 1024 },
-                    pool_fn,
-                ),
-            )
-            .await;
+            probe(s, &platform, pid, &consumer, &format!("{target} sessions"), buyers("s", target)).await;
         }
         drop(consumer);
         daemon.kill9();
@@ -409,21 +405,13 @@ async fn run_all(s: &Settings) {
             .await;
             assert_eq!(warm.failed, 0);
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let pool = agents as u64;
-            let pool_fn: Arc<dyn Fn(u64) -> String + Send + Sync> =
-                Arc::new(move |n| format!("g{}", n.wrapping_mul(2_654_435_761) % pool));
-            let (mut line, _) = measured(
-                &format!("{agents} agents on the stream: 200 msg/s"),
+            let mut line = probe(
+                s,
+                &platform,
                 pid,
-                Some(&consumer),
-                load::drive(
-                    &platform,
-                    &format!("agents-{agents}"),
-                    Duration::from_secs_f64(s.secs.min(5.0)),
-                    None,
-                    Pace::Rate { per_s: 200.0, max_in_flight: 1024 },
-                    pool_fn,
-                ),
+                &consumer,
+                &format!("{agents} agents on the stream"),
+                buyers("g", agents as u64),
             )
             .await;
             line.note = format!("{} events delivered to agents", consumer.events());

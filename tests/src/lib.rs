@@ -272,6 +272,20 @@ impl Drop for Daemon {
     }
 }
 
+/// A `[[shop]]` entry of `shops.toml` with its `[shop.settings]` (a simulator's `shop_settings()`).
+pub fn shop_toml(id: &str, platform: &str, settings: &std::collections::BTreeMap<String, String>) -> String {
+    let mut s = format!("[[shop]]\nid = \"{id}\"\nplatform = \"{platform}\"\n[shop.settings]\n");
+    for (k, v) in settings {
+        s.push_str(&format!("{k} = {}\n", serde_json::Value::String(v.clone())));
+    }
+    s
+}
+
+/// The tokio runtime the end-to-end tests drive simulators on: two workers, like the machine.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
+}
+
 /// The operator token every test daemon is configured with.
 pub const API_TOKEN: &str = "e2e-operator-token";
 

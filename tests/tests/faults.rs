@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use huiliu_e2e::load::{self, Pace, Platform, Run};
-use huiliu_e2e::{Daemon, artifacts};
+use huiliu_e2e::{Daemon, artifacts, runtime, shop_toml};
 use huiliu_sim::douyin::DouyinSim;
 use huiliu_sim::taobao::TaobaoSim;
 use huiliu_sim::{BuyerChat, Faults, SimConfig, now_ms};
@@ -30,18 +30,6 @@ fn full() -> bool {
 /// match, so that it still outlasts a 60 s outage as the defaults do (12 attempts from 1 s doubling
 /// to 300 s span about 18 minutes); with 12 attempts 1 s apart, replies would give up after ~10 s.
 const FAST_OUTBOX: &str = "[outbox]\nbackoff_base_ms = 100\nbackoff_max_ms = 1000\nmax_attempts = 200\n";
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
-}
-
-fn shop_toml(id: &str, platform: &str, settings: &BTreeMap<String, String>) -> String {
-    let mut s = format!("[[shop]]\nid = \"{id}\"\nplatform = \"{platform}\"\n[shop.settings]\n");
-    for (k, v) in settings {
-        s.push_str(&format!("{k} = {}\n", Value::String(v.clone())));
-    }
-    s
-}
 
 /// Background traffic: `per_s` Douyin pushes a second for `secs`, over a pool of 20 buyers.
 fn background(rt: &tokio::runtime::Runtime, sim: &DouyinSim, per_s: f64, secs: f64) -> tokio::task::JoinHandle<Run> {

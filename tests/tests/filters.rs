@@ -38,15 +38,6 @@ fn sessions(daemon: &Daemon) -> Vec<Value> {
     daemon.api("GET", "/api/v1/sessions?shop=dy-1", None).1["sessions"].as_array().cloned().unwrap_or_default()
 }
 
-fn metric(daemon: &Daemon, prefix: &str) -> f64 {
-    let (_, body) = daemon.request("GET", "/metrics", &[], b"");
-    String::from_utf8_lossy(&body)
-        .lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[test]
 fn personal_data_is_masked_before_storage_and_logs() {
     let s = setup();
@@ -63,7 +54,7 @@ fn personal_data_is_masked_before_storage_and_logs() {
         assert!(!stored.contains(secret) && !content.contains(secret), "{secret} leaked: {stored} / {content}");
         assert!(!s.daemon.log_text().contains(secret), "{secret} leaked into the log");
     }
-    assert!(metric(&s.daemon, "huiliu_pii_masked_total") >= 2.0);
+    assert!(s.daemon.metric("huiliu_pii_masked_total") >= 2.0);
 }
 
 #[test]
@@ -101,7 +92,7 @@ fn a_blocked_buyer_is_acknowledged_but_creates_no_session_and_no_work() {
     std::thread::sleep(Duration::from_millis(300));
     let all = sessions(&s.daemon);
     assert_eq!(all.len(), 1, "only the good buyer has a session: {found:?}");
-    assert_eq!(metric(&s.daemon, r#"huiliu_events_blocked_total{platform="douyin"}"#), 1.0);
+    assert_eq!(s.daemon.metric(r#"huiliu_events_blocked_total{platform="douyin"}"#), 1.0);
     assert!(!s.daemon.log_text().contains("不退钱就给差评"), "a blocked buyer's words are not logged");
 }
 
@@ -242,5 +233,5 @@ fn a_restricted_buyer_is_held_by_the_bot_and_gets_one_auto_reply() {
     std::thread::sleep(Duration::from_millis(500));
     let replies = s.sim.journal().received().into_iter().filter(|r| r.buyer_id == "serial-returner").count();
     assert_eq!(replies, 1, "one auto-reply per session, not one per message");
-    assert_eq!(metric(&s.daemon, r#"huiliu_screened_total{platform="douyin",reason="restrict"}"#), 2.0);
+    assert_eq!(s.daemon.metric(r#"huiliu_screened_total{platform="douyin",reason="restrict"}"#), 2.0);
 }

@@ -3,12 +3,11 @@
 //! gateway stores it (and acknowledges the platform), an operator replies, and the simulator
 //! receives a correctly signed request with the right content. Fault tests follow.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use huiliu_e2e::{Daemon, artifacts};
+use huiliu_e2e::{Daemon, artifacts, runtime, shop_toml};
 use huiliu_sim::douyin::DouyinSim;
 use huiliu_sim::jd::JdSim;
 use huiliu_sim::taobao::TaobaoSim;
@@ -17,18 +16,6 @@ use serde_json::{Value, json};
 
 /// Fast retries so the fault tests finish quickly.
 const FAST_OUTBOX: &str = "[outbox]\nbackoff_base_ms = 100\nbackoff_max_ms = 1000\nsend_rate_per_sec = 50\n";
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
-}
-
-fn shop_toml(id: &str, platform: &str, settings: &BTreeMap<String, String>) -> String {
-    let mut s = format!("[[shop]]\nid = \"{id}\"\nplatform = \"{platform}\"\n[shop.settings]\n");
-    for (k, v) in settings {
-        s.push_str(&format!("{k} = {}\n", Value::String(v.clone())));
-    }
-    s
-}
 
 /// The sessions of a shop, via the API.
 fn sessions(daemon: &Daemon, shop: &str) -> Vec<Value> {

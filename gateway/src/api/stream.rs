@@ -115,7 +115,7 @@ async fn serve(gw: Arc<Gateway>, user: Principal, since: Option<u64>, mut socket
             }
         }
         tracing::warn!(user = %user.id, last = sent, "event stream client fell behind; resuming from the ring");
-        hub.unsubscribe(sub.id);
+        // The hub has already dropped the old subscription.
         sub = hub.resume_for(&user, sent);
         guard.1.set(sub.id);
     }

@@ -9,6 +9,7 @@ use std::path::Path;
 use huiliu_douyin::DouyinConnector;
 use huiliu_douyin::push::MAX_BODY_BYTES;
 use huiliu_douyin::sign::push_sign;
+use huiliu_sdk::testkit::{Mutations, seed_inputs};
 use huiliu_sdk::{Connector, HttpPush, PushOutcome, RejectKind, ShopConfig};
 
 const SHOP_ID: &str = "shop-dy-1";
@@ -16,56 +17,13 @@ const APP_KEY: &str = "3409409348479354011";
 const SECRET: &str = "2ad2355c-01d0-11f8-91dc-05a8cd1054b1";
 const NOW: i64 = 1_700_000_000_000;
 
-fn seeds() -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/douyin_push");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.expect("dir entry").path())
-        .collect();
-    paths.sort();
-    assert!(paths.len() >= 5, "expected the seed corpus in {}", dir.display());
-    paths.iter().map(|p| std::fs::read(p).expect("readable seed")).collect()
-}
-
-fn xorshift(mut x: u64) -> u64 {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    x
-}
-
 /// Seeds, their prefixes and one-bit flips, random bytes, oversized and deeply nested bodies.
 fn inputs() -> Vec<Vec<u8>> {
-    let seeds = seeds();
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    let mut all = Vec::new();
-    for seed in &seeds {
-        all.extend((0..seed.len()).step_by(2).map(|cut| seed[..cut].to_vec()));
-        for _ in 0..8 {
-            state = xorshift(state);
-            let mut flipped = seed.clone();
-            if let Some(b) = flipped.get_mut(usize::try_from(state).unwrap_or(0) % seed.len().max(1)) {
-                *b ^= 1 << (state >> 61);
-            }
-            all.push(flipped);
-        }
-    }
-    for _ in 0..200 {
-        state = xorshift(state);
-        let len = usize::try_from(state % 300).unwrap_or(0);
-        all.push(
-            (0..len)
-                .map(|_| {
-                    state = xorshift(state);
-                    state.to_le_bytes()[0]
-                })
-                .collect(),
-        );
-    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/douyin_push");
+    let mut all = seed_inputs(&dir, Mutations { cut_step: 2, ..Mutations::default() }).all();
     all.push(vec![b' '; MAX_BODY_BYTES + 1]);
     all.push(format!("{}1{}", "[".repeat(500), "]".repeat(500)).into_bytes());
     all.push(format!(r#"[{{"tag":"9001","msg_id":"m","data":"{}"}}]"#, r#"{\"a\":["#.repeat(300)).into_bytes());
-    all.extend(seeds);
     all
 }
 

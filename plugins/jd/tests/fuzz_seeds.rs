@@ -8,64 +8,22 @@ use std::path::Path;
 
 use huiliu_jd::JdConnector;
 use huiliu_jd::stream::MAX_LINE;
+use huiliu_sdk::testkit::{Mutations, seed_inputs, xorshift};
 use huiliu_sdk::{AckBatch, ChannelControl, ChannelData, ChannelOutcome, Connector, HttpResponse, ShopConfig};
 
 const CHANNEL: &str = "stream";
 const NOW: i64 = 1_700_000_000_000;
 
-fn seeds() -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/jd_stream");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.expect("dir entry").path())
-        .collect();
-    paths.sort();
-    assert!(paths.len() >= 5, "expected the seed corpus in {}", dir.display());
-    paths.iter().map(|p| std::fs::read(p).expect("readable seed")).collect()
-}
-
-fn xorshift(mut x: u64) -> u64 {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    x
-}
-
 /// Seeds, their prefixes and one-bit flips, random bytes, an oversized line.
 fn inputs() -> Vec<Vec<u8>> {
-    let seeds = seeds();
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    let mut all = Vec::new();
-    for seed in &seeds {
-        all.extend((0..seed.len()).step_by(5).map(|cut| seed[..cut].to_vec()));
-        for _ in 0..8 {
-            state = xorshift(state);
-            let mut flipped = seed.clone();
-            if let Some(b) = flipped.get_mut(usize::try_from(state).unwrap_or(0) % seed.len().max(1)) {
-                *b ^= 1 << (state >> 61);
-            }
-            all.push(flipped);
-        }
-    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/jd_stream");
     // Newlines, JSON punctuation, packet words and a split UTF-8 character, so lines form.
     const ALPHABET: &[u8] = b"\n{}[]\":,0123456789packetcodemsg\\\r\xe6\xb1\x87";
-    for _ in 0..200 {
-        state = xorshift(state);
-        let len = usize::try_from(state % 300).unwrap_or(0);
-        all.push(
-            (0..len)
-                .map(|_| {
-                    state = xorshift(state);
-                    ALPHABET[usize::from(state.to_le_bytes()[0]) % ALPHABET.len()]
-                })
-                .collect(),
-        );
-    }
+    let mut all = seed_inputs(&dir, Mutations { cut_step: 5, alphabet: ALPHABET, ..Mutations::default() }).all();
     let mut long = vec![b'x'; MAX_LINE + 1];
     long.extend_from_slice(b"\n{\"packet\":{\"code\":201}}\n");
     all.push(long);
     all.push(format!("{{\"packet\":{{\"code\":202,\"msg\":{}1{}}}}}\n", "[".repeat(500), "]".repeat(500)).into_bytes());
-    all.extend(seeds);
     all
 }
 

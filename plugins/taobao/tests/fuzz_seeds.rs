@@ -8,6 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::{NOW, SHOP, config};
+use huiliu_sdk::testkit::{Mutations, seed_inputs};
 use huiliu_sdk::{ChannelData, ChannelOutcome, Connector, Frame};
 use huiliu_taobao::tmc::codec::{MAX_FRAME_LEN, MessageType, TmcFrame, Value};
 use huiliu_taobao::{DEFAULT_CHAT_TOPIC, TaobaoConnector};
@@ -15,61 +16,20 @@ use huiliu_taobao::{DEFAULT_CHAT_TOPIC, TaobaoConnector};
 const CHANNEL: &str = "tmc";
 const TOPICS: [&str; 4] = [DEFAULT_CHAT_TOPIC, "taobao_trade_TradeBuyerPay", "taobao_refund_RefundCreated", "x"];
 
-fn seeds() -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/taobao_tmc_frame");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.expect("dir entry").path())
-        .collect();
-    paths.sort();
-    assert!(paths.len() >= 5, "expected the seed corpus in {}", dir.display());
-    paths.iter().map(|p| std::fs::read(p).expect("readable seed")).collect()
-}
-
-fn xorshift(mut x: u64) -> u64 {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    x
-}
-
 /// Seeds, their prefixes and one-bit flips, random bytes, hostile lengths.
 fn inputs() -> Vec<Vec<u8>> {
-    let seeds = seeds();
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    let mut all = Vec::new();
-    for seed in &seeds {
-        all.extend((0..seed.len()).map(|cut| seed[..cut].to_vec()));
-        for _ in 0..8 {
-            state = xorshift(state);
-            let mut flipped = seed.clone();
-            if let Some(b) = flipped.get_mut(usize::try_from(state).unwrap_or(0) % seed.len().max(1)) {
-                *b ^= 1 << (state >> 61);
-            }
-            all.push(flipped);
-        }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/taobao_tmc_frame");
+    let mut inputs = seed_inputs(&dir, Mutations::default());
+    // Half of the random strings start like a TMC frame, so they get past the version byte.
+    for bytes in inputs.garbage.iter_mut().step_by(2).filter(|b| b.len() >= 2) {
+        bytes[0] = 2;
+        bytes[1] %= 4;
     }
-    for _ in 0..200 {
-        state = xorshift(state);
-        let len = usize::try_from(state % 300).unwrap_or(0);
-        let mut bytes: Vec<u8> = (0..len)
-            .map(|_| {
-                state = xorshift(state);
-                state.to_le_bytes()[0]
-            })
-            .collect();
-        // Half of them start like a TMC frame, so they get past the version byte.
-        if state & 1 == 0 && bytes.len() >= 2 {
-            bytes[0] = 2;
-            bytes[1] %= 4;
-        }
-        all.push(bytes);
-    }
+    let mut all = inputs.all();
     // A Token claiming i32::MAX bytes, a negative length, a frame one byte over the limit.
     all.push(vec![2, 1, 5, 0, 0xff, 0xff, 0xff, 0x7f, b'a']);
     all.push(vec![2, 2, 1, 0, 0xff, 0xff, 0xff, 0xff]);
     all.push(vec![2; MAX_FRAME_LEN + 1]);
-    all.extend(seeds);
     all
 }
 
