@@ -16,56 +16,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
-use crate::config::ConfigError;
-use crate::sessions::{Scope, Session};
-
-/// A user's role.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Serves buyers: sees their own sessions, proposes blacklist entries.
-    #[default]
-    Agent,
-    /// Team lead: sees their groups, approves blacklist entries, may reveal masked data.
-    Lead,
-    /// Changes configuration; everything a lead may do.
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Agent => "agent",
-            Role::Lead => "lead",
-            Role::Admin => "admin",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Role> {
-        Some(match s {
-            "agent" => Role::Agent,
-            "lead" => Role::Lead,
-            "admin" => Role::Admin,
-            _ => return None,
-        })
-    }
-    /// Lead or admin.
-    pub fn can_review(self) -> bool {
-        self >= Role::Lead
-    }
-}
-
-/// Someone acting, for permission checks and the audit log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Actor {
-    pub id: String,
-    pub role: Role,
-}
-
-impl Actor {
-    pub fn new(id: impl Into<String>, role: Role) -> Actor {
-        Actor { id: id.into(), role }
-    }
-}
+use huiliu_domain::{ConfigError, Principal, Role};
 
 /// The file listing workbench users, in the config directory.
 pub const USERS_FILE: &str = "users.toml";
@@ -172,59 +123,8 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(sha2::Sha256::digest(token.as_bytes()))
 }
 
-/// A signed-in user as the API sees them, resolved against the running routing configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Principal {
-    pub id: String,
-    pub name: String,
-    pub role: Role,
-    /// The skill groups whose sessions a lead sees (an agent's own groups, for display).
-    pub groups: Vec<String>,
-}
-
-impl Principal {
-    /// The operator token's identity.
-    pub fn operator() -> Principal {
-        Principal { id: "operator".into(), name: "operator".into(), role: Role::Admin, groups: Vec::new() }
-    }
-
-    pub fn actor(&self) -> Actor {
-        Actor::new(self.id.clone(), self.role)
-    }
-
-    pub fn is_admin(&self) -> bool {
-        self.role == Role::Admin
-    }
-
-    /// The sessions this user may see; `None` = all (admin).
-    pub fn scope(&self) -> Option<Scope> {
-        match self.role {
-            Role::Admin => None,
-            Role::Lead => Some(Scope { agent: self.id.clone(), groups: self.groups.clone() }),
-            Role::Agent => Some(Scope { agent: self.id.clone(), groups: Vec::new() }),
-        }
-    }
-
-    /// Whether this user may see and act on `session`: an agent their own, a lead also those
-    /// of their groups, an admin all.
-    pub fn may_see(&self, session: &Session) -> bool {
-        match self.scope() {
-            None => true,
-            Some(scope) => {
-                session.agent.as_deref() == Some(scope.agent.as_str())
-                    || session.skill_group.as_ref().is_some_and(|g| scope.groups.contains(g))
-            }
-        }
-    }
-
-    /// Whether this user oversees `group`.
-    pub fn oversees(&self, group: &str) -> bool {
-        self.is_admin() || (self.role == Role::Lead && self.groups.iter().any(|g| g == group))
-    }
-}
-
 /// Resolves a user against `routing.toml`'s agents.
-pub fn principal(user: &UserConfig, routing: Option<&crate::router::RoutingConfig>) -> Principal {
+pub fn principal(user: &UserConfig, routing: Option<&huiliu_routing::RoutingConfig>) -> Principal {
     let agent = routing.and_then(|r| r.agents.iter().find(|a| a.id == user.id));
     let groups = if user.groups.is_empty() {
         agent.map(|a| a.groups.keys().cloned().collect()).unwrap_or_default()
@@ -386,7 +286,7 @@ mod tests {
 
     #[test]
     fn principals_take_role_and_groups_from_routing() {
-        let routing = crate::router::parse(
+        let routing = huiliu_routing::parse(
             "[routing]\nfallback_group = \"g1\"\n[[group]]\nid = \"g1\"\n[[group]]\nid = \"g2\"\n\
              [[agent]]\nid = \"lead1\"\nname = \"阿强\"\nrole = \"lead\"\ngroups = { g1 = 3 }\n\
              [[agent]]\nid = \"a2\"\ngroups = { g2 = 3 }\n",

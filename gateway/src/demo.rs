@@ -179,10 +179,10 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
         .map(|s| Shop { id: s.id, platform: s.platform, name: s.name, enabled: true, settings: s.settings })
         .collect();
     config.routing = Some(
-        crate::router::parse(DEMO_ROUTING, "demo routing")
+        huiliu_routing::parse(DEMO_ROUTING, "demo routing")
             .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))?,
     );
-    config.users = [(WORKBENCH_AGENT, None), ("a04", None), ("admin", Some(crate::auth::Role::Admin))]
+    config.users = [(WORKBENCH_AGENT, None), ("a04", None), ("admin", Some(huiliu_domain::Role::Admin))]
         .into_iter()
         .map(|(id, role)| crate::auth::UserConfig {
             id: id.into(),
@@ -202,7 +202,7 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     gateway.spawn_background();
     if let Some(d) = &gateway.dispatch {
         for agent in ["a02", "a04", "a06"] {
-            d.set_status(&gateway, agent, crate::router::AgentStatus::Online).await?;
+            d.set_status(&gateway, agent, huiliu_routing::AgentStatus::Online).await?;
         }
     }
     println!("汇流 Huiliu demo — three simulated storefronts (淘宝 / 抖音 / 京东) sending buyer traffic");
@@ -316,7 +316,7 @@ async fn demo_agent(gw: Arc<Gateway>) {
             let answer = canned_reply(&text);
             let request =
                 ReplyRequest { session_id, author: "demo-agent".into(), content: vec![Content::text(answer)] };
-            if let Err(e) = gw.pipeline.reply(request, crate::now_millis()).await {
+            if let Err(e) = gw.pipeline.reply(request, huiliu_domain::now_millis()).await {
                 tracing::warn!(session = session_id, "demo agent could not reply: {e}");
             }
         });

@@ -17,14 +17,14 @@ use crate::Gateway;
 use crate::events::GatewayEvent;
 use crate::metrics::GroupLabels;
 use crate::pipeline::ReplyRequest;
-use crate::router::{Action, AgentStatus, Conversation, RestoredAgent, RestoredSession, Router, RoutingConfig};
-use crate::sessions::{Session, SessionState};
-use crate::store::{Store, StoreError};
+use huiliu_domain::session::{Session, SessionState};
+use huiliu_routing::{Action, AgentStatus, Conversation, Engine, RestoredAgent, RestoredSession, RoutingConfig};
+use huiliu_store::{Store, StoreError};
 
 /// The live router.
 #[derive(Debug)]
 pub struct Dispatch {
-    router: Mutex<Router>,
+    router: Mutex<Engine>,
     /// Wakes the deadline task when deadlines may have moved.
     wake: Notify,
 }
@@ -107,7 +107,7 @@ impl Dispatch {
             });
         }
         let restored = sessions.len();
-        let (router, actions) = Router::restore(config, &agents, sessions, now)
+        let (router, actions) = Engine::restore(config, &agents, sessions, now)
             .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))?;
         tracing::info!(sessions = restored, agents = agents.len(), "routing state rebuilt from the store");
         Ok((Dispatch { router: Mutex::new(router), wake: Notify::new() }, actions))
@@ -134,7 +134,7 @@ impl Dispatch {
             if router.session(session_id as u64).is_some() {
                 return;
             }
-            router.arrive(conversation, crate::now_millis())
+            router.arrive(conversation, huiliu_domain::now_millis())
         };
         match actions {
             Ok(actions) => self.execute(gw, actions).await,
@@ -144,7 +144,7 @@ impl Dispatch {
 
     /// The agent replied (stops the first-response clock).
     pub async fn first_response(&self, gw: &Gateway, session_id: i64) {
-        let actions = self.router.lock().await.first_response(session_id as u64, crate::now_millis());
+        let actions = self.router.lock().await.first_response(session_id as u64, huiliu_domain::now_millis());
         if let Ok(actions) = actions {
             self.execute(gw, actions).await;
         }
@@ -152,7 +152,7 @@ impl Dispatch {
 
     /// The session closed (frees the agent's capacity).
     pub async fn close(&self, gw: &Gateway, session_id: i64) {
-        let actions = self.router.lock().await.close(session_id as u64, crate::now_millis());
+        let actions = self.router.lock().await.close(session_id as u64, huiliu_domain::now_millis());
         if let Ok(actions) = actions {
             self.execute(gw, actions).await;
         }
@@ -160,7 +160,7 @@ impl Dispatch {
 
     /// An agent's status changes; the presence is recorded for restarts.
     pub async fn set_status(&self, gw: &Gateway, agent: &str, status: AgentStatus) -> Result<(), String> {
-        let now = crate::now_millis();
+        let now = huiliu_domain::now_millis();
         let actions = self.router.lock().await.set_status(agent, status, now).map_err(|e| e.to_string())?;
         if let Err(e) = gw.store.save_presence(agent, status_word(status), None, Some(now), now).await {
             tracing::warn!(agent, "presence not recorded: {e}");
@@ -175,14 +175,14 @@ impl Dispatch {
         &self,
         gw: &Gateway,
         session_id: i64,
-        to: crate::router::TransferTo,
-        note: crate::router::HandoverNote,
+        to: huiliu_routing::TransferTo,
+        note: huiliu_routing::HandoverNote,
     ) -> Result<(), String> {
         let actions = self
             .router
             .lock()
             .await
-            .transfer(session_id as u64, to, note, crate::now_millis())
+            .transfer(session_id as u64, to, note, huiliu_domain::now_millis())
             .map_err(|e| e.to_string())?;
         self.execute(gw, actions).await;
         Ok(())
@@ -194,14 +194,14 @@ impl Dispatch {
             .router
             .lock()
             .await
-            .reload(config, crate::now_millis())
+            .reload(config, huiliu_domain::now_millis())
             .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
         self.execute(gw, actions).await;
         Ok(())
     }
 
     /// A snapshot of the router's state (queues, agents) for the API and the dashboard.
-    pub async fn state(&self) -> crate::router::RouterState {
+    pub async fn state(&self) -> huiliu_routing::RouterState {
         self.router.lock().await.state()
     }
 
@@ -218,7 +218,7 @@ impl Dispatch {
 
     /// Executes the router's actions in order.
     pub async fn execute(&self, gw: &Gateway, actions: Vec<Action>) {
-        let now = crate::now_millis();
+        let now = huiliu_domain::now_millis();
         for action in actions {
             tracing::info!(session = action.session(), "routing: {action}");
             let session_id = action.session() as i64;
@@ -248,7 +248,7 @@ impl Dispatch {
                             .record_decision(session_id, &serde_json::to_value(decision).unwrap_or_default(), now)
                             .await?;
                         let state = match wait {
-                            crate::router::WaitState::OffHours { .. } => SessionState::OffHours,
+                            huiliu_routing::WaitState::OffHours { .. } => SessionState::OffHours,
                             _ => SessionState::Queued,
                         };
                         gw.store
@@ -304,12 +304,12 @@ impl Dispatch {
         loop {
             let next = self.router.lock().await.next_deadline();
             let sleep = match next {
-                Some(at) => Duration::from_millis((at - crate::now_millis()).clamp(0, 60_000) as u64),
+                Some(at) => Duration::from_millis((at - huiliu_domain::now_millis()).clamp(0, 60_000) as u64),
                 None => Duration::from_secs(60),
             };
             tokio::select! {
                 _ = tokio::time::sleep(sleep) => {
-                    let actions = self.router.lock().await.tick(crate::now_millis());
+                    let actions = self.router.lock().await.tick(huiliu_domain::now_millis());
                     if !actions.is_empty() {
                         self.execute(&gw, actions).await;
                     }

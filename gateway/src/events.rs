@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
-use crate::auth::{Principal, Role};
+use huiliu_domain::{Principal, Role};
 
 /// How many recent events the hub keeps for resume.
 pub const RING: usize = 8192;
@@ -216,7 +216,7 @@ impl EventHub {
             },
         };
         st.seq += 1;
-        let stamped = Arc::new(Stamped { seq: st.seq, at: crate::now_millis(), audience, event });
+        let stamped = Arc::new(Stamped { seq: st.seq, at: huiliu_domain::now_millis(), audience, event });
         if st.ring.len() == RING {
             st.ring.pop_front();
         }

@@ -15,28 +15,25 @@ pub mod config;
 pub mod demo;
 pub mod dispatch;
 pub mod events;
-pub mod filters;
 pub mod ingress;
 pub mod metrics;
 pub mod outbox;
 pub mod pipeline;
 pub mod plugins;
 pub mod reload;
-pub mod router;
-pub mod sessions;
-pub mod store;
+pub mod services;
 pub mod telemetry;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use config::GatewayConfig;
-use filters::Filters;
-use filters::blacklist::Blacklist;
+use huiliu_privacy::Filters;
+use huiliu_store::{Store, StoreError, StoreOptions};
 use metrics::Metrics;
 use pipeline::Pipeline;
 use plugins::{PluginHost, ShopConnector};
-use store::{Store, StoreError, StoreOptions};
+use services::blacklist::Blacklist;
 
 /// The running gateway's shared state.
 #[derive(Debug)]
@@ -61,7 +58,7 @@ pub struct Gateway {
     /// Workbench users and the login limiter.
     pub auth: auth::Auth,
     /// Actions the routing restore produced, executed once background work starts.
-    restore_actions: Mutex<Vec<router::Action>>,
+    restore_actions: Mutex<Vec<huiliu_routing::Action>>,
 }
 
 /// Why the gateway could not start.
@@ -147,14 +144,14 @@ impl Gateway {
             outbox_wake: Arc::default(),
             idle_close_ms: i64::from(config.sessions.idle_close_minutes) * 60_000,
             sealer: (!config.privacy.seal_key.is_empty())
-                .then(|| filters::seal::Sealer::from_hex(&config.privacy.seal_key))
+                .then(|| huiliu_privacy::seal::Sealer::from_hex(&config.privacy.seal_key))
                 .transpose()
                 .map_err(|e| StartError::Filters(format!("privacy.seal_key: {e}")))?,
             restrict_reply: std::sync::RwLock::new(config.filters.blacklist.restrict_reply.clone()),
         });
         let (dispatch, restore_actions) = match &config.routing {
             Some(routing) => {
-                let (d, actions) = dispatch::Dispatch::restore(routing.clone(), &store, now_millis())
+                let (d, actions) = dispatch::Dispatch::restore(routing.clone(), &store, huiliu_domain::now_millis())
                     .await
                     .map_err(StartError::Routing)?;
                 (Some(Arc::new(d)), actions)
@@ -199,7 +196,7 @@ impl Gateway {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
             loop {
                 tick.tick().await;
-                let now = now_millis();
+                let now = huiliu_domain::now_millis();
                 if let Err(e) = gw.blacklist.expire(now).await {
                     tracing::warn!("blacklist expiry sweep failed: {e}");
                 }
@@ -227,11 +224,11 @@ impl Gateway {
 
     /// Routes what an intake stored, after the platform was acknowledged: each session that
     /// got a buyer message and needs an agent goes to the router.
-    pub fn after_intake(self: &Arc<Self>, outcomes: &[store::ItemOutcome]) {
+    pub fn after_intake(self: &Arc<Self>, outcomes: &[huiliu_store::ItemOutcome]) {
         let Some(d) = &self.dispatch else { return };
         for outcome in outcomes {
-            if let store::ItemOutcome::Message { session_id, screen, .. } = outcome
-                && *screen != store::Screen::Restrict
+            if let huiliu_store::ItemOutcome::Message { session_id, screen, .. } = outcome
+                && *screen != huiliu_store::Screen::Restrict
             {
                 let (gw, d, id) = (self.clone(), d.clone(), *session_id);
                 tokio::spawn(async move { d.arrive(&gw, id).await });
@@ -245,7 +242,7 @@ impl Gateway {
         let (session, by_agent) =
             (request.session_id, request.author != dispatch::SYSTEM_AUTHOR && request.author != "auto-reply");
         let before = if by_agent { self.store.session(session).await.ok().flatten() } else { None };
-        let outcome = self.pipeline.reply(request, now_millis()).await?;
+        let outcome = self.pipeline.reply(request, huiliu_domain::now_millis()).await?;
         if matches!(outcome, pipeline::ReplyOutcome::Queued { .. }) {
             let author = if by_agent { "agent" } else { "system" };
             self.metrics.replies.get_or_create(&metrics::AuthorLabels { author: author.into() }).inc();
@@ -253,7 +250,7 @@ impl Gateway {
                 && s.first_response_at.is_none()
                 && let Some(at) = s.assigned_at
             {
-                self.metrics.first_response_seconds.observe((now_millis() - at).max(0) as f64 / 1000.0);
+                self.metrics.first_response_seconds.observe((huiliu_domain::now_millis() - at).max(0) as f64 / 1000.0);
             }
         }
         if by_agent
@@ -267,7 +264,7 @@ impl Gateway {
 
     /// Closes a session and frees its agent's capacity.
     pub async fn close_session(&self, session_id: i64, reason: &str) -> Result<(), StoreError> {
-        self.store.close(session_id, reason, now_millis()).await?;
+        self.store.close(session_id, reason, huiliu_domain::now_millis()).await?;
         if let Some(d) = &self.dispatch {
             d.close(self, session_id).await;
         }
@@ -297,9 +294,4 @@ pub fn redact_url(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
-}
-
-/// Milliseconds since the Unix epoch: the one clock the gateway hands to connectors.
-pub fn now_millis() -> huiliu_sdk::Millis {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }

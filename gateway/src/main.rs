@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use huiliu_gateway::config::{self, ConfigError, GatewayConfig};
+use huiliu_domain::ConfigError;
+use huiliu_gateway::config::{self, GatewayConfig};
 use huiliu_gateway::demo::DemoOptions;
 use huiliu_gateway::plugins::PluginHost;
 use huiliu_gateway::{Gateway, api, telemetry};
@@ -345,7 +346,7 @@ fn route_explain(a: ConfigArg, event: PathBuf) -> ExitCode {
         Err(code) => return code,
     };
     let Some(routing) = cfg.routing else {
-        eprintln!("error: {} has no {}", a.config.display(), huiliu_gateway::router::ROUTING_FILE);
+        eprintln!("error: {} has no {}", a.config.display(), huiliu_routing::ROUTING_FILE);
         return ExitCode::from(1);
     };
     let text = match std::fs::read_to_string(&event) {
@@ -355,18 +356,18 @@ fn route_explain(a: ConfigArg, event: PathBuf) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let mut sample: huiliu_gateway::router::SampleEvent = match serde_json::from_str(&text) {
+    let mut sample: huiliu_routing::SampleEvent = match serde_json::from_str(&text) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {}: {e}", event.display());
             return ExitCode::from(1);
         }
     };
-    let now = huiliu_gateway::now_millis();
+    let now = huiliu_domain::now_millis();
     if sample.at.is_none() {
-        sample.at = Some(huiliu_gateway::router::EventTime::Millis(now));
+        sample.at = Some(huiliu_routing::EventTime::Millis(now));
     }
-    let state = match huiliu_gateway::router::Router::new(routing.clone(), now) {
+    let state = match huiliu_routing::Engine::new(routing.clone(), now) {
         Ok(r) => r.state(),
         Err(errors) => {
             for e in errors {
@@ -375,7 +376,7 @@ fn route_explain(a: ConfigArg, event: PathBuf) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    print!("{}", huiliu_gateway::router::explain(&routing, &state, &sample));
+    print!("{}", huiliu_routing::explain(&routing, &state, &sample));
     ExitCode::SUCCESS
 }
 
@@ -385,7 +386,7 @@ fn mask(a: ConfigArg) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let filters = match huiliu_gateway::filters::Filters::new(&cfg.filters) {
+    let filters = match huiliu_privacy::Filters::new(&cfg.filters) {
         Ok(f) => f,
         Err(errors) => {
             for (key, message) in errors {
@@ -410,10 +411,10 @@ fn mask(a: ConfigArg) -> ExitCode {
 }
 
 fn blacklist(command: BlacklistCommand) -> ExitCode {
-    use huiliu_gateway::auth::{Actor, Role};
-    use huiliu_gateway::filters::blacklist::Blacklist;
-    use huiliu_gateway::store::blacklist::{BlacklistLevel, EntryState, Proposal};
-    use huiliu_gateway::store::{Store, StoreOptions};
+    use huiliu_domain::{Actor, Role};
+    use huiliu_gateway::services::blacklist::Blacklist;
+    use huiliu_store::blacklist::{BlacklistLevel, EntryState, Proposal};
+    use huiliu_store::{Store, StoreOptions};
 
     let config = match &command {
         BlacklistCommand::List { config, .. }
@@ -433,8 +434,8 @@ fn blacklist(command: BlacklistCommand) -> ExitCode {
     let run = async move {
         let store = Store::open(&cfg.store_url(), StoreOptions::default()).await.map_err(|e| e.to_string())?;
         let bl = Blacklist::load(store).await.map_err(|e| e.to_string())?;
-        let now = huiliu_gateway::now_millis();
-        let show = |e: &huiliu_gateway::store::blacklist::BlacklistEntry| {
+        let now = huiliu_domain::now_millis();
+        let show = |e: &huiliu_store::blacklist::BlacklistEntry| {
             format!(
                 "#{:<5} {:<9} {:<8} {}/{}/{}  by {}  reason: {}  evidence: {}",
                 e.id,

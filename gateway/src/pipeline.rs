@@ -24,9 +24,9 @@ use huiliu_sdk::{Content, DeadLetter, EventKind, InboundEvent, Millis, OutgoingM
 use tokio::sync::Notify;
 
 use crate::events::GatewayEvent;
-use crate::filters::{Action, Hit, Verdict};
 use crate::metrics::Metrics;
-use crate::store::{IntakeBatch, IntakeItem, ItemOutcome, NewReply, Screen, Store, StoreError};
+use huiliu_privacy::{Action, Hit, Verdict};
+use huiliu_store::{IntakeBatch, IntakeItem, ItemOutcome, NewReply, Screen, Store, StoreError};
 
 /// The privacy-mask stage as the pipeline needs it.
 pub trait MaskStage: Send + Sync + std::fmt::Debug {
@@ -91,7 +91,7 @@ pub struct Pipeline {
     pub outbox_wake: Arc<Notify>,
     pub idle_close_ms: Millis,
     /// Keeps originals of masked messages encrypted, when configured.
-    pub sealer: Option<crate::filters::seal::Sealer>,
+    pub sealer: Option<huiliu_privacy::seal::Sealer>,
     /// The auto-reply for restricted buyers (empty: none). Swapped on reload.
     pub restrict_reply: RwLock<String>,
 }
@@ -234,7 +234,7 @@ impl Pipeline {
             return Err(ReplyError::Empty);
         }
         let session = self.store.session(request.session_id).await?.ok_or(ReplyError::NoSession(request.session_id))?;
-        if session.state == crate::sessions::SessionState::Closed {
+        if session.state == huiliu_domain::session::SessionState::Closed {
             return Err(ReplyError::Closed(session.id));
         }
         let customer =
@@ -296,7 +296,7 @@ impl Pipeline {
     }
 }
 
-impl MaskStage for crate::filters::Masker {
+impl MaskStage for huiliu_privacy::Masker {
     fn mask_text(&self, text: &str) -> (String, usize) {
         let masked = self.mask(text);
         let n = masked.findings.len();
@@ -304,8 +304,8 @@ impl MaskStage for crate::filters::Masker {
     }
 }
 
-impl ComplianceStage for crate::filters::Compliance {
+impl ComplianceStage for huiliu_privacy::Compliance {
     fn check(&self, text: &str) -> Verdict {
-        crate::filters::Compliance::check(self, text)
+        huiliu_privacy::Compliance::check(self, text)
     }
 }

@@ -15,8 +15,9 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::Gateway;
-use crate::config::{ConfigError, FILTERS_FILE};
-use crate::filters::Filters;
+use crate::config::FILTERS_FILE;
+use huiliu_domain::ConfigError;
+use huiliu_privacy::Filters;
 
 /// What a reload did.
 #[derive(Debug, Clone, Serialize)]
@@ -31,7 +32,7 @@ pub async fn reload_all(gw: &Gateway) -> Result<ReloadReport, Vec<ConfigError>> 
     if let Some(d) = &gw.dispatch {
         let mut errors = Vec::new();
         let routing = crate::config::load_routing(&gw.config.dir, &gw.config.shops, &mut errors);
-        let file = gw.config.dir.join(crate::router::ROUTING_FILE).display().to_string();
+        let file = gw.config.dir.join(huiliu_routing::ROUTING_FILE).display().to_string();
         match routing {
             Some(r) if errors.is_empty() => match d.reload(gw, r).await {
                 Ok(()) => {
@@ -97,7 +98,7 @@ fn modified(path: &PathBuf) -> Option<SystemTime> {
 
 /// Reloads on SIGHUP and when a watched file's modification time changes (checked every 2 s).
 pub async fn watch(gw: Arc<Gateway>) {
-    let watched = [gw.config.dir.join(FILTERS_FILE), gw.config.dir.join(crate::router::ROUTING_FILE)];
+    let watched = [gw.config.dir.join(FILTERS_FILE), gw.config.dir.join(huiliu_routing::ROUTING_FILE)];
     let mut last: Vec<_> = watched.iter().map(modified).collect();
     #[cfg(unix)]
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use common::{buyer_message, world};
 use futures_util::StreamExt;
-use huiliu_gateway::router::AgentStatus;
-use huiliu_gateway::store::ItemOutcome;
+use huiliu_routing::AgentStatus;
+use huiliu_store::ItemOutcome;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 

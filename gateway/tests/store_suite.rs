@@ -3,13 +3,13 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use huiliu_gateway::auth::{Actor, Role};
-use huiliu_gateway::filters::blacklist::{Blacklist, BlacklistError};
+use huiliu_domain::session::{Delivery, Direction, HandoverNote, SessionFilter, SessionState};
+use huiliu_domain::{Actor, Role};
 use huiliu_gateway::pipeline::ScreenStage;
-use huiliu_gateway::sessions::{Delivery, Direction, HandoverNote, SessionFilter, SessionState};
-use huiliu_gateway::store::blacklist::{BlacklistLevel, EntryState, Proposal};
-use huiliu_gateway::store::{IntakeBatch, IntakeItem, ItemOutcome, NewReply, Screen, Store, StoreOptions};
+use huiliu_gateway::services::blacklist::{Blacklist, BlacklistError};
 use huiliu_sdk::*;
+use huiliu_store::blacklist::{BlacklistLevel, EntryState, Proposal};
+use huiliu_store::{IntakeBatch, IntakeItem, ItemOutcome, NewReply, Screen, Store, StoreOptions};
 
 const PG_ENV: &str = "HUILIU_TEST_POSTGRES_URL";
 

@@ -16,9 +16,9 @@ use serde_json::json;
 
 use super::v1::{ApiError, caller, require};
 use crate::Gateway;
-use crate::auth::Role;
-use crate::sessions::SessionState;
-use crate::store::blacklist::EntryState;
+use huiliu_domain::Role;
+use huiliu_domain::session::SessionState;
+use huiliu_store::blacklist::EntryState;
 
 /// One group's row.
 #[derive(Debug, Default, Serialize)]
@@ -58,7 +58,7 @@ pub(super) async fn dashboard(
     let me = caller(&gw, &headers).await?;
     require(&me, Role::Lead)?;
     let t = &gw.config.dashboard;
-    let now = crate::now_millis();
+    let now = huiliu_domain::now_millis();
     let routing = match &gw.dispatch {
         Some(d) => Some((d.config().await, d.state().await)),
         None => None,
@@ -82,8 +82,8 @@ pub(super) async fn dashboard(
                 continue;
             }
             let live = state.agents.get(&a.id);
-            let status = live.map_or(crate::router::AgentStatus::Offline, |l| l.status);
-            let on = matches!(status, crate::router::AgentStatus::Online | crate::router::AgentStatus::Busy);
+            let status = live.map_or(huiliu_routing::AgentStatus::Offline, |l| l.status);
+            let on = matches!(status, huiliu_routing::AgentStatus::Online | huiliu_routing::AgentStatus::Busy);
             for g in &mine {
                 let row = groups.get_mut(*g).expect("filtered above");
                 row.members += 1;

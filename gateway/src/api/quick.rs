@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigError;
+use huiliu_domain::ConfigError;
 
 /// The file of reply templates, in the config directory.
 pub const QUICK_REPLIES_FILE: &str = "quick_replies.toml";

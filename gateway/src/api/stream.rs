@@ -23,8 +23,8 @@ use serde_json::json;
 
 use super::v1::{ApiError, caller, resolve_token};
 use crate::Gateway;
-use crate::auth::Principal;
 use crate::events::Stamped;
+use huiliu_domain::Principal;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct StreamQuery {

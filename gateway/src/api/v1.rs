@@ -20,12 +20,13 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::Gateway;
-use crate::auth::{LoginError, Principal, Role};
-use crate::filters::blacklist::BlacklistError;
+use crate::auth::LoginError;
 use crate::pipeline::{ReplyError, ReplyOutcome, ReplyRequest};
-use crate::sessions::{Session, SessionFilter, SessionState};
-use crate::store::StoreError;
-use crate::store::blacklist::{EntryState, Proposal};
+use crate::services::blacklist::BlacklistError;
+use huiliu_domain::session::{Session, SessionFilter, SessionState};
+use huiliu_domain::{Principal, Role};
+use huiliu_store::StoreError;
+use huiliu_store::blacklist::{EntryState, Proposal};
 
 /// The OpenAPI 3.1 description of this module's routes.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -77,7 +78,7 @@ async fn login(
     State(gw): State<Arc<Gateway>>,
     Json(body): Json<LoginBody>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let now = crate::now_millis();
+    let now = huiliu_domain::now_millis();
     let user = match gw.auth.login(&body.user, &body.password, now).await {
         Ok(u) => u.clone(),
         Err(LoginError::BadCredentials) => {
@@ -146,7 +147,7 @@ pub(super) async fn resolve_token(gw: &Gateway, token: &str) -> Result<Principal
         || ApiError(StatusCode::UNAUTHORIZED, "unauthorized", "the token is wrong or has expired; log in again".into());
     let id = gw
         .store
-        .api_token_user(&crate::auth::token_hash(token), crate::now_millis())
+        .api_token_user(&crate::auth::token_hash(token), huiliu_domain::now_millis())
         .await?
         .ok_or_else(unauthorized)?;
     let user = gw.auth.user(&id).ok_or_else(unauthorized)?;
@@ -238,7 +239,7 @@ async fn blacklist_propose(
     Json(p): Json<Proposal>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let me = caller(&gw, &headers).await?;
-    let id = gw.blacklist.propose(&me.actor(), &p, crate::now_millis()).await.map_err(blacklist_error)?;
+    let id = gw.blacklist.propose(&me.actor(), &p, huiliu_domain::now_millis()).await.map_err(blacklist_error)?;
     Ok((StatusCode::CREATED, Json(json!({"id": id, "state": "proposed"}))))
 }
 
@@ -275,7 +276,7 @@ async fn reveal(
     })?;
     let original = sealer.open(&sealed).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "cannot_open", e))?;
     let detail = json!({"reason": body.reason}).to_string();
-    gw.store.audit(&actor.id, "message.reveal", &format!("message:{id}"), &detail, crate::now_millis()).await?;
+    gw.store.audit(&actor.id, "message.reveal", &format!("message:{id}"), &detail, huiliu_domain::now_millis()).await?;
     tracing::info!(message = id, actor = %actor.id, "masked message revealed (audited)");
     Ok(Json(json!({"message_id": id, "original": original})))
 }
@@ -376,8 +377,8 @@ async fn transfer(
         return Err(ApiError(StatusCode::BAD_REQUEST, "note_required", "a handover note needs the problem".into()));
     }
     let to = match (&body.to_agent, &body.to_group) {
-        (Some(a), None) => crate::router::TransferTo::Agent(a.clone()),
-        (None, Some(g)) => crate::router::TransferTo::Group(g.clone()),
+        (Some(a), None) => huiliu_routing::TransferTo::Agent(a.clone()),
+        (None, Some(g)) => huiliu_routing::TransferTo::Group(g.clone()),
         _ => {
             return Err(ApiError(
                 StatusCode::BAD_REQUEST,
@@ -386,13 +387,14 @@ async fn transfer(
             ));
         }
     };
-    let note = crate::router::HandoverNote {
+    let note = huiliu_routing::HandoverNote {
         problem: body.problem.clone(),
         tried: body.tried.clone(),
         expects: body.expects.clone(),
     };
     d.transfer(&gw, id, to, note).await.map_err(|e| ApiError(StatusCode::CONFLICT, "transfer_refused", e))?;
-    let stored = crate::sessions::HandoverNote { problem: body.problem, tried: body.tried, expectation: body.expects };
+    let stored =
+        huiliu_domain::session::HandoverNote { problem: body.problem, tried: body.tried, expectation: body.expects };
     gw.store
         .record_transfer(
             id,
@@ -400,7 +402,7 @@ async fn transfer(
             body.to_agent.as_deref(),
             body.to_group.as_deref(),
             &stored,
-            crate::now_millis(),
+            huiliu_domain::now_millis(),
         )
         .await?;
     Ok(Json(json!({"transferred": id})))
@@ -448,7 +450,7 @@ async fn blacklist_decide(
     let me = caller(&gw, &headers).await?;
     require(&me, Role::Lead)?;
     let note = body.and_then(|b| b.0.note);
-    let now = crate::now_millis();
+    let now = huiliu_domain::now_millis();
     let actor = me.actor();
     let entry = match action.as_str() {
         "approve" => gw.blacklist.approve(&actor, id, note.as_deref(), now).await,
@@ -537,7 +539,7 @@ async fn list_sessions(
         customer: None,
         scope: me.scope(),
     };
-    let now = crate::now_millis();
+    let now = huiliu_domain::now_millis();
     let mut out = Vec::new();
     for s in gw.store.search_sessions(&filter).await? {
         let customer = gw.store.customer(s.customer_id).await?;
@@ -613,7 +615,7 @@ async fn reply(
         }
         _ => me.id.clone(),
     };
-    if crate::store::SYSTEM_AUTHORS.contains(&author.as_str()) {
+    if huiliu_store::SYSTEM_AUTHORS.contains(&author.as_str()) {
         return Err(ApiError(StatusCode::BAD_REQUEST, "reserved_author", format!("`{author}` is reserved")));
     }
     let request = ReplyRequest { session_id: id, author, content };
@@ -682,7 +684,7 @@ async fn retry(
     let me = caller(&gw, &headers).await?;
     let item = gw.store.outbox_item(id).await?.ok_or_else(|| not_found(format!("outbox item {id}")))?;
     visible_session(&gw, &me, item.session_id).await?;
-    if gw.store.outbox_manual_retry(id, crate::now_millis()).await? {
+    if gw.store.outbox_manual_retry(id, huiliu_domain::now_millis()).await? {
         gw.pipeline.outbox_wake.notify_one();
         Ok(Json(json!({"retrying": id})))
     } else {
@@ -804,7 +806,7 @@ async fn agents(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> ApiResult
                 "name": a.name.clone().unwrap_or_else(|| a.id.clone()),
                 "role": a.role,
                 "groups": a.groups,
-                "status": live.map_or(crate::router::AgentStatus::Offline, |l| l.status),
+                "status": live.map_or(huiliu_routing::AgentStatus::Offline, |l| l.status),
                 "active": live.map_or(0, |l| l.active),
                 "cap": cap,
             })

@@ -11,32 +11,12 @@
 //! repository repeats them as comments.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use config::{Config, Environment, File, FileFormat};
+use huiliu_domain::ConfigError;
 use serde::Deserialize;
-
-/// One configuration problem, located.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The file the problem is in (as given on the command line, joined with the file name).
-    pub file: String,
-    /// The dotted key (`server.listen`, `shop[1].settings.app_key`), or empty for the whole file.
-    pub key: String,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() {
-            write!(f, "{}: {}", self.file, self.message)
-        } else {
-            write!(f, "{}: {}: {}", self.file, self.key, self.message)
-        }
-    }
-}
 
 /// `[server]`: the HTTP listener for pushes, the agent API, health and metrics.
 #[derive(Debug, Clone, Deserialize)]
@@ -252,10 +232,10 @@ pub struct GatewayConfig {
     /// `quick_replies.toml`: the workbench's reply templates (built-in ones when absent).
     pub quick_replies: Vec<crate::api::quick::QuickReply>,
     /// `filters.toml`: privacy masking and outbound compliance.
-    pub filters: crate::filters::FiltersConfig,
+    pub filters: huiliu_privacy::FiltersConfig,
     /// `routing.toml`: skill groups, agents, rules. `None` when the file is absent: sessions
     /// then wait unrouted.
-    pub routing: Option<crate::router::RoutingConfig>,
+    pub routing: Option<huiliu_routing::RoutingConfig>,
     pub shops: Vec<Shop>,
 }
 
@@ -315,7 +295,7 @@ impl GatewayConfig {
             privacy: PrivacyConfig::default(),
             users: Vec::new(),
             quick_replies: crate::api::quick::defaults(),
-            filters: crate::filters::FiltersConfig::default(),
+            filters: huiliu_privacy::FiltersConfig::default(),
             routing: None,
             shops: Vec::new(),
         }
@@ -420,7 +400,7 @@ pub fn load_partial(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> (Gatewa
         });
     }
     if !cfg.privacy.seal_key.is_empty()
-        && let Err(message) = crate::filters::seal::Sealer::from_hex(&cfg.privacy.seal_key)
+        && let Err(message) = huiliu_privacy::seal::Sealer::from_hex(&cfg.privacy.seal_key)
     {
         errors.push(ConfigError { file: main_file.clone(), key: "privacy.seal_key".into(), message });
     }
@@ -455,8 +435,12 @@ pub fn load_partial(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> (Gatewa
 }
 
 /// Loads `routing.toml` if present, with every error, cross-checked with the shops.
-pub fn load_routing(dir: &Path, shops: &[Shop], errors: &mut Vec<ConfigError>) -> Option<crate::router::RoutingConfig> {
-    let path = dir.join(crate::router::ROUTING_FILE);
+pub fn load_routing(
+    dir: &Path,
+    shops: &[Shop],
+    errors: &mut Vec<ConfigError>,
+) -> Option<huiliu_routing::RoutingConfig> {
+    let path = dir.join(huiliu_routing::ROUTING_FILE);
     let file = path.display().to_string();
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
@@ -466,7 +450,7 @@ pub fn load_routing(dir: &Path, shops: &[Shop], errors: &mut Vec<ConfigError>) -
             return None;
         }
     };
-    match crate::router::parse(&text, &file) {
+    match huiliu_routing::parse(&text, &file) {
         Ok(routing) => {
             if !shops.is_empty() {
                 let ids: Vec<&str> = shops.iter().map(|s| s.id.as_str()).collect();
@@ -482,10 +466,10 @@ pub fn load_routing(dir: &Path, shops: &[Shop], errors: &mut Vec<ConfigError>) -
 }
 
 /// Loads `filters.toml` (defaults when absent) and collects every problem in it.
-pub fn load_filters(dir: &Path, errors: &mut Vec<ConfigError>) -> crate::filters::FiltersConfig {
+pub fn load_filters(dir: &Path, errors: &mut Vec<ConfigError>) -> huiliu_privacy::FiltersConfig {
     let file = dir.join(FILTERS_FILE).display().to_string();
     let built = Config::builder().add_source(File::new(&file, FileFormat::Toml).required(false)).build();
-    let parsed = built.and_then(|c| c.try_deserialize::<crate::filters::FiltersConfig>());
+    let parsed = built.and_then(|c| c.try_deserialize::<huiliu_privacy::FiltersConfig>());
     match parsed {
         Ok(filters) => {
             for (key, message) in filters.validate() {
@@ -495,7 +479,7 @@ pub fn load_filters(dir: &Path, errors: &mut Vec<ConfigError>) -> crate::filters
         }
         Err(e) => {
             errors.push(ConfigError { file, key: String::new(), message: clean_message(&e.to_string()) });
-            crate::filters::FiltersConfig::default()
+            huiliu_privacy::FiltersConfig::default()
         }
     }
 }

@@ -85,7 +85,7 @@ async fn keep(gw: Arc<Gateway>, connector: Arc<ShopConnector>, channel: String, 
             Kind::Stream => stream(&gw, &connector, &channel).await,
             Kind::Poll { interval_ms } => poll(&gw, &connector, &channel, interval_ms).await,
         };
-        let _ = connector.channel_closed(&channel, crate::now_millis());
+        let _ = connector.channel_closed(&channel, huiliu_domain::now_millis());
         if started.elapsed() >= HEALTHY_SESSION {
             failures = 0;
         }
@@ -167,7 +167,10 @@ async fn store_batch(
     let stored = if events.is_empty() && dead_letters.is_empty() {
         true
     } else {
-        match gw.pipeline.intake(events, dead_letters, &connector.platform, &connector.shop, crate::now_millis()).await
+        match gw
+            .pipeline
+            .intake(events, dead_letters, &connector.platform, &connector.shop, huiliu_domain::now_millis())
+            .await
         {
             Ok(outcomes) => {
                 gw.after_intake(&outcomes);
@@ -205,7 +208,7 @@ fn data(
     d: &ChannelData,
     replies: Option<&mpsc::UnboundedSender<Frame>>,
 ) -> Option<End> {
-    match c.channel_data(channel, d, crate::now_millis()) {
+    match c.channel_data(channel, d, huiliu_domain::now_millis()) {
         Ok(outcome) => control_end(handle(gw, c, channel, outcome, replies)),
         // A panic was logged and counted by the wrapper; the data is lost to this connector,
         // so reconnect and let the platform redeliver what was not acknowledged.
@@ -214,7 +217,7 @@ fn data(
 }
 
 async fn websocket(gw: &Arc<Gateway>, c: &Arc<ShopConnector>, channel: &str, tick_ms: Option<u64>) -> End {
-    let (url, headers, frames) = match c.channel_open(channel, crate::now_millis()) {
+    let (url, headers, frames) = match c.channel_open(channel, huiliu_domain::now_millis()) {
         Ok(ChannelOpen::WebSocket { url, headers, frames }) => (url, headers, frames),
         Ok(other) => return End::Fatal(format!("connector asked a WebSocket channel to open as {other:?}")),
         Err(e) => return reconnect(format!("connector cannot open the channel: {e}")),
@@ -267,7 +270,7 @@ async fn websocket(gw: &Arc<Gateway>, c: &Arc<ShopConnector>, channel: &str, tic
                 }
             }
             _ = ticker.tick(), if tick_ms.is_some() => {
-                match c.channel_tick(channel, crate::now_millis()) {
+                match c.channel_tick(channel, huiliu_domain::now_millis()) {
                     Ok(frames) => frames.into_iter().for_each(|f| { let _ = tx.send(f); }),
                     Err(e) => break reconnect(format!("connector failed on tick: {e}")),
                 }
@@ -281,7 +284,7 @@ async fn websocket(gw: &Arc<Gateway>, c: &Arc<ShopConnector>, channel: &str, tic
 }
 
 async fn stream(gw: &Arc<Gateway>, c: &Arc<ShopConnector>, channel: &str) -> End {
-    let request = match c.channel_open(channel, crate::now_millis()) {
+    let request = match c.channel_open(channel, huiliu_domain::now_millis()) {
         Ok(ChannelOpen::Stream { request }) => request,
         Ok(other) => return End::Fatal(format!("connector asked a stream channel to open as {other:?}")),
         Err(e) => return reconnect(format!("connector cannot open the channel: {e}")),
@@ -331,7 +334,7 @@ async fn poll(gw: &Arc<Gateway>, c: &Arc<ShopConnector>, channel: &str, interval
     let mut ticker = tokio::time::interval(Duration::from_millis(interval_ms.max(200)));
     loop {
         ticker.tick().await;
-        let now: Millis = crate::now_millis();
+        let now: Millis = huiliu_domain::now_millis();
         let request = match c.channel_open(channel, now) {
             Ok(ChannelOpen::Poll { request }) => request,
             Ok(other) => return End::Fatal(format!("connector asked a poll channel to open as {other:?}")),

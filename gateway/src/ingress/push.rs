@@ -76,7 +76,7 @@ pub async fn hook(
             .collect(),
         body: body.to_vec(),
     };
-    let now = crate::now_millis();
+    let now = huiliu_domain::now_millis();
     let response = match connector.decode_push(&push, now) {
         Err(CallError::Panicked(message)) => {
             // Already logged with the plugin id and counted by the connector wrapper.

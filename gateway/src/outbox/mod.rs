@@ -20,7 +20,7 @@ use huiliu_sdk::{Millis, SendOutcome};
 use crate::Gateway;
 use crate::events::GatewayEvent;
 use crate::metrics::Metrics;
-use crate::store::OutboxItem;
+use huiliu_store::OutboxItem;
 
 /// How long an attempt holds its row beyond the request timeout before another worker (or this
 /// one after a crash) may retry it. A crash mid-send delays that reply by at most
@@ -56,7 +56,7 @@ pub async fn run(gw: Arc<Gateway>) {
     let in_flight: Arc<Mutex<BTreeSet<(String, String)>>> = Arc::default();
     let pacer: Arc<Mutex<Pacer>> = Arc::default();
     loop {
-        let now = crate::now_millis();
+        let now = huiliu_domain::now_millis();
         let due = match gw.store.due_outbox(now, 256).await {
             Ok(d) => d,
             Err(e) => {
@@ -79,7 +79,7 @@ pub async fn run(gw: Arc<Gateway>) {
                 for item in items {
                     let wait = pacer.lock().unwrap_or_else(|p| p.into_inner()).reserve(
                         key.clone(),
-                        crate::now_millis(),
+                        huiliu_domain::now_millis(),
                         gw.config.outbox.send_rate_per_sec,
                     );
                     if wait > 0 {
@@ -92,7 +92,7 @@ pub async fn run(gw: Arc<Gateway>) {
         }
         // Sleep until the next row is due, a reply is queued, or a second passes.
         let next = gw.store.next_outbox_due().await.ok().flatten();
-        let sleep_ms = next.map(|n| (n - crate::now_millis()).clamp(5, 1000)).unwrap_or(1000);
+        let sleep_ms = next.map(|n| (n - huiliu_domain::now_millis()).clamp(5, 1000)).unwrap_or(1000);
         tokio::select! {
             _ = gw.pipeline.outbox_wake.notified() => {}
             _ = tokio::time::sleep(Duration::from_millis(sleep_ms as u64)) => {}
@@ -102,7 +102,7 @@ pub async fn run(gw: Arc<Gateway>) {
 
 /// One attempt at one row (plus the single retry after a token refresh).
 async fn attempt(gw: &Gateway, item: OutboxItem) {
-    let now = crate::now_millis();
+    let now = huiliu_domain::now_millis();
     let lease = gw.config.outbox.request_timeout_ms as Millis + LEASE_MARGIN_MS;
     match gw.store.claim_outbox(item.id, now, now + lease).await {
         Ok(true) => {}
@@ -123,7 +123,7 @@ async fn attempt(gw: &Gateway, item: OutboxItem) {
         };
     }
     Metrics::count(&gw.metrics.sends, &item.platform, outcome.class());
-    let now = crate::now_millis();
+    let now = huiliu_domain::now_millis();
     let cfg = &gw.config.outbox;
     match outcome {
         SendOutcome::Delivered { platform_msg_id } => {
@@ -164,14 +164,14 @@ async fn send_once(gw: &Gateway, connector: &crate::plugins::ShopConnector, item
         sub_code: None,
         message,
     };
-    let request = match connector.encode_send(&item.outgoing, crate::now_millis()) {
+    let request = match connector.encode_send(&item.outgoing, huiliu_domain::now_millis()) {
         Ok(r) => r,
         Err(e) => return SendOutcome::Permanent { error: error("encode", e.to_string()) },
     };
     let timeout = Duration::from_millis(gw.config.outbox.request_timeout_ms);
     match http::perform(&gw.http, request, timeout).await {
         Ok(response) => connector
-            .classify_send(&response, crate::now_millis())
+            .classify_send(&response, huiliu_domain::now_millis())
             .unwrap_or_else(|e| SendOutcome::Retryable { error: error("classify", e.to_string()) }),
         Err(e) => SendOutcome::Retryable { error: error("transport", e) },
     }
@@ -179,7 +179,7 @@ async fn send_once(gw: &Gateway, connector: &crate::plugins::ShopConnector, item
 
 async fn retry_later(gw: &Gateway, item: &OutboxItem, at: Millis, reason: &str) {
     tracing::warn!(shop = %item.shop, session = item.session_id, "reply not delivered yet, retrying: {reason}");
-    if let Err(e) = gw.store.outbox_retry_at(item.id, at, reason, crate::now_millis()).await {
+    if let Err(e) = gw.store.outbox_retry_at(item.id, at, reason, huiliu_domain::now_millis()).await {
         tracing::error!(outbox = item.id, "cannot schedule retry: {e}");
     }
     publish(gw, item, "retrying", Some(reason.to_owned()));
@@ -187,7 +187,7 @@ async fn retry_later(gw: &Gateway, item: &OutboxItem, at: Millis, reason: &str) 
 
 async fn finish_failed(gw: &Gateway, item: &OutboxItem, reason: &str) {
     tracing::warn!(shop = %item.shop, session = item.session_id, "reply failed: {reason}");
-    if let Err(e) = gw.store.outbox_failed(item.id, reason, crate::now_millis()).await {
+    if let Err(e) = gw.store.outbox_failed(item.id, reason, huiliu_domain::now_millis()).await {
         tracing::error!(outbox = item.id, "cannot record failure: {e}");
     }
     publish(gw, item, "failed", Some(reason.to_owned()));

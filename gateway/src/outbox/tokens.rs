@@ -10,7 +10,7 @@ use crate::plugins::ShopConnector;
 /// Asks the connector whether a refresh is due (or forced), performs it and persists the
 /// grant. Returns true when a new token is in use.
 pub async fn refresh(gw: &Gateway, connector: &ShopConnector, force: bool) -> bool {
-    let now = crate::now_millis();
+    let now = huiliu_domain::now_millis();
     let request = match connector.token_refresh(now, force) {
         Ok(Some(r)) => r,
         Ok(None) => return false,
@@ -29,9 +29,10 @@ pub async fn refresh(gw: &Gateway, connector: &ShopConnector, force: bool) -> bo
             return false;
         }
     };
-    match connector.token_refreshed(&response, crate::now_millis()) {
+    match connector.token_refreshed(&response, huiliu_domain::now_millis()) {
         Ok(grant) => {
-            if let Err(e) = gw.store.save_token(&connector.platform, &connector.shop, &grant, crate::now_millis()).await
+            if let Err(e) =
+                gw.store.save_token(&connector.platform, &connector.shop, &grant, huiliu_domain::now_millis()).await
             {
                 tracing::error!(shop = %connector.shop, "refreshed token could not be saved: {e}");
             }

@@ -111,7 +111,7 @@ pub fn buyer_message(id: &str, text: &str) -> InboundEvent {
         shop: "dy-1".into(),
         event_id: id.into(),
         buyer: Buyer { open_id: "buyer-1".into(), nick: Some("小鱼".into()) },
-        occurred_at: huiliu_gateway::now_millis(),
+        occurred_at: huiliu_domain::now_millis(),
         kind: EventKind::BuyerMessage(BuyerMessage {
             conversation: Some("c1".into()),
             content: vec![Content::text(text)],

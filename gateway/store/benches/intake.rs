@@ -1,0 +1,99 @@
+//! Durable intake throughput: messages/s committed by `Store::intake` under concurrent pushes,
+//! on SQLite (a file, WAL, synchronous=FULL) and PostgreSQL, with and without group commit.
+//!
+//! `cargo bench -p huiliu-gateway --bench intake`; PostgreSQL runs when
+//! `HUILIU_TEST_POSTGRES_URL` is set (a scratch database is created and dropped).
+//! `INTAKE_MESSAGES` (default 4000) and `INTAKE_CONCURRENCY` (default 64) tune the run.
+
+use std::time::Instant;
+
+use huiliu_sdk::{Buyer, BuyerMessage, Content, EventKind, InboundEvent};
+use huiliu_store::{IntakeBatch, IntakeItem, Screen, Store, StoreOptions};
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn item(i: usize) -> IntakeItem {
+    let text = "亲，我昨天买的外套什么时候发货？订单号4200001234567890123".to_owned();
+    IntakeItem {
+        event: InboundEvent {
+            platform: "douyin".into(),
+            shop: "dy-1".into(),
+            event_id: format!("bench-{i}"),
+            buyer: Buyer { open_id: format!("buyer-{}", i % 5000), nick: Some("小王".into()) },
+            occurred_at: 1_700_000_000_000,
+            kind: EventKind::BuyerMessage(BuyerMessage {
+                conversation: None,
+                content: vec![Content::text(text.clone())],
+                vip: Default::default(),
+                reply_context: Default::default(),
+            }),
+        },
+        text,
+        sealed: None,
+        screen: Screen::Pass,
+    }
+}
+
+async fn run(label: &str, url: &str, group_commit: bool, messages: usize, concurrency: usize) {
+    let store = Store::open(url, StoreOptions { group_commit, ..StoreOptions::default() }).await.expect("open store");
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..concurrency {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut i = worker;
+            while i < messages {
+                let batch = IntakeBatch {
+                    items: vec![item(i)],
+                    dead_letters: vec![],
+                    now: 1_700_000_000_000,
+                    idle_close_ms: 0,
+                };
+                store.intake(batch).await.expect("intake");
+                i += concurrency;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let (stored, _, _) = store.counts().await.expect("counts");
+    assert_eq!(stored as usize, messages);
+    println!(
+        "{label:<12} group commit {:<3}  {messages:>6} msgs, {concurrency:>3} concurrent pushes  {:>9.0} msgs/s  ({:.2} s)",
+        if group_commit { "on" } else { "off" },
+        messages as f64 / secs,
+        secs
+    );
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let messages = env("INTAKE_MESSAGES", 4000);
+    let concurrency = env("INTAKE_CONCURRENCY", 64);
+    println!("durable intake (one message per push, committed before return)");
+    for group in [true, false] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+        run("sqlite", &url, group, messages, concurrency).await;
+    }
+    let Ok(base) = std::env::var("HUILIU_TEST_POSTGRES_URL") else {
+        println!("postgres     skipped: set HUILIU_TEST_POSTGRES_URL");
+        return;
+    };
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::AnyPool::connect(&base).await.expect("connect to PostgreSQL");
+    for group in [true, false] {
+        let name = format!("huiliu_bench_{}_{}", std::process::id(), group);
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}"))).execute(&admin).await;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.expect("create db");
+        let (prefix, _) = base.rsplit_once('/').expect("URL with a database");
+        run("postgres", &format!("{prefix}/{name}"), group, messages, concurrency).await;
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+            .execute(&admin)
+            .await;
+    }
+}

@@ -1,0 +1,218 @@
+//! The durable store: one interface, two backends (SQLite, the embedded default, and
+//! PostgreSQL for several nodes), one SQL text through sqlx's `Any` driver.
+//!
+//! Architecture invariants:
+//! - Intake is idempotent by (platform, shop, platform event id): the key is inserted in the
+//!   same transaction as the message, so a redelivery can never store twice.
+//! - [`Store::intake`] returns only after the transaction committed (SQLite: WAL with
+//!   `synchronous=FULL`; PostgreSQL: `synchronous_commit` as configured on the server). The
+//!   platform is acknowledged only after it returns.
+//! - Concurrent intakes are committed in groups by one writer task: while one commit is being
+//!   flushed the next requests queue up and share the next commit, so durability does not cost
+//!   one fsync per message.
+//! - Every text stored is already masked; the store never sees raw personal data except the
+//!   sealed (encrypted) originals and the outbox payload of a reply being sent.
+
+pub mod blacklist;
+mod intake;
+mod queries;
+mod schema;
+mod workbench;
+
+pub use workbench::ResponseStats;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+use tokio::sync::{mpsc, oneshot};
+
+pub use intake::{IntakeBatch, IntakeItem, ItemOutcome, Screen};
+pub use queries::{NewReply, OutboxItem, SYSTEM_AUTHORS, StoredToken};
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Store errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("unsupported database URL `{0}` (use sqlite://PATH or postgres://…)")]
+    BadUrl(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("the store is shutting down")]
+    Closed,
+    #[error("not found: {0}")]
+    NotFound(String),
+}
+
+/// How intake transactions are grouped.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreOptions {
+    /// Share one commit among all intakes waiting (default true). Off: one commit per push.
+    pub group_commit: bool,
+    /// Most events in one group commit.
+    pub max_group_events: usize,
+    /// Connections in the pool (readers; the intake writer holds one while writing).
+    pub max_connections: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { group_commit: true, max_group_events: 512, max_connections: 8 }
+    }
+}
+
+/// A handle to the store; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    writer: mpsc::Sender<intake::Job>,
+}
+
+impl Store {
+    /// Opens (and creates, for SQLite) the database at `url`, applies pending migrations and
+    /// starts the intake writer. Must be called inside a tokio runtime.
+    pub async fn open(url: &str, options: StoreOptions) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = normalize_url(url)?;
+        let connect = AnyConnectOptions::from_str(&url)?;
+        let mut pool_options = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite {
+                options.max_connections.max(2)
+            } else {
+                options.max_connections
+            })
+            .acquire_timeout(Duration::from_secs(30));
+        if backend == Backend::Sqlite {
+            pool_options = pool_options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = FULL").await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = pool_options.connect_with(connect).await?;
+        migrate(&pool, backend).await?;
+        let (tx, rx) = mpsc::channel(4096);
+        tokio::spawn(intake::writer(pool.clone(), backend, rx, options));
+        Ok(Store { pool, backend, writer: tx })
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool, for queries.
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Begins a transaction that will write. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first cannot upgrade while another
+    /// writer commits and fails with "database is locked" instead of waiting.
+    pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        begin_write(&self.pool, self.backend).await
+    }
+
+    /// Stores a batch durably (idempotently) and returns one outcome per item. When this
+    /// returns `Ok`, the batch is committed.
+    pub async fn intake(&self, batch: IntakeBatch) -> Result<Vec<ItemOutcome>, StoreError> {
+        let (done, wait) = oneshot::channel();
+        self.writer.send(intake::Job { batch, done }).await.map_err(|_| StoreError::Closed)?;
+        wait.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+/// See [`Store::write_tx`].
+pub(crate) async fn begin_write(
+    pool: &AnyPool,
+    backend: Backend,
+) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+    Ok(match backend {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => pool.begin().await?,
+    })
+}
+
+/// Accepts `sqlite://path`, `sqlite:path`, a bare file path (SQLite) or `postgres://…`.
+fn normalize_url(url: &str) -> Result<(Backend, String), StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok((Backend::Postgres, url.to_owned()));
+    }
+    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    if path.is_empty() || path.contains("://") {
+        return Err(StoreError::BadUrl(url.to_owned()));
+    }
+    if path == ":memory:" {
+        return Ok((Backend::Sqlite, "sqlite::memory:".to_owned()));
+    }
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let mut out = format!("sqlite://{path}?mode=rwc");
+    if !query.is_empty() {
+        out.push('&');
+        out.push_str(query);
+    }
+    Ok((Backend::Sqlite, out))
+}
+
+/// Applies every migration not yet recorded, each in its own transaction.
+async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .execute(pool)
+    .await?;
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations").fetch_all(pool).await?;
+    for (version, name, sql) in schema::MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        let mut tx = begin_write(pool, backend).await?;
+        for statement in schema::statements(sql, backend) {
+            // Our own constant migration text.
+            sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&mut *tx).await?;
+        }
+        sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+            .bind(*version)
+            .bind(*name)
+            .bind(huiliu_domain::now_millis())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(version, name, "applied schema migration");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            normalize_url("data/huiliu.db").unwrap(),
+            (Backend::Sqlite, "sqlite://data/huiliu.db?mode=rwc".into())
+        );
+        assert_eq!(normalize_url("sqlite:///tmp/x.db").unwrap().1, "sqlite:///tmp/x.db?mode=rwc");
+        assert_eq!(normalize_url("postgres://u@h/db").unwrap().0, Backend::Postgres);
+        assert!(normalize_url("mysql://x").is_err());
+    }
+}
