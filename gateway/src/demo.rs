@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::Gateway;
 use crate::config::{GatewayConfig, Shop};
 use crate::events::GatewayEvent;
-use crate::pipeline::ReplyRequest;
+use crate::flow::{Author, ReplyRequest};
 
 /// The demo's routing: the shipped groups without business hours (a demo runs at any hour),
 /// small caps so the queue shows up, every agent online at start.
@@ -200,9 +200,9 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     }
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     gateway.spawn_background();
-    if let Some(d) = &gateway.dispatch {
+    if gateway.flow.routing.is_some() {
         for agent in ["a02", "a04", "a06"] {
-            d.set_status(&gateway, agent, huiliu_routing::AgentStatus::Online).await?;
+            gateway.flow.set_status(agent, huiliu_routing::AgentStatus::Online).await?;
         }
     }
     println!("汇流 Huiliu demo — three simulated storefronts (淘宝 / 抖音 / 京东) sending buyer traffic");
@@ -253,7 +253,7 @@ fn platform_zh(platform: &str) -> &str {
 
 /// Prints one readable line per buyer message, reply and delivery.
 async fn live_log(gw: Arc<Gateway>) {
-    let mut events = gw.pipeline.events.subscribe();
+    let mut events = gw.flow.events.subscribe();
     loop {
         let event = match events.recv().await {
             Ok(e) => e,
@@ -299,9 +299,11 @@ async fn live_log(gw: Arc<Gateway>) {
 }
 
 /// A scripted agent so the demo shows the reply path: answers each buyer message after a short
-/// pause with a canned reply picked by keyword.
-async fn demo_agent(gw: Arc<Gateway>) {
-    let mut events = gw.pipeline.events.subscribe();
+/// pause with a canned reply picked by keyword, as the session's agent, through the one reply
+/// door (so its replies stop the first-response clock like anyone's). Sessions of the
+/// workbench's demo agent (a01) are left to the person at the workbench.
+pub async fn demo_agent(gw: Arc<Gateway>) {
+    let mut events = gw.flow.events.subscribe();
     while let Ok(event) = events.recv().await {
         let GatewayEvent::MessageIn { session_id, message_id, .. } = event.event.clone() else { continue };
         let gw = gw.clone();
@@ -314,9 +316,11 @@ async fn demo_agent(gw: Arc<Gateway>) {
             }
             let text = gw.store.message(message_id).await.ok().flatten().map(|m| m.text).unwrap_or_default();
             let answer = canned_reply(&text);
-            let request =
-                ReplyRequest { session_id, author: "demo-agent".into(), content: vec![Content::text(answer)] };
-            if let Err(e) = gw.pipeline.reply(request, huiliu_domain::now_millis()).await {
+            // Through the one reply door, as the session's agent: the reply is checked, stored,
+            // counted and stops the first-response clock like any agent's.
+            let author = Author::Agent(agent.unwrap_or_else(|| "demo-agent".into()));
+            let request = ReplyRequest { session_id, author, content: vec![Content::text(answer)] };
+            if let Err(e) = gw.flow.reply(request).await {
                 tracing::warn!(session = session_id, "demo agent could not reply: {e}");
             }
         });

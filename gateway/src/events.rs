@@ -155,10 +155,11 @@ struct HubState {
     next_client: u64,
 }
 
-/// Publishes numbered events to live subscribers and keeps the recent ones for resume.
-#[derive(Debug)]
+/// Publishes numbered events to live subscribers and keeps the recent ones for resume. A cheap
+/// handle: clones share one hub.
+#[derive(Debug, Clone)]
 pub struct EventHub {
-    state: Mutex<HubState>,
+    state: Arc<Mutex<HubState>>,
     tx: broadcast::Sender<Arc<Stamped>>,
 }
 
@@ -176,7 +177,7 @@ impl Default for EventHub {
 
 impl EventHub {
     pub fn new() -> EventHub {
-        EventHub { state: Mutex::default(), tx: broadcast::channel(4096).0 }
+        EventHub { state: Arc::default(), tx: broadcast::channel(4096).0 }
     }
 
     /// Records where open sessions are (at start, from the store), so that their events reach

@@ -13,12 +13,11 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod demo;
-pub mod dispatch;
 pub mod events;
+pub mod flow;
 pub mod ingress;
 pub mod metrics;
 pub mod outbox;
-pub mod pipeline;
 pub mod plugins;
 pub mod reload;
 pub mod services;
@@ -28,10 +27,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use config::GatewayConfig;
+use flow::Flow;
 use huiliu_privacy::Filters;
 use huiliu_store::{Store, StoreError, StoreOptions};
 use metrics::Metrics;
-use pipeline::Pipeline;
 use plugins::{PluginHost, ShopConnector};
 use services::blacklist::Blacklist;
 
@@ -46,15 +45,14 @@ pub struct Gateway {
     pub shop_errors: Vec<(String, String)>,
     pub metrics: Arc<Metrics>,
     pub store: Store,
-    pub pipeline: Arc<Pipeline>,
+    /// The inbound flow and the reply door (with live routing, when `routing.toml` exists).
+    pub flow: Arc<Flow>,
     /// The HTTP client every platform call goes through.
     pub http: reqwest::Client,
     /// Channel states for `/readyz` and the status API, by `platform/shop/channel`.
     pub channel_status: Mutex<BTreeMap<String, String>>,
     /// The blacklist (also the pipeline's screen stage).
     pub blacklist: Arc<Blacklist>,
-    /// Live routing, when `routing.toml` exists.
-    pub dispatch: Option<Arc<dispatch::Dispatch>>,
     /// Workbench users and the login limiter.
     pub auth: auth::Auth,
     /// Actions the routing restore produced, executed once background work starts.
@@ -134,30 +132,37 @@ impl Gateway {
                 .into_iter()
                 .map(|s| (s.id, s.agent, s.skill_group)),
         );
-        let pipeline = Arc::new(Pipeline {
-            store: store.clone(),
-            mask: std::sync::RwLock::new(Arc::new(filters.masker)),
-            screen: blacklist.clone(),
-            compliance: std::sync::RwLock::new(Arc::new(filters.compliance)),
-            metrics: metrics.clone(),
-            events,
-            outbox_wake: Arc::default(),
-            idle_close_ms: i64::from(config.sessions.idle_close_minutes) * 60_000,
-            sealer: (!config.privacy.seal_key.is_empty())
-                .then(|| huiliu_privacy::seal::Sealer::from_hex(&config.privacy.seal_key))
-                .transpose()
-                .map_err(|e| StartError::Filters(format!("privacy.seal_key: {e}")))?,
-            restrict_reply: std::sync::RwLock::new(config.filters.blacklist.restrict_reply.clone()),
-        });
-        let (dispatch, restore_actions) = match &config.routing {
+        let sealer = (!config.privacy.seal_key.is_empty())
+            .then(|| huiliu_privacy::seal::Sealer::from_hex(&config.privacy.seal_key))
+            .transpose()
+            .map_err(|e| StartError::Filters(format!("privacy.seal_key: {e}")))?;
+        let (routing, restore_actions) = match &config.routing {
             Some(routing) => {
-                let (d, actions) = dispatch::Dispatch::restore(routing.clone(), &store, huiliu_domain::now_millis())
-                    .await
-                    .map_err(StartError::Routing)?;
-                (Some(Arc::new(d)), actions)
+                let (r, actions) = services::routing::Routing::restore(
+                    routing.clone(),
+                    &store,
+                    metrics.clone(),
+                    events.clone(),
+                    huiliu_domain::now_millis(),
+                )
+                .await
+                .map_err(StartError::Routing)?;
+                (Some(Arc::new(r)), actions)
             }
             None => (None, Vec::new()),
         };
+        let flow = Arc::new(Flow::new(flow::Parts {
+            store: store.clone(),
+            mask: Arc::new(filters.masker),
+            screen: blacklist.clone(),
+            compliance: Arc::new(filters.compliance),
+            metrics: metrics.clone(),
+            events,
+            idle_close_ms: i64::from(config.sessions.idle_close_minutes) * 60_000,
+            sealer,
+            restrict_reply: config.filters.blacklist.restrict_reply.clone(),
+            routing,
+        }));
         let auth = auth::Auth::new(config.users.clone(), &config.api);
         Ok(Arc::new(Gateway {
             auth,
@@ -167,11 +172,10 @@ impl Gateway {
             shop_errors,
             metrics,
             store,
-            pipeline,
+            flow,
             http: outbox::http::client(),
             channel_status: Mutex::default(),
             blacklist,
-            dispatch,
             restore_actions: Mutex::new(restore_actions),
         }))
     }
@@ -180,19 +184,17 @@ impl Gateway {
     pub fn spawn_background(self: &Arc<Self>) {
         ingress::channels::spawn_all(self);
         tokio::spawn(reload::watch(self.clone()));
-        if let Some(d) = &self.dispatch {
-            let (gw, d) = (self.clone(), d.clone());
-            let restored = std::mem::take(&mut *self.restore_actions.lock().unwrap_or_else(|p| p.into_inner()));
-            tokio::spawn(async move {
-                d.execute(&gw, restored).await;
-                d.run_deadlines(gw).await;
-            });
-        }
+        let (flow, restored) =
+            (self.flow.clone(), std::mem::take(&mut *self.restore_actions.lock().unwrap_or_else(|p| p.into_inner())));
+        tokio::spawn(async move {
+            flow.apply(restored).await;
+            flow.run_deadlines().await;
+        });
         tokio::spawn(outbox::run(self.clone()));
         tokio::spawn(outbox::tokens::run(self.clone()));
         let gw = self.clone();
         tokio::spawn(async move {
-            let idle = gw.pipeline.idle_close_ms;
+            let idle = gw.flow.idle_close_ms();
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
             loop {
                 tick.tick().await;
@@ -208,11 +210,7 @@ impl Gateway {
                     Ok(closed) if !closed.is_empty() => {
                         tracing::info!(count = closed.len(), "closed idle sessions");
                         for session_id in closed {
-                            if let Some(d) = &gw.dispatch {
-                                d.close(&gw, session_id).await;
-                            }
-                            gw.metrics.closed.get_or_create(&metrics::ResultLabels { result: "idle".into() }).inc();
-                            gw.pipeline.events.send(events::GatewayEvent::Closed { session_id, reason: "idle".into() });
+                            gw.flow.closed(session_id, "idle").await;
                         }
                     }
                     Ok(_) => {}
@@ -220,57 +218,6 @@ impl Gateway {
                 }
             }
         });
-    }
-
-    /// Routes what an intake stored, after the platform was acknowledged: each session that
-    /// got a buyer message and needs an agent goes to the router.
-    pub fn after_intake(self: &Arc<Self>, outcomes: &[huiliu_store::ItemOutcome]) {
-        let Some(d) = &self.dispatch else { return };
-        for outcome in outcomes {
-            if let huiliu_store::ItemOutcome::Message { session_id, screen, .. } = outcome
-                && *screen != huiliu_store::Screen::Restrict
-            {
-                let (gw, d, id) = (self.clone(), d.clone(), *session_id);
-                tokio::spawn(async move { d.arrive(&gw, id).await });
-            }
-        }
-    }
-
-    /// Sends a reply (the pipeline's reply path) and, when an agent wrote it, stops the
-    /// session's first-response clock.
-    pub async fn reply(&self, request: pipeline::ReplyRequest) -> Result<pipeline::ReplyOutcome, pipeline::ReplyError> {
-        let (session, by_agent) =
-            (request.session_id, request.author != dispatch::SYSTEM_AUTHOR && request.author != "auto-reply");
-        let before = if by_agent { self.store.session(session).await.ok().flatten() } else { None };
-        let outcome = self.pipeline.reply(request, huiliu_domain::now_millis()).await?;
-        if matches!(outcome, pipeline::ReplyOutcome::Queued { .. }) {
-            let author = if by_agent { "agent" } else { "system" };
-            self.metrics.replies.get_or_create(&metrics::AuthorLabels { author: author.into() }).inc();
-            if let Some(s) = before
-                && s.first_response_at.is_none()
-                && let Some(at) = s.assigned_at
-            {
-                self.metrics.first_response_seconds.observe((huiliu_domain::now_millis() - at).max(0) as f64 / 1000.0);
-            }
-        }
-        if by_agent
-            && matches!(outcome, pipeline::ReplyOutcome::Queued { .. })
-            && let Some(d) = &self.dispatch
-        {
-            d.first_response(self, session).await;
-        }
-        Ok(outcome)
-    }
-
-    /// Closes a session and frees its agent's capacity.
-    pub async fn close_session(&self, session_id: i64, reason: &str) -> Result<(), StoreError> {
-        self.store.close(session_id, reason, huiliu_domain::now_millis()).await?;
-        if let Some(d) = &self.dispatch {
-            d.close(self, session_id).await;
-        }
-        self.metrics.closed.get_or_create(&metrics::ResultLabels { result: reason.to_owned() }).inc();
-        self.pipeline.events.send(events::GatewayEvent::Closed { session_id, reason: reason.to_owned() });
-        Ok(())
     }
 
     /// Whether every enabled shop is served.

@@ -29,12 +29,12 @@ pub struct ReloadReport {
 /// configuration of its part, and every error is returned.
 pub async fn reload_all(gw: &Gateway) -> Result<ReloadReport, Vec<ConfigError>> {
     let mut report = reload(gw)?;
-    if let Some(d) = &gw.dispatch {
+    if gw.flow.routing.is_some() {
         let mut errors = Vec::new();
         let routing = crate::config::load_routing(&gw.config.dir, &gw.config.shops, &mut errors);
         let file = gw.config.dir.join(huiliu_routing::ROUTING_FILE).display().to_string();
         match routing {
-            Some(r) if errors.is_empty() => match d.reload(gw, r).await {
+            Some(r) if errors.is_empty() => match gw.flow.reload_routing(r).await {
                 Ok(()) => {
                     crate::metrics::Metrics::count(&gw.metrics.config_reloads, "routing", "ok");
                     tracing::info!("configuration reloaded: {file}");
@@ -77,8 +77,11 @@ pub fn reload(gw: &Gateway) -> Result<ReloadReport, Vec<ConfigError>> {
     let filters = Filters::new(&config).map_err(|errs| {
         fail(gw, errs.into_iter().map(|(key, message)| ConfigError { file: file.clone(), key, message }).collect())
     })?;
-    gw.pipeline.swap_filters(Arc::new(filters.masker), Arc::new(filters.compliance));
-    *gw.pipeline.restrict_reply.write().unwrap_or_else(|p| p.into_inner()) = config.blacklist.restrict_reply.clone();
+    gw.flow.swap_filters(
+        Arc::new(filters.masker),
+        Arc::new(filters.compliance),
+        config.blacklist.restrict_reply.clone(),
+    );
     crate::metrics::Metrics::count(&gw.metrics.config_reloads, "filters", "ok");
     tracing::info!("configuration reloaded: {file}");
     Ok(ReloadReport { reloaded: vec![file] })

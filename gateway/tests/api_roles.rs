@@ -45,13 +45,8 @@ impl May {
 #[tokio::test]
 async fn every_endpoint_enforces_its_roles() {
     let w = world().await;
-    let d = w.gw.dispatch.clone().expect("routing on");
-    d.set_status(&w.gw, "a01", huiliu_routing::AgentStatus::Online).await.unwrap();
-    let outcomes = w.gw.pipeline.intake(vec![buyer_message("m1", "你好")], vec![], "douyin", "dy-1", 1).await.unwrap();
-    let huiliu_store::ItemOutcome::Message { session_id: s, customer_id: c, message_id: m, .. } = outcomes[0] else {
-        panic!("{outcomes:?}")
-    };
-    d.arrive(&w.gw, s).await;
+    w.gw.flow.set_status("a01", huiliu_routing::AgentStatus::Online).await.unwrap();
+    let (s, c, m) = w.arrive(buyer_message("m1", "你好"), 1).await;
     assert_eq!(w.gw.store.session(s).await.unwrap().unwrap().agent.as_deref(), Some("a01"));
 
     let mut tokens = std::collections::BTreeMap::new();
@@ -167,11 +162,8 @@ async fn every_endpoint_enforces_its_roles() {
 #[tokio::test]
 async fn lists_are_scoped_and_logins_are_limited() {
     let w = world().await;
-    let d = w.gw.dispatch.clone().unwrap();
-    d.set_status(&w.gw, "a01", huiliu_routing::AgentStatus::Online).await.unwrap();
-    let out = w.gw.pipeline.intake(vec![buyer_message("m1", "在吗")], vec![], "douyin", "dy-1", 1).await.unwrap();
-    let huiliu_store::ItemOutcome::Message { session_id: s, .. } = out[0] else { panic!() };
-    d.arrive(&w.gw, s).await;
+    w.gw.flow.set_status("a01", huiliu_routing::AgentStatus::Online).await.unwrap();
+    let (s, _, _) = w.arrive(buyer_message("m1", "在吗"), 1).await;
 
     for (who, expected) in [("a01", 1), ("a02", 0), ("l1", 1), ("l2", 0), ("boss", 1)] {
         let token = w.login(who).await;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use common::{buyer_message, world};
 use futures_util::StreamExt;
+use huiliu_gateway::flow::Ack;
 use huiliu_routing::AgentStatus;
-use huiliu_store::ItemOutcome;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -46,8 +46,7 @@ async fn events_are_per_user_and_resume_misses_nothing() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     tokio::spawn(axum::serve(listener, w.app.clone()).into_future());
-    let d = w.gw.dispatch.clone().unwrap();
-    d.set_status(&w.gw, "a01", AgentStatus::Online).await.unwrap();
+    w.gw.flow.set_status("a01", AgentStatus::Online).await.unwrap();
     let (a01, a02, l1) = (w.login("a01").await, w.login("a02").await, w.login("l1").await);
 
     // No token, a wrong token: refused before the upgrade.
@@ -60,9 +59,12 @@ async fn events_are_per_user_and_resume_misses_nothing() {
     let hello = next(&mut ws1, Duration::from_secs(5)).await.unwrap();
     assert_eq!((hello["type"].as_str(), hello["user"].as_str()), (Some("hello"), Some("a01")));
 
-    let out = w.gw.pipeline.intake(vec![buyer_message("m1", "在吗")], vec![], "douyin", "dy-1", 1).await.unwrap();
-    let ItemOutcome::Message { session_id: s, .. } = out[0] else { panic!() };
-    d.arrive(&w.gw, s).await;
+    // The one inbound flow stores the message and then routes it.
+    let ack = w.gw.flow.inbound(vec![buyer_message("m1", "在吗")], vec![], "douyin", "dy-1", 1).await;
+    assert_eq!(ack, Ack::Durable);
+    let open = w.gw.store.open_sessions().await.unwrap();
+    assert_eq!(open.len(), 1, "{open:?}");
+    let s = open[0].id;
     let seen = drain(&mut ws1).await;
     let kinds: Vec<&str> = seen.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert!(kinds.contains(&"assigned"), "{seen:?}");
@@ -81,8 +83,9 @@ async fn events_are_per_user_and_resume_misses_nothing() {
     let (st, _) = w.call("POST", &format!("/sessions/{s}/reply"), Some(&a01), Some(json!({"text": "在的亲"}))).await;
     assert_eq!(st.as_u16(), 202);
     for id in ["m2", "m3"] {
-        let out = w.gw.pipeline.intake(vec![buyer_message(id, id)], vec![], "douyin", "dy-1", 2).await.unwrap();
-        assert!(matches!(out[0], ItemOutcome::Message { session_id, .. } if session_id == s));
+        assert_eq!(w.gw.flow.inbound(vec![buyer_message(id, id)], vec![], "douyin", "dy-1", 2).await, Ack::Durable);
+        let open: Vec<i64> = w.gw.store.open_sessions().await.unwrap().iter().map(|x| x.id).collect();
+        assert_eq!(open, vec![s], "the buyer's next messages join the same session");
     }
 
     // Reconnect with resume: the missed events, in order, then live ones.
@@ -95,14 +98,14 @@ async fn events_are_per_user_and_resume_misses_nothing() {
     let types: Vec<&str> = missed.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(types.iter().filter(|t| **t == "message_out").count(), 1, "{types:?}");
     assert_eq!(types.iter().filter(|t| **t == "message_in").count(), 2, "{types:?}");
-    w.gw.pipeline.intake(vec![buyer_message("m4", "m4")], vec![], "douyin", "dy-1", 3).await.unwrap();
+    assert_eq!(w.gw.flow.inbound(vec![buyer_message("m4", "m4")], vec![], "douyin", "dy-1", 3).await, Ack::Durable);
     let live = next(&mut ws1, Duration::from_secs(5)).await.unwrap();
     assert_eq!(live["type"], "message_in");
     assert_eq!(live["seq"].as_u64().unwrap(), seqs.last().unwrap() + 1, "nothing twice, nothing skipped");
 
     // Resuming from before what the hub keeps asks the client to reload.
     for i in 0..huiliu_gateway::events::RING {
-        w.gw.pipeline.events.send(huiliu_gateway::events::GatewayEvent::Alert {
+        w.gw.flow.events.send(huiliu_gateway::events::GatewayEvent::Alert {
             kind: "test".into(),
             session_id: None,
             detail: i.to_string(),

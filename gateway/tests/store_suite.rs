@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use huiliu_domain::session::{Delivery, Direction, HandoverNote, SessionFilter, SessionState};
 use huiliu_domain::{Actor, Role};
-use huiliu_gateway::pipeline::ScreenStage;
 use huiliu_gateway::services::blacklist::{Blacklist, BlacklistError};
 use huiliu_sdk::*;
 use huiliu_store::blacklist::{BlacklistLevel, EntryState, Proposal};

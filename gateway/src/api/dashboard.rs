@@ -59,7 +59,7 @@ pub(super) async fn dashboard(
     require(&me, Role::Lead)?;
     let t = &gw.config.dashboard;
     let now = huiliu_domain::now_millis();
-    let routing = match &gw.dispatch {
+    let routing = match &gw.flow.routing {
         Some(d) => Some((d.config().await, d.state().await)),
         None => None,
     };

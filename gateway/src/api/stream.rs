@@ -59,7 +59,7 @@ fn frame(e: &Stamped) -> Message {
 }
 
 async fn serve(gw: Arc<Gateway>, user: Principal, since: Option<u64>, mut socket: WebSocket) {
-    let hub = &gw.pipeline.events;
+    let hub = &gw.flow.events;
     let mut sub = hub.resume_for(&user, since.unwrap_or(u64::MAX));
     gw.metrics.stream_clients.inc();
     let guard = Subscribed(gw.clone(), std::cell::Cell::new(sub.id));
@@ -126,7 +126,7 @@ struct Subscribed(Arc<Gateway>, std::cell::Cell<u64>);
 
 impl Drop for Subscribed {
     fn drop(&mut self) {
-        self.0.pipeline.events.unsubscribe(self.1.get());
+        self.0.flow.events.unsubscribe(self.1.get());
         self.0.metrics.stream_clients.dec();
     }
 }

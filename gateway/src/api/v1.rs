@@ -21,7 +21,7 @@ use serde_json::json;
 
 use crate::Gateway;
 use crate::auth::LoginError;
-use crate::pipeline::{ReplyError, ReplyOutcome, ReplyRequest};
+use crate::flow::{Author, ReplyError, ReplyOutcome, ReplyRequest, TransferError};
 use crate::services::blacklist::BlacklistError;
 use huiliu_domain::session::{Session, SessionFilter, SessionState};
 use huiliu_domain::{Principal, Role};
@@ -116,11 +116,11 @@ async fn logout(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> ApiResult
 /// Who the caller is, with their live routing status.
 async fn me(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> ApiResult<serde_json::Value> {
     let p = caller(&gw, &headers).await?;
-    let agent = match &gw.dispatch {
+    let agent = match &gw.flow.routing {
         Some(d) => d.state().await.agents.get(&p.id).cloned(),
         None => None,
     };
-    Ok(Json(json!({"user": p, "agent": agent, "event_seq": gw.pipeline.events.last_seq()})))
+    Ok(Json(json!({"user": p, "agent": agent, "event_seq": gw.flow.events.last_seq()})))
 }
 
 /// The bearer token of a request.
@@ -156,7 +156,7 @@ pub(super) async fn resolve_token(gw: &Gateway, token: &str) -> Result<Principal
 
 /// The principal of a configured user, with their groups and role from the routing config.
 async fn principal_of(gw: &Gateway, user: &crate::auth::UserConfig) -> Principal {
-    match &gw.dispatch {
+    match &gw.flow.routing {
         Some(d) => d.with_config(|routing| crate::auth::principal(user, Some(routing))).await,
         None => crate::auth::principal(user, gw.config.routing.as_ref()),
     }
@@ -264,7 +264,7 @@ async fn reveal(
     }
     let message = gw.store.message(id).await?.ok_or_else(|| not_found(format!("message {id}")))?;
     visible_session(&gw, &me, message.session_id).await?;
-    let Some(sealer) = &gw.pipeline.sealer else {
+    let Some(sealer) = &gw.flow.sealer else {
         return Err(ApiError(
             StatusCode::NOT_FOUND,
             "not_kept",
@@ -308,7 +308,7 @@ fn no_routing() -> ApiError {
 /// Queues and agents as the router sees them.
 async fn routing_state(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> ApiResult<serde_json::Value> {
     require(&caller(&gw, &headers).await?, Role::Lead)?;
-    let d = gw.dispatch.as_ref().ok_or_else(no_routing)?;
+    let d = gw.flow.routing.as_ref().ok_or_else(no_routing)?;
     Ok(Json(serde_json::to_value(d.state().await).unwrap_or_default()))
 }
 
@@ -326,7 +326,7 @@ async fn agent_status(
     Json(body): Json<StatusBody>,
 ) -> ApiResult<serde_json::Value> {
     let me = caller(&gw, &headers).await?;
-    let d = gw.dispatch.as_ref().ok_or_else(no_routing)?;
+    let d = gw.flow.routing.as_ref().ok_or_else(no_routing)?;
     if me.id != agent && !me.is_admin() {
         let theirs = d
             .with_config(|c| {
@@ -337,17 +337,14 @@ async fn agent_status(
             return Err(ApiError(StatusCode::FORBIDDEN, "forbidden", format!("you may not set `{agent}`'s status")));
         }
     }
-    let status = crate::dispatch::parse_status(&body.status).ok_or_else(|| {
+    let status = crate::services::routing::parse_status(&body.status).ok_or_else(|| {
         ApiError(
             StatusCode::BAD_REQUEST,
             "bad_status",
             format!("unknown status `{}` (online, busy, away, offline)", body.status),
         )
     })?;
-    d.set_status(&gw, &agent, status).await.map_err(|e| ApiError(StatusCode::NOT_FOUND, "unknown_agent", e))?;
-    gw.pipeline
-        .events
-        .send(crate::events::GatewayEvent::AgentStatus { agent: agent.clone(), status: body.status.clone() });
+    gw.flow.set_status(&agent, status).await.map_err(|e| ApiError(StatusCode::NOT_FOUND, "unknown_agent", e))?;
     Ok(Json(json!({"agent": agent, "status": body.status})))
 }
 
@@ -372,7 +369,7 @@ async fn transfer(
 ) -> ApiResult<serde_json::Value> {
     let me = caller(&gw, &headers).await?;
     let session = visible_session(&gw, &me, id).await?;
-    let d = gw.dispatch.as_ref().ok_or_else(no_routing)?;
+    gw.flow.routing.as_ref().ok_or_else(no_routing)?;
     if body.problem.trim().is_empty() {
         return Err(ApiError(StatusCode::BAD_REQUEST, "note_required", "a handover note needs the problem".into()));
     }
@@ -387,24 +384,12 @@ async fn transfer(
             ));
         }
     };
-    let note = huiliu_routing::HandoverNote {
-        problem: body.problem.clone(),
-        tried: body.tried.clone(),
-        expects: body.expects.clone(),
-    };
-    d.transfer(&gw, id, to, note).await.map_err(|e| ApiError(StatusCode::CONFLICT, "transfer_refused", e))?;
-    let stored =
+    let note =
         huiliu_domain::session::HandoverNote { problem: body.problem, tried: body.tried, expectation: body.expects };
-    gw.store
-        .record_transfer(
-            id,
-            session.agent.as_deref(),
-            body.to_agent.as_deref(),
-            body.to_group.as_deref(),
-            &stored,
-            huiliu_domain::now_millis(),
-        )
-        .await?;
+    gw.flow.transfer(id, session.agent.as_deref(), to, note).await.map_err(|e| match e {
+        TransferError::Store(e) => e.into(),
+        e => ApiError(StatusCode::CONFLICT, "transfer_refused", e.to_string()),
+    })?;
     Ok(Json(json!({"transferred": id})))
 }
 
@@ -618,8 +603,8 @@ async fn reply(
     if huiliu_store::SYSTEM_AUTHORS.contains(&author.as_str()) {
         return Err(ApiError(StatusCode::BAD_REQUEST, "reserved_author", format!("`{author}` is reserved")));
     }
-    let request = ReplyRequest { session_id: id, author, content };
-    match gw.reply(request).await {
+    let request = ReplyRequest { session_id: id, author: Author::Agent(author), content };
+    match gw.flow.reply(request).await {
         Ok(ReplyOutcome::Queued { message_id, outbox_id, client_msg_id, warnings }) => Ok((
             StatusCode::ACCEPTED,
             Json(json!({
@@ -653,7 +638,7 @@ async fn close(
     if s.state == SessionState::Closed {
         return Err(ApiError(StatusCode::CONFLICT, "session_closed", format!("session {id} is already closed")));
     }
-    gw.close_session(id, "agent").await?;
+    gw.flow.close(id, "agent").await?;
     Ok(Json(json!({"closed": id})))
 }
 
@@ -685,7 +670,7 @@ async fn retry(
     let item = gw.store.outbox_item(id).await?.ok_or_else(|| not_found(format!("outbox item {id}")))?;
     visible_session(&gw, &me, item.session_id).await?;
     if gw.store.outbox_manual_retry(id, huiliu_domain::now_millis()).await? {
-        gw.pipeline.outbox_wake.notify_one();
+        gw.flow.outbox_wake.notify_one();
         Ok(Json(json!({"retrying": id})))
     } else {
         Err(ApiError(StatusCode::CONFLICT, "not_failed", format!("outbox item {id} is not failed (or does not exist)")))
@@ -792,7 +777,7 @@ async fn profile(
 /// groups, an admin everyone.
 async fn agents(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> ApiResult<serde_json::Value> {
     let me = caller(&gw, &headers).await?;
-    let d = gw.dispatch.as_ref().ok_or_else(no_routing)?;
+    let d = gw.flow.routing.as_ref().ok_or_else(no_routing)?;
     let (config, state) = (d.config().await, d.state().await);
     let list: Vec<serde_json::Value> = config
         .agents

@@ -2,7 +2,7 @@
 //! (JD's message stream) and polls. The gateway owns the sockets, timers and reconnects; the
 //! connector decides what each byte means.
 //!
-//! Each batch of events a channel yields is stored through the pipeline; its `on_durable`
+//! Each batch of events a channel yields goes through the inbound flow (`Flow::inbound`); its `on_durable`
 //! frames (e.g. TMC confirms) are sent only after the commit, its `on_failure` frames (TMC
 //! "failed", asking for redelivery) if storing failed. Batches are stored concurrently, so a busy
 //! channel's commits are grouped too.
@@ -20,6 +20,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::Gateway;
 use crate::events::GatewayEvent;
+use crate::flow::Ack;
 use crate::metrics::Metrics;
 use crate::outbox::http;
 use crate::plugins::ShopConnector;
@@ -110,7 +111,7 @@ async fn keep(gw: Arc<Gateway>, connector: Arc<ShopConnector>, channel: String, 
 fn set_status(gw: &Gateway, connector: &ShopConnector, channel: &str, status: &str) {
     let key = format!("{}/{}/{}", connector.platform, connector.shop, channel);
     gw.channel_status.lock().unwrap_or_else(|p| p.into_inner()).insert(key, status.to_owned());
-    let _ = gw.pipeline.events.send(GatewayEvent::Channel {
+    let _ = gw.flow.events.send(GatewayEvent::Channel {
         platform: connector.platform.clone(),
         shop: connector.shop.clone(),
         channel: channel.to_owned(),
@@ -164,28 +165,10 @@ async fn store_batch(
     replies: Option<mpsc::UnboundedSender<Frame>>,
 ) {
     let AckBatch { events, dead_letters, on_durable, on_failure } = batch;
-    let stored = if events.is_empty() && dead_letters.is_empty() {
-        true
-    } else {
-        match gw
-            .pipeline
-            .intake(events, dead_letters, &connector.platform, &connector.shop, huiliu_domain::now_millis())
-            .await
-        {
-            Ok(outcomes) => {
-                gw.after_intake(&outcomes);
-                true
-            }
-            Err(e) => {
-                gw.metrics
-                    .intake_errors
-                    .get_or_create(&crate::metrics::PlatformLabels { platform: connector.platform.clone() })
-                    .inc();
-                tracing::error!(shop = %connector.shop, "intake failed; asking for redelivery where the platform allows: {e}");
-                false
-            }
-        }
-    };
+    // The one inbound flow; routing follows the acknowledgement.
+    let ack =
+        gw.flow.inbound(events, dead_letters, &connector.platform, &connector.shop, huiliu_domain::now_millis()).await;
+    let stored = ack == Ack::Durable;
     if let Some(tx) = replies {
         for f in if stored { on_durable } else { on_failure } {
             let _ = tx.send(f);

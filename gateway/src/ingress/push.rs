@@ -12,6 +12,7 @@ use huiliu_sdk::{HttpPush, HttpResponse, PushOutcome};
 use serde_json::json;
 
 use crate::Gateway;
+use crate::flow::Ack;
 use crate::metrics::Metrics;
 
 /// Turns a connector's response into an HTTP response.
@@ -94,20 +95,10 @@ pub async fn hook(
             to_response(response)
         }
         Ok(PushOutcome::Accepted { events, dead_letters, ack, nack }) => {
-            match gw.pipeline.intake(events, dead_letters, &platform, &shop, now).await {
-                Ok(outcomes) => {
-                    // Routing runs after the acknowledgement goes out (spawned).
-                    gw.after_intake(&outcomes);
-                    to_response(ack)
-                }
-                Err(e) => {
-                    metrics
-                        .intake_errors
-                        .get_or_create(&crate::metrics::PlatformLabels { platform: platform.clone() })
-                        .inc();
-                    tracing::error!(platform, shop, "intake failed, asking the platform to redeliver: {e}");
-                    to_response(nack)
-                }
+            // The one inbound flow; routing follows the acknowledgement.
+            match gw.flow.inbound(events, dead_letters, &platform, &shop, now).await {
+                Ack::Durable => to_response(ack),
+                Ack::Redeliver => to_response(nack),
             }
         }
     };

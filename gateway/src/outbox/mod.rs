@@ -94,7 +94,7 @@ pub async fn run(gw: Arc<Gateway>) {
         let next = gw.store.next_outbox_due().await.ok().flatten();
         let sleep_ms = next.map(|n| (n - huiliu_domain::now_millis()).clamp(5, 1000)).unwrap_or(1000);
         tokio::select! {
-            _ = gw.pipeline.outbox_wake.notified() => {}
+            _ = gw.flow.outbox_wake.notified() => {}
             _ = tokio::time::sleep(Duration::from_millis(sleep_ms as u64)) => {}
         }
     }
@@ -194,7 +194,7 @@ async fn finish_failed(gw: &Gateway, item: &OutboxItem, reason: &str) {
 }
 
 fn publish(gw: &Gateway, item: &OutboxItem, state: &str, detail: Option<String>) {
-    let _ = gw.pipeline.events.send(GatewayEvent::Delivery {
+    let _ = gw.flow.events.send(GatewayEvent::Delivery {
         session_id: item.session_id,
         message_id: item.message_id,
         state: state.into(),

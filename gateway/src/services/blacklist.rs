@@ -19,7 +19,6 @@ use std::sync::{Arc, RwLock};
 
 use huiliu_sdk::{InboundEvent, Millis};
 
-use crate::pipeline::ScreenStage;
 use huiliu_domain::Actor;
 use huiliu_store::blacklist::{BlacklistEntry, BlacklistLevel, EntryState, Proposal};
 use huiliu_store::{Screen, Store, StoreError};
@@ -185,19 +184,18 @@ impl Blacklist {
         Ok(ids.len())
     }
 
-    /// Entries, newest first.
-    pub async fn list(&self, state: Option<EntryState>) -> Result<Vec<BlacklistEntry>, BlacklistError> {
-        Ok(self.store.blacklist_list(state).await?)
-    }
-}
-
-impl ScreenStage for Blacklist {
-    fn screen(&self, event: &InboundEvent, now: Millis) -> Screen {
+    /// The screening decision for the buyer of `event` (the flow's stage [1]).
+    pub fn screen(&self, event: &InboundEvent, now: Millis) -> Screen {
         match self.level(&event.platform, &event.shop, &event.buyer.open_id, now) {
             None => Screen::Pass,
             Some(BlacklistLevel::Flag) => Screen::Flag,
             Some(BlacklistLevel::Restrict) => Screen::Restrict,
             Some(BlacklistLevel::Block) => Screen::Block,
         }
+    }
+
+    /// Entries, newest first.
+    pub async fn list(&self, state: Option<EntryState>) -> Result<Vec<BlacklistEntry>, BlacklistError> {
+        Ok(self.store.blacklist_list(state).await?)
     }
 }

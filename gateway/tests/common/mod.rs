@@ -74,6 +74,26 @@ impl World {
         (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
+    /// Sends one buyer message through the one inbound flow (as an ingress does) and waits until
+    /// routing placed its session. Returns (session, customer, message).
+    pub async fn arrive(&self, event: InboundEvent, now: i64) -> (i64, i64, i64) {
+        let event_id = event.event_id.clone();
+        let ack = self.gw.flow.inbound(vec![event], vec![], "douyin", "dy-1", now).await;
+        assert_eq!(ack, huiliu_gateway::flow::Ack::Durable);
+        for _ in 0..500 {
+            for session in self.gw.store.open_sessions().await.unwrap() {
+                let messages = self.gw.store.session_messages(session.id).await.unwrap();
+                if let Some(m) = messages.iter().find(|m| m.platform_msg_id.as_deref() == Some(event_id.as_str()))
+                    && session.skill_group.is_some()
+                {
+                    return (session.id, session.customer_id, m.id);
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("message {event_id} was not routed within 5 s");
+    }
+
     pub async fn login(&self, user: &str) -> String {
         let (status, body) =
             self.call("POST", "/auth/login", None, Some(json!({"user": user, "password": PASSWORD}))).await;
