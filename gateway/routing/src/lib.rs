@@ -37,8 +37,10 @@
 //!
 //! # Code map
 //!
-//! - `config`: the `routing.toml` structs (their doc comments are the user documentation),
-//!   [`parse`], validation that reports every error with its key.
+//! - `config`: the `routing.toml` structs (their doc comments are the user documentation) in
+//!   `config/mod.rs`; `config/parse.rs`: [`parse`], locating serde's errors, the time range,
+//!   date and template parsers; `config/validate.rs`: validation that reports every error with
+//!   its key, one function per section.
 //! - `compiled`: the configuration with dense indexes; categories; rule matching.
 //! - `calendar`: business hours in Beijing time (fixed UTC+8).
 //! - `engine`: [`Engine`], one `impl Engine` per concern: `engine/mod.rs` (the data model,
