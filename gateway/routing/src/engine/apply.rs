@@ -87,22 +87,7 @@ impl Engine {
                     WaitState::ForAgent { until, .. } => (until.saturating_sub(now).max(0) as u64).div_ceil(1000),
                     _ => self.estimate_s(plan.group, position, now),
                 };
-                let text = match &state {
-                    WaitState::ForAgent { .. } => None,
-                    WaitState::Queued => {
-                        let minutes = estimate_s.div_ceil(60).max(1).to_string();
-                        let position = position.to_string();
-                        let vars =
-                            [("position", position.as_str()), ("wait_minutes", &minutes), ("group", &group.name)];
-                        Some(render(&group.messages.queue_position, &vars))
-                    }
-                    WaitState::OffHours { opens_at } => {
-                        let open_time = opens_at
-                            .map_or_else(|| "另行通知".to_owned(), |o| crate::calendar::describe_open_time(now, o));
-                        Some(render(&group.messages.off_hours, &[("group", &group.name), ("open_time", &open_time)]))
-                    }
-                    WaitState::Overflow => Some(render(&group.messages.overflow, &[("group", &group.name)])),
-                };
+                let text = self.wait_message(gi, &state, position, estimate_s, now);
                 plan.decision.wait = Some(state.clone());
                 out.push(Action::Queue {
                     session: sid,
@@ -116,6 +101,27 @@ impl Engine {
                     out.push(Action::NotifyBuyer { session: sid, text });
                 }
             }
+        }
+    }
+
+    /// The buyer's message about a wait: position and estimate, opening time, or overflow
+    /// (`None` while waiting for one agent in person).
+    fn wait_message(&self, gi: usize, state: &WaitState, position: u32, estimate_s: u64, now: i64) -> Option<String> {
+        let group = &self.cfg.groups[gi];
+        match state {
+            WaitState::ForAgent { .. } => None,
+            WaitState::Queued => {
+                let minutes = estimate_s.div_ceil(60).max(1).to_string();
+                let position = position.to_string();
+                let vars = [("position", position.as_str()), ("wait_minutes", &minutes), ("group", &group.name)];
+                Some(render(&group.messages.queue_position, &vars))
+            }
+            WaitState::OffHours { opens_at } => {
+                let open_time =
+                    opens_at.map_or_else(|| "另行通知".to_owned(), |o| crate::calendar::describe_open_time(now, o));
+                Some(render(&group.messages.off_hours, &[("group", &group.name), ("open_time", &open_time)]))
+            }
+            WaitState::Overflow => Some(render(&group.messages.overflow, &[("group", &group.name)])),
         }
     }
 
