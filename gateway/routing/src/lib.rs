@@ -37,13 +37,23 @@
 //!
 //! # Code map
 //!
-//! - `config`: the `routing.toml` structs (their doc comments are the user documentation),
-//!   [`parse`], validation that reports every error with its key.
+//! - `config`: the `routing.toml` structs (their doc comments are the user documentation) in
+//!   `config/mod.rs`; `config/parse.rs`: [`parse`], locating serde's errors, the time range,
+//!   date and template parsers; `config/validate.rs`: validation that reports every error with
+//!   its key, one function per section.
 //! - `compiled`: the configuration with dense indexes; categories; rule matching.
 //! - `calendar`: business hours in Beijing time (fixed UTC+8).
-//! - `engine`: [`Engine`]: availability index, queue lanes, deadlines, decisions.
+//! - `engine`: [`Engine`], one `impl Engine` per concern: `engine/mod.rs` (the data model,
+//!   the constructor and the event entry points), `agents` (the availability index, caps,
+//!   eligibility, status changes), `plan` (sticky routing and the walk through a rule's
+//!   targets), `apply` (assign, queue, detach), `queue` (lanes, positions, estimates,
+//!   draining), `deadlines` (advancing time, overflow waits, first-response limits),
+//!   `transfer`, `restore` (restore and reload), `describe` (decision records), `inspect`
+//!   (views, [`RouterState`], dry runs), `invariants` (test oracle).
 //! - `treap`: the order-statistic set the queues are made of.
 //! - `types`: actions, decisions, inputs; `explain`: dry runs.
+//! - `tests`: the engine's behaviour tests; `tests/properties.rs`: property tests over random
+//!   event sequences.
 //!
 //! # Behaviour
 //!

@@ -1,0 +1,281 @@
+//! Planning: a conversation's facts, its targets, and the `Plan` for it: sticky routing back
+//! to the last agent, or a walk through the rule's targets (assign, wait, or overflow onwards).
+//! Planning only reads the engine; `apply` carries the plan out.
+
+use crate::compiled::{Facts, Target};
+use crate::types::{Candidate, Conversation, Decision, Eligibility, SessionId, Trigger, WaitState};
+
+use super::{Engine, LaneKey, NONE, Outcome, Place, Plan, Route, Sess, Wait};
+
+impl Engine {
+    pub(super) fn facts(&mut self, c: &Conversation) -> (Facts, String) {
+        let (category, why) = self.cfg.categorize(&c.text, c.has_open_refund);
+        let mut tags: Vec<u32> = c.tags.iter().map(|t| self.strings.intern(t)).collect();
+        tags.sort_unstable();
+        tags.dedup();
+        let facts = Facts {
+            platform: self.strings.intern(&c.platform),
+            shop: self.strings.intern(&c.shop),
+            vip: c.vip_level,
+            fans: c.fans_level,
+            open_refund: c.has_open_refund,
+            returning: c.returning || c.last_agent.is_some(),
+            category,
+            tags: tags.into_boxed_slice(),
+        };
+        (facts, why)
+    }
+
+    pub(super) fn new_sess(&self, facts: Facts, rule: Option<u16>, priority: i32, enqueued_at: i64) -> Sess {
+        let key = enqueued_at.saturating_sub(i64::from(priority).saturating_mul(self.cfg.settings.ms_per_point));
+        Sess {
+            facts,
+            rule,
+            target: 0,
+            group: 0,
+            min_prof: 1,
+            pinned: false,
+            priority,
+            enqueued_at,
+            key,
+            place: Place::Detached,
+            wait: Wait::Queued,
+            deadline: i64::MAX,
+            exclude: NONE,
+            handover: None,
+        }
+    }
+
+    pub(super) fn targets(&self, rule: Option<u16>, pinned: Option<u16>) -> Vec<Target> {
+        if let Some(group) = pinned {
+            return vec![Target { group, wait_ms: 0, min_prof: 1 }];
+        }
+        match rule.and_then(|r| self.cfg.rules.get(r as usize)) {
+            Some(r) => r.targets.clone(),
+            None => self.cfg.fallback.into_iter().collect(),
+        }
+    }
+
+    pub(super) fn plan_arrival(&self, conv: &Conversation, facts: &Facts, category_why: String, now: i64) -> Plan {
+        let (rule, skipped) = if self.full_decisions {
+            let (r, s) = self.cfg.match_rule(facts, &self.strings);
+            (r.map(|r| r as u16), s)
+        } else {
+            (self.cfg.first_rule(facts).map(|r| r as u16), Vec::new())
+        };
+        let mut sticky_note = None;
+        if let Some(last) = &conv.last_agent {
+            match self.plan_sticky(conv.session, last, conv.last_agent_at, facts, rule, now) {
+                Ok(mut plan) => {
+                    plan.decision.category_why = category_why;
+                    plan.decision.rules_skipped = skipped;
+                    return plan;
+                }
+                Err(note) => sticky_note = Some(note),
+            }
+        }
+        let mut plan = self.plan_route(
+            conv.session,
+            facts,
+            Route { rule, target: 0, pinned: None },
+            NONE,
+            now,
+            Trigger::Arrival,
+            Vec::new(),
+        );
+        plan.decision.category_why = category_why;
+        plan.decision.rules_skipped = skipped;
+        plan.decision.sticky = sticky_note;
+        plan
+    }
+
+    /// Sticky routing: back to the last agent, or a short wait for them. `Err` says why not.
+    fn plan_sticky(
+        &self,
+        sid: SessionId,
+        last: &str,
+        last_at: Option<i64>,
+        facts: &Facts,
+        rule: Option<u16>,
+        now: i64,
+    ) -> Result<Plan, String> {
+        let s = &self.cfg.settings;
+        if s.sticky_ttl_ms == 0 {
+            return Err("sticky routing is off (sticky_ttl_s = 0)".into());
+        }
+        if rule.and_then(|r| self.cfg.rules.get(r as usize)).is_some_and(|r| !r.sticky) {
+            return Err("the rule turns sticky routing off".into());
+        }
+        let Some(&a) = self.cfg.agent_ix.get(last) else {
+            return Err(format!("last agent {last} is not in the configuration"));
+        };
+        if let Some(at) = last_at
+            && now.saturating_sub(at) > s.sticky_ttl_ms
+        {
+            return Err(format!("last agent {last} served this buyer more than {} s ago", s.sticky_ttl_ms / 1000));
+        }
+        let def = &self.cfg.agents[a as usize];
+        // Only the rule's primary group: later targets are overflow, not where the buyer belongs.
+        let targets = self.targets(rule, None);
+        let Some(&t) = targets.first() else { return Err("the rule has no target".into()) };
+        let ti = 0;
+        if def.proficiency(t.group).is_none() {
+            let g = &self.cfg.groups[t.group as usize].id;
+            return Err(format!("last agent {last} is not in the rule's first group {g}"));
+        }
+        if !def.serves(facts.shop) {
+            return Err(format!("last agent {last} does not serve this shop"));
+        }
+        let live = &self.agents[a as usize];
+        let mut d = self.base_decision(sid, facts, rule, now, Trigger::Arrival);
+        d.target = ti;
+        d.group = self.cfg.groups[t.group as usize].id.clone();
+        d.policy = self.cfg.groups[t.group as usize].policy;
+        let (eligibility, proficiency) = self.eligibility(a, t.group, facts.shop, 1, NONE);
+        d.candidates = vec![Candidate {
+            agent: def.id.clone(),
+            name: def.name.clone(),
+            eligibility,
+            active: live.active,
+            cap: self.cap(a),
+            proficiency,
+        }];
+        let plan = |outcome, d| Plan {
+            outcome,
+            group: t.group,
+            target: ti as u8,
+            min_prof: t.min_prof,
+            pinned: false,
+            decision: d,
+        };
+        match eligibility {
+            Eligibility::Eligible => {
+                d.sticky = Some(format!("returning buyer: back to their last agent {last}"));
+                d.chosen = Some(def.id.clone());
+                d.why = format!("sticky: last agent {last} is online with room ({}/{})", live.active, self.cap(a));
+                Ok(plan(Outcome::Assign(a), d))
+            }
+            Eligibility::AtCap { .. } | Eligibility::Busy if s.sticky_wait_ms > 0 => {
+                d.sticky = Some(format!(
+                    "returning buyer: waiting up to {} s for their last agent {last} ({eligibility})",
+                    s.sticky_wait_ms / 1000
+                ));
+                d.why = format!("sticky wait for {last}");
+                let until = now.saturating_add(s.sticky_wait_ms);
+                d.wait = Some(WaitState::ForAgent { agent: def.id.clone(), until });
+                Ok(plan(Outcome::Wait { lane: LaneKey::Agent(a), wait: Wait::Sticky, deadline: until }, d))
+            }
+            other => Err(format!("last agent {last} is {other}: normal routing")),
+        }
+    }
+
+    /// Walks the targets from `route`: assign, wait, or overflow onwards.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn plan_route(
+        &self,
+        sid: SessionId,
+        facts: &Facts,
+        route: Route,
+        exclude: u32,
+        now: i64,
+        trigger: Trigger,
+        mut path: Vec<String>,
+    ) -> Plan {
+        let targets = self.targets(route.rule, route.pinned);
+        let mut d = self.base_decision(sid, facts, route.rule, now, trigger);
+        if route.pinned.is_some() {
+            path.push("transferred to the group".into());
+        }
+        let n = targets.len();
+        let mut i = usize::from(route.target).min(n.saturating_sub(1));
+        let pinned = route.pinned.is_some();
+        let Some(_) = targets.get(i) else {
+            // Impossible after validation (there is always a fallback); wait in group 0.
+            d.why = "no target".into();
+            return Plan {
+                outcome: Outcome::Wait {
+                    lane: LaneKey::Group { group: 0, shop: facts.shop, min_prof: 1, exclude },
+                    wait: Wait::Queued,
+                    deadline: i64::MAX,
+                },
+                group: 0,
+                target: 0,
+                min_prof: 1,
+                pinned,
+                decision: d,
+            };
+        };
+        loop {
+            let t = targets[i];
+            let last = i + 1 >= n;
+            let g = t.group;
+            let gname = &self.cfg.groups[g as usize].id;
+            let cal = &self.cfg.groups[g as usize].calendar;
+            let mut serve = (g, t.min_prof, cal.is_open(now));
+            if !serve.2
+                && let Some(duty) = self.cfg.groups[g as usize].on_duty
+                && self.cfg.groups[duty as usize].calendar.is_open(now)
+            {
+                path.push(format!("{gname} is closed: on-duty group {}", self.cfg.groups[duty as usize].id));
+                serve = (duty, 1, true);
+            }
+            let (sg, min_prof, open) = serve;
+            let done =
+                move |outcome, d: Decision| Plan { outcome, group: sg, target: i as u8, min_prof, pinned, decision: d };
+            d.target = i;
+            if open {
+                if let Some(a) = self.best_agent(sg, facts.shop, min_prof, exclude) {
+                    self.describe_group(&mut d, sg, facts.shop, min_prof, exclude, Some(a), now);
+                    d.path = path;
+                    return done(Outcome::Assign(a), d);
+                }
+                if !last && t.wait_ms == 0 {
+                    path.push(format!("nobody in {gname} has room and the target's wait is 0: next target"));
+                    i += 1;
+                    continue;
+                }
+                let queued = self.groups[sg as usize].queued;
+                let limit = self.cfg.groups[sg as usize].queue_limit;
+                let lane = LaneKey::Group { group: sg, shop: facts.shop, min_prof, exclude };
+                if limit.is_none_or(|l| queued < l) {
+                    self.describe_group(&mut d, sg, facts.shop, min_prof, exclude, None, now);
+                    d.path = path;
+                    d.wait = Some(WaitState::Queued);
+                    let deadline = if last || pinned { i64::MAX } else { now.saturating_add(t.wait_ms) };
+                    return done(Outcome::Wait { lane, wait: Wait::Queued, deadline }, d);
+                }
+                let l = limit.unwrap_or(0);
+                if !last {
+                    path.push(format!("the queue of {gname} is full ({queued}/{l}): next target"));
+                    i += 1;
+                    continue;
+                }
+                self.describe_group(&mut d, sg, facts.shop, min_prof, exclude, None, now);
+                d.why = format!("{}; the queue is full ({queued}/{l}): kept, served in turn", d.why);
+                d.path = path;
+                d.wait = Some(WaitState::Overflow);
+                return done(Outcome::Wait { lane, wait: Wait::Overflow, deadline: i64::MAX }, d);
+            }
+            if !last && t.wait_ms == 0 {
+                path.push(format!("{gname} is closed and the target's wait is 0: next target"));
+                i += 1;
+                continue;
+            }
+            let opens = cal.next_open(now);
+            self.describe_group(&mut d, g, facts.shop, t.min_prof, exclude, None, now);
+            d.path = path;
+            d.wait = Some(WaitState::OffHours { opens_at: opens });
+            let deadline =
+                if last || pinned { i64::MAX } else { opens.map_or(i64::MAX, |o| o.saturating_add(t.wait_ms)) };
+            let lane = LaneKey::Group { group: g, shop: facts.shop, min_prof: t.min_prof, exclude };
+            return Plan {
+                outcome: Outcome::Wait { lane, wait: Wait::Queued, deadline },
+                group: g,
+                target: i as u8,
+                min_prof: t.min_prof,
+                pinned,
+                decision: d,
+            };
+        }
+    }
+}
