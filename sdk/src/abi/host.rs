@@ -123,6 +123,19 @@ impl Plugin {
         Ok(Plugin { table: unsafe { &*table } })
     }
 
+    /// Validates the table of a plugin linked into this process (the conformance kit's path):
+    /// calls `entry` and then [`Plugin::from_table`].
+    ///
+    /// Crate-private: it trusts that `entry` is the `huiliu_connector_entry` that
+    /// [`crate::export_connector!`] generated, which is what [`crate::testkit::Kit::entry`]
+    /// documents. Kept here so every `unsafe` of the SDK stays under `abi/`.
+    #[cfg(feature = "testkit")]
+    pub(crate) fn from_linked_entry(entry: super::EntryFn) -> Result<Plugin, TableError> {
+        // SAFETY: `entry` is a plugin's exported entry function linked into this process; the
+        // table it returns lives for the whole process (a static inside the plugin).
+        unsafe { Plugin::from_table(entry()) }
+    }
+
     /// The ABI version the plugin was built for.
     pub fn abi_version(&self) -> u32 {
         self.table.abi_version
