@@ -32,11 +32,11 @@ pub mod wire;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use connector::{Capability, ConfigKey, ConnectionNeed, Connector, ConnectorError, ErrorKind, Manifest};
+pub use connector::{Capability, ConfigKey, ConnectionNeed, Connector, Manifest};
 pub use model::{
-    Buyer, BuyerMessage, Content, DeadLetter, EventKind, InboundEvent, Millis, OrderEvent, OrderStage, OutgoingMessage,
-    PlatformError, RefundEvent, RefundStage, ReplyContext, SendOutcome, ShopConfig, TokenGrant, TransferRequest,
-    VipHint, fallback_text,
+    Buyer, BuyerMessage, ConnectorError, Content, DeadLetter, ErrorKind, EventKind, InboundEvent, Millis, OrderEvent,
+    OrderStage, OutgoingMessage, PlatformError, RefundEvent, RefundStage, ReplyContext, SendOutcome, ShopConfig,
+    TokenGrant, TransferRequest, VipHint, fallback_text,
 };
 pub use wire::{
     AckBatch, ChannelControl, ChannelData, ChannelOpen, ChannelOutcome, Frame, Headers, HttpPush, HttpRequest,

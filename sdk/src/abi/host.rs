@@ -11,8 +11,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{ABI_VERSION, MAGIC, Op, OwnedBuf, PluginTable, StrRef, decode, encode, status};
-use crate::connector::{Capability, ConnectionNeed, ConnectorError, ErrorKind, Manifest};
-use crate::model::{Millis, OutgoingMessage, SendOutcome, ShopConfig, TokenGrant, TransferRequest};
+use crate::connector::{Capability, ConnectionNeed, Manifest};
+use crate::model::{
+    ConnectorError, ErrorKind, Millis, OutgoingMessage, SendOutcome, ShopConfig, TokenGrant, TransferRequest,
+};
 use crate::wire::{ChannelData, ChannelOpen, ChannelOutcome, Frame, HttpPush, HttpRequest, HttpResponse, PushOutcome};
 
 /// Why a table could not be accepted.
