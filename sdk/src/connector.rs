@@ -3,6 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Millis, OutgoingMessage, SendOutcome, ShopConfig, TokenGrant, TransferRequest};
+// The error type lives with the data it is built from (`ShopConfig::require` returns one);
+// re-exported so `huiliu_sdk::connector::ConnectorError` keeps naming it.
+pub use crate::model::{ConnectorError, ErrorKind};
 use crate::wire::{
     ChannelData, ChannelOpen, ChannelOutcome, Frame, HttpPush, HttpRequest, HttpResponse, PushOutcome, RejectKind,
 };
@@ -153,57 +156,6 @@ pub enum ConnectionNeed {
     /// Run a poll every `interval_ms`.
     Poll { channel: String, interval_ms: u64 },
 }
-
-/// The kinds of connector error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    /// The shop configuration is wrong or incomplete.
-    Config,
-    /// The connector does not do that (a capability it did not declare).
-    Unsupported,
-    /// The input cannot be handled (e.g. an outgoing message with no content).
-    InvalidInput,
-    /// The platform answered in a way the connector cannot use.
-    Platform,
-    /// The plugin panicked; set by the export glue, never by connector code.
-    Panic,
-    /// Anything else.
-    Internal,
-}
-
-/// An error returned by a connector call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConnectorError {
-    pub kind: ErrorKind,
-    pub message: String,
-}
-
-impl ConnectorError {
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        ConnectorError { kind, message: message.into() }
-    }
-    pub fn config(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::Config, message)
-    }
-    pub fn unsupported(what: &str) -> Self {
-        Self::new(ErrorKind::Unsupported, format!("this connector does not support {what}"))
-    }
-    pub fn invalid(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::InvalidInput, message)
-    }
-    pub fn platform(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::Platform, message)
-    }
-}
-
-impl std::fmt::Display for ConnectorError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?} error: {}", self.kind, self.message)
-    }
-}
-
-impl std::error::Error for ConnectorError {}
 
 /// A platform connector: a pure, synchronous state machine (sans-IO).
 ///

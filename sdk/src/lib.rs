@@ -17,7 +17,11 @@
 //! client, no storage. It depends on serde, a MessagePack codec and digest crates only.
 
 #![deny(missing_debug_implementations)]
+// Every `unsafe` of the SDK lives under `abi/` (the C boundary), each with a `// SAFETY:` note;
+// the rest of the crate, the conformance kit included, is safe code.
+#![deny(unsafe_code)]
 
+#[allow(unsafe_code)]
 pub mod abi;
 pub mod connector;
 pub mod crypto;
@@ -28,11 +32,11 @@ pub mod wire;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use connector::{Capability, ConfigKey, ConnectionNeed, Connector, ConnectorError, ErrorKind, Manifest};
+pub use connector::{Capability, ConfigKey, ConnectionNeed, Connector, Manifest};
 pub use model::{
-    Buyer, BuyerMessage, Content, DeadLetter, EventKind, InboundEvent, Millis, OrderEvent, OrderStage, OutgoingMessage,
-    PlatformError, RefundEvent, RefundStage, ReplyContext, SendOutcome, ShopConfig, TokenGrant, TransferRequest,
-    VipHint, fallback_text,
+    Buyer, BuyerMessage, ConnectorError, Content, DeadLetter, ErrorKind, EventKind, InboundEvent, Millis, OrderEvent,
+    OrderStage, OutgoingMessage, PlatformError, RefundEvent, RefundStage, ReplyContext, SendOutcome, ShopConfig,
+    TokenGrant, TransferRequest, VipHint, fallback_text,
 };
 pub use wire::{
     AckBatch, ChannelControl, ChannelData, ChannelOpen, ChannelOutcome, Frame, Headers, HttpPush, HttpRequest,

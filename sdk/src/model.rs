@@ -335,6 +335,57 @@ pub struct DeadLetter {
     pub raw: Vec<u8>,
 }
 
+/// The kinds of connector error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The shop configuration is wrong or incomplete.
+    Config,
+    /// The connector does not do that (a capability it did not declare).
+    Unsupported,
+    /// The input cannot be handled (e.g. an outgoing message with no content).
+    InvalidInput,
+    /// The platform answered in a way the connector cannot use.
+    Platform,
+    /// The plugin panicked; set by the export glue, never by connector code.
+    Panic,
+    /// Anything else.
+    Internal,
+}
+
+/// An error returned by a connector call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectorError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl ConnectorError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ConnectorError { kind, message: message.into() }
+    }
+    pub fn config(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Config, message)
+    }
+    pub fn unsupported(what: &str) -> Self {
+        Self::new(ErrorKind::Unsupported, format!("this connector does not support {what}"))
+    }
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidInput, message)
+    }
+    pub fn platform(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Platform, message)
+    }
+}
+
+impl std::fmt::Display for ConnectorError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} error: {}", self.kind, self.message)
+    }
+}
+
+impl std::error::Error for ConnectorError {}
+
 /// A shop's configuration as the connector sees it: the shop id and the string values of its
 /// table in the gateway's `shops.toml`, with persisted tokens merged in
 /// (`access_token`, `refresh_token`, `token_expires_at`).
@@ -370,10 +421,9 @@ impl ShopConfig {
     }
 
     /// The value of `key`, or a configuration error naming it.
-    pub fn require(&self, key: &str) -> Result<&str, crate::ConnectorError> {
-        self.get(key).ok_or_else(|| {
-            crate::ConnectorError::config(format!("shop `{}`: missing required key `{key}`", self.shop_id))
-        })
+    pub fn require(&self, key: &str) -> Result<&str, ConnectorError> {
+        self.get(key)
+            .ok_or_else(|| ConnectorError::config(format!("shop `{}`: missing required key `{key}`", self.shop_id)))
     }
 
     /// The value of `key`, or `default`.
@@ -382,14 +432,11 @@ impl ShopConfig {
     }
 
     /// An integer value of `key`, `None` when unset, an error when not an integer.
-    pub fn get_i64(&self, key: &str) -> Result<Option<i64>, crate::ConnectorError> {
+    pub fn get_i64(&self, key: &str) -> Result<Option<i64>, ConnectorError> {
         match self.get(key) {
             None => Ok(None),
             Some(v) => v.trim().parse().map(Some).map_err(|_| {
-                crate::ConnectorError::config(format!(
-                    "shop `{}`: key `{key}` must be an integer, got `{v}`",
-                    self.shop_id
-                ))
+                ConnectorError::config(format!("shop `{}`: key `{key}` must be an integer, got `{v}`", self.shop_id))
             }),
         }
     }

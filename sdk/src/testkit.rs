@@ -40,7 +40,8 @@ use crate::wire::{ChannelData, ChannelOpen, Frame, HttpPush, HttpResponse, PushO
 /// clock value and samples for every declared capability.
 #[derive(Debug, Clone)]
 pub struct Kit {
-    /// The plugin's `huiliu_connector_entry` (link the plugin as an `rlib` in tests).
+    /// The plugin's `huiliu_connector_entry` (link the plugin as an `rlib` in tests). It must be
+    /// the function [`crate::export_connector!`] generated: the kit trusts the table it returns.
     pub entry: EntryFn,
     pub config: ShopConfig,
     /// The clock for every call.
@@ -89,9 +90,7 @@ pub fn check(kit: &Kit) -> Result<Report, Vec<String>> {
     let mut report = Report::default();
     let mut failures = Vec::new();
 
-    // SAFETY: `entry` is a plugin's exported entry function linked into this process; the
-    // table it returns lives for the whole process (a static inside the plugin).
-    let plugin = match unsafe { Plugin::from_table((kit.entry)()) } {
+    let plugin = match Plugin::from_linked_entry(kit.entry) {
         Ok(p) => p,
         Err(e) => return Err(vec![format!("table: {e}")]),
     };

@@ -93,7 +93,8 @@ impl Connector for TaobaoConnector {
     }
 
     fn new(config: ShopConfig) -> Result<Self, ConnectorError> {
-        let (settings, tokens) = Settings::from_config(&config)?;
+        let settings = Settings::from_config(&config)?;
+        let tokens = Tokens::from_config(&config)?;
         Ok(TaobaoConnector { settings, tokens, tmc: tmc::Session::default() })
     }
 

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use huiliu_sdk::{ConnectorError, HttpRequest, HttpResponse, Millis, TokenGrant};
+use huiliu_sdk::{ConnectorError, HttpRequest, HttpResponse, Millis, ShopConfig, TokenGrant};
 use serde_json::Value;
 
 use crate::json::{int, text};
@@ -40,6 +40,17 @@ impl std::fmt::Debug for Tokens {
 }
 
 impl Tokens {
+    /// The tokens the shop table carries at start (keys declared in `settings::config_keys`).
+    /// Read after [`Settings::from_config`], so a bad `token_expires_at` is reported after any
+    /// other bad key, as before.
+    pub(crate) fn from_config(config: &ShopConfig) -> Result<Tokens, ConnectorError> {
+        Ok(Tokens {
+            access_token: config.get("access_token").map(str::to_owned),
+            refresh_token: config.get("refresh_token").map(str::to_owned),
+            expires_at: config.get_i64("token_expires_at")?,
+        })
+    }
+
     /// Whether a refresh is due: forced, or within [`REFRESH_MARGIN_MS`] of expiry.
     pub(crate) fn refresh_due(&self, now: Millis, force: bool) -> bool {
         force || self.expires_at.is_some_and(|at| at.saturating_sub(now) <= REFRESH_MARGIN_MS)
@@ -122,6 +133,17 @@ mod tests {
 
     fn answer(status: u16, body: &str) -> HttpResponse {
         HttpResponse::json(status, body.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn tokens_from_config() {
+        let base = ShopConfig::new("s1").with("app_key", "k").with("app_secret", "s");
+        let t = Tokens::from_config(&base).expect("valid");
+        assert!(t.access_token.is_none() && t.refresh_token.is_none() && t.expires_at.is_none());
+        let t = Tokens::from_config(&base.clone().with("access_token", "a").with("token_expires_at", "5")).unwrap();
+        assert_eq!((t.access_token.as_deref(), t.expires_at), (Some("a"), Some(5)));
+        let err = Tokens::from_config(&base.with("token_expires_at", "tomorrow")).expect_err("not a number");
+        assert!(err.message.contains("`token_expires_at`") && err.message.contains("s1"), "{}", err.message);
     }
 
     #[test]

@@ -5,7 +5,6 @@
 
 use huiliu_sdk::{ConfigKey, ConnectorError, ShopConfig};
 
-use crate::oauth::Tokens;
 use crate::sign::SignMethod;
 
 /// Production TOP gateway (public).
@@ -25,7 +24,8 @@ pub const DEFAULT_TRANSFER_METHOD: &str = "taobao.qianniu.cloudkefu.forward";
 pub const DEFAULT_SIGN_METHOD: &str = "hmac-sha256";
 
 /// Everything the connector reads from its shop table except the tokens, which change at run
-/// time and live in [`Tokens`]. Its `Debug` leaves the secret out.
+/// time and live in `oauth::Tokens` (read by `Tokens::from_config`). Its `Debug` leaves the
+/// secret out.
 #[derive(Clone)]
 pub(crate) struct Settings {
     pub shop_id: String,
@@ -64,7 +64,7 @@ impl std::fmt::Debug for Settings {
 
 impl Settings {
     /// Reads and validates the shop table; the error names the shop and the key.
-    pub fn from_config(config: &ShopConfig) -> Result<(Settings, Tokens), ConnectorError> {
+    pub fn from_config(config: &ShopConfig) -> Result<Settings, ConnectorError> {
         let bad =
             |key: &str, why: String| ConnectorError::config(format!("shop `{}`: key `{key}` {why}", config.shop_id));
         let url = |key: &str, default: &str, schemes: &[&str]| -> Result<String, ConnectorError> {
@@ -104,16 +104,12 @@ impl Settings {
                 return Err(bad(key, "must not be blank".into()));
             }
         }
-        let tokens = Tokens {
-            access_token: config.get("access_token").map(str::to_owned),
-            refresh_token: config.get("refresh_token").map(str::to_owned),
-            expires_at: config.get_i64("token_expires_at")?,
-        };
-        Ok((settings, tokens))
+        Ok(settings)
     }
 }
 
-/// The manifest's declaration of every key [`Settings::from_config`] reads.
+/// The manifest's declaration of every key [`Settings::from_config`] and `Tokens::from_config`
+/// read.
 pub(crate) fn config_keys() -> Vec<ConfigKey> {
     vec![
         ConfigKey::required("app_key", "TOP app key of the shop's Taobao open-platform app."),
@@ -169,13 +165,12 @@ mod tests {
 
     #[test]
     fn defaults_apply() {
-        let (s, t) = Settings::from_config(&base()).expect("valid");
+        let s = Settings::from_config(&base()).expect("valid");
         assert_eq!(s.api_url, DEFAULT_API_URL);
         assert_eq!(s.sign_method, SignMethod::HmacSha256);
         assert_eq!(s.send_method, DEFAULT_SEND_METHOD);
         assert_eq!(s.chat_topic, DEFAULT_CHAT_TOPIC);
         assert_eq!(s.tmc_url, DEFAULT_TMC_URL);
-        assert!(t.access_token.is_none() && t.expires_at.is_none());
     }
 
     #[test]
@@ -187,7 +182,6 @@ mod tests {
             (base().with("api_url", "ftp://x"), "`api_url`"),
             (base().with("tmc_url", "https://mc.api.taobao.com/"), "`tmc_url`"),
             (base().with("oauth_token_url", "https://"), "`oauth_token_url`"),
-            (base().with("token_expires_at", "tomorrow"), "`token_expires_at`"),
             (base().with("chat_topic", "  "), "`chat_topic`"),
         ];
         for (config, key) in cases {

@@ -10,8 +10,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{ABI_VERSION, MAGIC, Op, OwnedBuf, PluginTable, SDK_VERSION, StrRef, decode, encode, status};
-use crate::connector::{Capability, Connector, ConnectorError, ErrorKind, Manifest};
-use crate::model::{Millis, ShopConfig};
+use crate::connector::{Capability, Connector, Manifest};
+use crate::model::{ConnectorError, ErrorKind, Millis, ShopConfig};
 
 /// The exported table and the strings it points into, kept for the life of the process.
 #[doc(hidden)]

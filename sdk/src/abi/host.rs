@@ -11,8 +11,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{ABI_VERSION, MAGIC, Op, OwnedBuf, PluginTable, StrRef, decode, encode, status};
-use crate::connector::{Capability, ConnectionNeed, ConnectorError, ErrorKind, Manifest};
-use crate::model::{Millis, OutgoingMessage, SendOutcome, ShopConfig, TokenGrant, TransferRequest};
+use crate::connector::{Capability, ConnectionNeed, Manifest};
+use crate::model::{
+    ConnectorError, ErrorKind, Millis, OutgoingMessage, SendOutcome, ShopConfig, TokenGrant, TransferRequest,
+};
 use crate::wire::{ChannelData, ChannelOpen, ChannelOutcome, Frame, HttpPush, HttpRequest, HttpResponse, PushOutcome};
 
 /// Why a table could not be accepted.
@@ -121,6 +123,19 @@ impl Plugin {
         }
         // SAFETY: a table of this ABI version, valid for the rest of the process.
         Ok(Plugin { table: unsafe { &*table } })
+    }
+
+    /// Validates the table of a plugin linked into this process (the conformance kit's path):
+    /// calls `entry` and then [`Plugin::from_table`].
+    ///
+    /// Crate-private: it trusts that `entry` is the `huiliu_connector_entry` that
+    /// [`crate::export_connector!`] generated, which is what [`crate::testkit::Kit::entry`]
+    /// documents. Kept here so every `unsafe` of the SDK stays under `abi/`.
+    #[cfg(feature = "testkit")]
+    pub(crate) fn from_linked_entry(entry: super::EntryFn) -> Result<Plugin, TableError> {
+        // SAFETY: `entry` is a plugin's exported entry function linked into this process; the
+        // table it returns lives for the whole process (a static inside the plugin).
+        unsafe { Plugin::from_table(entry()) }
     }
 
     /// The ABI version the plugin was built for.

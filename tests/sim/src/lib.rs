@@ -225,7 +225,10 @@ pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap_or_else(|_| reqwest::Client::new())
 }
 
-/// Milliseconds since the epoch.
+/// Milliseconds since the epoch: the simulated platforms' own clock. They stand in for outside
+/// services and share no code with the gateway, so they read the system clock themselves rather
+/// than through `huiliu_domain::now_millis`.
+#[allow(clippy::disallowed_methods)] // the simulators' one reading of the system clock
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
