@@ -12,9 +12,9 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
-use huiliu_gateway::config::Shop;
 use huiliu_gateway::metrics::Metrics;
 use huiliu_gateway::plugins::PluginHost;
+use huiliu_gateway::plugins::Shop;
 use huiliu_sdk::crypto::{Case, md5_hex};
 use huiliu_sdk::{HttpPush, PushOutcome};
 

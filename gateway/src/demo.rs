@@ -15,9 +15,10 @@ use huiliu_sdk::Content;
 use serde::Deserialize;
 
 use crate::Gateway;
-use crate::config::{GatewayConfig, Shop};
+use crate::config::GatewayConfig;
 use crate::events::GatewayEvent;
 use crate::flow::{Author, ReplyRequest};
+use crate::plugins::Shop;
 
 /// The demo's routing: the shipped groups without business hours (a demo runs at any hour),
 /// small caps so the queue shows up, every agent online at start.
@@ -184,9 +185,9 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     );
     config.users = [(WORKBENCH_AGENT, None), ("a04", None), ("admin", Some(huiliu_domain::Role::Admin))]
         .into_iter()
-        .map(|(id, role)| crate::auth::UserConfig {
+        .map(|(id, role)| crate::services::auth::UserConfig {
             id: id.into(),
-            password_hash: crate::auth::hash_password(DEMO_PASSWORD),
+            password_hash: crate::services::auth::hash_password(DEMO_PASSWORD),
             name: None,
             role,
             groups: Vec::new(),
@@ -195,8 +196,8 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     let token = config.api.admin_token.clone();
     let addr = config.listen_addr();
     let gateway = Gateway::start(config).await.map_err(|e| e.to_string())?;
-    if !gateway.shop_errors.is_empty() {
-        return Err(format!("some demo shops could not start: {:?}", gateway.shop_errors));
+    if !gateway.status.shop_errors.is_empty() {
+        return Err(format!("some demo shops could not start: {:?}", gateway.status.shop_errors));
     }
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     gateway.spawn_background();
@@ -215,7 +216,7 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     println!("  Ctrl-C stops the demo.\n");
     tokio::spawn(live_log(gateway.clone()));
     tokio::spawn(demo_agent(gateway.clone()));
-    let app = crate::api::app(gateway.clone());
+    let app = gateway.app();
     let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
         if options.duration_secs > 0 {
             tokio::select! {

@@ -3,6 +3,20 @@
 //! The gateway owns every socket, timer, database row and agent; connector plugins own the
 //! platforms' wire formats. See `ARCHITECTURE.md` at the repository root for the code map.
 //!
+//! This crate is the composition root: [`Gateway::start`] reads nothing but the loaded
+//! configuration and wires every part with exactly what it needs. Layers, top to bottom (a
+//! module imports only from its own layer's dependencies below it; `tests/tests/architecture.rs`
+//! checks it):
+//!
+//! 1. the root: `lib.rs`, `main.rs`, `config/` (the loader), `reload.rs`, `demo.rs`, `telemetry.rs`;
+//! 2. the edge: `api/` (the HTTP surface and `/api/v1`), `ingress/` (pushes and channels);
+//! 3. the flow: `flow/` — the one inbound flow and the one reply door;
+//! 4. services and workers: `services/`, `outbox/`;
+//! 5. infrastructure: `plugins/` (the plugin host), `events.rs`, `metrics.rs`;
+//!
+//! and below them the crates `huiliu-store`, `huiliu-routing`, `huiliu-privacy`, `huiliu-domain`,
+//! `huiliu-sdk`.
+//!
 //! Architecture invariant: the gateway knows no platform wire format. Everything it learns of
 //! a platform arrives as `huiliu_sdk` types through [`plugins::ShopConnector`].
 
@@ -10,7 +24,6 @@
 #![deny(unsafe_code)]
 
 pub mod api;
-pub mod auth;
 pub mod config;
 pub mod demo;
 pub mod events;
@@ -31,31 +44,30 @@ use flow::Flow;
 use huiliu_privacy::Filters;
 use huiliu_store::{Store, StoreError, StoreOptions};
 use metrics::Metrics;
-use plugins::{PluginHost, ShopConnector};
+use plugins::{Connectors, PluginHost};
 use services::blacklist::Blacklist;
+use services::status::Status;
 
-/// The running gateway's shared state.
+/// The running gateway: every part, wired.
 #[derive(Debug)]
 pub struct Gateway {
     pub config: GatewayConfig,
     pub host: PluginHost,
-    /// One connector per enabled shop, keyed by (platform, shop id).
-    pub connectors: BTreeMap<(String, String), Arc<ShopConnector>>,
-    /// Enabled shops whose connector could not be created, with the reason.
-    pub shop_errors: Vec<(String, String)>,
+    pub connectors: Arc<Connectors>,
+    /// Plugins, shops, shops that could not start, channel states.
+    pub status: Arc<Status>,
     pub metrics: Arc<Metrics>,
     pub store: Store,
     /// The inbound flow and the reply door (with live routing, when `routing.toml` exists).
     pub flow: Arc<Flow>,
-    /// The HTTP client every platform call goes through.
-    pub http: reqwest::Client,
-    /// Channel states for `/readyz` and the status API, by `platform/shop/channel`.
-    pub channel_status: Mutex<BTreeMap<String, String>>,
-    /// The blacklist (also the pipeline's screen stage).
+    /// The blacklist (also the flow's screen stage).
     pub blacklist: Arc<Blacklist>,
-    /// Workbench users and the login limiter.
-    pub auth: auth::Auth,
-    /// Actions the routing restore produced, executed once background work starts.
+    outbox: Arc<outbox::Outbox>,
+    channels: Arc<ingress::channels::Channels>,
+    reload: Arc<reload::Reload>,
+    /// The whole HTTP surface.
+    router: axum::Router,
+    /// Actions the routing restore produced, applied once background work starts.
     restore_actions: Mutex<Vec<huiliu_routing::Action>>,
 }
 
@@ -74,79 +86,38 @@ pub enum StartError {
 
 impl Gateway {
     /// Opens the store, loads the plugins and creates a connector for every enabled shop
-    /// (with tokens refreshed earlier taking precedence over the configured ones). Shop
+    /// (with tokens refreshed earlier taking precedence over the configured ones), restores
+    /// routing, and wires the flow, the services, the workers and the HTTP surface. Shop
     /// problems are logged and kept for `/readyz`; they never stop the other shops.
     pub async fn start(config: GatewayConfig) -> Result<Arc<Gateway>, StartError> {
         let filters = Filters::new(&config.filters).map_err(|errors| {
             StartError::Filters(errors.into_iter().map(|(k, m)| format!("{k}: {m}")).collect::<Vec<_>>().join("; "))
         })?;
         let metrics = Arc::new(Metrics::new());
-        let url = config.store_url();
-        if let Some(path) = url.strip_prefix("sqlite://")
-            && let Some(dir) = std::path::Path::new(path).parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir).map_err(|e| StartError::DataDir(dir.display().to_string(), e))?;
-        }
-        let options = StoreOptions { group_commit: config.store.group_commit, ..StoreOptions::default() };
-        let store =
-            Store::open(&url, options).await.map_err(|source| StartError::Store { url: redact_url(&url), source })?;
-        let tokens = store.tokens().await.unwrap_or_default();
-        let blacklist = Arc::new(
-            Blacklist::load(store.clone())
-                .await
-                .map_err(|source| StartError::Store { url: redact_url(&url), source })?,
-        );
+        let store = open_store(&config).await?;
+        let store_error = |source| StartError::Store { url: redact_url(&config.store_url()), source };
+        let blacklist = Arc::new(Blacklist::load(store.clone()).await.map_err(store_error)?);
+        let (host, connectors, shop_errors) = connect_shops(&config, &store, &metrics).await;
+        let status = Arc::new(Status::new(
+            host.loaded.iter().map(|l| l.manifest.id.clone()).collect(),
+            connectors.names(),
+            shop_errors,
+        ));
 
-        let host = PluginHost::load_dir(&config.plugins_dir());
-        metrics.plugins_loaded.set(host.loaded.len() as i64);
-        metrics.plugins_rejected.set(host.rejected.len() as i64);
-        let mut connectors = BTreeMap::new();
-        let mut shop_errors = Vec::new();
-        for shop in config.shops.iter().filter(|s| s.enabled) {
-            let mut shop = shop.clone();
-            if let Some(t) = tokens.iter().find(|t| t.platform == shop.platform && t.shop == shop.id) {
-                shop.settings.insert("access_token".into(), t.grant.access_token.clone());
-                shop.settings.insert("token_expires_at".into(), t.grant.expires_at.to_string());
-                if let Some(r) = &t.grant.refresh_token {
-                    shop.settings.insert("refresh_token".into(), r.clone());
-                }
-            }
-            match host.instantiate(&shop, metrics.clone()) {
-                Ok(c) => {
-                    tracing::info!(shop = %shop.id, plugin = %c.plugin_id, "shop connector ready");
-                    connectors.insert((c.platform.clone(), shop.id.clone()), Arc::new(c));
-                }
-                Err(reason) => {
-                    tracing::error!(shop = %shop.id, platform = %shop.platform, "shop not served: {reason}");
-                    shop_errors.push((shop.id.clone(), reason));
-                }
-            }
-        }
         let events = events::EventHub::new();
-        events.seed(
-            store
-                .open_sessions()
-                .await
-                .map_err(|source| StartError::Store { url: redact_url(&url), source })?
-                .into_iter()
-                .map(|s| (s.id, s.agent, s.skill_group)),
-        );
+        let open = store.open_sessions().await.map_err(store_error)?;
+        events.seed(open.into_iter().map(|s| (s.id, s.agent, s.skill_group)));
         let sealer = (!config.privacy.seal_key.is_empty())
             .then(|| huiliu_privacy::seal::Sealer::from_hex(&config.privacy.seal_key))
             .transpose()
             .map_err(|e| StartError::Filters(format!("privacy.seal_key: {e}")))?;
         let (routing, restore_actions) = match &config.routing {
             Some(routing) => {
-                let (r, actions) = services::routing::Routing::restore(
-                    routing.clone(),
-                    &store,
-                    metrics.clone(),
-                    events.clone(),
-                    huiliu_domain::now_millis(),
-                )
-                .await
-                .map_err(StartError::Routing)?;
+                let now = huiliu_domain::now_millis();
+                let (r, actions) =
+                    services::routing::Routing::restore(routing.clone(), &store, metrics.clone(), events.clone(), now)
+                        .await
+                        .map_err(StartError::Routing)?;
                 (Some(Arc::new(r)), actions)
             }
             None => (None, Vec::new()),
@@ -157,41 +128,109 @@ impl Gateway {
             screen: blacklist.clone(),
             compliance: Arc::new(filters.compliance),
             metrics: metrics.clone(),
-            events,
+            events: events.clone(),
             idle_close_ms: i64::from(config.sessions.idle_close_minutes) * 60_000,
-            sealer,
+            sealer: sealer.clone(),
             restrict_reply: config.filters.blacklist.restrict_reply.clone(),
-            routing,
+            routing: routing.clone(),
         }));
-        let auth = auth::Auth::new(config.users.clone(), &config.api);
+
+        let http = outbox::http::client();
+        let outbox = Arc::new(outbox::Outbox {
+            store: store.clone(),
+            connectors: connectors.clone(),
+            metrics: metrics.clone(),
+            events,
+            wake: flow.outbox_wake.clone(),
+            config: config.outbox.clone(),
+            http: http.clone(),
+        });
+        let channels = Arc::new(ingress::channels::Channels {
+            flow: flow.clone(),
+            connectors: connectors.clone(),
+            metrics: metrics.clone(),
+            http,
+            status: status.clone(),
+            request_timeout_ms: config.outbox.request_timeout_ms,
+        });
+        let reload = Arc::new(reload::Reload {
+            dir: config.dir.clone(),
+            shops: config.shops.clone(),
+            flow: flow.clone(),
+            metrics: metrics.clone(),
+        });
+        let shop_names = config.shops.iter().map(|s| (s.id.clone(), s.name.clone())).collect::<BTreeMap<_, _>>();
+        let api = api::ApiParts {
+            flow: flow.clone(),
+            desk: services::desk::Desk::new(
+                store.clone(),
+                flow.outbox_wake.clone(),
+                sealer,
+                config.quick_replies.clone(),
+                shop_names,
+            ),
+            logins: services::logins::Logins::new(
+                services::auth::Auth::new(config.users.clone(), &config.api),
+                store.clone(),
+                config.api.admin_token.clone(),
+                routing.clone(),
+                config.routing.clone(),
+                metrics.clone(),
+            ),
+            blacklist: blacklist.clone(),
+            dashboard: services::dashboard::Dashboard {
+                config: config.dashboard.clone(),
+                store: store.clone(),
+                routing,
+                blacklist: blacklist.clone(),
+                metrics: metrics.clone(),
+            },
+            metrics: metrics.clone(),
+            status: status.clone(),
+            reloader: reload.clone(),
+        };
+        let push = Arc::new(ingress::push::PushState {
+            flow: flow.clone(),
+            connectors: connectors.clone(),
+            metrics: metrics.clone(),
+            max_push_bytes: config.server.max_push_bytes,
+        });
+        let router = api::app(api, push);
         Ok(Arc::new(Gateway {
-            auth,
             config,
             host,
             connectors,
-            shop_errors,
+            status,
             metrics,
             store,
             flow,
-            http: outbox::http::client(),
-            channel_status: Mutex::default(),
             blacklist,
+            outbox,
+            channels,
+            reload,
+            router,
             restore_actions: Mutex::new(restore_actions),
         }))
     }
 
-    /// Starts the channels, the outbox worker, the token refresher and the idle-session sweeper.
+    /// The whole HTTP surface: hooks, health, metrics, `/api/v1`, the workbench.
+    pub fn app(&self) -> axum::Router {
+        self.router.clone()
+    }
+
+    /// Starts the channels, the live reload, routing's deadlines, the outbox worker, the token
+    /// refresher and the idle-session sweeper.
     pub fn spawn_background(self: &Arc<Self>) {
-        ingress::channels::spawn_all(self);
-        tokio::spawn(reload::watch(self.clone()));
+        ingress::channels::spawn_all(&self.channels);
+        tokio::spawn(reload::watch(self.reload.clone()));
         let (flow, restored) =
             (self.flow.clone(), std::mem::take(&mut *self.restore_actions.lock().unwrap_or_else(|p| p.into_inner())));
         tokio::spawn(async move {
             flow.apply(restored).await;
             flow.run_deadlines().await;
         });
-        tokio::spawn(outbox::run(self.clone()));
-        tokio::spawn(outbox::tokens::run(self.clone()));
+        tokio::spawn(outbox::run(self.outbox.clone()));
+        tokio::spawn(outbox::tokens::run(self.outbox.clone()));
         let gw = self.clone();
         tokio::spawn(async move {
             let idle = gw.flow.idle_close_ms();
@@ -222,13 +261,56 @@ impl Gateway {
 
     /// Whether every enabled shop is served.
     pub fn is_ready(&self) -> bool {
-        self.shop_errors.is_empty()
+        self.status.shops_ready()
     }
+}
 
-    /// The connector of `shop` on `platform`.
-    pub fn connector(&self, platform: &str, shop: &str) -> Option<&Arc<ShopConnector>> {
-        self.connectors.get(&(platform.to_owned(), shop.to_owned()))
+/// Opens the store at the configured URL (creating an SQLite file's folder).
+async fn open_store(config: &GatewayConfig) -> Result<Store, StartError> {
+    let url = config.store_url();
+    if let Some(path) = url.strip_prefix("sqlite://")
+        && let Some(dir) = std::path::Path::new(path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| StartError::DataDir(dir.display().to_string(), e))?;
     }
+    let options = StoreOptions { group_commit: config.store.group_commit, ..StoreOptions::default() };
+    Store::open(&url, options).await.map_err(|source| StartError::Store { url: redact_url(&url), source })
+}
+
+/// Loads the plugins and creates a connector for every enabled shop.
+async fn connect_shops(
+    config: &GatewayConfig,
+    store: &Store,
+    metrics: &Arc<Metrics>,
+) -> (PluginHost, Arc<Connectors>, Vec<(String, String)>) {
+    let tokens = store.tokens().await.unwrap_or_default();
+    let host = PluginHost::load_dir(&config.plugins_dir());
+    metrics.plugins_loaded.set(host.loaded.len() as i64);
+    metrics.plugins_rejected.set(host.rejected.len() as i64);
+    let mut connectors = BTreeMap::new();
+    let mut shop_errors = Vec::new();
+    for shop in config.shops.iter().filter(|s| s.enabled) {
+        let mut shop = shop.clone();
+        if let Some(t) = tokens.iter().find(|t| t.platform == shop.platform && t.shop == shop.id) {
+            shop.settings.insert("access_token".into(), t.grant.access_token.clone());
+            shop.settings.insert("token_expires_at".into(), t.grant.expires_at.to_string());
+            if let Some(r) = &t.grant.refresh_token {
+                shop.settings.insert("refresh_token".into(), r.clone());
+            }
+        }
+        match host.instantiate(&shop, metrics.clone()) {
+            Ok(c) => {
+                tracing::info!(shop = %shop.id, plugin = %c.plugin_id, "shop connector ready");
+                connectors.insert((c.platform.clone(), shop.id.clone()), Arc::new(c));
+            }
+            Err(reason) => {
+                tracing::error!(shop = %shop.id, platform = %shop.platform, "shop not served: {reason}");
+                shop_errors.push((shop.id.clone(), reason));
+            }
+        }
+    }
+    (host, Arc::new(Connectors::new(connectors)), shop_errors)
 }
 
 /// A URL without its password, for messages.

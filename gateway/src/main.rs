@@ -9,7 +9,7 @@ use huiliu_domain::ConfigError;
 use huiliu_gateway::config::{self, GatewayConfig};
 use huiliu_gateway::demo::DemoOptions;
 use huiliu_gateway::plugins::PluginHost;
-use huiliu_gateway::{Gateway, api, telemetry};
+use huiliu_gateway::{Gateway, telemetry};
 
 /// Huiliu (汇流): one customer-service desk for every storefront.
 #[derive(Parser)]
@@ -257,7 +257,7 @@ fn serve(a: ConfigArg) -> ExitCode {
         };
         tracing::info!("huiliu listening on http://{}", listener.local_addr().unwrap_or(addr));
         gateway.spawn_background();
-        let served = axum::serve(listener, api::app(gateway)).with_graceful_shutdown(shutdown_signal()).await;
+        let served = axum::serve(listener, gateway.app()).with_graceful_shutdown(shutdown_signal()).await;
         match served {
             Ok(()) => {
                 tracing::info!("huiliu stopped");
@@ -542,6 +542,6 @@ fn user_hash() -> ExitCode {
         eprintln!("the password must have at least 8 characters");
         return ExitCode::FAILURE;
     }
-    println!("{}", huiliu_gateway::auth::hash_password(password));
+    println!("{}", huiliu_gateway::services::auth::hash_password(password));
     ExitCode::SUCCESS
 }

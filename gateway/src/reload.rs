@@ -6,7 +6,7 @@
 //!
 //! Reloadable: `filters.toml` (privacy mask, compliance, restrict auto-reply) and
 //! `routing.toml` (groups, agents, rules; sessions in flight keep working: see
-//! `Router::reload`). Shops, plugins, the store and the listener need a restart.
+//! `Engine::reload`). Shops, plugins, the store and the listener need a restart.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,10 +14,33 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::Gateway;
 use crate::config::FILTERS_FILE;
+use crate::flow::Flow;
+use crate::metrics::Metrics;
+use crate::plugins::Shop;
 use huiliu_domain::ConfigError;
 use huiliu_privacy::Filters;
+
+/// What reloading needs: where the files are, the shops they are checked against, and what
+/// takes the new configuration.
+#[derive(Debug)]
+pub struct Reload {
+    pub dir: PathBuf,
+    pub shops: Vec<Shop>,
+    pub flow: Arc<Flow>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl crate::api::Reloader for Reload {
+    fn reload_all(&self) -> crate::api::ReloadFuture<'_> {
+        Box::pin(async move {
+            reload_all(self)
+                .await
+                .map(|r| r.reloaded)
+                .map_err(|errors| errors.iter().map(ToString::to_string).collect())
+        })
+    }
+}
 
 /// What a reload did.
 #[derive(Debug, Clone, Serialize)]
@@ -27,12 +50,12 @@ pub struct ReloadReport {
 
 /// Reloads every reloadable file (filters, then routing); a bad file keeps the running
 /// configuration of its part, and every error is returned.
-pub async fn reload_all(gw: &Gateway) -> Result<ReloadReport, Vec<ConfigError>> {
+pub async fn reload_all(gw: &Reload) -> Result<ReloadReport, Vec<ConfigError>> {
     let mut report = reload(gw)?;
     if gw.flow.routing.is_some() {
         let mut errors = Vec::new();
-        let routing = crate::config::load_routing(&gw.config.dir, &gw.config.shops, &mut errors);
-        let file = gw.config.dir.join(huiliu_routing::ROUTING_FILE).display().to_string();
+        let routing = crate::config::load_routing(&gw.dir, &gw.shops, &mut errors);
+        let file = gw.dir.join(huiliu_routing::ROUTING_FILE).display().to_string();
         match routing {
             Some(r) if errors.is_empty() => match gw.flow.reload_routing(r).await {
                 Ok(()) => {
@@ -67,10 +90,10 @@ pub async fn reload_all(gw: &Gateway) -> Result<ReloadReport, Vec<ConfigError>> 
 }
 
 /// Reloads the filters; on any error nothing changes and every error is returned.
-pub fn reload(gw: &Gateway) -> Result<ReloadReport, Vec<ConfigError>> {
-    let file = gw.config.dir.join(FILTERS_FILE).display().to_string();
+pub fn reload(gw: &Reload) -> Result<ReloadReport, Vec<ConfigError>> {
+    let file = gw.dir.join(FILTERS_FILE).display().to_string();
     let mut errors = Vec::new();
-    let config = crate::config::load_filters(&gw.config.dir, &mut errors);
+    let config = crate::config::load_filters(&gw.dir, &mut errors);
     if !errors.is_empty() {
         return Err(fail(gw, errors));
     }
@@ -87,7 +110,7 @@ pub fn reload(gw: &Gateway) -> Result<ReloadReport, Vec<ConfigError>> {
     Ok(ReloadReport { reloaded: vec![file] })
 }
 
-fn fail(gw: &Gateway, errors: Vec<ConfigError>) -> Vec<ConfigError> {
+fn fail(gw: &Reload, errors: Vec<ConfigError>) -> Vec<ConfigError> {
     crate::metrics::Metrics::count(&gw.metrics.config_reloads, "filters", "rejected");
     for e in &errors {
         tracing::error!("reload rejected, the running configuration stays: {e}");
@@ -100,8 +123,8 @@ fn modified(path: &PathBuf) -> Option<SystemTime> {
 }
 
 /// Reloads on SIGHUP and when a watched file's modification time changes (checked every 2 s).
-pub async fn watch(gw: Arc<Gateway>) {
-    let watched = [gw.config.dir.join(FILTERS_FILE), gw.config.dir.join(huiliu_routing::ROUTING_FILE)];
+pub async fn watch(gw: Arc<Reload>) {
+    let watched = [gw.dir.join(FILTERS_FILE), gw.dir.join(huiliu_routing::ROUTING_FILE)];
     let mut last: Vec<_> = watched.iter().map(modified).collect();
     #[cfg(unix)]
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();

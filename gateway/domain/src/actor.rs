@@ -7,6 +7,7 @@ use crate::session::{Scope, Session};
 
 /// A user's role.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Serves buyers: sees their own sessions, proposes blacklist entries.
@@ -55,6 +56,7 @@ impl Actor {
 
 /// A signed-in user as the API sees them, resolved against the running routing configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Principal {
     pub id: String,
     pub name: String,

@@ -10,6 +10,7 @@ pub mod actor;
 pub mod clock;
 pub mod error;
 pub mod session;
+pub mod text;
 
 pub use actor::{Actor, Principal, Role};
 pub use clock::now_millis;

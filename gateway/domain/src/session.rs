@@ -1,12 +1,12 @@
 //! The session model (DESIGN.md §4): customers, sessions and messages as the gateway keeps
-//! them. Stored by the `huiliu-store` crate; every text here is already masked.
+//! them. Stored by the `huiliu-store` crate; every text here is already masked. Times are
+//! milliseconds since the Unix epoch.
 
 use serde::{Deserialize, Serialize};
 
-use huiliu_sdk::Millis;
-
 /// A customer: one buyer of one shop on one platform, keyed by the platform's open buyer id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Customer {
     pub id: i64,
     pub platform: String,
@@ -20,11 +20,12 @@ pub struct Customer {
     /// Sum of paid order amounts seen in order events, in fen.
     pub lifetime_fen: i64,
     pub last_agent: Option<String>,
-    pub last_agent_at: Option<Millis>,
+    pub last_agent_at: Option<i64>,
 }
 
 /// Where a session stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SessionState {
     /// Waiting for an agent.
@@ -64,6 +65,7 @@ impl SessionState {
 
 /// One conversation of one customer with one shop.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Session {
     pub id: i64,
     pub customer_id: i64,
@@ -77,13 +79,14 @@ pub struct Session {
     /// The platform's conversation id, when it has one.
     pub conversation: Option<String>,
     /// The connector's reply context from the buyer's last message.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub reply_context: huiliu_sdk::ReplyContext,
-    pub opened_at: Millis,
-    pub assigned_at: Option<Millis>,
-    pub first_response_at: Option<Millis>,
-    pub last_message_at: Millis,
-    pub last_inbound_at: Option<Millis>,
-    pub closed_at: Option<Millis>,
+    pub opened_at: i64,
+    pub assigned_at: Option<i64>,
+    pub first_response_at: Option<i64>,
+    pub last_message_at: i64,
+    pub last_inbound_at: Option<i64>,
+    pub closed_at: Option<i64>,
     pub close_reason: Option<String>,
     /// Inbound messages since the agent last replied.
     pub unread: i64,
@@ -91,6 +94,7 @@ pub struct Session {
 
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// From the buyer.
@@ -121,6 +125,7 @@ impl Direction {
 
 /// Delivery of an outbound message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Delivery {
     /// Stored, not yet accepted by the platform (being sent or retried).
@@ -151,6 +156,7 @@ impl Delivery {
 
 /// One message of a session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     pub id: i64,
     pub session_id: i64,
@@ -161,25 +167,33 @@ pub struct Message {
     /// The agent who wrote an outbound message.
     pub author: Option<String>,
     /// Normalized content, masked.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub content: Vec<huiliu_sdk::Content>,
     /// The text fallback of the content, masked.
     pub text: String,
     pub delivery: Option<Delivery>,
     pub delivery_error: Option<String>,
-    pub created_at: Millis,
+    pub created_at: i64,
 }
 
 /// A handover note written when a session changes hands (problem, what was tried, what the
 /// buyer expects — the three questions of a good 交接).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default, deny_unknown_fields)]
 pub struct HandoverNote {
+    /// The buyer's problem.
     pub problem: String,
+    /// What was tried.
     pub tried: String,
+    /// What the buyer expects (`expects` is accepted too, as the API's transfer body writes it).
+    #[serde(alias = "expects")]
     pub expectation: String,
 }
 
 /// A transfer in a session's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Transfer {
     pub id: i64,
     pub session_id: i64,
@@ -187,11 +201,12 @@ pub struct Transfer {
     pub to_agent: Option<String>,
     pub to_group: Option<String>,
     pub note: HandoverNote,
-    pub at: Millis,
+    pub at: i64,
 }
 
 /// An order or refund event as kept on the customer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TradeRecord {
     pub event_id: String,
     /// `order` or `refund`.
@@ -201,7 +216,7 @@ pub struct TradeRecord {
     pub refund_id: Option<String>,
     pub amount_fen: Option<i64>,
     pub status: Option<String>,
-    pub occurred_at: Millis,
+    pub occurred_at: i64,
 }
 
 /// A filter for searching sessions; unset fields match everything.
@@ -212,9 +227,9 @@ pub struct SessionFilter {
     pub state: Option<SessionState>,
     pub agent: Option<String>,
     /// Opened at or after.
-    pub from: Option<Millis>,
+    pub from: Option<i64>,
     /// Opened before.
-    pub to: Option<Millis>,
+    pub to: Option<i64>,
     /// At most this many, newest first (default 50, max 500).
     pub limit: Option<i64>,
     /// Only sessions that are not closed.

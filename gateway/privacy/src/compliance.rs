@@ -2,7 +2,7 @@
 //! and off-platform contact (站外联系方式), each warned about or blocked per config.
 //!
 //! ```
-//! use huiliu_gateway::filters::compliance::{Action, Category, Compliance, ComplianceConfig};
+//! use huiliu_privacy::compliance::{Action, Category, Compliance, ComplianceConfig};
 //!
 //! let c = Compliance::new(&ComplianceConfig::default()).expect("the defaults compile");
 //! let v = c.check("这款是全网最低价，有问题加我微信 abc_123456");
@@ -331,6 +331,7 @@ fn check_words(words: &[String], key: &str, errors: &mut Vec<(String, String)>) 
 
 /// The rule that a hit broke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
     /// 广告法极限词.
@@ -362,11 +363,13 @@ pub enum Action {
 
 /// One problem in a reply.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Hit {
     pub category: Category,
     /// The exact words of the reply that were found.
     pub term: String,
-    /// Their byte range in the reply.
+    /// Their byte range in the reply (`{"start": …, "end": …}`).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub range: Range<usize>,
     /// Why, in Chinese, for the agent.
     pub reason: String,

@@ -24,6 +24,8 @@
 //! Architecture invariant: nothing here does I/O, reads a clock or panics on any input; the
 //! same text and config always give the same result.
 
+#![deny(unsafe_code)]
+
 pub mod compliance;
 pub mod mask;
 pub(crate) mod normalize;

@@ -264,7 +264,7 @@ impl fmt::Display for Decision {
                 h.from_agent.as_deref().unwrap_or("the queue"),
                 h.note.problem,
                 h.note.tried,
-                h.note.expects
+                h.note.expectation
             );
         }
         f.write_str(&s)

@@ -90,6 +90,8 @@
 //!   conversations are re-routed by the new rules keeping their arrival time; those whose
 //!   group changed are reported with a `Queue` action.
 
+#![deny(unsafe_code)]
+
 mod calendar;
 mod compiled;
 pub mod config;

@@ -40,6 +40,7 @@ pub struct Conversation {
 
 /// An agent's presence.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AgentStatus {
     /// Receiving conversations.
@@ -64,14 +65,9 @@ impl fmt::Display for AgentStatus {
     }
 }
 
-/// The handover note of a transfer (规范转接: problem, what was tried, what the buyer expects).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HandoverNote {
-    pub problem: String,
-    pub tried: String,
-    pub expects: String,
-}
+/// The handover note of a transfer (规范转接: problem, what was tried, what the buyer expects):
+/// the session model's one type.
+pub use huiliu_domain::session::HandoverNote;
 
 /// Where a transfer goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

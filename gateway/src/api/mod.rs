@@ -1,35 +1,103 @@
-//! The HTTP surface: platform pushes (`/hooks`), health, readiness, metrics and the agent /
-//! operator API (`/api/v1`).
+//! The HTTP surface: platform pushes (`/hooks`), health, readiness, metrics, the agent and
+//! operator API (`/api/v1`, with its OpenAPI document) and the workbench.
+//!
+//! Every refusal is JSON `{code, message}` — an unknown route, a wrong method, a bad body,
+//! query or path included ([`error`]).
 //!
 //! `app()` is kept apart from `main` so tests drive it with `oneshot` and no socket.
 
-mod dashboard;
-pub mod quick;
-mod stream;
+pub mod caller;
+pub mod error;
 mod v1;
 mod workbench;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Json};
-use axum::routing::{get, post};
+use axum::routing::get;
 use serde_json::json;
 
-use crate::Gateway;
+use crate::flow::Flow;
+use crate::ingress::push::PushState;
+use crate::metrics::Metrics;
+use crate::services::blacklist::Blacklist;
+use crate::services::dashboard::Dashboard;
+use crate::services::desk::Desk;
+use crate::services::logins::Logins;
+use crate::services::status::Status;
+
+/// Reloads the reloadable configuration files (the composition root implements it: it owns the
+/// config loader). `Err` carries every problem; the running configuration stays.
+pub trait Reloader: Send + Sync + std::fmt::Debug {
+    fn reload_all(&self) -> ReloadFuture<'_>;
+}
+
+/// What [`Reloader::reload_all`] returns: the files reloaded, or every problem.
+pub type ReloadFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<String>, Vec<String>>> + Send + 'a>>;
+
+/// What the API acts through.
+#[derive(Debug)]
+pub struct ApiState {
+    pub flow: Arc<Flow>,
+    pub desk: Desk,
+    pub logins: Logins,
+    pub blacklist: Arc<Blacklist>,
+    pub dashboard: Dashboard,
+    pub metrics: Arc<Metrics>,
+    pub status: Arc<Status>,
+    pub reloader: Arc<dyn Reloader>,
+    /// The OpenAPI document, as served.
+    pub openapi: &'static str,
+}
+
+/// The parts of the API state the composition root provides (the document is added here).
+#[derive(Debug)]
+pub struct ApiParts {
+    pub flow: Arc<Flow>,
+    pub desk: Desk,
+    pub logins: Logins,
+    pub blacklist: Arc<Blacklist>,
+    pub dashboard: Dashboard,
+    pub metrics: Arc<Metrics>,
+    pub status: Arc<Status>,
+    pub reloader: Arc<dyn Reloader>,
+}
 
 /// The router for the whole daemon.
-pub fn app(gateway: Arc<Gateway>) -> Router {
+pub fn app(parts: ApiParts, push: Arc<PushState>) -> Router {
+    let (v1, doc) = v1::routes();
+    let state = Arc::new(ApiState {
+        flow: parts.flow,
+        desk: parts.desk,
+        logins: parts.logins,
+        blacklist: parts.blacklist,
+        dashboard: parts.dashboard,
+        metrics: parts.metrics,
+        status: parts.status,
+        reloader: parts.reloader,
+        openapi: v1::document(&doc),
+    });
     Router::new()
-        .route("/hooks/{platform}/{shop}", post(crate::ingress::push::hook).get(crate::ingress::push::hook))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .nest("/api/v1", v1::routes())
+        .nest("/api/v1", v1.method_not_allowed_fallback(error::wrong_method))
+        .with_state(state)
+        .merge(crate::ingress::push::routes(push))
         .merge(workbench::routes())
-        .with_state(gateway)
+        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::wrong_method)
+}
+
+/// The OpenAPI document of `/api/v1`, without a running daemon (for `huiliu openapi`).
+pub fn openapi_document() -> String {
+    let (_, doc) = v1::routes();
+    v1::document(&doc).to_owned()
 }
 
 /// Liveness: the process answers.
@@ -39,26 +107,25 @@ async fn healthz() -> &'static str {
 
 /// Readiness: the store answers and every enabled shop has its connector. The body says what
 /// is missing, so an operator sees why without reading logs.
-async fn readyz(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
-    let store_ok = gw.store.ping().await;
+async fn readyz(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
+    let store_ok = state.desk.store_ok().await;
     let mut problems: Vec<serde_json::Value> =
-        gw.shop_errors.iter().map(|(shop, reason)| json!({"shop": shop, "error": reason})).collect();
+        state.status.shop_errors.iter().map(|(shop, reason)| json!({"shop": shop, "error": reason})).collect();
     if !store_ok {
         problems.push(json!({"store": "the database does not answer"}));
     }
-    let channels = gw.channel_status.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let ready = gw.is_ready() && store_ok;
+    let ready = state.status.shops_ready() && store_ok;
     let body = json!({
         "ready": ready,
-        "plugins": gw.host.loaded.iter().map(|l| &l.manifest.id).collect::<Vec<_>>(),
-        "shops": gw.connectors.keys().map(|(p, s)| format!("{p}/{s}")).collect::<Vec<_>>(),
-        "channels": channels,
+        "plugins": state.status.plugins,
+        "shops": state.status.shops,
+        "channels": state.status.channels(),
         "problems": problems,
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body))
 }
 
-async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], gw.metrics.render())
+async fn metrics(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
 }

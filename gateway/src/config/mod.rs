@@ -16,6 +16,11 @@ use std::path::{Path, PathBuf};
 
 use config::{Config, Environment, File, FileFormat};
 use huiliu_domain::ConfigError;
+
+use crate::outbox::OutboxConfig;
+use crate::plugins::Shop;
+use crate::services::auth::ApiConfig;
+use crate::services::dashboard::DashboardConfig;
 use serde::Deserialize;
 
 /// `[server]`: the HTTP listener for pushes, the agent API, health and metrics.
@@ -105,78 +110,6 @@ impl Default for SessionsConfig {
     }
 }
 
-/// `[outbox]`: delivery of replies.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct OutboxConfig {
-    /// Most replies sent per second per shop (platform rate limits). Default 10.
-    pub send_rate_per_sec: u32,
-    /// Attempts before a retryable failure is given up and shown as failed. Default 12.
-    pub max_attempts: u32,
-    /// First retry delay in ms; doubles each attempt, with ±25% jitter. Default 1000.
-    pub backoff_base_ms: u64,
-    /// Longest retry delay in ms. Default 300000 (5 minutes).
-    pub backoff_max_ms: u64,
-    /// Timeout of one platform API call in ms. Default 10000.
-    pub request_timeout_ms: u64,
-}
-
-impl Default for OutboxConfig {
-    fn default() -> Self {
-        OutboxConfig {
-            send_rate_per_sec: 10,
-            max_attempts: 12,
-            backoff_base_ms: 1000,
-            backoff_max_ms: 300_000,
-            request_timeout_ms: 10_000,
-        }
-    }
-}
-
-/// `[api]`: the agent and operator API under `/api/v1`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ApiConfig {
-    /// Bearer token that grants operator (admin) access to `/api/v1` without a login, for
-    /// scripts. Empty (the default): only logged-in users. Set it from the environment:
-    /// `HUILIU__API__ADMIN_TOKEN`.
-    pub admin_token: String,
-    /// How long a login token lives (minutes). Default 720 (a 12-hour shift).
-    pub token_ttl_minutes: u32,
-    /// Failed logins in a row that lock a user id. Default 5.
-    pub login_max_failures: u32,
-    /// How long a locked id stays locked (seconds). Default 300.
-    pub login_lockout_s: u32,
-}
-
-impl Default for ApiConfig {
-    fn default() -> Self {
-        ApiConfig { admin_token: String::new(), token_ttl_minutes: 720, login_max_failures: 5, login_lockout_s: 300 }
-    }
-}
-
-/// `[dashboard]`: the lead dashboard's alarm thresholds (defaults from seeds/002, 飞鸽's
-/// service standards).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DashboardConfig {
-    /// Alert when a conversation has waited longer than this (seconds). Default 180.
-    pub wait_alert_s: u32,
-    /// Alert when more conversations than this wait for an answer (shop-wide). Default 20.
-    pub backlog_alert: u32,
-    /// Alert when an assigned conversation has had no first reply for this long (seconds).
-    /// Default 30.
-    pub first_response_alert_s: u32,
-    /// The window of the response figures (minutes). Default 1440 (today's last 24 hours).
-    pub window_minutes: u32,
-}
-
-impl Default for DashboardConfig {
-    fn default() -> Self {
-        DashboardConfig { wait_alert_s: 180, backlog_alert: 20, first_response_alert_s: 30, window_minutes: 1440 }
-    }
-}
-
 /// `[privacy]`: keeping originals of masked messages for audited reveal.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -223,30 +156,20 @@ pub struct GatewayConfig {
     pub log: LogConfig,
     pub store: StoreConfig,
     pub sessions: SessionsConfig,
-    pub outbox: OutboxConfig,
-    pub api: ApiConfig,
-    pub dashboard: DashboardConfig,
+    pub outbox: crate::outbox::OutboxConfig,
+    pub api: crate::services::auth::ApiConfig,
+    pub dashboard: crate::services::dashboard::DashboardConfig,
     pub privacy: PrivacyConfig,
     /// `users.toml`: workbench logins (none when the file is absent).
-    pub users: Vec<crate::auth::UserConfig>,
+    pub users: Vec<crate::services::auth::UserConfig>,
     /// `quick_replies.toml`: the workbench's reply templates (built-in ones when absent).
-    pub quick_replies: Vec<crate::api::quick::QuickReply>,
+    pub quick_replies: Vec<crate::services::quick::QuickReply>,
     /// `filters.toml`: privacy masking and outbound compliance.
     pub filters: huiliu_privacy::FiltersConfig,
     /// `routing.toml`: skill groups, agents, rules. `None` when the file is absent: sessions
     /// then wait unrouted.
     pub routing: Option<huiliu_routing::RoutingConfig>,
     pub shops: Vec<Shop>,
-}
-
-/// A validated shop, settings resolved to strings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Shop {
-    pub id: String,
-    pub platform: String,
-    pub name: String,
-    pub enabled: bool,
-    pub settings: BTreeMap<String, String>,
 }
 
 impl GatewayConfig {
@@ -294,7 +217,7 @@ impl GatewayConfig {
             dashboard: DashboardConfig::default(),
             privacy: PrivacyConfig::default(),
             users: Vec::new(),
-            quick_replies: crate::api::quick::defaults(),
+            quick_replies: crate::services::quick::defaults(),
             filters: huiliu_privacy::FiltersConfig::default(),
             routing: None,
             shops: Vec::new(),
@@ -485,10 +408,10 @@ pub fn load_filters(dir: &Path, errors: &mut Vec<ConfigError>) -> huiliu_privacy
 }
 
 /// Loads `users.toml` if present.
-pub fn load_users(dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<crate::auth::UserConfig> {
-    let path = dir.join(crate::auth::USERS_FILE);
+pub fn load_users(dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<crate::services::auth::UserConfig> {
+    let path = dir.join(crate::services::auth::USERS_FILE);
     match std::fs::read_to_string(&path) {
-        Ok(text) => crate::auth::parse_users(&text, &path.display().to_string()).unwrap_or_else(|e| {
+        Ok(text) => crate::services::auth::parse_users(&text, &path.display().to_string()).unwrap_or_else(|e| {
             errors.extend(e);
             Vec::new()
         }),
@@ -505,21 +428,21 @@ pub fn load_users(dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<crate::auth:
 }
 
 /// Loads `quick_replies.toml` if present, else the built-in templates.
-pub fn load_quick_replies(dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<crate::api::quick::QuickReply> {
-    let path = dir.join(crate::api::quick::QUICK_REPLIES_FILE);
+pub fn load_quick_replies(dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<crate::services::quick::QuickReply> {
+    let path = dir.join(crate::services::quick::QUICK_REPLIES_FILE);
     match std::fs::read_to_string(&path) {
-        Ok(text) => crate::api::quick::parse(&text, &path.display().to_string()).unwrap_or_else(|e| {
+        Ok(text) => crate::services::quick::parse(&text, &path.display().to_string()).unwrap_or_else(|e| {
             errors.extend(e);
-            crate::api::quick::defaults()
+            crate::services::quick::defaults()
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => crate::api::quick::defaults(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => crate::services::quick::defaults(),
         Err(e) => {
             errors.push(ConfigError {
                 file: path.display().to_string(),
                 key: String::new(),
                 message: format!("cannot read: {e}"),
             });
-            crate::api::quick::defaults()
+            crate::services::quick::defaults()
         }
     }
 }

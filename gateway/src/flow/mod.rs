@@ -48,6 +48,9 @@ pub use inbound::Ack;
 pub use reply::{Author, ReplyError, ReplyOutcome, ReplyRequest};
 pub use route::TransferError;
 
+/// The authors the gateway writes as itself (routing notices, auto-replies): never an agent's.
+pub use huiliu_store::SYSTEM_AUTHORS as RESERVED_AUTHORS;
+
 /// The privacy-mask stage as the flow needs it.
 pub trait MaskStage: Send + Sync + std::fmt::Debug {
     /// `text` with personal data masked, and how many items were masked.

@@ -86,13 +86,8 @@ impl Flow {
     ) -> Result<(), TransferError> {
         let routing = self.routing.as_ref().ok_or(TransferError::NoRouting)?;
         let now = huiliu_domain::now_millis();
-        let engine_note = huiliu_routing::HandoverNote {
-            problem: note.problem.clone(),
-            tried: note.tried.clone(),
-            expects: note.expectation.clone(),
-        };
         let actions =
-            routing.transfer(session_id, to.clone(), engine_note, now).await.map_err(TransferError::Refused)?;
+            routing.transfer(session_id, to.clone(), note.clone(), now).await.map_err(TransferError::Refused)?;
         let (to_agent, to_group) = match &to {
             TransferTo::Agent(a) => (Some(a.as_str()), None),
             TransferTo::Group(g) => (None, Some(g.as_str())),

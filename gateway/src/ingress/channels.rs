@@ -18,16 +18,29 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::Gateway;
 use crate::events::GatewayEvent;
-use crate::flow::Ack;
+use crate::flow::{Ack, Flow};
 use crate::metrics::Metrics;
 use crate::outbox::http;
-use crate::plugins::ShopConnector;
+use crate::plugins::{Connectors, ShopConnector};
+use crate::services::status::Status;
+
+/// What the channels need.
+#[derive(Debug)]
+pub struct Channels {
+    pub flow: Arc<Flow>,
+    pub connectors: Arc<Connectors>,
+    pub metrics: Arc<Metrics>,
+    /// The HTTP client every platform call goes through.
+    pub http: reqwest::Client,
+    pub status: Arc<Status>,
+    /// Timeout of one platform API call (polls).
+    pub request_timeout_ms: u64,
+}
 
 /// Starts a task for every channel every shop's connector needs.
-pub fn spawn_all(gw: &Arc<Gateway>) {
-    for connector in gw.connectors.values() {
+pub fn spawn_all(gw: &Arc<Channels>) {
+    for connector in gw.connectors.all() {
         let needs = match connector.connections() {
             Ok(n) => n,
             Err(e) => {
@@ -77,7 +90,7 @@ const STREAM_IDLE: Duration = Duration::from_secs(90);
 const HEALTHY_SESSION: Duration = Duration::from_secs(30);
 
 /// Keeps one channel open for the life of the process.
-async fn keep(gw: Arc<Gateway>, connector: Arc<ShopConnector>, channel: String, kind: Kind) {
+async fn keep(gw: Arc<Channels>, connector: Arc<ShopConnector>, channel: String, kind: Kind) {
     let mut failures: u32 = 0;
     loop {
         let started = Instant::now();
@@ -108,9 +121,9 @@ async fn keep(gw: Arc<Gateway>, connector: Arc<ShopConnector>, channel: String, 
     }
 }
 
-fn set_status(gw: &Gateway, connector: &ShopConnector, channel: &str, status: &str) {
+fn set_status(gw: &Channels, connector: &ShopConnector, channel: &str, status: &str) {
     let key = format!("{}/{}/{}", connector.platform, connector.shop, channel);
-    gw.channel_status.lock().unwrap_or_else(|p| p.into_inner()).insert(key, status.to_owned());
+    gw.status.set_channel(key, status.to_owned());
     let _ = gw.flow.events.send(GatewayEvent::Channel {
         platform: connector.platform.clone(),
         shop: connector.shop.clone(),
@@ -129,7 +142,7 @@ fn frame_message(frame: Frame) -> Message {
 /// Handles what the connector made of one piece of data. Batches are stored in spawned tasks
 /// whose acknowledgement frames go to `replies`; returns the control.
 fn handle(
-    gw: &Arc<Gateway>,
+    gw: &Arc<Channels>,
     connector: &Arc<ShopConnector>,
     channel: &str,
     outcome: ChannelOutcome,
@@ -159,7 +172,7 @@ fn handle(
 }
 
 async fn store_batch(
-    gw: &Arc<Gateway>,
+    gw: &Arc<Channels>,
     connector: &ShopConnector,
     batch: AckBatch,
     replies: Option<mpsc::UnboundedSender<Frame>>,
@@ -185,7 +198,7 @@ fn control_end(control: ChannelControl) -> Option<End> {
 }
 
 fn data(
-    gw: &Arc<Gateway>,
+    gw: &Arc<Channels>,
     c: &Arc<ShopConnector>,
     channel: &str,
     d: &ChannelData,
@@ -199,7 +212,7 @@ fn data(
     }
 }
 
-async fn websocket(gw: &Arc<Gateway>, c: &Arc<ShopConnector>, channel: &str, tick_ms: Option<u64>) -> End {
+async fn websocket(gw: &Arc<Channels>, c: &Arc<ShopConnector>, channel: &str, tick_ms: Option<u64>) -> End {
     let (url, headers, frames) = match c.channel_open(channel, huiliu_domain::now_millis()) {
         Ok(ChannelOpen::WebSocket { url, headers, frames }) => (url, headers, frames),
         Ok(other) => return End::Fatal(format!("connector asked a WebSocket channel to open as {other:?}")),
@@ -266,7 +279,7 @@ async fn websocket(gw: &Arc<Gateway>, c: &Arc<ShopConnector>, channel: &str, tic
     end
 }
 
-async fn stream(gw: &Arc<Gateway>, c: &Arc<ShopConnector>, channel: &str) -> End {
+async fn stream(gw: &Arc<Channels>, c: &Arc<ShopConnector>, channel: &str) -> End {
     let request = match c.channel_open(channel, huiliu_domain::now_millis()) {
         Ok(ChannelOpen::Stream { request }) => request,
         Ok(other) => return End::Fatal(format!("connector asked a stream channel to open as {other:?}")),
@@ -312,8 +325,8 @@ async fn stream(gw: &Arc<Gateway>, c: &Arc<ShopConnector>, channel: &str) -> End
     }
 }
 
-async fn poll(gw: &Arc<Gateway>, c: &Arc<ShopConnector>, channel: &str, interval_ms: u64) -> End {
-    let timeout = Duration::from_millis(gw.config.outbox.request_timeout_ms);
+async fn poll(gw: &Arc<Channels>, c: &Arc<ShopConnector>, channel: &str, interval_ms: u64) -> End {
+    let timeout = Duration::from_millis(gw.request_timeout_ms);
     let mut ticker = tokio::time::interval(Duration::from_millis(interval_ms.max(200)));
     loop {
         ticker.tick().await;

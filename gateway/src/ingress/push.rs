@@ -11,9 +11,9 @@ use huiliu_sdk::abi::host::CallError;
 use huiliu_sdk::{HttpPush, HttpResponse, PushOutcome};
 use serde_json::json;
 
-use crate::Gateway;
-use crate::flow::Ack;
+use crate::flow::{Ack, Flow};
 use crate::metrics::Metrics;
+use crate::plugins::Connectors;
 
 /// Turns a connector's response into an HTTP response.
 pub fn to_response(r: HttpResponse) -> Response {
@@ -33,16 +33,31 @@ fn refuse(metrics: &Metrics, platform: &str, status: StatusCode, reason: &str, m
     (status, axum::Json(json!({"error": reason, "message": message}))).into_response()
 }
 
+/// What the push route needs.
+#[derive(Debug)]
+pub struct PushState {
+    pub flow: Arc<Flow>,
+    pub connectors: Arc<Connectors>,
+    pub metrics: Arc<Metrics>,
+    /// Largest accepted push body in bytes.
+    pub max_push_bytes: usize,
+}
+
+/// `/hooks/{platform}/{shop}` (POST; GET for platforms that verify a URL that way).
+pub fn routes(state: Arc<PushState>) -> axum::Router {
+    axum::Router::new().route("/hooks/{platform}/{shop}", axum::routing::post(hook).get(hook)).with_state(state)
+}
+
 /// Handles one platform push.
-pub async fn hook(
-    State(gw): State<Arc<Gateway>>,
+async fn hook(
+    State(gw): State<Arc<PushState>>,
     Path((platform, shop)): Path<(String, String)>,
     request: Request,
 ) -> Response {
     let started = Instant::now();
     let metrics = &gw.metrics;
     // Label only with configured platforms, never with whatever a client put in the path.
-    let Some(connector) = gw.connector(&platform, &shop).cloned() else {
+    let Some(connector) = gw.connectors.get(&platform, &shop).cloned() else {
         return refuse(
             metrics,
             "unknown",
@@ -53,7 +68,7 @@ pub async fn hook(
     };
     metrics.pushes_received.get_or_create(&crate::metrics::PlatformLabels { platform: platform.clone() }).inc();
     let (parts, body) = request.into_parts();
-    let limit = gw.config.server.max_push_bytes;
+    let limit = gw.max_push_bytes;
     let body = match to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) => {

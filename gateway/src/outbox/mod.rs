@@ -11,13 +11,13 @@
 pub mod http;
 pub mod tokens;
 
+use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use huiliu_sdk::{Millis, SendOutcome};
 
-use crate::Gateway;
 use crate::events::GatewayEvent;
 use crate::metrics::Metrics;
 use huiliu_store::OutboxItem;
@@ -51,8 +51,23 @@ impl Pacer {
     }
 }
 
+/// The delivery worker's world: the outbox rows, the connectors that encode and classify, the
+/// HTTP client that sends.
+#[derive(Debug)]
+pub struct Outbox {
+    pub store: huiliu_store::Store,
+    pub connectors: Arc<crate::plugins::Connectors>,
+    pub metrics: Arc<Metrics>,
+    pub events: crate::events::EventHub,
+    /// Rung by the reply door when a reply is queued.
+    pub wake: Arc<tokio::sync::Notify>,
+    pub config: OutboxConfig,
+    /// The HTTP client every platform call goes through.
+    pub http: reqwest::Client,
+}
+
 /// Runs the worker forever.
-pub async fn run(gw: Arc<Gateway>) {
+pub async fn run(gw: Arc<Outbox>) {
     let in_flight: Arc<Mutex<BTreeSet<(String, String)>>> = Arc::default();
     let pacer: Arc<Mutex<Pacer>> = Arc::default();
     loop {
@@ -80,7 +95,7 @@ pub async fn run(gw: Arc<Gateway>) {
                     let wait = pacer.lock().unwrap_or_else(|p| p.into_inner()).reserve(
                         key.clone(),
                         huiliu_domain::now_millis(),
-                        gw.config.outbox.send_rate_per_sec,
+                        gw.config.send_rate_per_sec,
                     );
                     if wait > 0 {
                         tokio::time::sleep(Duration::from_millis(wait as u64)).await;
@@ -94,23 +109,23 @@ pub async fn run(gw: Arc<Gateway>) {
         let next = gw.store.next_outbox_due().await.ok().flatten();
         let sleep_ms = next.map(|n| (n - huiliu_domain::now_millis()).clamp(5, 1000)).unwrap_or(1000);
         tokio::select! {
-            _ = gw.flow.outbox_wake.notified() => {}
+            _ = gw.wake.notified() => {}
             _ = tokio::time::sleep(Duration::from_millis(sleep_ms as u64)) => {}
         }
     }
 }
 
 /// One attempt at one row (plus the single retry after a token refresh).
-async fn attempt(gw: &Gateway, item: OutboxItem) {
+async fn attempt(gw: &Outbox, item: OutboxItem) {
     let now = huiliu_domain::now_millis();
-    let lease = gw.config.outbox.request_timeout_ms as Millis + LEASE_MARGIN_MS;
+    let lease = gw.config.request_timeout_ms as Millis + LEASE_MARGIN_MS;
     match gw.store.claim_outbox(item.id, now, now + lease).await {
         Ok(true) => {}
         Ok(false) => return,
         Err(e) => return tracing::error!(outbox = item.id, "cannot claim outbox row: {e}"),
     }
     let attempts = item.attempts as u32 + 1;
-    let Some(connector) = gw.connector(&item.platform, &item.shop).cloned() else {
+    let Some(connector) = gw.connectors.get(&item.platform, &item.shop).cloned() else {
         return finish_failed(gw, &item, "the shop is not configured or its connector did not start").await;
     };
     let mut outcome = send_once(gw, &connector, &item).await;
@@ -124,7 +139,7 @@ async fn attempt(gw: &Gateway, item: OutboxItem) {
     }
     Metrics::count(&gw.metrics.sends, &item.platform, outcome.class());
     let now = huiliu_domain::now_millis();
-    let cfg = &gw.config.outbox;
+    let cfg = &gw.config;
     match outcome {
         SendOutcome::Delivered { platform_msg_id } => {
             gw.metrics.send_seconds.observe((now - item.created_at).max(0) as f64 / 1000.0);
@@ -157,7 +172,7 @@ async fn attempt(gw: &Gateway, item: OutboxItem) {
 }
 
 /// Encodes, performs and classifies one send.
-async fn send_once(gw: &Gateway, connector: &crate::plugins::ShopConnector, item: &OutboxItem) -> SendOutcome {
+async fn send_once(gw: &Outbox, connector: &crate::plugins::ShopConnector, item: &OutboxItem) -> SendOutcome {
     let error = |code: &str, message: String| huiliu_sdk::PlatformError {
         http_status: 0,
         code: code.into(),
@@ -168,7 +183,7 @@ async fn send_once(gw: &Gateway, connector: &crate::plugins::ShopConnector, item
         Ok(r) => r,
         Err(e) => return SendOutcome::Permanent { error: error("encode", e.to_string()) },
     };
-    let timeout = Duration::from_millis(gw.config.outbox.request_timeout_ms);
+    let timeout = Duration::from_millis(gw.config.request_timeout_ms);
     match http::perform(&gw.http, request, timeout).await {
         Ok(response) => connector
             .classify_send(&response, huiliu_domain::now_millis())
@@ -177,7 +192,7 @@ async fn send_once(gw: &Gateway, connector: &crate::plugins::ShopConnector, item
     }
 }
 
-async fn retry_later(gw: &Gateway, item: &OutboxItem, at: Millis, reason: &str) {
+async fn retry_later(gw: &Outbox, item: &OutboxItem, at: Millis, reason: &str) {
     tracing::warn!(shop = %item.shop, session = item.session_id, "reply not delivered yet, retrying: {reason}");
     if let Err(e) = gw.store.outbox_retry_at(item.id, at, reason, huiliu_domain::now_millis()).await {
         tracing::error!(outbox = item.id, "cannot schedule retry: {e}");
@@ -185,7 +200,7 @@ async fn retry_later(gw: &Gateway, item: &OutboxItem, at: Millis, reason: &str) 
     publish(gw, item, "retrying", Some(reason.to_owned()));
 }
 
-async fn finish_failed(gw: &Gateway, item: &OutboxItem, reason: &str) {
+async fn finish_failed(gw: &Outbox, item: &OutboxItem, reason: &str) {
     tracing::warn!(shop = %item.shop, session = item.session_id, "reply failed: {reason}");
     if let Err(e) = gw.store.outbox_failed(item.id, reason, huiliu_domain::now_millis()).await {
         tracing::error!(outbox = item.id, "cannot record failure: {e}");
@@ -193,8 +208,8 @@ async fn finish_failed(gw: &Gateway, item: &OutboxItem, reason: &str) {
     publish(gw, item, "failed", Some(reason.to_owned()));
 }
 
-fn publish(gw: &Gateway, item: &OutboxItem, state: &str, detail: Option<String>) {
-    let _ = gw.flow.events.send(GatewayEvent::Delivery {
+fn publish(gw: &Outbox, item: &OutboxItem, state: &str, detail: Option<String>) {
+    let _ = gw.events.send(GatewayEvent::Delivery {
         session_id: item.session_id,
         message_id: item.message_id,
         state: state.into(),
@@ -226,5 +241,33 @@ mod tests {
         assert_eq!(p.reserve(k(), 0, 10), 200);
         assert_eq!(p.reserve(("jd".into(), "s".into()), 0, 10), 0);
         assert_eq!(p.reserve(k(), 1000, 10), 0);
+    }
+}
+
+/// `[outbox]`: delivery of replies.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    /// Most replies sent per second per shop (platform rate limits). Default 10.
+    pub send_rate_per_sec: u32,
+    /// Attempts before a retryable failure is given up and shown as failed. Default 12.
+    pub max_attempts: u32,
+    /// First retry delay in ms; doubles each attempt, with ±25% jitter. Default 1000.
+    pub backoff_base_ms: u64,
+    /// Longest retry delay in ms. Default 300000 (5 minutes).
+    pub backoff_max_ms: u64,
+    /// Timeout of one platform API call in ms. Default 10000.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            send_rate_per_sec: 10,
+            max_attempts: 12,
+            backoff_base_ms: 1000,
+            backoff_max_ms: 300_000,
+            request_timeout_ms: 10_000,
+        }
     }
 }

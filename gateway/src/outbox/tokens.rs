@@ -3,13 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::Gateway;
+use super::Outbox;
 use crate::metrics::Metrics;
 use crate::plugins::ShopConnector;
 
 /// Asks the connector whether a refresh is due (or forced), performs it and persists the
 /// grant. Returns true when a new token is in use.
-pub async fn refresh(gw: &Gateway, connector: &ShopConnector, force: bool) -> bool {
+pub async fn refresh(gw: &Outbox, connector: &ShopConnector, force: bool) -> bool {
     let now = huiliu_domain::now_millis();
     let request = match connector.token_refresh(now, force) {
         Ok(Some(r)) => r,
@@ -20,7 +20,7 @@ pub async fn refresh(gw: &Gateway, connector: &ShopConnector, force: bool) -> bo
             return false;
         }
     };
-    let timeout = Duration::from_millis(gw.config.outbox.request_timeout_ms);
+    let timeout = Duration::from_millis(gw.config.request_timeout_ms);
     let response = match super::http::perform(&gw.http, request, timeout).await {
         Ok(r) => r,
         Err(e) => {
@@ -49,11 +49,11 @@ pub async fn refresh(gw: &Gateway, connector: &ShopConnector, force: bool) -> bo
 }
 
 /// Checks every shop's token once a minute and refreshes those due.
-pub async fn run(gw: Arc<Gateway>) {
+pub async fn run(gw: Arc<Outbox>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
-        for connector in gw.connectors.values() {
+        for connector in gw.connectors.all() {
             if connector.has(huiliu_sdk::Capability::TokenRefresh) {
                 refresh(&gw, connector, false).await;
             }

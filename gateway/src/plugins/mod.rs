@@ -10,6 +10,7 @@
 #[allow(unsafe_code)]
 mod loader;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -19,8 +20,17 @@ use huiliu_sdk::{
     Manifest, Millis, OutgoingMessage, PushOutcome, SendOutcome, ShopConfig, TokenGrant, TransferRequest,
 };
 
-use crate::config::Shop;
 use crate::metrics::Metrics;
+
+/// A validated shop, settings resolved to strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shop {
+    pub id: String,
+    pub platform: String,
+    pub name: String,
+    pub enabled: bool,
+    pub settings: BTreeMap<String, String>,
+}
 
 /// A plugin library that loaded and initialized.
 #[derive(Debug, Clone)]
@@ -161,6 +171,30 @@ fn load_one(path: &Path) -> Result<LoadedPlugin, String> {
         return Err(format!("manifest id `{}` differs from the table's `{}`", manifest.id, plugin.id()));
     }
     Ok(LoadedPlugin { path: path.to_path_buf(), plugin, manifest })
+}
+
+/// The connectors of the served shops, by (platform, shop id).
+#[derive(Debug, Default)]
+pub struct Connectors(BTreeMap<(String, String), Arc<ShopConnector>>);
+
+impl Connectors {
+    pub fn new(map: BTreeMap<(String, String), Arc<ShopConnector>>) -> Connectors {
+        Connectors(map)
+    }
+
+    /// The connector of `shop` on `platform`.
+    pub fn get(&self, platform: &str, shop: &str) -> Option<&Arc<ShopConnector>> {
+        self.0.get(&(platform.to_owned(), shop.to_owned()))
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Arc<ShopConnector>> {
+        self.0.values()
+    }
+
+    /// `platform/shop` of each.
+    pub fn names(&self) -> Vec<String> {
+        self.0.keys().map(|(p, s)| format!("{p}/{s}")).collect()
+    }
 }
 
 /// One shop's connector: the plugin instance plus the bookkeeping every call needs.

@@ -20,7 +20,8 @@ use std::sync::{Arc, RwLock};
 use huiliu_sdk::{InboundEvent, Millis};
 
 use huiliu_domain::Actor;
-use huiliu_store::blacklist::{BlacklistEntry, BlacklistLevel, EntryState, Proposal};
+use huiliu_domain::text::is_blank;
+pub use huiliu_store::blacklist::{BlacklistEntry, BlacklistLevel, EntryState, Proposal};
 use huiliu_store::{Screen, Store, StoreError};
 
 /// Why a blacklist action was refused.
@@ -90,10 +91,10 @@ impl Blacklist {
 
     /// Proposes an entry. An agent must give evidence; every actor must give a reason.
     pub async fn propose(&self, actor: &Actor, proposal: &Proposal, now: Millis) -> Result<i64, BlacklistError> {
-        if proposal.reason.trim().is_empty() {
+        if is_blank(&proposal.reason) {
             return Err(BlacklistError::Invalid("a reason is required".into()));
         }
-        if proposal.buyer_id.trim().is_empty() || proposal.platform.trim().is_empty() {
+        if is_blank(&proposal.buyer_id) || is_blank(&proposal.platform) {
             return Err(BlacklistError::Invalid("platform and buyer_id are required".into()));
         }
         if !actor.role.can_review() && proposal.evidence.iter().all(|e| e.trim().is_empty()) {

@@ -10,6 +10,7 @@ use super::{Store, StoreError};
 
 /// How hard a blacklist entry acts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BlacklistLevel {
     /// Marked for the agent; otherwise normal.
@@ -40,6 +41,7 @@ impl BlacklistLevel {
 
 /// Where an entry stands in its review.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EntryState {
     /// Proposed by an agent, waiting for a lead or admin. Does not act.
@@ -75,6 +77,7 @@ impl EntryState {
 
 /// One blacklist entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BlacklistEntry {
     pub id: i64,
     pub platform: String,
@@ -86,12 +89,12 @@ pub struct BlacklistEntry {
     pub reason: String,
     /// Message ids (or platform message ids) that show the behaviour.
     pub evidence: Vec<String>,
-    pub expires_at: Option<Millis>,
+    pub expires_at: Option<i64>,
     pub state: EntryState,
     pub proposed_by: String,
-    pub proposed_at: Millis,
+    pub proposed_at: i64,
     pub decided_by: Option<String>,
-    pub decided_at: Option<Millis>,
+    pub decided_at: Option<i64>,
     pub decision_note: Option<String>,
 }
 

@@ -13,6 +13,8 @@
 //! - Every text stored is already masked; the store never sees raw personal data except the
 //!   sealed (encrypted) originals and the outbox payload of a reply being sent.
 
+#![deny(unsafe_code)]
+
 pub mod blacklist;
 mod intake;
 mod queries;

@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use huiliu_gateway::Gateway;
-use huiliu_gateway::auth::hash_password;
+use huiliu_gateway::services::auth::hash_password;
 use huiliu_sdk::*;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -121,7 +121,7 @@ pub async fn world() -> World {
     std::fs::write(dir.path().join("users.toml"), users).unwrap();
     let config = huiliu_gateway::config::load(dir.path()).unwrap_or_else(|e| panic!("{e:?}"));
     let gw = Gateway::start(config).await.unwrap();
-    let app = huiliu_gateway::api::app(gw.clone());
+    let app = gw.app();
     World { _dir: dir, gw, app }
 }
 

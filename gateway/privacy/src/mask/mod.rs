@@ -2,7 +2,7 @@
 //! characters the buyer typed with the customary mask.
 //!
 //! ```
-//! use huiliu_gateway::filters::mask::{MaskConfig, Masker, PiiKind};
+//! use huiliu_privacy::mask::{MaskConfig, Masker, PiiKind};
 //!
 //! let masker = Masker::new(&MaskConfig::default()).expect("the defaults compile");
 //! let m = masker.mask("电话１３８ 幺二三四 5678，订单号1234567890123456785");

@@ -143,6 +143,7 @@ impl Engine {
 
 /// A snapshot of the agents and queues, for dry runs ([`crate::explain`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RouterState {
     /// The instant of the snapshot.
     pub now: i64,
@@ -154,6 +155,7 @@ pub struct RouterState {
 
 /// One agent in a [`RouterState`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentState {
     pub status: AgentStatus,
     pub active: u32,

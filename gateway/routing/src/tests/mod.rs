@@ -354,9 +354,10 @@ fn transfer_to_group_excludes_the_sender_and_carries_the_note() {
     let mut r = router();
     online(&mut r, &["a1"], T0);
     r.arrive(conv(1, "x"), T0).unwrap();
-    let note = HandoverNote {
-        problem: "要开专票".into(), tried: "已发开票模板".into(), expects: "今天内开好".into()
-    };
+    let note =
+        HandoverNote {
+            problem: "要开专票".into(), tried: "已发开票模板".into(), expectation: "今天内开好".into()
+        };
     // a3 is offline: it waits in aftersales, and a1 (also a member) does not get it back.
     let out = r.transfer(1, TransferTo::Group("aftersales".into()), note.clone(), T0 + S).unwrap();
     assert_eq!(lines(&out)[0..2], ["unassign 1 a1 transfer", "queue 1 aftersales #1"]);

@@ -17,7 +17,7 @@ pub const QUICK_REPLIES_FILE: &str = "quick_replies.toml";
 pub const VARIABLES: &[&str] = &["buyer", "order", "agent", "shop"];
 
 /// One `[[reply]]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuickReply {
     /// Short id, unique (`greet`, `ship-time`).
@@ -94,7 +94,7 @@ fn variables(text: &str) -> Vec<&str> {
 }
 
 /// A template filled in for one session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Rendered {
     pub id: String,
     pub title: String,

@@ -13,56 +13,70 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
-use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use huiliu_domain::Principal;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::IntoParams;
 
-use super::v1::{ApiError, caller, resolve_token};
-use crate::Gateway;
+use crate::api::ApiState;
+use crate::api::caller::{bearer, resolve};
+use crate::api::error::{ApiError, ErrorBody, Query};
 use crate::events::Stamped;
-use huiliu_domain::Principal;
 
-#[derive(Debug, Deserialize)]
-pub(super) struct StreamQuery {
+/// How to open the stream.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StreamQuery {
+    /// The bearer token, for browsers (which cannot set headers on a WebSocket).
     token: Option<String>,
+    /// Resume after this event number.
+    #[param(minimum = 0)]
     since: Option<u64>,
 }
 
-pub(super) async fn events(
-    State(gw): State<Arc<Gateway>>,
+/// The live event stream (a WebSocket; without the upgrade headers the answer is 400 or 426).
+#[utoipa::path(get, path = "/events", tag = "auth", params(StreamQuery),
+    responses(
+        (status = 101, description = "Switching to the WebSocket"),
+        (status = 400, description = "Not a WebSocket request", body = ErrorBody),
+        (status = 426, description = "The connection cannot be upgraded", body = ErrorBody),
+    ))]
+pub async fn events(
+    State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     Query(q): Query<StreamQuery>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     // Who first: an anonymous caller hears 401 whether or not they asked for a WebSocket.
-    let user = match &q.token {
-        Some(t) => resolve_token(&gw, t).await?,
-        None => caller(&gw, &headers).await?,
-    };
+    let user = resolve(&state, q.token.as_deref().or_else(|| bearer(&headers))).await?;
     match ws {
         // Small buffers: thousands of agents stay connected, and clients send almost nothing
         // (the defaults reserve 128 KiB per connection for reading).
         Ok(ws) => Ok(ws
             .read_buffer_size(4 * 1024)
             .write_buffer_size(8 * 1024)
-            .on_upgrade(move |socket| serve(gw, user, q.since, socket))),
-        Err(rejection) => Ok(rejection.into_response()),
+            .on_upgrade(move |socket| serve(state, user, q.since, socket))),
+        Err(rejection) => {
+            let status = rejection.status();
+            let code = if status == StatusCode::UPGRADE_REQUIRED { "upgrade_required" } else { "not_websocket" };
+            Err(ApiError(status, code, rejection.body_text()))
+        }
     }
 }
 
 fn frame(e: &Stamped) -> Message {
     Message::Text(Utf8Bytes::from(serde_json::to_string(e).unwrap_or_default()))
 }
-
-async fn serve(gw: Arc<Gateway>, user: Principal, since: Option<u64>, mut socket: WebSocket) {
-    let hub = &gw.flow.events;
+async fn serve(state: Arc<ApiState>, user: Principal, since: Option<u64>, mut socket: WebSocket) {
+    let hub = &state.flow.events;
     let mut sub = hub.resume_for(&user, since.unwrap_or(u64::MAX));
-    gw.metrics.stream_clients.inc();
-    let guard = Subscribed(gw.clone(), std::cell::Cell::new(sub.id));
+    state.metrics.stream_clients.inc();
+    let guard = Subscribed(state.clone(), std::cell::Cell::new(sub.id));
     let hello = json!({"type": "hello", "seq": sub.last, "user": user.id, "role": user.role});
     if socket.send(Message::Text(hello.to_string().into())).await.is_err() {
         return;
@@ -122,7 +136,7 @@ async fn serve(gw: Arc<Gateway>, user: Principal, since: Option<u64>, mut socket
 }
 
 /// Counts the client and ends its subscription when it goes.
-struct Subscribed(Arc<Gateway>, std::cell::Cell<u64>);
+struct Subscribed(Arc<ApiState>, std::cell::Cell<u64>);
 
 impl Drop for Subscribed {
     fn drop(&mut self) {

@@ -139,6 +139,28 @@ pub fn principal(user: &UserConfig, routing: Option<&huiliu_routing::RoutingConf
     }
 }
 
+/// `[api]`: the agent and operator API under `/api/v1`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Bearer token that grants operator (admin) access to `/api/v1` without a login, for
+    /// scripts. Empty (the default): only logged-in users. Set it from the environment:
+    /// `HUILIU__API__ADMIN_TOKEN`.
+    pub admin_token: String,
+    /// How long a login token lives (minutes). Default 720 (a 12-hour shift).
+    pub token_ttl_minutes: u32,
+    /// Failed logins in a row that lock a user id. Default 5.
+    pub login_max_failures: u32,
+    /// How long a locked id stays locked (seconds). Default 300.
+    pub login_lockout_s: u32,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { admin_token: String::new(), token_ttl_minutes: 720, login_max_failures: 5, login_lockout_s: 300 }
+    }
+}
+
 /// Failed logins of one id.
 #[derive(Debug, Clone, Copy)]
 struct Failures {
@@ -167,7 +189,7 @@ pub enum LoginError {
 }
 
 impl Auth {
-    pub fn new(users: Vec<UserConfig>, api: &crate::config::ApiConfig) -> Auth {
+    pub fn new(users: Vec<UserConfig>, api: &ApiConfig) -> Auth {
         Auth {
             users,
             failures: Mutex::new(HashMap::new()),
@@ -228,8 +250,8 @@ impl Auth {
 mod tests {
     use super::*;
 
-    fn api() -> crate::config::ApiConfig {
-        crate::config::ApiConfig { login_max_failures: 3, login_lockout_s: 60, ..Default::default() }
+    fn api() -> ApiConfig {
+        ApiConfig { login_max_failures: 3, login_lockout_s: 60, ..Default::default() }
     }
 
     #[test]
