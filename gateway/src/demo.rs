@@ -183,6 +183,10 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
         huiliu_routing::parse(DEMO_ROUTING, "demo routing")
             .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))?,
     );
+    // The routing file in the demo's config directory too, so a live reload (SIGHUP, an edit,
+    // `POST /api/v1/config/reload`) reads what the demo runs, not a missing file.
+    let routing_file = data_dir.join(huiliu_routing::ROUTING_FILE);
+    std::fs::write(&routing_file, DEMO_ROUTING).map_err(|e| format!("cannot write {}: {e}", routing_file.display()))?;
     config.users = [(WORKBENCH_AGENT, None), ("a04", None), ("admin", Some(huiliu_domain::Role::Admin))]
         .into_iter()
         .map(|(id, role)| crate::services::auth::UserConfig {

@@ -71,7 +71,9 @@ impl From<JsonRejection> for ApiError {
         let code = match status {
             StatusCode::PAYLOAD_TOO_LARGE => "too_large",
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-            StatusCode::UNPROCESSABLE_ENTITY => "invalid_body",
+            // A body that is JSON but not of the schema is a bad request like any other (422 is
+            // kept for what the API refuses on its merits: a blocked reply, a bad config file).
+            StatusCode::UNPROCESSABLE_ENTITY => return ApiError::bad_request("invalid_body", r.body_text()),
             _ => "bad_json",
         };
         ApiError(status, code, r.body_text())
@@ -150,5 +152,18 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::OptionalFromRequest<S> 
             return Ok(None);
         }
         Ok(Some(<Json<T> as FromRequest<S>>::from_request(req, state).await?))
+    }
+}
+
+/// An optional integer that also accepts a JSON number with a zero fraction (`5.0`): JSON Schema's
+/// `integer` admits those, so the contract does too.
+pub fn lenient_i64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let Some(n) = <Option<serde_json::Number> as serde::Deserialize>::deserialize(d)? else { return Ok(None) };
+    if let Some(i) = n.as_i64() {
+        return Ok(Some(i));
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 => Ok(Some(f as i64)),
+        _ => Err(serde::de::Error::custom(format!("{n} is not a 64-bit integer"))),
     }
 }

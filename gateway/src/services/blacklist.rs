@@ -33,6 +33,8 @@ pub enum BlacklistError {
     Invalid(String),
     #[error("blacklist entry {0} not found")]
     NotFound(i64),
+    #[error("expires_at is in the past")]
+    Expired,
     #[error("blacklist entry {id} is {state}, which does not allow that")]
     WrongState { id: i64, state: &'static str },
     #[error(transparent)]
@@ -101,7 +103,7 @@ impl Blacklist {
             return Err(BlacklistError::Invalid("an agent's proposal needs evidence (message ids)".into()));
         }
         if proposal.expires_at.is_some_and(|t| t <= now) {
-            return Err(BlacklistError::Invalid("expires_at is in the past".into()));
+            return Err(BlacklistError::Expired);
         }
         Ok(self.store.blacklist_propose(proposal, &actor.id, now).await?)
     }

@@ -70,7 +70,7 @@ pub struct GroupRow {
 
 /// One agent of the lead's groups.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct AgentRow {
+pub struct DashboardAgent {
     pub id: String,
     pub name: String,
     pub status: AgentStatus,
@@ -86,7 +86,7 @@ pub struct AgentRow {
 
 /// An alert over a threshold.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Alert {
+pub struct DashboardAlert {
     /// `long_wait`, `first_response_late` or `backlog`.
     pub kind: &'static str,
     pub group: Option<String>,
@@ -103,10 +103,10 @@ pub struct Figures {
     pub thresholds: Thresholds,
     pub window_minutes: u32,
     pub groups: Vec<GroupRow>,
-    pub agents: Vec<AgentRow>,
+    pub agents: Vec<DashboardAgent>,
     /// Conversations waiting for an answer (the lead's groups; admin: all).
     pub unanswered: i64,
-    pub alerts: Vec<Alert>,
+    pub alerts: Vec<DashboardAlert>,
     /// Blacklist proposals waiting for review.
     pub blacklist_pending: usize,
     /// Whether routing is configured.
@@ -164,12 +164,12 @@ impl Dashboard {
                 let active = live.map_or(0, |l| l.active);
                 let load = if cap == 0 { 0.0 } else { f64::from(active) / f64::from(cap) };
                 let name = a.name.clone().unwrap_or_else(|| a.id.clone());
-                agents.push(AgentRow { id: a.id.clone(), name, status, active, cap, load, groups: mine });
+                agents.push(DashboardAgent { id: a.id.clone(), name, status, active, cap, load, groups: mine });
             }
         }
         let (backlog, mut alerts) = self.live(me, now, &mut groups).await?;
         if backlog > i64::from(t.backlog_alert) {
-            alerts.push(Alert {
+            alerts.push(DashboardAlert {
                 kind: "backlog",
                 group: None,
                 session_id: None,
@@ -212,7 +212,7 @@ impl Dashboard {
         me: &Principal,
         now: i64,
         groups: &mut BTreeMap<String, GroupRow>,
-    ) -> Result<(i64, Vec<Alert>), ServiceError> {
+    ) -> Result<(i64, Vec<DashboardAlert>), ServiceError> {
         let t = &self.config;
         let mut alerts = Vec::new();
         let mut backlog = 0i64;
@@ -234,7 +234,7 @@ impl Dashboard {
                     let wait = (now - s.last_inbound_at.unwrap_or(s.opened_at)) / 1000;
                     row.longest_wait_s = Some(row.longest_wait_s.map_or(wait, |w: i64| w.max(wait)));
                     if s.state == SessionState::Queued && wait > i64::from(t.wait_alert_s) {
-                        alerts.push(Alert {
+                        alerts.push(DashboardAlert {
                             kind: "long_wait",
                             group: Some(group.clone()),
                             session_id: Some(s.id),
@@ -248,7 +248,7 @@ impl Dashboard {
                     let since = (now - s.assigned_at.unwrap_or(s.opened_at)) / 1000;
                     if since > i64::from(t.first_response_alert_s) {
                         let agent = s.agent.as_deref().unwrap_or("?");
-                        alerts.push(Alert {
+                        alerts.push(DashboardAlert {
                             kind: "first_response_late",
                             group: Some(group.clone()),
                             session_id: Some(s.id),

@@ -27,8 +27,15 @@ pub struct Status {
     pub outbox: BTreeMap<String, i64>,
     /// Undecodable pushes kept, by platform.
     pub dead_letters: BTreeMap<String, i64>,
-    /// Enabled shops that could not start: `[shop, reason]`.
-    pub shop_errors: Vec<(String, String)>,
+    /// Enabled shops that could not start.
+    pub shop_errors: Vec<ShopError>,
+}
+
+/// A shop that could not start.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShopError {
+    pub shop: String,
+    pub error: String,
 }
 
 /// Channels, outbox and dead letters at a glance.
@@ -39,7 +46,12 @@ pub async fn status(State(state): State<Arc<ApiState>>, Lead(_): Lead) -> ApiRes
         channels: state.status.channels(),
         outbox,
         dead_letters,
-        shop_errors: state.status.shop_errors.clone(),
+        shop_errors: state
+            .status
+            .shop_errors
+            .iter()
+            .map(|(shop, error)| ShopError { shop: shop.clone(), error: error.clone() })
+            .collect(),
     }))
 }
 
@@ -100,6 +112,7 @@ pub async fn agents(State(state): State<Arc<ApiState>>, Caller(me): Caller) -> A
 
 /// A status change.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[schema(example = json!({"status": "online"}))]
 pub struct StatusBody {
     pub status: AgentStatus,
 }

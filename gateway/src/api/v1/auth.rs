@@ -17,6 +17,7 @@ use crate::services::logins::LoginFailure;
 
 /// A login.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"user": "a01", "password": "demo"}))]
 pub struct LoginBody {
     /// The user id (`users.toml`).
     pub user: String,

@@ -22,6 +22,7 @@ fn blacklist_error(e: BlacklistError) -> ApiError {
         BlacklistError::Invalid(m) => ApiError::bad_request("invalid", m),
         BlacklistError::NotFound(id) => ApiError::not_found(format!("blacklist entry {id}")),
         e @ BlacklistError::WrongState { .. } => ApiError(StatusCode::CONFLICT, "wrong_state", e.to_string()),
+        e @ BlacklistError::Expired => ApiError(StatusCode::CONFLICT, "expires_in_the_past", e.to_string()),
         BlacklistError::Store(e) => ServiceError::from(e).into(),
     }
 }
@@ -53,6 +54,7 @@ pub async fn list(
 
 /// A proposed entry. An agent must give evidence (message ids); every proposer a reason.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"platform": "douyin", "buyer_id": "dy_open_000021", "level": "flag", "reason": "多次以差评威胁索要赔偿", "evidence": ["1"]}))]
 pub struct ProposalBody {
     /// The platform (`taobao`, `douyin`, `jd`).
     #[schema(pattern = "[^ \\t\\n\\r\u{3000}]")]
@@ -70,8 +72,9 @@ pub struct ProposalBody {
     /// Message ids (or platform message ids) that show the behaviour; required from agents.
     #[serde(default)]
     pub evidence: Vec<String>,
-    /// When the entry stops acting (ms since the epoch, in the future); absent: never.
-    #[serde(default)]
+    /// When the entry stops acting (ms since the epoch); absent: never. A time already past is
+    /// refused with 409.
+    #[serde(default, deserialize_with = "crate::api::error::lenient_i64")]
     pub expires_at: Option<i64>,
 }
 
@@ -85,7 +88,10 @@ pub struct Proposed {
 
 /// Proposes a blacklist entry (reviewed by a lead or admin before it acts).
 #[utoipa::path(post, path = "/blacklist", tag = "blacklist", request_body = ProposalBody,
-    responses((status = 201, description = "Proposed", body = Proposed)))]
+    responses(
+        (status = 201, description = "Proposed", body = Proposed),
+        (status = 409, description = "`expires_at` is already past", body = ErrorBody),
+    ))]
 pub async fn propose(
     State(state): State<Arc<ApiState>>,
     Caller(me): Caller,
@@ -123,7 +129,7 @@ pub async fn reload(State(state): State<Arc<ApiState>>, Admin(_): Admin) -> ApiR
 /// A review decision.
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Decision {
+pub enum ReviewAction {
     Approve,
     Reject,
     Remove,
@@ -144,7 +150,7 @@ pub struct Decided {
 
 /// Approves, rejects or removes an entry (a lead or admin other than the proposer).
 #[utoipa::path(post, path = "/blacklist/{id}/{action}", tag = "blacklist",
-    params(("id" = i64, Path, description = "Entry id"), ("action" = Decision, Path, description = "The decision")),
+    params(("id" = i64, Path, description = "Entry id"), ("action" = ReviewAction, Path, description = "The decision")),
     request_body(content = Option<DecisionBody>, description = "An optional note"),
     responses(
         (status = 200, description = "Decided", body = Decided),
@@ -153,15 +159,15 @@ pub struct Decided {
 pub async fn decide(
     State(state): State<Arc<ApiState>>,
     Lead(me): Lead,
-    Path((id, action)): Path<(i64, Decision)>,
+    Path((id, action)): Path<(i64, ReviewAction)>,
     body: Option<Json<Option<DecisionBody>>>,
 ) -> ApiResult<Decided> {
     let note = body.and_then(|b| b.0).and_then(|b| b.note);
     let (now, actor) = (huiliu_domain::now_millis(), me.actor());
     let entry = match action {
-        Decision::Approve => state.blacklist.approve(&actor, id, note.as_deref(), now).await,
-        Decision::Reject => state.blacklist.reject(&actor, id, note.as_deref(), now).await,
-        Decision::Remove => state.blacklist.remove(&actor, id, note.as_deref(), now).await,
+        ReviewAction::Approve => state.blacklist.approve(&actor, id, note.as_deref(), now).await,
+        ReviewAction::Reject => state.blacklist.reject(&actor, id, note.as_deref(), now).await,
+        ReviewAction::Remove => state.blacklist.remove(&actor, id, note.as_deref(), now).await,
     }
     .map_err(blacklist_error)?;
     Ok(Json(Decided { entry }))
@@ -169,6 +175,7 @@ pub async fn decide(
 
 /// Why the original is needed.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"reason": "核对收货地址"}))]
 pub struct RevealBody {
     /// Written to the audit log.
     #[schema(pattern = "[^ \\t\\n\\r\u{3000}]")]

@@ -49,6 +49,7 @@ fn tags_schema() -> RefOr<Schema> {
 
 /// A customer's tags and notes.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[schema(example = json!({"tags": ["回头客"], "notes": "喜欢蓝色"}))]
 pub struct Profile {
     #[schema(schema_with = tags_schema)]
     pub tags: Vec<String>,

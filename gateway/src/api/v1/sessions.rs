@@ -141,6 +141,11 @@ impl PartialSchema for ReplyBody {
                 .schema_type(Type::String)
                 .min_length(Some(1))
                 .description(Some("Written as this agent (operator token only); not `system` or `auto-reply`"))
+                .extensions(Some(
+                    utoipa::openapi::extensions::ExtensionsBuilder::new()
+                        .add("not", serde_json::json!({"enum": crate::flow::RESERVED_AUTHORS}))
+                        .build(),
+                ))
         };
         let with = |required: &str| {
             ObjectBuilder::new()

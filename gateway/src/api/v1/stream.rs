@@ -17,15 +17,15 @@ use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use huiliu_domain::Principal;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::api::ApiState;
 use crate::api::caller::{bearer, resolve};
-use crate::api::error::{ApiError, ErrorBody, Query};
+use crate::api::error::{ApiError, ErrorBody, Json, Query};
 use crate::events::Stamped;
 
 /// How to open the stream.
@@ -36,15 +36,25 @@ pub struct StreamQuery {
     token: Option<String>,
     /// Resume after this event number.
     #[param(minimum = 0)]
-    since: Option<u64>,
+    since: Option<i64>,
 }
 
-/// The live event stream (a WebSocket; without the upgrade headers the answer is 400 or 426).
+/// Where the stream stands, for a plain GET (no WebSocket upgrade).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StreamInfo {
+    /// The last event published: connect with `?since=` this to miss nothing from now on.
+    pub seq: u64,
+    /// How to connect: `websocket` (send `Connection: Upgrade`, `Upgrade: websocket`).
+    pub upgrade: String,
+}
+
+/// The live event stream: a WebSocket (101). A plain GET, without the upgrade headers, answers
+/// where the stream stands.
 #[utoipa::path(get, path = "/events", tag = "auth", params(StreamQuery),
     responses(
         (status = 101, description = "Switching to the WebSocket"),
-        (status = 400, description = "Not a WebSocket request", body = ErrorBody),
-        (status = 426, description = "The connection cannot be upgraded", body = ErrorBody),
+        (status = 200, description = "Not a WebSocket request: where the stream stands", body = StreamInfo),
+        (status = 426, description = "A WebSocket request on a connection that cannot be upgraded", body = ErrorBody),
     ))]
 pub async fn events(
     State(state): State<Arc<ApiState>>,
@@ -54,17 +64,22 @@ pub async fn events(
 ) -> Result<Response, ApiError> {
     // Who first: an anonymous caller hears 401 whether or not they asked for a WebSocket.
     let user = resolve(&state, q.token.as_deref().or_else(|| bearer(&headers))).await?;
+    let since = match q.since {
+        Some(s) if s < 0 => return Err(ApiError::bad_request("bad_query", "`since` must not be negative")),
+        s => s.map(|s| s as u64),
+    };
     match ws {
         // Small buffers: thousands of agents stay connected, and clients send almost nothing
         // (the defaults reserve 128 KiB per connection for reading).
         Ok(ws) => Ok(ws
             .read_buffer_size(4 * 1024)
             .write_buffer_size(8 * 1024)
-            .on_upgrade(move |socket| serve(state, user, q.since, socket))),
-        Err(rejection) => {
-            let status = rejection.status();
-            let code = if status == StatusCode::UPGRADE_REQUIRED { "upgrade_required" } else { "not_websocket" };
-            Err(ApiError(status, code, rejection.body_text()))
+            .on_upgrade(move |socket| serve(state, user, since, socket))),
+        Err(WebSocketUpgradeRejection::ConnectionNotUpgradable(r)) => {
+            Err(ApiError(StatusCode::UPGRADE_REQUIRED, "upgrade_required", r.body_text()))
+        }
+        Err(_) => {
+            Ok(Json(StreamInfo { seq: state.flow.events.last_seq(), upgrade: "websocket".into() }).into_response())
         }
     }
 }
