@@ -15,10 +15,15 @@
 
 #![deny(unsafe_code)]
 
+mod audit;
 pub mod blacklist;
+mod customers;
 mod intake;
-mod queries;
+mod messages;
+mod outbox;
 mod schema;
+mod sessions;
+mod tokens;
 mod workbench;
 
 pub use workbench::ResponseStats;
@@ -31,7 +36,8 @@ use sqlx::{AnyPool, Executor};
 use tokio::sync::{mpsc, oneshot};
 
 pub use intake::{IntakeBatch, IntakeItem, ItemOutcome, Screen};
-pub use queries::{NewReply, OutboxItem, SYSTEM_AUTHORS, StoredToken};
+pub use outbox::{NewReply, OutboxItem, SYSTEM_AUTHORS};
+pub use tokens::StoredToken;
 
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,101 @@
+//! Customers: profiles (tags, notes), their orders and refunds.
+//!
+//! Every SQL string built at run time here is assembled from constant column lists and `$n`
+//! placeholders only; all values are bound, never formatted in (hence `AssertSqlSafe`).
+
+use sqlx::Row;
+
+use super::intake::json;
+use super::{Store, StoreError};
+use huiliu_domain::session::{Customer, TradeRecord};
+
+impl Store {
+    /// A customer.
+    pub async fn customer(&self, id: i64) -> Result<Option<Customer>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, platform, shop, buyer_id, nick, vip_level, fans_level, tags, notes, lifetime_fen, last_agent, last_agent_at \
+             FROM customers WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let tags: String = r.try_get(7)?;
+        Ok(Some(Customer {
+            id: r.try_get(0)?,
+            platform: r.try_get(1)?,
+            shop: r.try_get(2)?,
+            buyer_id: r.try_get(3)?,
+            nick: r.try_get(4)?,
+            vip_level: r.try_get(5)?,
+            fans_level: r.try_get(6)?,
+            tags: serde_json::from_str(&tags).unwrap_or_default(),
+            notes: r.try_get(8)?,
+            lifetime_fen: r.try_get(9)?,
+            last_agent: r.try_get(10)?,
+            last_agent_at: r.try_get(11)?,
+        }))
+    }
+
+    /// A customer's id by (platform, shop, buyer id).
+    pub async fn customer_id(&self, platform: &str, shop: &str, buyer_id: &str) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT id FROM customers WHERE platform = $1 AND shop = $2 AND buyer_id = $3")
+            .bind(platform)
+            .bind(shop)
+            .bind(buyer_id)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    /// Sets a customer's tags and notes.
+    pub async fn set_customer_profile(&self, id: i64, tags: &[String], notes: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE customers SET tags = $1, notes = $2 WHERE id = $3")
+            .bind(json(&tags))
+            .bind(notes)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// A customer's recent orders and refunds, newest first.
+    pub async fn customer_trades(&self, customer_id: i64, limit: i64) -> Result<Vec<TradeRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT event_id, kind, stage, order_id, refund_id, amount_fen, status, occurred_at FROM trade_events \
+             WHERE customer_id = $1 ORDER BY occurred_at DESC, id DESC LIMIT $2",
+        )
+        .bind(customer_id)
+        .bind(limit.clamp(1, 200))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TradeRecord {
+                    event_id: r.try_get(0)?,
+                    kind: r.try_get(1)?,
+                    stage: r.try_get(2)?,
+                    order_id: r.try_get(3)?,
+                    refund_id: r.try_get(4)?,
+                    amount_fen: r.try_get(5)?,
+                    status: r.try_get(6)?,
+                    occurred_at: r.try_get(7)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Whether the customer has a refund requested or agreed and not yet finished.
+    pub async fn has_open_refund(&self, customer_id: i64) -> Result<bool, StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT refund_id, stage FROM trade_events WHERE customer_id = $1 AND kind = 'refund' ORDER BY occurred_at, id",
+        )
+        .bind(customer_id)
+        .fetch_all(self.pool())
+        .await?;
+        let mut open = std::collections::BTreeMap::new();
+        for (refund, stage) in rows {
+            open.insert(refund, matches!(stage.as_str(), "requested" | "agreed"));
+        }
+        Ok(open.values().any(|o| *o))
+    }
+}
