@@ -160,7 +160,7 @@ impl Gateway {
             metrics: metrics.clone(),
         });
         let shop_names = config.shops.iter().map(|s| (s.id.clone(), s.name.clone())).collect::<BTreeMap<_, _>>();
-        let api = api::ApiParts {
+        let api = api::ApiState {
             flow: flow.clone(),
             desk: services::desk::Desk::new(
                 store.clone(),
@@ -188,6 +188,7 @@ impl Gateway {
             metrics: metrics.clone(),
             status: status.clone(),
             reloader: reload.clone(),
+            openapi: api::openapi_document(),
         };
         let push = Arc::new(ingress::push::PushState {
             flow: flow.clone(),

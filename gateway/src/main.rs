@@ -66,6 +66,9 @@ enum Command {
         #[command(subcommand)]
         command: PluginsCommand,
     },
+    /// Print the OpenAPI 3.1 document of `/api/v1` (what a running daemon serves at
+    /// `/api/v1/openapi.json`), for client generators and contract tests.
+    Openapi,
     /// Workbench users (users.toml).
     User {
         #[command(subcommand)]
@@ -184,6 +187,10 @@ fn main() -> ExitCode {
         Command::Plugins { command: PluginsCommand::List(a) } => plugins_list(a),
         Command::Mask(a) => mask(a),
         Command::User { command: UserCommand::Hash } => user_hash(),
+        Command::Openapi => {
+            println!("{}", huiliu_gateway::api::openapi_document());
+            ExitCode::SUCCESS
+        }
         Command::Route { command: RouteCommand::Explain { config, event } } => route_explain(config, event),
         Command::Blacklist { command } => blacklist(command),
         Command::Demo { listen, data, rate, duration } => {

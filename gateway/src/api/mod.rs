@@ -51,37 +51,14 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     pub status: Arc<Status>,
     pub reloader: Arc<dyn Reloader>,
-    /// The OpenAPI document, as served.
+    /// The OpenAPI document, as served ([`openapi_document`]).
     pub openapi: &'static str,
 }
 
-/// The parts of the API state the composition root provides (the document is added here).
-#[derive(Debug)]
-pub struct ApiParts {
-    pub flow: Arc<Flow>,
-    pub desk: Desk,
-    pub logins: Logins,
-    pub blacklist: Arc<Blacklist>,
-    pub dashboard: Dashboard,
-    pub metrics: Arc<Metrics>,
-    pub status: Arc<Status>,
-    pub reloader: Arc<dyn Reloader>,
-}
-
 /// The router for the whole daemon.
-pub fn app(parts: ApiParts, push: Arc<PushState>) -> Router {
-    let (v1, doc) = v1::routes();
-    let state = Arc::new(ApiState {
-        flow: parts.flow,
-        desk: parts.desk,
-        logins: parts.logins,
-        blacklist: parts.blacklist,
-        dashboard: parts.dashboard,
-        metrics: parts.metrics,
-        status: parts.status,
-        reloader: parts.reloader,
-        openapi: v1::document(&doc),
-    });
+pub fn app(state: ApiState, push: Arc<PushState>) -> Router {
+    let (v1, _) = v1::routes();
+    let state = Arc::new(state);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -94,10 +71,10 @@ pub fn app(parts: ApiParts, push: Arc<PushState>) -> Router {
         .method_not_allowed_fallback(error::wrong_method)
 }
 
-/// The OpenAPI document of `/api/v1`, without a running daemon (for `huiliu openapi`).
-pub fn openapi_document() -> String {
-    let (_, doc) = v1::routes();
-    v1::document(&doc).to_owned()
+/// The OpenAPI document of `/api/v1`, as served (generated once from the routes' declaration).
+pub fn openapi_document() -> &'static str {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| v1::document(&v1::routes().1))
 }
 
 /// Liveness: the process answers.

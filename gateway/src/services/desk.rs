@@ -80,19 +80,6 @@ pub struct MessagePage {
     pub next_before: Option<i64>,
 }
 
-/// The list filter the API takes.
-#[derive(Debug, Default)]
-pub struct ListQuery {
-    pub shop: Option<String>,
-    pub platform: Option<String>,
-    pub state: Option<SessionState>,
-    pub agent: Option<String>,
-    pub from: Option<i64>,
-    pub to: Option<i64>,
-    pub limit: Option<i64>,
-    pub open_only: bool,
-}
-
 /// One audit entry.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditEntry {
@@ -152,20 +139,9 @@ impl Desk {
         }
     }
 
-    /// The sessions `me` may see that match `q`, newest activity first.
-    pub async fn list(&self, me: &Principal, q: ListQuery) -> Result<Vec<SessionRow>, ServiceError> {
-        let filter = SessionFilter {
-            shop: q.shop,
-            platform: q.platform,
-            state: q.state,
-            agent: q.agent,
-            from: q.from,
-            to: q.to,
-            limit: q.limit,
-            open_only: q.open_only,
-            customer: None,
-            scope: me.scope(),
-        };
+    /// The sessions `me` may see that match `filter` (its scope is `me`'s), newest first.
+    pub async fn list(&self, me: &Principal, mut filter: SessionFilter) -> Result<Vec<SessionRow>, ServiceError> {
+        filter.scope = me.scope();
         let now = huiliu_domain::now_millis();
         let mut out = Vec::new();
         for s in self.store.search_sessions(&filter).await? {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use huiliu_domain::Principal;
-use huiliu_domain::session::{HandoverNote, SessionState};
+use huiliu_domain::session::{HandoverNote, SessionFilter, SessionState};
 use huiliu_privacy::Hit;
 use huiliu_routing::TransferTo;
 use huiliu_sdk::Content;
@@ -21,7 +21,7 @@ use crate::api::caller::Caller;
 use crate::api::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
 use crate::flow::{Author, ReplyError, ReplyOutcome, ReplyRequest, TransferError};
 use crate::services::ServiceError;
-use crate::services::desk::{Explanation, ListQuery, MessagePage, SessionDetail, SessionRow};
+use crate::services::desk::{Explanation, MessagePage, SessionDetail, SessionRow};
 use crate::services::quick::Rendered;
 
 /// Filters of the session list.
@@ -62,7 +62,7 @@ pub async fn list(
     Query(q): Query<SessionQuery>,
 ) -> ApiResult<SessionList> {
     let limit = bounded(q.limit, 1, 500, "limit")?;
-    let query = ListQuery {
+    let query = SessionFilter {
         shop: q.shop,
         platform: q.platform,
         state: q.state,
@@ -71,6 +71,8 @@ pub async fn list(
         to: q.to,
         limit,
         open_only: q.open.unwrap_or(false),
+        customer: None,
+        scope: None, // the desk sets the caller's
     };
     Ok(Json(SessionList { sessions: state.desk.list(&me, query).await? }))
 }
