@@ -203,7 +203,7 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, stream: TcpStream) {
             shared.journal.reject(format!("tmc connect: {reason}"));
             let ack = Frame::new(frame::CONNECTACK)
                 .header(Header::StatusCode(code))
-                .header(Header::StatusPhrase(phrase.into()))
+                .header(Header::StatusPhrase(phrase))
                 .encode();
             let _ = ws.send(Message::Binary(ack.into())).await;
             let _ = ws.close(None).await;
