@@ -95,3 +95,23 @@ fn a_tmc_refusal_that_does_not_name_the_credentials_recovers() {
     let delivery = t.rt.block_on(t.sim.deliver_chat(&BuyerChat::text("tb-ch-2", "AAHbuyer2", "你好", now_ms())));
     assert!(delivery.acked, "{delivery:?}");
 }
+
+#[test]
+fn a_refusal_that_names_the_credentials_stops_the_channel_for_an_operator_but_not_for_good() {
+    let t = taobao(|faults| faults.bad_signature_pushes.store(1, Ordering::SeqCst));
+    let started = now_ms();
+    let ready = t.daemon.wait_for("the TMC channel to show stopped in /readyz", 20, || {
+        let body = readyz(&t.daemon);
+        (body["channel_states"][KEY]["state"] == "stopped").then_some(body)
+    });
+    let state = &ready["channel_states"][KEY];
+    assert_eq!(state["operator_must_act"], true, "{ready}");
+    assert!(state["detail"].as_str().unwrap_or("").contains("invalid sign"), "{ready}");
+    assert!(ready["channels"][KEY].as_str().unwrap_or("").starts_with("stopped: "), "{ready}");
+    // Retried slowly (every 10 minutes), not never.
+    let next = state["next_attempt_ms"].as_i64().expect("a next attempt is due");
+    assert!((started + 590_000..=now_ms() + 610_000).contains(&next), "{ready}");
+    let log = t.daemon.log_text();
+    assert!(log.contains("retrying slowly"), "{log}");
+    assert_eq!(t.daemon.metric(CONNECTED_METRIC), 0.0);
+}
