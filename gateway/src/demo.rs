@@ -295,7 +295,7 @@ async fn live_log(gw: Arc<Gateway>) {
             GatewayEvent::Alert { kind, session_id, detail } => {
                 println!("  ⚠ {kind} 会话#{} {detail}", session_id.unwrap_or_default())
             }
-            GatewayEvent::Channel { platform, shop, channel, status } => {
+            GatewayEvent::Channel { platform, shop, channel, status, .. } => {
                 println!("[{}/{shop}] 通道 {channel}: {status}", platform_zh(&platform))
             }
             _ => {}

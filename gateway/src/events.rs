@@ -55,8 +55,9 @@ pub enum GatewayEvent {
     Unassigned { session_id: i64, agent: String },
     /// Something a lead should look at.
     Alert { kind: String, session_id: Option<i64>, detail: String },
-    /// A channel (TMC, stream) changed state.
-    Channel { platform: String, shop: String, channel: String, status: String },
+    /// A channel (TMC, stream) changed state: `state` is its word (`connected`, `connecting`,
+    /// `backing_off`, `stopped`), `status` the one-line summary.
+    Channel { platform: String, shop: String, channel: String, status: String, state: String },
     /// A session was closed (by an agent, or idle).
     Closed { session_id: i64, reason: String },
     /// An agent's status changed.
@@ -387,6 +388,7 @@ mod tests {
             shop: "dy".into(),
             channel: "push".into(),
             status: "up".into(),
+            state: "connected".into(),
         });
         let drain = |s: &mut Subscription| {
             let mut got = Vec::new();

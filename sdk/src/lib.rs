@@ -39,6 +39,6 @@ pub use model::{
     TokenGrant, TransferRequest, VipHint, fallback_text,
 };
 pub use wire::{
-    AckBatch, ChannelControl, ChannelData, ChannelOpen, ChannelOutcome, Frame, Headers, HttpPush, HttpRequest,
-    HttpResponse, PushOutcome, RejectKind, header,
+    AckBatch, ChannelControl, ChannelData, ChannelOpen, ChannelOutcome, ChannelState, Frame, Headers, HttpPush,
+    HttpRequest, HttpResponse, PushOutcome, RejectKind, header,
 };

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{DeadLetter, InboundEvent};
+use crate::model::{DeadLetter, InboundEvent, Millis};
 
 /// A header list in arrival order. Names compare case-insensitively ([`header`]).
 pub type Headers = Vec<(String, String)>;
@@ -173,7 +173,9 @@ pub enum ChannelControl {
     Continue,
     /// Close and reconnect after at least `min_delay_ms` (the host adds its backoff).
     Reconnect { reason: String, min_delay_ms: u64 },
-    /// Close and do not reconnect until the configuration changes.
+    /// Close: the platform refused what only an operator can fix (credentials, permissions).
+    /// The host shows the channel stopped with operator action needed, and retries it only
+    /// slowly (the host's interval) and when the configuration changes.
     Fatal { reason: String },
 }
 
@@ -191,7 +193,141 @@ pub struct ChannelOutcome {
     pub rejected: Vec<(RejectKind, String)>,
     #[serde(default)]
     pub control: ChannelControl,
-    /// A human-readable status change worth logging (`connected`, `heartbeat`, …).
+    /// A human-readable status change worth logging (`connected to TMC as group …`,
+    /// `heartbeat`, …): the detail. The host reads connected-ness from `state`, not from this text;
+    /// only when `state` is absent (a plugin built before it existed) does a status of exactly
+    /// `connected` still count as [`ChannelState::Connected`].
     #[serde(default)]
     pub status: Option<String>,
+    /// The channel's state as data, when this data changed it (e.g. `Connected` on the platform's
+    /// connect acknowledgement). `None` leaves the state as it was. Stopping or backing off is
+    /// said through `control`; a connector may also state it here.
+    #[serde(default)]
+    pub state: Option<ChannelState>,
+}
+
+impl ChannelOutcome {
+    /// The state this outcome reports: `state`, else the legacy status string `connected`.
+    pub fn reported_state(&self) -> Option<ChannelState> {
+        match (&self.state, self.status.as_deref()) {
+            (Some(state), _) => Some(state.clone()),
+            (None, Some("connected")) => Some(ChannelState::Connected),
+            (None, _) => None,
+        }
+    }
+}
+
+/// Where a long-lived channel stands, as data the host, its readiness check, its status API and
+/// its metrics read (never parsed from prose).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ChannelState {
+    /// The platform accepted the session; data flows.
+    Connected,
+    /// A connection is being opened (or was opened and not yet acknowledged).
+    Connecting,
+    /// The session ended; the next attempt is at `until_ms` (epoch milliseconds).
+    BackingOff {
+        #[serde(default)]
+        until_ms: Millis,
+    },
+    /// The channel does not run on its own accord: `reason` says why, and `operator_must_act`
+    /// whether a person has to change something (credentials, permissions) for it to recover.
+    Stopped {
+        #[serde(default)]
+        reason: String,
+        #[serde(default)]
+        operator_must_act: bool,
+    },
+}
+
+impl ChannelState {
+    /// The state's word: `connected`, `connecting`, `backing_off` or `stopped`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ChannelState::Connected => "connected",
+            ChannelState::Connecting => "connecting",
+            ChannelState::BackingOff { .. } => "backing_off",
+            ChannelState::Stopped { .. } => "stopped",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The outcome as a plugin built before `state` existed sends it: named fields, no `state`.
+    #[derive(Serialize)]
+    struct LegacyOutcome {
+        send: Vec<Frame>,
+        control: ChannelControl,
+        status: Option<String>,
+    }
+
+    fn across<T: Serialize>(value: &T) -> ChannelOutcome {
+        let bytes = rmp_serde::to_vec_named(value).expect("encode");
+        rmp_serde::from_slice(&bytes).expect("decode")
+    }
+
+    #[test]
+    fn every_state_crosses_the_abi() {
+        let states = [
+            ChannelState::Connected,
+            ChannelState::Connecting,
+            ChannelState::BackingOff { until_ms: 1_700_000_000_123 },
+            ChannelState::Stopped { reason: "invalid sign".into(), operator_must_act: true },
+            ChannelState::Stopped { reason: "asked to stop".into(), operator_must_act: false },
+        ];
+        for state in states {
+            let outcome = ChannelOutcome { state: Some(state.clone()), ..ChannelOutcome::default() };
+            let back = across(&outcome);
+            assert_eq!(back, outcome);
+            assert_eq!(back.reported_state(), Some(state));
+        }
+    }
+
+    #[test]
+    fn the_state_wins_over_the_text() {
+        let outcome = ChannelOutcome {
+            status: Some("connected to TMC as group `default`".into()),
+            state: Some(ChannelState::Connected),
+            ..ChannelOutcome::default()
+        };
+        assert_eq!(across(&outcome).reported_state(), Some(ChannelState::Connected));
+        let prose = ChannelOutcome { status: Some("connected to TMC as group `default`".into()), ..Default::default() };
+        assert_eq!(prose.reported_state(), None, "prose is never parsed");
+        let said = ChannelOutcome {
+            status: Some("connected".into()),
+            state: Some(ChannelState::Connecting),
+            ..Default::default()
+        };
+        assert_eq!(said.reported_state(), Some(ChannelState::Connecting));
+    }
+
+    #[test]
+    fn an_older_plugin_still_decodes_and_its_connected_still_counts() {
+        let old = LegacyOutcome { send: vec![], control: ChannelControl::Continue, status: Some("connected".into()) };
+        let back = across(&old);
+        assert_eq!(back.state, None);
+        assert_eq!(back.reported_state(), Some(ChannelState::Connected));
+        let heartbeat =
+            LegacyOutcome { send: vec![], control: ChannelControl::Continue, status: Some("heartbeat".into()) };
+        assert_eq!(across(&heartbeat).reported_state(), None);
+    }
+
+    #[test]
+    fn a_state_with_missing_fields_decodes_with_defaults() {
+        #[derive(Serialize)]
+        struct Bare {
+            state: &'static str,
+        }
+        #[derive(Serialize)]
+        struct Outcome {
+            state: Bare,
+        }
+        let back = across(&Outcome { state: Bare { state: "stopped" } });
+        assert_eq!(back.state, Some(ChannelState::Stopped { reason: String::new(), operator_must_act: false }));
+        assert_eq!(ChannelState::BackingOff { until_ms: 1 }.as_str(), "backing_off");
+    }
 }

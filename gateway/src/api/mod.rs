@@ -97,6 +97,7 @@ async fn readyz(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
         "plugins": state.status.plugins,
         "shops": state.status.shops,
         "channels": state.status.channels(),
+        "channel_states": state.status.channel_states(),
         "problems": problems,
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use huiliu_sdk::{
-    AckBatch, ChannelControl, ChannelData, ChannelOpen, ChannelOutcome, ConnectionNeed, Frame, HttpResponse, Millis,
+    AckBatch, ChannelControl, ChannelData, ChannelOpen, ChannelOutcome, ChannelState, ConnectionNeed, Frame,
+    HttpResponse, Millis,
 };
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -23,7 +24,7 @@ use crate::flow::{Ack, Flow};
 use crate::metrics::Metrics;
 use crate::outbox::http;
 use crate::plugins::{Connectors, ShopConnector};
-use crate::services::status::Status;
+use crate::services::status::{self, ChannelStatus, Status};
 
 /// What the channels need.
 #[derive(Debug)]
@@ -88,12 +89,24 @@ fn reconnect(reason: impl Into<String>) -> End {
 const STREAM_IDLE: Duration = Duration::from_secs(90);
 /// A session that lasted this long resets the reconnect backoff.
 const HEALTHY_SESSION: Duration = Duration::from_secs(30);
+/// How often a stopped channel (the platform refused what only an operator can fix, e.g. the
+/// credentials) is tried again, so that fixed credentials recover without a restart.
+pub const STOPPED_RETRY: Duration = Duration::from_secs(600);
 
 /// Keeps one channel open for the life of the process.
 async fn keep(gw: Arc<Channels>, connector: Arc<ShopConnector>, channel: String, kind: Kind) {
     let mut failures: u32 = 0;
     loop {
         let started = Instant::now();
+        if !matches!(kind, Kind::Poll { .. }) {
+            // A poll has no connection to wait for; its connector reports its state itself.
+            set_status(
+                &gw,
+                &connector,
+                &channel,
+                state_now(status::ChannelState::Connecting, "connecting", false, None),
+            );
+        }
         let end = match kind {
             Kind::WebSocket { tick_ms } => websocket(&gw, &connector, &channel, tick_ms).await,
             Kind::Stream => stream(&gw, &connector, &channel).await,
@@ -103,33 +116,86 @@ async fn keep(gw: Arc<Channels>, connector: Arc<ShopConnector>, channel: String,
         if started.elapsed() >= HEALTHY_SESSION {
             failures = 0;
         }
-        match end {
+        let delay = match end {
             End::Fatal(reason) => {
-                set_status(&gw, &connector, &channel, &format!("stopped: {reason}"));
-                tracing::error!(shop = %connector.shop, channel, "channel stopped until the configuration changes: {reason}");
-                return;
+                // Stopped until an operator acts, but tried again slowly: the fix (new credentials,
+                // a granted permission) is on the platform's side or in the config, and must not
+                // need a restart to take effect.
+                let delay = u64::try_from(STOPPED_RETRY.as_millis()).unwrap_or(u64::MAX);
+                Metrics::count(&gw.metrics.channel_connects, &connector.platform, "stopped");
+                let next = huiliu_domain::now_millis().saturating_add(i64::try_from(delay).unwrap_or(i64::MAX));
+                set_status(
+                    &gw,
+                    &connector,
+                    &channel,
+                    state_now(status::ChannelState::Stopped, &reason, true, Some(next)),
+                );
+                tracing::error!(
+                    shop = %connector.shop, channel, retry_in_s = STOPPED_RETRY.as_secs(),
+                    "channel stopped, an operator must act; retrying slowly: {reason}"
+                );
+                delay
             }
             End::Reconnect { reason, min_delay_ms } => {
                 failures = failures.saturating_add(1);
                 let backoff = crate::outbox::backoff_ms(failures, 500, 60_000, rand::random::<f64>() * 2.0 - 1.0);
                 let delay = backoff.max(min_delay_ms);
-                set_status(&gw, &connector, &channel, &format!("reconnecting in {delay} ms: {reason}"));
+                let next = huiliu_domain::now_millis().saturating_add(i64::try_from(delay).unwrap_or(i64::MAX));
+                set_status(
+                    &gw,
+                    &connector,
+                    &channel,
+                    state_now(status::ChannelState::BackingOff, &reason, false, Some(next)),
+                );
                 tracing::warn!(shop = %connector.shop, channel, delay_ms = delay, "channel lost, reconnecting: {reason}");
-                tokio::time::sleep(Duration::from_millis(delay)).await;
+                delay
             }
+        };
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+}
+
+/// A channel status that starts now.
+fn state_now(
+    state: status::ChannelState,
+    detail: &str,
+    operator_must_act: bool,
+    next: Option<Millis>,
+) -> ChannelStatus {
+    ChannelStatus {
+        state,
+        detail: detail.to_owned(),
+        operator_must_act,
+        next_attempt_ms: next,
+        since_ms: huiliu_domain::now_millis(),
+    }
+}
+
+/// The host's view of a state a connector reported.
+fn from_reported(reported: &ChannelState, detail: &str) -> ChannelStatus {
+    match reported {
+        ChannelState::Connected => state_now(status::ChannelState::Connected, detail, false, None),
+        ChannelState::Connecting => state_now(status::ChannelState::Connecting, detail, false, None),
+        ChannelState::BackingOff { until_ms } => {
+            state_now(status::ChannelState::BackingOff, detail, false, Some(*until_ms))
+        }
+        ChannelState::Stopped { reason, operator_must_act } => {
+            let detail = if reason.is_empty() { detail } else { reason.as_str() };
+            state_now(status::ChannelState::Stopped, detail, *operator_must_act, None)
         }
     }
 }
 
-fn set_status(gw: &Channels, connector: &ShopConnector, channel: &str, status: &str) {
+fn set_status(gw: &Channels, connector: &ShopConnector, channel: &str, status: ChannelStatus) {
     let key = format!("{}/{}/{}", connector.platform, connector.shop, channel);
-    gw.status.set_channel(key, status.to_owned());
     let _ = gw.flow.events.send(GatewayEvent::Channel {
         platform: connector.platform.clone(),
         shop: connector.shop.clone(),
         channel: channel.to_owned(),
-        status: status.to_owned(),
+        status: status.summary(),
+        state: status.state.as_str().to_owned(),
     });
+    gw.status.set_channel(key, status);
 }
 
 fn frame_message(frame: Frame) -> Message {
@@ -148,12 +214,21 @@ fn handle(
     outcome: ChannelOutcome,
     replies: Option<&mpsc::UnboundedSender<Frame>>,
 ) -> ChannelControl {
-    if let Some(status) = &outcome.status {
-        tracing::debug!(shop = %connector.shop, channel, "channel status: {status}");
-        if status == "connected" {
+    let detail = outcome.status.as_deref().unwrap_or_default();
+    // The state is data (`ChannelOutcome::state`); a plugin built before it existed still counts
+    // by its status string `connected` (`reported_state`).
+    match outcome.reported_state() {
+        Some(ChannelState::Connected) => {
             Metrics::count(&gw.metrics.channel_connects, &connector.platform, "connected");
-            set_status(gw, connector, channel, "connected");
+            tracing::info!(shop = %connector.shop, channel, "channel connected: {detail}");
+            set_status(gw, connector, channel, from_reported(&ChannelState::Connected, detail));
         }
+        Some(state) => {
+            tracing::info!(shop = %connector.shop, channel, state = state.as_str(), "channel state: {detail}");
+            set_status(gw, connector, channel, from_reported(&state, detail));
+        }
+        None if !detail.is_empty() => tracing::debug!(shop = %connector.shop, channel, "channel status: {detail}"),
+        None => {}
     }
     for (kind, reason) in &outcome.rejected {
         Metrics::count(&gw.metrics.pushes_rejected, &connector.platform, kind.as_str());

@@ -5,6 +5,66 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Where a long-lived channel stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelState {
+    /// The platform accepted the session; data flows.
+    Connected,
+    /// A connection is being opened.
+    Connecting,
+    /// The session ended; the next attempt is at `next_attempt_ms`.
+    BackingOff,
+    /// The platform refused what only an operator can fix (`operator_must_act`), or the channel
+    /// cannot run; it is retried slowly, at `next_attempt_ms`.
+    Stopped,
+}
+
+impl ChannelState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelState::Connected => "connected",
+            ChannelState::Connecting => "connecting",
+            ChannelState::BackingOff => "backing_off",
+            ChannelState::Stopped => "stopped",
+        }
+    }
+}
+
+/// One channel's state as data, as `/readyz` and `/api/v1/status` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ChannelStatus {
+    pub state: ChannelState,
+    /// What the connector or the host last said about the channel, in words (the reason of a
+    /// reconnect or a stop).
+    pub detail: String,
+    /// Whether an operator must change something (credentials, permissions) for the channel to
+    /// recover.
+    pub operator_must_act: bool,
+    /// When the next connection attempt is due (epoch ms), while backing off or stopped.
+    pub next_attempt_ms: Option<i64>,
+    /// When the channel entered this state (epoch ms).
+    pub since_ms: i64,
+}
+
+impl ChannelStatus {
+    /// The one-line summary `channels` has always shown: `connected`, `connecting`,
+    /// `reconnecting in … ms: reason`, `stopped: reason`.
+    pub fn summary(&self) -> String {
+        match self.state {
+            ChannelState::Connected | ChannelState::Connecting => self.state.as_str().to_owned(),
+            ChannelState::BackingOff => {
+                let delay = self.next_attempt_ms.map_or(0, |at| at.saturating_sub(self.since_ms).max(0));
+                format!("reconnecting in {delay} ms: {}", self.detail)
+            }
+            ChannelState::Stopped => format!("stopped: {}", self.detail),
+        }
+    }
+}
+
 /// The gateway's running state.
 #[derive(Debug, Default)]
 pub struct Status {
@@ -15,7 +75,7 @@ pub struct Status {
     /// Enabled shops whose connector could not be created, with the reason.
     pub shop_errors: Vec<(String, String)>,
     /// Channel states by `platform/shop/channel`.
-    channels: Mutex<BTreeMap<String, String>>,
+    channels: Mutex<BTreeMap<String, ChannelStatus>>,
 }
 
 impl Status {
@@ -28,11 +88,38 @@ impl Status {
         self.shop_errors.is_empty()
     }
 
-    pub fn set_channel(&self, key: String, state: String) {
-        self.channels.lock().unwrap_or_else(|p| p.into_inner()).insert(key, state);
+    pub fn set_channel(&self, key: String, status: ChannelStatus) {
+        self.channels.lock().unwrap_or_else(|p| p.into_inner()).insert(key, status);
     }
 
+    /// Each channel's one-line summary (`connected`, `reconnecting in … ms: …`, `stopped: …`).
     pub fn channels(&self) -> BTreeMap<String, String> {
+        self.channel_states().into_iter().map(|(k, v)| (k, v.summary())).collect()
+    }
+
+    /// Each channel's state as data.
+    pub fn channel_states(&self) -> BTreeMap<String, ChannelStatus> {
         self.channels.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(state: ChannelState, detail: &str, next: Option<i64>) -> ChannelStatus {
+        ChannelStatus { state, detail: detail.into(), operator_must_act: false, next_attempt_ms: next, since_ms: 1_000 }
+    }
+
+    #[test]
+    fn summaries_keep_the_old_words() {
+        assert_eq!(at(ChannelState::Connected, "connected to TMC as group `default`", None).summary(), "connected");
+        assert_eq!(at(ChannelState::Connecting, "", None).summary(), "connecting");
+        assert_eq!(at(ChannelState::BackingOff, "closed", Some(1_500)).summary(), "reconnecting in 500 ms: closed");
+        assert_eq!(at(ChannelState::Stopped, "invalid sign", Some(601_000)).summary(), "stopped: invalid sign");
+        let status = Status::default();
+        status.set_channel("taobao/s/tmc".into(), at(ChannelState::Connected, "x", None));
+        assert_eq!(status.channels()["taobao/s/tmc"], "connected");
+        assert_eq!(status.channel_states()["taobao/s/tmc"].state, ChannelState::Connected);
     }
 }

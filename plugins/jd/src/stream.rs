@@ -7,14 +7,18 @@
 //!
 //! Packets carry no signature of their own (the connect is what is signed), so nothing here is
 //! rejected as `BadSignature`; a refused connect (bad sign, wrong app key) is an HTTP error with
-//! an `error_response` body and closes the channel for good ([`ChannelControl::Fatal`]).
+//! an `error_response` body and stops the channel until an operator acts
+//! ([`ChannelControl::Fatal`]; the host retries it slowly). Packet 200 reports
+//! [`ChannelState::Connected`]; 101 and 102 reconnect with the host's backoff.
 //!
 //! The stream has no per-message acknowledgement: every business message becomes an
 //! [`AckBatch`] with empty `on_durable`/`on_failure`. A message lost between the stream and
 //! durable storage is only redelivered if the platform resends it (it reports gaps with packet
 //! 203); repeats are absorbed by the host's dedupe on `msg_id`.
 
-use huiliu_sdk::{AckBatch, ChannelControl, ChannelOutcome, HttpRequest, HttpResponse, Millis, RejectKind};
+use huiliu_sdk::{
+    AckBatch, ChannelControl, ChannelOutcome, ChannelState, HttpRequest, HttpResponse, Millis, RejectKind,
+};
 use serde_json::Value;
 
 use crate::api::FORM_CONTENT_TYPE;
@@ -139,7 +143,12 @@ impl StreamState {
     pub fn on_head(&mut self, head: &HttpResponse, now: Millis) -> ChannelOutcome {
         if head.status == 200 {
             self.connected_at = Some(now);
-            return ChannelOutcome { status: Some("stream open (HTTP 200)".to_owned()), ..Default::default() };
+            // The body is open; packet 200 says the stream is connected.
+            return ChannelOutcome {
+                status: Some("stream open (HTTP 200)".to_owned()),
+                state: Some(ChannelState::Connecting),
+                ..Default::default()
+            };
         }
         self.closed();
         ChannelOutcome { control: refusal(head), ..Default::default() }
@@ -210,7 +219,10 @@ fn handle_line(line: &[u8], scope: ChatScope<'_>, now: Millis, out: &mut Outcome
     let msg = packet.get("msg");
     let said = || msg.map(|m| display(m, 200)).unwrap_or_default();
     match code {
-        200 => out.status("connected".to_owned()),
+        200 => {
+            out.status("connected".to_owned());
+            out.state(ChannelState::Connected);
+        }
         201 => out.status("heartbeat".to_owned()),
         202 => business(msg, line, scope, now, out),
         203 => out.status(format!("lost packet: {}", said())),
@@ -259,6 +271,11 @@ struct OutcomeBuilder {
 impl OutcomeBuilder {
     fn status(&mut self, status: String) {
         self.statuses.push(status);
+    }
+
+    /// The latest state a packet reported wins.
+    fn state(&mut self, state: ChannelState) {
+        self.outcome.state = Some(state);
     }
 
     fn reject(&mut self, kind: RejectKind, reason: String) {
@@ -380,5 +397,21 @@ mod tests {
             0,
         );
         assert!(matches!(out.control, ChannelControl::Reconnect { min_delay_ms: 5000, .. }), "{:?}", out.control);
+    }
+
+    #[test]
+    fn connected_is_reported_as_data() {
+        let mut s = StreamState::default();
+        let head = s.on_head(&HttpResponse::json(200, Vec::new()), 0);
+        assert_eq!(head.state, Some(ChannelState::Connecting), "the body is open, not yet connected");
+        // Packet 200 with a heartbeat in the same chunk: the text joins both, the state is data.
+        let out = s.on_chunk(b"{\"packet\":{\"code\":200}}\n{\"packet\":{\"code\":201}}\n", SCOPE, 1);
+        assert_eq!(out.status.as_deref(), Some("connected; heartbeat"));
+        assert_eq!(out.state, Some(ChannelState::Connected));
+        assert_eq!(out.reported_state(), Some(ChannelState::Connected));
+        let beat = s.on_chunk(b"{\"packet\":{\"code\":201}}\n", SCOPE, 2);
+        assert_eq!(beat.state, None, "a heartbeat leaves the state as it was");
+        let refused = s.on_head(&HttpResponse::json(500, Vec::new()), 3);
+        assert_eq!(refused.state, None, "a refusal says what to do through the control");
     }
 }

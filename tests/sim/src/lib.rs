@@ -177,6 +177,11 @@ pub struct Faults {
     pub slow_api_ms: AtomicU64,
     /// Drop the next N WebSocket / stream connections right after delivering a message.
     pub drop_connections: AtomicU32,
+    /// Refuse the next N correctly signed TMC CONNECTs with status 401 and
+    /// `refuse_connect_phrase` (Taobao only; default phrase `server is busy`).
+    pub refuse_connects: AtomicU32,
+    /// The status phrase of a `refuse_connects` refusal.
+    pub refuse_connect_phrase: Mutex<String>,
 }
 
 impl Faults {

@@ -17,12 +17,16 @@ use crate::api::caller::{Admin, Caller, Lead};
 use crate::api::error::{ApiError, ApiResult, ErrorBody, Json, Path};
 use crate::services::dashboard::Figures;
 use crate::services::quick::QuickReply;
+use crate::services::status::ChannelStatus;
 
 /// Channels, the outbox and dead letters.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Status {
-    /// Each long-lived channel's state by `platform/shop/channel`.
+    /// Each long-lived channel's one-line state by `platform/shop/channel` (`connected`,
+    /// `connecting`, `reconnecting in … ms: …`, `stopped: …`).
     pub channels: BTreeMap<String, String>,
+    /// Each long-lived channel's state as data, by the same keys.
+    pub channel_states: BTreeMap<String, ChannelStatus>,
     /// Outbox rows by delivery state.
     pub outbox: BTreeMap<String, i64>,
     /// Undecodable pushes kept, by platform.
@@ -44,6 +48,7 @@ pub async fn status(State(state): State<Arc<ApiState>>, Lead(_): Lead) -> ApiRes
     let (outbox, dead_letters) = state.desk.counts().await?;
     Ok(Json(Status {
         channels: state.status.channels(),
+        channel_states: state.status.channel_states(),
         outbox,
         dead_letters,
         shop_errors: state

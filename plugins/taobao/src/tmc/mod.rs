@@ -4,9 +4,12 @@
 //! 1. `channel_open` sends CONNECT (Custom `app_key`, `group_name`, `timestamp`, `sign`, `sdk`,
 //!    `intranet_ip`).
 //! 2. CONNECTACK status 0 with a Token: the session is up; the Token goes on every later frame
-//!    and a pull request (SEND, `__kind` = 1) is sent at once. A refusal closes the channel:
-//!    `Fatal` when the credentials are wrong (`invalid sign`, app key, or a bare 401), else
-//!    `Reconnect` (e.g. `invalid timestamp`: a skewed clock may recover).
+//!    and a pull request (SEND, `__kind` = 1) is sent at once; the outcome reports
+//!    [`ChannelState::Connected`]. A refusal closes the channel: `Fatal` only when it names the
+//!    credentials (a phrase about the sign or signature, the app key or the secret) or is a bare
+//!    401 with no phrase; any other refusal, whatever its status (`invalid timestamp`, `server
+//!    busy`, …), is `Reconnect` with backoff. The host retries even a `Fatal` one slowly, so
+//!    fixed credentials recover without a restart.
 //! 3. Each data message (SEND, `__kind` = 3) becomes its own [`AckBatch`]: on durable storage
 //!    it is confirmed (SEND, `__kind` = 2, `id`); if storage fails the host sends SENDACK
 //!    `__kind` = 20 (Failed) so TMC redelivers at once.
@@ -21,7 +24,9 @@
 
 pub mod codec;
 
-use huiliu_sdk::{AckBatch, ChannelControl, ChannelData, ChannelOutcome, DeadLetter, Frame, Millis, RejectKind};
+use huiliu_sdk::{
+    AckBatch, ChannelControl, ChannelData, ChannelOutcome, ChannelState, DeadLetter, Frame, Millis, RejectKind,
+};
 
 use self::codec::{FrameError, MessageType, TmcFrame, Value};
 use crate::inbound::{self, Context, Message, Topic};
@@ -128,6 +133,7 @@ impl Session {
         ChannelOutcome {
             send: vec![pull],
             status: Some(format!("connected to TMC as group `{}`", settings.tmc_group)),
+            state: Some(ChannelState::Connected),
             ..ChannelOutcome::default()
         }
     }
@@ -180,18 +186,39 @@ impl Session {
     }
 }
 
-/// What to do after a refused CONNECT.
+/// What to do after a refused CONNECT: [`refusal_is_final`] decides.
 fn refusal(code: i32, phrase: Option<&str>) -> ChannelControl {
     let phrase = phrase.unwrap_or_default();
     let reason = format!("TMC refused the connection: status {code} {phrase}").trim_end().to_owned();
-    let lower = phrase.to_ascii_lowercase();
-    let clock = lower.contains("timestamp");
-    let credentials = lower.contains("sign") || lower.contains("app_key") || lower.contains("appkey") || code == 401;
-    if credentials && !clock {
-        ChannelControl::Fatal { reason: format!("{reason} (check app_key and app_secret)") }
+    if refusal_is_final(code, phrase) {
+        ChannelControl::Fatal {
+            reason: format!("{reason} (check app_key and app_secret; retried slowly until they are fixed)"),
+        }
     } else {
         ChannelControl::Reconnect { reason, min_delay_ms: RECONNECT_DELAY_MS }
     }
+}
+
+/// Whether a refused CONNECT needs an operator: only when its phrase names the credentials (the
+/// sign or signature, the app key, the secret) and says nothing of the clock, or when it is a bare
+/// 401 with no phrase at all. Anything else may be the platform's passing trouble and is retried.
+fn refusal_is_final(code: i32, phrase: &str) -> bool {
+    let lower = phrase.to_ascii_lowercase();
+    let words: Vec<&str> =
+        lower.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| !w.is_empty()).collect();
+    let has = |w: &str| words.contains(&w);
+    let adjacent = |a: &str, b: &str| words.windows(2).any(|p| p[0] == a && p[1] == b);
+    if has("timestamp") || has("time") {
+        return false;
+    }
+    let names_credentials = has("sign")
+        || has("signature")
+        || has("app_key")
+        || has("appkey")
+        || has("app_secret")
+        || has("secret")
+        || adjacent("app", "key");
+    names_credentials || (code == 401 && words.is_empty())
 }
 
 fn describe_send_ack(frame: &TmcFrame) -> String {
@@ -269,5 +296,78 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        match refusal(401, Some("invalid sign")) {
+            ChannelControl::Fatal { reason } => assert_eq!(
+                reason,
+                "TMC refused the connection: status 401 invalid sign \
+                 (check app_key and app_secret; retried slowly until they are fixed)"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Each refusal phrase, final (an operator must fix the credentials) or retried with backoff.
+    #[test]
+    fn refusal_classification_table() {
+        const FINAL: bool = true;
+        const RETRY: bool = false;
+        let table: &[(i32, &str, bool)] = &[
+            // Names the credentials: final.
+            (401, "invalid sign", FINAL),
+            (401, "Invalid Sign", FINAL),
+            (401, "invalid signature", FINAL),
+            (401, "sign error", FINAL),
+            (401, "invalid app_key", FINAL),
+            (401, "invalid appkey", FINAL),
+            (401, "invalid app key", FINAL),
+            (401, "app_key not exist", FINAL),
+            (401, "bad app secret", FINAL),
+            (403, "invalid app_key", FINAL),
+            (500, "invalid sign", FINAL),
+            // A bare 401 (the README's promise).
+            (401, "", FINAL),
+            (401, "   ", FINAL),
+            // The clock, not the credentials.
+            (401, "invalid timestamp", RETRY),
+            (401, "sign expired: timestamp out of range", RETRY),
+            // Any other 401 phrase: the platform's trouble, retried.
+            (401, "unauthorized", RETRY),
+            (401, "server busy", RETRY),
+            (401, "too many connections", RETRY),
+            (401, "group is being rebalanced", RETRY),
+            (401, "session design changed", RETRY),
+            (401, "please assign a group later", RETRY),
+            // Other statuses.
+            (500, "server is busy", RETRY),
+            (503, "", RETRY),
+            (403, "", RETRY),
+        ];
+        for &(code, phrase, want) in table {
+            assert_eq!(refusal_is_final(code, phrase), want, "status {code} `{phrase}`");
+            let control = refusal(code, if phrase.is_empty() { None } else { Some(phrase) });
+            let fatal = matches!(control, ChannelControl::Fatal { .. });
+            assert_eq!(fatal, want, "status {code} `{phrase}`: {control:?}");
+        }
+    }
+
+    #[test]
+    fn a_connect_ack_reports_connected_as_data() {
+        let config = huiliu_sdk::ShopConfig::new("s1").with("app_key", "k").with("app_secret", "s");
+        let settings = Settings::from_config(&config).expect("valid");
+        let mut session = Session::default();
+        let _ = session.open(&settings, 1_704_074_400_000);
+        let ack = TmcFrame::new(MessageType::ConnectAck).with_token(Some("tok"));
+        let out = session.on_data(&settings, ChannelData::Frame(binary(ack)), 1_704_074_400_000);
+        assert_eq!(out.state, Some(ChannelState::Connected));
+        assert_eq!(out.reported_state(), Some(ChannelState::Connected));
+        assert_eq!(out.status.as_deref(), Some("connected to TMC as group `default`"));
+        assert_eq!(out.send.len(), 1, "a pull at once");
+
+        let mut refused = TmcFrame::new(MessageType::ConnectAck);
+        refused.status_code = Some(401);
+        refused.status_phrase = Some("server busy".into());
+        let out = session.on_data(&settings, ChannelData::Frame(binary(refused)), 1_704_074_400_000);
+        assert_eq!(out.state, None, "a refusal says what to do through the control");
+        assert!(matches!(out.control, ChannelControl::Reconnect { .. }), "{:?}", out.control);
     }
 }

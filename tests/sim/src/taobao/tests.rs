@@ -329,6 +329,26 @@ fn data_id(f: &Frame) -> i64 {
     f.get("id").and_then(|v| if let Value::I64(n) = v { Some(*n) } else { None }).expect("id as int64")
 }
 
+/// `refuse_connects`: the next correctly signed CONNECT is refused with 401 and the configured
+/// phrase; the one after is accepted.
+#[tokio::test]
+async fn tmc_refuse_connects_fault() {
+    let (sim, faults) = start().await;
+    let set = sim.shop_settings();
+    *faults.refuse_connect_phrase.lock().unwrap() = "too many connections".into();
+    faults.refuse_connects.store(1, Ordering::SeqCst);
+    let mut ws = ws_open(&sim).await;
+    send(&mut ws, connect_frame(&set["app_key"], &set["app_secret"], now_ms())).await;
+    let ack = recv(&mut ws).await.unwrap();
+    assert_eq!(
+        (ack.message_type, ack.status_code(), ack.status_phrase()),
+        (frame::CONNECTACK, Some(401), Some("too many connections"))
+    );
+    assert!(recv(&mut ws).await.is_none(), "socket closes after a refusal");
+    let (_ws, token) = tmc_session(&sim).await;
+    assert!(!token.is_empty());
+}
+
 #[tokio::test]
 async fn tmc_connect_is_verified() {
     let (sim, faults) = start().await;

@@ -31,13 +31,13 @@ pub(crate) enum Out {
 }
 
 /// A CONNECT refusal: status code, status phrase, journal reason.
-struct Refusal(i32, &'static str, String);
+struct Refusal(i32, String, String);
 
 impl Shared {
     /// Checks a CONNECT frame; returns the group name.
     fn check_connect(&self, f: &Frame) -> Result<String, Refusal> {
         if f.message_type != frame::CONNECT {
-            return Err(Refusal(400, "connect required", format!("first frame has type {}", f.message_type)));
+            return Err(Refusal(400, "connect required".into(), format!("first frame has type {}", f.message_type)));
         }
         let field = |k: &str| {
             f.get(k).and_then(|v| v.as_str().map(str::to_owned).or_else(|| v.as_i64().map(|n| n.to_string())))
@@ -45,24 +45,35 @@ impl Shared {
         let (Some(app_key), Some(group), Some(ts), Some(sign)) =
             (field("app_key"), field("group_name"), field("timestamp"), field("sign"))
         else {
-            return Err(Refusal(400, "invalid request", "missing app_key, group_name, timestamp or sign".into()));
+            return Err(Refusal(
+                400,
+                "invalid request".into(),
+                "missing app_key, group_name, timestamp or sign".into(),
+            ));
         };
         if app_key != self.cfg.app_key {
-            return Err(Refusal(401, "invalid app_key", format!("unknown app_key {app_key:?}")));
+            return Err(Refusal(401, "invalid app_key".into(), format!("unknown app_key {app_key:?}")));
         }
         if group.is_empty() {
-            return Err(Refusal(400, "invalid group_name", "empty group_name".into()));
+            return Err(Refusal(400, "invalid group_name".into(), "empty group_name".into()));
         }
         match ts.parse::<i64>() {
             Ok(ms) if (now_ms() - ms).abs() <= TIMESTAMP_TOLERANCE_MS => {}
-            _ => return Err(Refusal(401, "invalid timestamp", format!("timestamp {ts:?} not within 10 min"))),
+            _ => return Err(Refusal(401, "invalid timestamp".into(), format!("timestamp {ts:?} not within 10 min"))),
         }
         let want = sign::tmc_connect_sign(&self.cfg.app_secret, &app_key, &group, &ts);
         if sign != want {
-            return Err(Refusal(401, "invalid sign", format!("sign {sign} does not match")));
+            return Err(Refusal(401, "invalid sign".into(), format!("sign {sign} does not match")));
+        }
+        if Faults::take(&self.faults.refuse_connects) {
+            // The platform refuses a correctly signed CONNECT for its own reasons (PROTOCOLS.md
+            // §1.2: a non-zero StatusCode with a StatusPhrase, then the socket closes).
+            let phrase = self.faults.refuse_connect_phrase.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let phrase = if phrase.is_empty() { "server is busy".to_owned() } else { phrase };
+            return Err(Refusal(401, phrase.clone(), format!("{phrase} (fault refuse_connects)")));
         }
         if Faults::take(&self.faults.bad_signature_pushes) {
-            return Err(Refusal(401, "invalid sign", "invalid sign (fault bad_signature_pushes)".into()));
+            return Err(Refusal(401, "invalid sign".into(), "invalid sign (fault bad_signature_pushes)".into()));
         }
         Ok(group)
     }
@@ -184,7 +195,7 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, stream: TcpStream) {
         }
     };
     let checked = Frame::decode(&first)
-        .map_err(|e| Refusal(400, "invalid frame", format!("malformed CONNECT: {e}")))
+        .map_err(|e| Refusal(400, "invalid frame".into(), format!("malformed CONNECT: {e}")))
         .and_then(|f| shared.check_connect(&f));
     let (tx, mut rx) = mpsc::unbounded_channel::<Out>();
     let token = match checked {
@@ -192,7 +203,7 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, stream: TcpStream) {
             shared.journal.reject(format!("tmc connect: {reason}"));
             let ack = Frame::new(frame::CONNECTACK)
                 .header(Header::StatusCode(code))
-                .header(Header::StatusPhrase(phrase.into()))
+                .header(Header::StatusPhrase(phrase))
                 .encode();
             let _ = ws.send(Message::Binary(ack.into())).await;
             let _ = ws.close(None).await;
