@@ -45,6 +45,19 @@ impl Engine {
         }
     }
 
+    /// Agent `a` as a candidate of group `g`: why they are or are not eligible, their load and cap.
+    pub(super) fn candidate(&self, a: u32, g: u16, shop: u32, min_prof: u8, exclude: u32) -> Candidate {
+        let (eligibility, proficiency) = self.eligibility(a, g, shop, min_prof, exclude);
+        Candidate {
+            agent: self.cfg.agents[a as usize].id.clone(),
+            name: self.cfg.agents[a as usize].name.clone(),
+            eligibility,
+            active: self.agents[a as usize].active,
+            cap: self.cap(a),
+            proficiency,
+        }
+    }
+
     /// Fills the decision's group, candidates, chosen agent and reason.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn describe_group(
@@ -64,17 +77,7 @@ impl Engine {
         d.members = group.members.len();
         d.members_online = live.online as usize;
         d.members_with_room = live.with_room as usize;
-        let candidate = |a: u32| {
-            let (eligibility, proficiency) = self.eligibility(a, g, shop, min_prof, exclude);
-            Candidate {
-                agent: self.cfg.agents[a as usize].id.clone(),
-                name: self.cfg.agents[a as usize].name.clone(),
-                eligibility,
-                active: self.agents[a as usize].active,
-                cap: self.cap(a),
-                proficiency,
-            }
-        };
+        let candidate = |a: u32| self.candidate(a, g, shop, min_prof, exclude);
         let ranked: Vec<(u8, AgentKey)> = if self.full_decisions {
             let mut v: Vec<(u8, AgentKey)> = group
                 .members

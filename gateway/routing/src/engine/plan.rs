@@ -3,7 +3,7 @@
 //! Planning only reads the engine; `apply` carries the plan out.
 
 use crate::compiled::{Facts, Target};
-use crate::types::{Candidate, Conversation, Decision, Eligibility, SessionId, Trigger, WaitState};
+use crate::types::{Conversation, Decision, Eligibility, SessionId, Trigger, WaitState};
 
 use super::{Engine, LaneKey, NONE, Outcome, Place, Plan, Route, Sess, Wait};
 
@@ -126,20 +126,14 @@ impl Engine {
         if !def.serves(facts.shop) {
             return Err(format!("last agent {last} does not serve this shop"));
         }
-        let live = &self.agents[a as usize];
         let mut d = self.base_decision(sid, facts, rule, now, Trigger::Arrival);
         d.target = ti;
         d.group = self.cfg.groups[t.group as usize].id.clone();
         d.policy = self.cfg.groups[t.group as usize].policy;
-        let (eligibility, proficiency) = self.eligibility(a, t.group, facts.shop, 1, NONE);
-        d.candidates = vec![Candidate {
-            agent: def.id.clone(),
-            name: def.name.clone(),
-            eligibility,
-            active: live.active,
-            cap: self.cap(a),
-            proficiency,
-        }];
+        let live = &self.agents[a as usize];
+        let candidate = self.candidate(a, t.group, facts.shop, 1, NONE);
+        let eligibility = candidate.eligibility;
+        d.candidates = vec![candidate];
         let plan = |outcome, d| Plan {
             outcome,
             group: t.group,

@@ -2,7 +2,7 @@
 //! wait states and estimates, and draining freed capacity to the most urgent conversation.
 
 use crate::treap::{Key, NIL};
-use crate::types::{Action, Candidate, SessionId, Trigger, WaitState};
+use crate::types::{Action, SessionId, Trigger, WaitState};
 
 use super::{Engine, Lane, LaneKey, NONE, Outcome, Place, Plan, Sess, Wait};
 
@@ -168,16 +168,8 @@ impl Engine {
             let waited = now.saturating_sub(s.enqueued_at) / 1000;
             if personal {
                 let who = self.cfg.agents[agent as usize].id.clone();
-                let (eligibility, proficiency) = self.eligibility(agent, g, shop, 1, NONE);
                 d.group = self.cfg.groups[g as usize].id.clone();
-                d.candidates = vec![Candidate {
-                    agent: who.clone(),
-                    name: self.cfg.agents[agent as usize].name.clone(),
-                    eligibility,
-                    active: self.agents[agent as usize].active,
-                    cap: self.cap(agent),
-                    proficiency,
-                }];
+                d.candidates = vec![self.candidate(agent, g, shop, 1, NONE)];
                 d.chosen = Some(who.clone());
                 d.why = format!("{who}, whom it was waiting for, has room now (waited {waited} s)");
             } else {

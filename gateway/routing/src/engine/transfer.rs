@@ -1,7 +1,7 @@
 //! Transfers to a named agent or to a group, with a handover note.
 
 use crate::types::{
-    Action, AgentStatus, Candidate, Handover, HandoverNote, RouterError, SessionId, TransferTo, Trigger, UnassignReason,
+    Action, AgentStatus, Handover, HandoverNote, RouterError, SessionId, TransferTo, Trigger, UnassignReason,
 };
 
 use super::{Engine, LaneKey, NONE, Outcome, Place, Plan, Route, Wait};
@@ -101,17 +101,8 @@ impl Engine {
         d.target = usize::from(s.target);
         let (group, target, min_prof, pinned) = (s.group, s.target, s.min_prof, s.pinned);
         d.group = self.cfg.groups[g as usize].id.clone();
-        let def = &self.cfg.agents[a as usize];
-        let (eligibility, proficiency) = self.eligibility(a, g, shop, 1, exclude);
         let live = &self.agents[a as usize];
-        d.candidates = vec![Candidate {
-            agent: def.id.clone(),
-            name: def.name.clone(),
-            eligibility,
-            active: live.active,
-            cap: self.cap(a),
-            proficiency,
-        }];
+        d.candidates = vec![self.candidate(a, g, shop, 1, exclude)];
         let outcome = if self.available(a) {
             d.chosen = Some(id.to_owned());
             d.why = format!("transferred to {id} by name");
