@@ -188,7 +188,6 @@ impl Gateway {
             metrics: metrics.clone(),
             status: status.clone(),
             reloader: reload.clone(),
-            openapi: api::openapi_document(),
         };
         let push = Arc::new(ingress::push::PushState {
             flow: flow.clone(),
@@ -258,11 +257,6 @@ impl Gateway {
                 }
             }
         });
-    }
-
-    /// Whether every enabled shop is served.
-    pub fn is_ready(&self) -> bool {
-        self.status.shops_ready()
     }
 }
 

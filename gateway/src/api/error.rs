@@ -51,7 +51,6 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound(what) => ApiError::not_found(what),
             ServiceError::Unavailable { code, message } => ApiError(StatusCode::NOT_FOUND, code, message),
             ServiceError::Forbidden { code, message } => ApiError(StatusCode::FORBIDDEN, code, message),
-            ServiceError::Invalid { code, message } => ApiError(StatusCode::BAD_REQUEST, code, message),
             ServiceError::Conflict { code, message } => ApiError(StatusCode::CONFLICT, code, message),
             ServiceError::Store(e) => {
                 tracing::error!("store error in API: {e}");

@@ -51,8 +51,6 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     pub status: Arc<Status>,
     pub reloader: Arc<dyn Reloader>,
-    /// The OpenAPI document, as served ([`openapi_document`]).
-    pub openapi: &'static str,
 }
 
 /// The router for the whole daemon.
@@ -71,7 +69,8 @@ pub fn app(state: ApiState, push: Arc<PushState>) -> Router {
         .method_not_allowed_fallback(error::wrong_method)
 }
 
-/// The OpenAPI document of `/api/v1`, as served (generated once from the routes' declaration).
+/// The OpenAPI document of `/api/v1`, as served (generated from the routes' declaration on the
+/// first request for it, then kept).
 pub fn openapi_document() -> &'static str {
     static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DOC.get_or_init(|| v1::document(&v1::routes().1))

@@ -14,7 +14,7 @@ use crate::metrics::{Metrics, ResultLabels};
 
 /// A successful login.
 #[derive(Debug, Clone)]
-pub struct Session {
+pub struct LoggedIn {
     pub token: String,
     pub expires_at: i64,
     pub user: Principal,
@@ -56,7 +56,7 @@ impl Logins {
     }
 
     /// Checks the password and hands out a token.
-    pub async fn login(&self, id: &str, password: &str) -> Result<Session, LoginFailure> {
+    pub async fn login(&self, id: &str, password: &str) -> Result<LoggedIn, LoginFailure> {
         let now = huiliu_domain::now_millis();
         let count = |result: &str| self.metrics.logins.get_or_create(&ResultLabels { result: result.into() }).inc();
         let user = match self.auth.login(id, password, now).await {
@@ -77,7 +77,7 @@ impl Logins {
         let _ = self.store.purge_api_tokens(now).await;
         let user = self.principal_of(&user).await;
         tracing::info!(user = %user.id, role = user.role.as_str(), "login");
-        Ok(Session { token, expires_at, user })
+        Ok(LoggedIn { token, expires_at, user })
     }
 
     /// Ends a token (the operator token cannot be ended).

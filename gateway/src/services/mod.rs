@@ -33,8 +33,6 @@ pub enum ServiceError {
     #[error("{message}")]
     Forbidden { code: &'static str, message: String },
     #[error("{message}")]
-    Invalid { code: &'static str, message: String },
-    #[error("{message}")]
     Conflict { code: &'static str, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -43,9 +41,6 @@ pub enum ServiceError {
 impl ServiceError {
     pub fn forbidden(code: &'static str, message: impl Into<String>) -> ServiceError {
         ServiceError::Forbidden { code, message: message.into() }
-    }
-    pub fn invalid(code: &'static str, message: impl Into<String>) -> ServiceError {
-        ServiceError::Invalid { code, message: message.into() }
     }
     pub fn conflict(code: &'static str, message: impl Into<String>) -> ServiceError {
         ServiceError::Conflict { code, message: message.into() }
