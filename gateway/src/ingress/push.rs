@@ -57,7 +57,7 @@ async fn hook(
     let started = Instant::now();
     let metrics = &gw.metrics;
     // Label only with configured platforms, never with whatever a client put in the path.
-    let Some(connector) = gw.connectors.get(&platform, &shop).cloned() else {
+    let Some(connector) = gw.connectors.get(&platform, &shop) else {
         return refuse(
             metrics,
             "unknown",

@@ -125,7 +125,7 @@ async fn attempt(gw: &Outbox, item: OutboxItem) {
         Err(e) => return tracing::error!(outbox = item.id, "cannot claim outbox row: {e}"),
     }
     let attempts = item.attempts as u32 + 1;
-    let Some(connector) = gw.connectors.get(&item.platform, &item.shop).cloned() else {
+    let Some(connector) = gw.connectors.get(&item.platform, &item.shop) else {
         return finish_failed(gw, &item, "the shop is not configured or its connector did not start").await;
     };
     let mut outcome = send_once(gw, &connector, &item).await;

@@ -55,7 +55,7 @@ pub async fn run(gw: Arc<Outbox>) {
         tick.tick().await;
         for connector in gw.connectors.all() {
             if connector.has(huiliu_sdk::Capability::TokenRefresh) {
-                refresh(&gw, connector, false).await;
+                refresh(&gw, &connector, false).await;
             }
         }
     }

@@ -65,31 +65,69 @@ impl ChannelStatus {
     }
 }
 
+/// The shops part of the running state; replaced whole when `shops.toml` is reloaded.
+#[derive(Debug, Clone, Default)]
+pub struct ShopsState {
+    /// Served shops as `platform/shop`.
+    pub served: Vec<String>,
+    /// Enabled shops whose connector could not be created, with the reason.
+    pub errors: Vec<(String, String)>,
+    /// Each configured shop's display name, by shop id.
+    pub names: BTreeMap<String, String>,
+}
+
 /// The gateway's running state.
 #[derive(Debug, Default)]
 pub struct Status {
     /// Loaded plugin ids.
     pub plugins: Vec<String>,
-    /// Served shops as `platform/shop`.
-    pub shops: Vec<String>,
-    /// Enabled shops whose connector could not be created, with the reason.
-    pub shop_errors: Vec<(String, String)>,
+    shops: Mutex<ShopsState>,
     /// Channel states by `platform/shop/channel`.
     channels: Mutex<BTreeMap<String, ChannelStatus>>,
 }
 
 impl Status {
-    pub fn new(plugins: Vec<String>, shops: Vec<String>, shop_errors: Vec<(String, String)>) -> Status {
-        Status { plugins, shops, shop_errors, channels: Mutex::default() }
+    pub fn new(plugins: Vec<String>, shops: ShopsState) -> Status {
+        Status { plugins, shops: Mutex::new(shops), channels: Mutex::default() }
+    }
+
+    fn shops_state(&self) -> std::sync::MutexGuard<'_, ShopsState> {
+        self.shops.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Served shops as `platform/shop`.
+    pub fn shops(&self) -> Vec<String> {
+        self.shops_state().served.clone()
+    }
+
+    /// Enabled shops whose connector could not be created, with the reason.
+    pub fn shop_errors(&self) -> Vec<(String, String)> {
+        self.shops_state().errors.clone()
+    }
+
+    /// The display name of shop `id` (the id when it has none or is not configured).
+    pub fn shop_name(&self, id: &str) -> String {
+        self.shops_state().names.get(id).cloned().unwrap_or_else(|| id.to_owned())
+    }
+
+    /// The shops after a reload.
+    pub fn set_shops(&self, shops: ShopsState) {
+        *self.shops_state() = shops;
     }
 
     /// Whether every enabled shop is served.
     pub fn shops_ready(&self) -> bool {
-        self.shop_errors.is_empty()
+        self.shops_state().errors.is_empty()
     }
 
     pub fn set_channel(&self, key: String, status: ChannelStatus) {
         self.channels.lock().unwrap_or_else(|p| p.into_inner()).insert(key, status);
+    }
+
+    /// Forgets the channels of `platform/shop` (the shop was removed or its connector replaced).
+    pub fn forget_channels_of(&self, platform: &str, shop: &str) {
+        let prefix = format!("{platform}/{shop}/");
+        self.channels.lock().unwrap_or_else(|p| p.into_inner()).retain(|k, _| !k.starts_with(&prefix));
     }
 
     /// Each channel's one-line summary (`connected`, `reconnecting in … ms: …`, `stopped: …`).

@@ -51,12 +51,7 @@ pub async fn status(State(state): State<Arc<ApiState>>, Lead(_): Lead) -> ApiRes
         channel_states: state.status.channel_states(),
         outbox,
         dead_letters,
-        shop_errors: state
-            .status
-            .shop_errors
-            .iter()
-            .map(|(shop, error)| ShopError { shop: shop.clone(), error: error.clone() })
-            .collect(),
+        shop_errors: state.status.shop_errors().into_iter().map(|(shop, error)| ShopError { shop, error }).collect(),
     }))
 }
 
@@ -204,7 +199,7 @@ pub struct ConfigRejected {
     pub errors: Vec<String>,
 }
 
-/// Reloads the reloadable configuration (`filters.toml`, `routing.toml`). 422 with every error
+/// Reloads the reloadable configuration (`filters.toml`, `shops.toml`, `routing.toml`). 422 with every error
 /// when a file is bad; the running configuration stays.
 #[utoipa::path(post, path = "/config/reload", tag = "admin", responses(
     (status = 200, description = "Reloaded", body = ConfigReloaded),
