@@ -273,6 +273,24 @@ suite! {
         assert!(store.enqueue_reply(&reply(session_id, "c-1", "again"), T0 + 3000).await.is_err());
     };
 
+    a_reply_sent_part_by_part_keeps_its_progress_and_ids => |store: Store| async move {
+        let ItemOutcome::Message { session_id, .. } = one(&store, chat("m1", "b1", "在吗"), Screen::Pass, T0).await else { panic!() };
+        let (message_id, outbox_id) = store.enqueue_reply(&reply(session_id, "c-9", "在的"), T0 + 10).await.unwrap();
+        assert!(store.claim_outbox(outbox_id, T0 + 10, T0 + 70).await.unwrap());
+        store.outbox_part_sent(outbox_id, 1, Some("p-1"), T0 + 100, T0 + 20).await.unwrap();
+        store.outbox_part_sent(outbox_id, 2, None, T0 + 100, T0 + 21).await.unwrap();
+        // The lease was renewed with each element; a retry after a failure resumes at element 3.
+        assert!(store.due_outbox(T0 + 99, 10).await.unwrap().is_empty());
+        store.outbox_retry_at(outbox_id, T0 + 200, "rate limited", T0 + 22).await.unwrap();
+        let item = store.outbox_item(outbox_id).await.unwrap().unwrap();
+        assert_eq!(item.parts_sent, 2);
+        assert!(store.claim_outbox(outbox_id, T0 + 200, T0 + 300).await.unwrap());
+        store.outbox_part_sent(outbox_id, 3, Some("p-3"), T0 + 300, T0 + 201).await.unwrap();
+        store.outbox_sent(outbox_id, None, T0 + 202).await.unwrap();
+        let m = store.message(message_id).await.unwrap().unwrap();
+        assert_eq!((m.delivery, m.platform_msg_id.as_deref()), (Some(Delivery::Sent), Some("p-1,p-3")));
+    };
+
     assignment_transfer_and_search => |store: Store| async move {
         let ItemOutcome::Message { session_id: s1, customer_id, .. } = one(&store, chat("m1", "b1", "x"), Screen::Pass, T0).await else { panic!() };
         let ItemOutcome::Message { session_id: s2, .. } = one(&store, chat("m2", "b2", "y"), Screen::Pass, T0 + 100).await else { panic!() };

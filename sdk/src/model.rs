@@ -232,7 +232,10 @@ pub struct OutgoingMessage {
     /// The reply context of the buyer's last message.
     #[serde(default)]
     pub reply_context: ReplyContext,
-    /// What to send.
+    /// What to send. The host splits a reply of several elements into one call per element
+    /// (in order, client message ids `{id}-1`, `{id}-2`, …), so `encode_send` sees one element
+    /// in practice and should send it as the platform's native type; flattening several into
+    /// one text is left for a host that did not split.
     pub content: Vec<Content>,
 }
 

@@ -100,6 +100,41 @@ fn douyin_message_is_stored_and_the_reply_is_signed_and_delivered() {
 }
 
 #[test]
+fn a_reply_of_several_elements_goes_out_as_one_message_each_in_order_and_a_retry_resumes() {
+    let d = douyin();
+    let delivery = d.rt.block_on(d.sim.deliver_chat(&BuyerChat::text("7311", "buyer-9", "有图吗", now_ms())));
+    assert!(delivery.acked, "{delivery:?}");
+    let session = wait_session(&d.daemon, "dy-1", 1);
+    // The second element is rate-limited once: the first must not be sent again on the retry.
+    d.faults.rate_limit_nth_send.store(2, Ordering::SeqCst);
+    let content = json!([
+        {"type": "text", "text": "亲，实物图如下"},
+        {"type": "image", "url": "https://img.example.com/coat-1.jpg", "fallback": "[图片]"},
+        {"type": "product", "product_id": "3581234567", "title": "羊毛大衣", "fallback": "[商品] 羊毛大衣"}
+    ]);
+    let (status, body) =
+        d.daemon.api("POST", &format!("/api/v1/sessions/{session}/reply"), Some(&json!({"content": content})));
+    assert_eq!(status, 202, "{body}");
+    let message = body["message_id"].as_i64().unwrap();
+    let client = body["client_msg_id"].as_str().unwrap().to_owned();
+    let sent = wait_delivery(&d.daemon, session, message, "sent", 20);
+
+    let got: Vec<ReceivedSend> =
+        d.sim.journal().received().into_iter().filter(|r| r.client_msg_id.starts_with(&client)).collect();
+    let ids: Vec<String> = got.iter().map(|r| r.client_msg_id.clone()).collect();
+    assert_eq!(ids, [1, 2, 3].map(|n| format!("{client}-{n}")), "one message per element, in order: {got:?}");
+    let types: Vec<&str> = got.iter().map(|r| r.msg_type.as_str()).collect();
+    assert_eq!(types, ["text", "image", "product"], "each element in its native type: {got:?}");
+    assert!(got.iter().all(|r| !r.duplicate), "nothing sent twice: {got:?}");
+    assert!(got[0].content.contains("实物图如下") && !got[0].content.contains("coat-1"), "{got:?}");
+    let rejected = d.sim.journal().rejected();
+    assert!(rejected.iter().any(|r| r.contains("rate_limit_sends")), "the fault fired: {rejected:?}");
+    // The message keeps each element's platform id.
+    let ids = sent["platform_msg_id"].as_str().unwrap_or_default();
+    assert_eq!(ids.split(',').count(), 3, "{sent}");
+}
+
+#[test]
 fn douyin_bad_signature_is_rejected_counted_and_never_parsed() {
     let d = douyin();
     let body = br#"[{"tag":"9001","msg_id":"forged","data":"{\"msg_id\":\"forged\"}"}]"#.to_vec();

@@ -201,7 +201,7 @@ fn required<'a>(p: &'a Map<String, Value>, name: &str) -> Result<&'a str, ApiErr
 
 /// `im.sendMsg` (modeled): `{"buyer_open_id","client_msg_id","content","conversation_id","msg_type"}`.
 fn send(s: &Shared, method: &str, p: &Map<String, Value>) -> Result<Value, ApiError> {
-    if Faults::take(&s.faults.rate_limit_sends) {
+    if Faults::take(&s.faults.rate_limit_sends) || Faults::nth(&s.faults.rate_limit_nth_send) {
         return Err(err(60000, "isv.traffic-limited", "调用频率超限，请稍后重试", "rate_limit_sends fault"));
     }
     let buyer = required(p, "buyer_open_id")?;

@@ -85,7 +85,7 @@ pub struct PushAttempt {
 ///   wrong secret). An attempt that the gateway refuses is retried like any unacked push, and the
 ///   retry is signed correctly unless the counter still has attempts left.
 /// - `rate_limit_sends`: the next N verified `im.sendMsg` calls answer 60000 `isv.traffic-limited`
-///   and are not recorded as received.
+///   and are not recorded as received; `rate_limit_nth_send`: the Nth call from now does, once.
 /// - `token_expired`: every call with an access token answers 40003 `isv.access-token-expired`
 ///   until a `token.refresh` succeeds (which rotates the token and clears the flag).
 /// - `api_down`: every OpenAPI call answers 20000 `isp.service-unavailable` (HTTP 200, as Douyin
