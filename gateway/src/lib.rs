@@ -143,6 +143,7 @@ impl Gateway {
             wake: flow.outbox_wake.clone(),
             config: config.outbox.clone(),
             http: http.clone(),
+            status: status.clone(),
         });
         let channels = Arc::new(ingress::channels::Channels {
             flow: flow.clone(),
@@ -192,6 +193,7 @@ impl Gateway {
                 routing,
                 blacklist: blacklist.clone(),
                 metrics: metrics.clone(),
+                status: status.clone(),
             },
             metrics: metrics.clone(),
             status: status.clone(),

@@ -259,12 +259,12 @@ pub async fn reload_shops(gw: &Reload) -> Result<Option<String>, Vec<ConfigError
     }
     for (platform, shop) in &changes.stop {
         gw.serving.connectors.remove(platform, shop);
-        gw.serving.status.forget_channels_of(platform, shop);
+        gw.serving.status.forget_shop(platform, shop);
         tracing::info!(shop = %shop, platform = %platform, "shop no longer served (shops.toml reloaded)");
     }
     for connector in started {
         let replaced = gw.serving.connectors.insert(connector.clone());
-        gw.serving.status.forget_channels_of(&connector.platform, &connector.shop);
+        gw.serving.status.forget_shop(&connector.platform, &connector.shop);
         crate::ingress::channels::spawn_for(&gw.serving.channels, &connector);
         let what = if replaced.is_some() { "shop connector replaced" } else { "shop connector ready" };
         tracing::info!(shop = %connector.shop, plugin = %connector.plugin_id, "{what} (shops.toml reloaded)");

@@ -350,6 +350,11 @@ pub enum ErrorKind {
     InvalidInput,
     /// The platform answered in a way the connector cannot use.
     Platform,
+    /// The platform refused the shop's grant itself (refresh token expired or revoked, app
+    /// de-authorized, app credentials refused): only an operator re-authorizing the shop can fix
+    /// it. From `token_refreshed`, it stops the host refreshing and shows the shop as needing
+    /// re-authorization; any other refresh error is taken as temporary and retried.
+    Reauthorize,
     /// The plugin panicked; set by the export glue, never by connector code.
     Panic,
     /// Anything else.
@@ -378,6 +383,10 @@ impl ConnectorError {
     }
     pub fn platform(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Platform, message)
+    }
+    /// The shop must be authorized again by an operator (see [`ErrorKind::Reauthorize`]).
+    pub fn reauthorize(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Reauthorize, message)
     }
 }
 

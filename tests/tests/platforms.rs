@@ -193,6 +193,55 @@ fn douyin_expired_token_is_refreshed_and_the_send_succeeds() {
     assert_eq!(d.daemon.metric(r#"huiliu_token_refreshes_total{platform="douyin",reason="ok"}"#), 1.0);
 }
 
+#[test]
+fn a_refused_refresh_token_fails_the_reply_at_once_and_asks_for_re_authorization_until_the_shop_is_fixed() {
+    let rt = runtime();
+    let faults = Arc::new(Faults::default());
+    let sim = rt.block_on(DouyinSim::start(SimConfig::sample("7000125"), faults.clone())).unwrap();
+    let good = sim.shop_settings();
+    let mut revoked = good.clone();
+    revoked.insert("refresh_token".into(), "revoked-refresh-token".into());
+    let plugins = artifacts().plugins_dir(&["huiliu-douyin"]);
+    let daemon = Daemon::start_with(plugins.path(), &shop_toml("dy-1", "douyin", &revoked), FAST_OUTBOX);
+    sim.set_gateway(format!("http://{}/hooks/douyin/dy-1", daemon.addr));
+    rt.block_on(sim.deliver_chat(&BuyerChat::text("7321", "buyer-21", "在吗", now_ms())));
+    let session = wait_session(&daemon, "dy-1", 1);
+    faults.token_expired.store(true, Ordering::SeqCst);
+
+    // The platform refuses the refresh token (50001): the reply fails now, with the reason,
+    // instead of retrying for hours.
+    let message = reply(&daemon, session, "在的，亲");
+    let failed = wait_delivery(&daemon, session, message, "failed", 20);
+    let reason = failed["delivery_error"].as_str().unwrap_or_default();
+    assert!(reason.contains("re-authorization needed"), "{failed}");
+    let (_, body) = daemon.request("GET", "/readyz", &[], b"");
+    let ready: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(ready["shop_tokens"]["douyin/dy-1"]["state"], "reauthorize_needed", "{ready}");
+    let (status, dash) = daemon.api("GET", "/api/v1/dashboard", None);
+    assert_eq!(status, 200, "{dash}");
+    let alerts = dash["alerts"].as_array().cloned().unwrap_or_default();
+    assert!(alerts.iter().any(|a| a["kind"] == "reauthorize"), "the lead's dashboard says so: {dash}");
+    assert_eq!(
+        daemon.metric(r#"huiliu_token_refreshes_total{platform="douyin",reason="reauthorize"}"#),
+        1.0,
+        "refused once; not asked again for every reply"
+    );
+    let second = reply(&daemon, session, "还在吗");
+    wait_delivery(&daemon, session, second, "failed", 20);
+    assert_eq!(daemon.metric(r#"huiliu_token_refreshes_total{platform="douyin",reason="reauthorize"}"#), 1.0);
+
+    // The operator authorizes again (a new refresh token in shops.toml): the state clears and
+    // the next reply is refreshed through and delivered.
+    std::fs::write(daemon.config_dir.path().join("shops.toml"), shop_toml("dy-1", "douyin", &good)).unwrap();
+    let (status, body) = daemon.api("POST", "/api/v1/config/reload", Some(&json!({})));
+    assert_eq!(status, 200, "{body}");
+    let third = reply(&daemon, session, "亲，久等了");
+    wait_delivery(&daemon, session, third, "sent", 30);
+    let (_, body) = daemon.request("GET", "/readyz", &[], b"");
+    let ready: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(ready["shop_tokens"]["douyin/dy-1"]["state"], "ok", "{ready}");
+}
+
 // ---------------------------------------------------------------- Taobao (TMC WebSocket)
 
 struct Taobao {

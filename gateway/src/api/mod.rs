@@ -97,6 +97,7 @@ async fn readyz(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
         "shops": state.status.shops(),
         "channels": state.status.channels(),
         "channel_states": state.status.channel_states(),
+        "shop_tokens": state.status.tokens(),
         "problems": problems,
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

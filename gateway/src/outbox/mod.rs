@@ -68,6 +68,8 @@ pub struct Outbox {
     pub config: OutboxConfig,
     /// The HTTP client every platform call goes through.
     pub http: reqwest::Client,
+    /// Where each shop's token refreshes are shown.
+    pub status: Arc<crate::services::status::Status>,
 }
 
 /// Runs the worker forever.
@@ -237,10 +239,17 @@ async fn send_with_refresh(
     let outcome = send_once(gw, connector, part).await;
     let SendOutcome::TokenExpired { error } = &outcome else { return outcome };
     tracing::info!(shop = %item.shop, "token expired ({error}); refreshing once and retrying");
-    if tokens::refresh(gw, connector, true).await {
-        send_once(gw, connector, part).await
-    } else {
-        SendOutcome::Retryable { error: error.clone() }
+    match tokens::refresh(gw, connector, true).await {
+        tokens::Refresh::Refreshed => send_once(gw, connector, part).await,
+        // Retrying cannot help until an operator authorizes the shop again: fail the reply now,
+        // with the reason (the agent can retry it once the shop is fixed).
+        tokens::Refresh::Reauthorize(why) => SendOutcome::Permanent {
+            error: huiliu_sdk::PlatformError {
+                message: format!("{}; re-authorization needed: {why}", error.message),
+                ..error.clone()
+            },
+        },
+        tokens::Refresh::NotNeeded | tokens::Refresh::Temporary(_) => SendOutcome::Retryable { error: error.clone() },
     }
 }
 
