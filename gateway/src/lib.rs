@@ -121,6 +121,17 @@ impl Gateway {
             }
             None => (None, Vec::new()),
         };
+        let http = outbox::http::client();
+        let outbox = Arc::new(outbox::Outbox {
+            store: store.clone(),
+            connectors: connectors.clone(),
+            metrics: metrics.clone(),
+            events: events.clone(),
+            wake: Arc::default(),
+            config: config.outbox.clone(),
+            http: http.clone(),
+            status: status.clone(),
+        });
         let flow = Arc::new(Flow::new(flow::Parts {
             store: store.clone(),
             mask: Arc::new(filters.masker),
@@ -132,19 +143,9 @@ impl Gateway {
             sealer: sealer.clone(),
             restrict_reply: config.filters.blacklist.restrict_reply.clone(),
             routing: routing.clone(),
+            outbox: outbox.clone(),
         }));
 
-        let http = outbox::http::client();
-        let outbox = Arc::new(outbox::Outbox {
-            store: store.clone(),
-            connectors: connectors.clone(),
-            metrics: metrics.clone(),
-            events,
-            wake: flow.outbox_wake.clone(),
-            config: config.outbox.clone(),
-            http: http.clone(),
-            status: status.clone(),
-        });
         let channels = Arc::new(ingress::channels::Channels {
             flow: flow.clone(),
             connectors: connectors.clone(),

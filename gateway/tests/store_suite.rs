@@ -114,6 +114,7 @@ fn reply(session_id: i64, client: &str, text: &str) -> NewReply {
         content: vec![Content::text(text)],
         text: text.into(),
         outgoing: OutgoingMessage {
+            staff_account: None,
             client_msg_id: client.into(),
             shop: "dy-1".into(),
             buyer: Buyer { open_id: "b1".into(), nick: None },

@@ -232,6 +232,12 @@ pub struct OutgoingMessage {
     /// The reply context of the buyer's last message.
     #[serde(default)]
     pub reply_context: ReplyContext,
+    /// The platform staff account to send as — the agent's own (a Taobao sub-account nick, a
+    /// JD waiter), from their routing configuration — or `None` for the connector's usual
+    /// choice (the account the buyer wrote to, else the shop's configured one). A connector
+    /// whose platform has no per-account sending ignores it and says so in its README.
+    #[serde(default)]
+    pub staff_account: Option<String>,
     /// What to send. The host splits a reply of several elements into one call per element
     /// (in order, client message ids `{id}-1`, `{id}-2`, …), so `encode_send` sees one element
     /// in practice and should send it as the platform's native type; flattening several into

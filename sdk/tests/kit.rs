@@ -95,6 +95,7 @@ entry!(panics_in_new_entry, PanicsInNew);
 
 fn outgoing() -> OutgoingMessage {
     OutgoingMessage {
+        staff_account: None,
         client_msg_id: "c1".into(),
         shop: "s".into(),
         buyer: Buyer { open_id: "b".into(), nick: None },

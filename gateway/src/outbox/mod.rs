@@ -14,6 +14,7 @@
 
 pub mod http;
 pub mod tokens;
+pub mod transfer;
 
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -322,6 +323,7 @@ mod tests {
     fn a_reply_of_several_elements_splits_into_one_message_each_in_order() {
         use huiliu_sdk::{Buyer, Content, OutgoingMessage};
         let reply = OutgoingMessage {
+            staff_account: None,
             client_msg_id: "hl-7".into(),
             shop: "s".into(),
             buyer: Buyer { open_id: "b".into(), nick: None },

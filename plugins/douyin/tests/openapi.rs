@@ -25,6 +25,7 @@ fn config() -> ShopConfig {
 
 fn reply(content: Vec<Content>) -> OutgoingMessage {
     OutgoingMessage {
+        staff_account: None,
         client_msg_id: "out-42".into(),
         shop: "shop-dy-1".into(),
         buyer: Buyer { open_id: "1@#BuyerOpenIdAbC==".into(), nick: Some("小王".into()) },

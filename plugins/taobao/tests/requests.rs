@@ -28,6 +28,7 @@ fn reply(content: Vec<Content>, sub_nick: Option<&str>) -> OutgoingMessage {
         reply_context.insert("sub_nick".into(), s.into());
     }
     OutgoingMessage {
+        staff_account: None,
         client_msg_id: "c-1".into(),
         shop: common::SHOP.into(),
         buyer: Buyer { open_id: BUYER.into(), nick: Some("tb_buyer01".into()) },

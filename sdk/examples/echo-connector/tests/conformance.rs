@@ -21,6 +21,7 @@ fn echo_is_conformant() {
         samples: Samples {
             pushes: vec![signed_push(r#"{"id":"m1","buyer":"b1","text":"在吗"}"#), signed_push("not json")],
             outgoing: vec![OutgoingMessage {
+                staff_account: None,
                 client_msg_id: "c1".into(),
                 shop: "shop-1".into(),
                 buyer: Buyer { open_id: "b1".into(), nick: None },
