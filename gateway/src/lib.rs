@@ -205,6 +205,8 @@ impl Gateway {
             connectors: connectors.clone(),
             metrics: metrics.clone(),
             max_push_bytes: config.server.max_push_bytes,
+            http: outbox.http.clone(),
+            lookup_timeout_ms: config.outbox.request_timeout_ms.min(2_000),
         });
         let router = api::app(api, push);
         Ok(Arc::new(Gateway {

@@ -76,6 +76,9 @@ pub struct Metrics {
     pub sends: Family<PlatformReasonLabels, Counter>,
     /// Token refreshes, by platform and result.
     pub token_refreshes: Family<PlatformReasonLabels, Counter>,
+    /// Lookups completing pushed units (order enrichment), by platform and result
+    /// (`complete`, `failed`, `pending`).
+    pub lookups: Family<PlatformReasonLabels, Counter>,
     /// Platform-side transfers (a Huiliu transfer between agents with staff accounts), by
     /// platform and outcome class.
     pub platform_transfers: Family<PlatformReasonLabels, Counter>,
@@ -136,6 +139,7 @@ impl Metrics {
             sends: Family::default(),
             token_refreshes: Family::default(),
             platform_transfers: Family::default(),
+            lookups: Family::default(),
             channel_connects: Family::default(),
             push_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             compliance_hits: Family::default(),
@@ -169,6 +173,7 @@ impl Metrics {
         registry.register("intake_errors", "Intakes that failed to store (not acknowledged)", m.intake_errors.clone());
         registry.register("sends", "Reply send attempts by outcome", m.sends.clone());
         registry.register("token_refreshes", "Access token refreshes by result", m.token_refreshes.clone());
+        registry.register("lookups", "Lookups completing pushed units, by result", m.lookups.clone());
         registry.register(
             "platform_transfers",
             "Platform-side transfers of a buyer between staff accounts, by outcome",

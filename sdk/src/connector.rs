@@ -255,6 +255,19 @@ pub trait Connector: Send + Sized + 'static {
         None
     }
 
+    /// Finishes a unit that [`PushOutcome::Accepted::lookups`](crate::PushOutcome) said needed a
+    /// lookup: `context` is the lookup's context, `response` the platform's answer to its
+    /// request. Required only by a connector that returns lookups.
+    fn complete_lookup(
+        &mut self,
+        context: &[u8],
+        response: &HttpResponse,
+        now: Millis,
+    ) -> Result<crate::wire::LookupOutcome, ConnectorError> {
+        let _ = (context, response, now);
+        Err(ConnectorError::unsupported("lookups"))
+    }
+
     /// Takes the platform's answer to a refresh request; on success the connector uses the new
     /// token from now on and the host persists the grant.
     ///

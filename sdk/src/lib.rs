@@ -40,5 +40,5 @@ pub use model::{
 };
 pub use wire::{
     AckBatch, ChannelControl, ChannelData, ChannelOpen, ChannelOutcome, ChannelState, Frame, Headers, HttpPush,
-    HttpRequest, HttpResponse, PushOutcome, RejectKind, header,
+    HttpRequest, HttpResponse, Lookup, LookupOutcome, PushOutcome, RejectKind, header,
 };

@@ -37,6 +37,7 @@ fn accepted(events: Vec<InboundEvent>) -> PushOutcome {
         dead_letters: vec![],
         ack: HttpResponse::text(200, "ok"),
         nack: HttpResponse::text(500, "fail"),
+        lookups: Vec::new(),
     }
 }
 

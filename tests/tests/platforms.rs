@@ -135,6 +135,57 @@ fn a_reply_of_several_elements_goes_out_as_one_message_each_in_order_and_a_retry
 }
 
 #[test]
+fn a_douyin_order_push_without_a_buyer_is_completed_by_a_lookup_and_reaches_the_buyers_session() {
+    use huiliu_sim::{TradeEvent, TradeKind};
+    let d = douyin();
+    let delivery = d.rt.block_on(d.sim.deliver_chat(&BuyerChat::text("7331", "buyer-31", "我刚下单了", now_ms())));
+    assert!(delivery.acked, "{delivery:?}");
+    let session = wait_session(&d.daemon, "dy-1", 1);
+    let order = |event_id: &str, order_id: &str| TradeEvent {
+        event_id: event_id.into(),
+        kind: TradeKind::OrderPaid,
+        buyer_id: "buyer-31".into(),
+        order_id: order_id.into(),
+        refund_id: None,
+        amount_fen: 12_900,
+        at_ms: now_ms(),
+    };
+    // As the live platform pushes it: no buyer. Acknowledged only after the looked-up event is
+    // stored on the buyer's record.
+    let delivery = d.rt.block_on(d.sim.deliver_trade_without_buyer(&order("7301000000000000931", "6930001"), true));
+    assert!(delivery.acked, "{delivery:?}");
+    assert_eq!(d.sim.order_lookups(), 1);
+    let (_, detail) = d.daemon.api("GET", &format!("/api/v1/sessions/{session}"), None);
+    let trades = detail["trades"].as_array().cloned().unwrap_or_default();
+    assert!(
+        trades.iter().any(|t| t["order_id"] == "6930001" && t["stage"] == "paid" && t["amount_fen"] == 12_900),
+        "the order reached the buyer's record: {detail}"
+    );
+    assert_eq!(d.daemon.metric(r#"huiliu_lookups_total{platform="douyin",reason="complete"}"#), 1.0);
+
+    // An order the platform does not know: kept as a dead letter with the reason, acknowledged.
+    let delivery = d.rt.block_on(d.sim.deliver_trade_without_buyer(&order("7301000000000000932", "6930404"), false));
+    assert!(delivery.acked, "{delivery:?}");
+    let (_, status) = d.daemon.api("GET", "/api/v1/status", None);
+    assert_eq!(status["dead_letters"]["douyin"], 1, "{status}");
+    assert_eq!(d.daemon.metric(r#"huiliu_lookups_total{platform="douyin",reason="failed"}"#), 1.0);
+
+    // The API is down: the lookup cannot complete, so the push is not acknowledged (the platform
+    // pushes again) and nothing half-done is stored.
+    d.faults.api_down.store(true, Ordering::SeqCst);
+    d.sim.set_push_retry(0, Duration::from_millis(10));
+    let delivery = d.rt.block_on(d.sim.deliver_trade_without_buyer(&order("7301000000000000933", "6930002"), true));
+    assert!(!delivery.acked, "{delivery:?}");
+    assert_eq!(d.daemon.metric(r#"huiliu_lookups_total{platform="douyin",reason="pending"}"#), 1.0);
+    d.faults.api_down.store(false, Ordering::SeqCst);
+    let delivery = d.rt.block_on(d.sim.deliver_trade_without_buyer(&order("7301000000000000933", "6930002"), true));
+    assert!(delivery.acked, "redelivered once the API is back: {delivery:?}");
+    let (_, detail) = d.daemon.api("GET", &format!("/api/v1/sessions/{session}"), None);
+    let trades = detail["trades"].as_array().cloned().unwrap_or_default();
+    assert_eq!(trades.iter().filter(|t| t["order_id"] == "6930002").count(), 1, "{detail}");
+}
+
+#[test]
 fn douyin_bad_signature_is_rejected_counted_and_never_parsed() {
     let d = douyin();
     let body = br#"[{"tag":"9001","msg_id":"forged","data":"{\"msg_id\":\"forged\"}"}]"#.to_vec();

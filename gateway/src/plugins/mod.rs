@@ -313,6 +313,14 @@ impl ShopConnector {
     pub fn classify_transfer(&self, response: &HttpResponse, now: Millis) -> Result<SendOutcome, CallError> {
         self.watch("classify_transfer", self.instance.classify_transfer(response, now))
     }
+    pub fn complete_lookup(
+        &self,
+        context: &[u8],
+        response: &HttpResponse,
+        now: Millis,
+    ) -> Result<huiliu_sdk::LookupOutcome, CallError> {
+        self.watch("complete_lookup", self.instance.complete_lookup(context, response, now))
+    }
     pub fn token_refresh(&self, now: Millis, force: bool) -> Result<Option<HttpRequest>, CallError> {
         self.watch("token_refresh", self.instance.token_refresh(now, force))
     }
