@@ -389,6 +389,40 @@ fn jd_stream_message_is_stored_and_the_reply_is_signed() {
 }
 
 #[test]
+fn jd_order_and_refund_messages_reach_the_buyers_record() {
+    use huiliu_sim::{TradeEvent, TradeKind};
+    let j = jd();
+    assert!(j.rt.block_on(j.sim.wait_for_stream(Duration::from_secs(20))), "the gateway opened the stream");
+    let chat = BuyerChat::text("jd-msg-7", "jd_buyer_7", "我付款了", now_ms());
+    assert!(j.rt.block_on(j.sim.deliver_chat(&chat)).acked);
+    let session = wait_session(&j.daemon, "jd-1", 1);
+    let trade = |id: &str, kind, refund: Option<&str>| TradeEvent {
+        event_id: id.into(),
+        kind,
+        buyer_id: "jd_buyer_7".into(),
+        order_id: "300012345678901234".into(),
+        refund_id: refund.map(Into::into),
+        amount_fen: 25_990,
+        at_ms: now_ms(),
+    };
+    assert!(j.rt.block_on(j.sim.deliver_trade(&trade("jd-t-1", TradeKind::OrderPaid, None))).acked);
+    assert!(j.rt.block_on(j.sim.deliver_trade(&trade("jd-t-2", TradeKind::RefundRequested, Some("77001")))).acked);
+    let trades = j.daemon.wait_for("both trade events on the buyer's record", 20, || {
+        let (_, detail) = j.daemon.api("GET", &format!("/api/v1/sessions/{session}"), None);
+        let trades = detail["trades"].as_array().cloned().unwrap_or_default();
+        (trades.len() == 2).then_some(trades)
+    });
+    assert!(
+        trades.iter().any(|t| t["kind"] == "order"
+            && t["stage"] == "paid"
+            && t["order_id"] == "300012345678901234"
+            && t["amount_fen"] == 25_990),
+        "{trades:?}"
+    );
+    assert!(trades.iter().any(|t| t["kind"] == "refund" && t["refund_id"] == "77001"), "{trades:?}");
+}
+
+#[test]
 fn jd_dropped_stream_reconnects_and_loses_nothing() {
     let j = jd();
     assert!(j.rt.block_on(j.sim.wait_for_stream(Duration::from_secs(20))));

@@ -5,9 +5,9 @@
 //! `msg_type` (`text` | `image` | `sku` | `order`), `content`, `sku_id`, `order_id`, `time` (ms)
 //! and `vip_level`. `msg` may be the object itself or a JSON string of it.
 //!
-//! Other business types (JD's order and refund messages) are not specified by PROTOCOLS.md and
-//! their stream payloads are not verified against the platform, so they are reported as ignored
-//! (a status line the host logs) rather than guessed at. A chat message that cannot be read
+//! Order and refund messages are not specified by PROTOCOLS.md either: they are modeled with
+//! configurable type names like the chat type ([`crate::trade`]). Any other business type is
+//! reported as ignored (a status line the host logs) rather than guessed at. A chat message that cannot be read
 //! becomes a dead letter: it came over the authenticated stream, and a redelivery would fail the
 //! same way.
 
@@ -38,6 +38,9 @@ pub enum Business {
 pub struct ChatScope<'a> {
     pub shop_id: &'a str,
     pub chat_type: &'a str,
+    /// Business `type` prefixes of order and refund messages (modeled; see [`crate::trade`]).
+    pub order_prefix: &'a str,
+    pub refund_prefix: &'a str,
 }
 
 /// Decodes the `msg` of a 202 packet; `raw` is the whole packet line, kept for dead letters.
@@ -62,7 +65,13 @@ pub fn decode_business(msg: Option<&Value>, raw: &[u8], scope: ChatScope<'_>, no
         return dead("business message without `type`".into(), id);
     };
     if kind != scope.chat_type {
-        return Business::Ignored { kind, id };
+        return match crate::trade::trade_type(&kind, scope.order_prefix, scope.refund_prefix) {
+            Some(trade) => match crate::trade::decode(obj, trade, scope.shop_id, now) {
+                Ok(event) => Business::Event(Box::new(event)),
+                Err(reason) => dead(reason, id),
+            },
+            None => Business::Ignored { kind, id },
+        };
     }
     match decode_chat(obj, scope.shop_id, now) {
         Ok(event) => Business::Event(Box::new(event)),
@@ -140,7 +149,8 @@ mod tests {
 
     use super::*;
 
-    const SCOPE: ChatScope<'static> = ChatScope { shop_id: "shop-1", chat_type: "dd_chat" };
+    const SCOPE: ChatScope<'static> =
+        ChatScope { shop_id: "shop-1", chat_type: "dd_chat", order_prefix: "order_", refund_prefix: "refund_" };
     const NOW: Millis = 1_700_000_000_000;
 
     fn decode(msg: Value) -> Business {

@@ -22,6 +22,8 @@ pub const STREAM_URL: &str = "stream_url";
 pub const STREAM_USER: &str = "stream_user";
 pub const SEND_METHOD: &str = "send_method";
 pub const CHAT_TYPE: &str = "chat_type";
+pub const ORDER_TYPE_PREFIX: &str = "order_type_prefix";
+pub const REFUND_TYPE_PREFIX: &str = "refund_type_prefix";
 pub const WAITER: &str = "waiter";
 
 /// The JOS API gateway (public).
@@ -34,6 +36,10 @@ pub const DEFAULT_STREAM_URL: &str = "http://comet.jd.com:80/stream";
 pub const DEFAULT_SEND_METHOD: &str = "jingdong.im.pop.message.send";
 /// The business-message `type` of a buyer chat message (MODELED).
 pub const DEFAULT_CHAT_TYPE: &str = "dd_chat";
+/// The business-message `type` prefix of order messages, followed by the stage (MODELED).
+pub const DEFAULT_ORDER_TYPE_PREFIX: &str = "order_";
+/// The business-message `type` prefix of refund messages, followed by the stage (MODELED).
+pub const DEFAULT_REFUND_TYPE_PREFIX: &str = "refund_";
 
 /// Every key the shop table may hold, for the manifest.
 pub fn config_keys() -> Vec<ConfigKey> {
@@ -70,6 +76,18 @@ pub fn config_keys() -> Vec<ConfigKey> {
         )
         .modeled(),
         ConfigKey::optional(
+            ORDER_TYPE_PREFIX,
+            Some(DEFAULT_ORDER_TYPE_PREFIX),
+            "Business-message `type` prefix of order messages, before the stage: created, paid, shipped, received, closed (modeled).",
+        )
+        .modeled(),
+        ConfigKey::optional(
+            REFUND_TYPE_PREFIX,
+            Some(DEFAULT_REFUND_TYPE_PREFIX),
+            "Business-message `type` prefix of refund messages, before the stage: requested, agreed, succeeded, closed (modeled).",
+        )
+        .modeled(),
+        ConfigKey::optional(
             WAITER,
             None,
             "Default JD staff account (waiter) replies are sent as, when the buyer's message named none.",
@@ -93,6 +111,8 @@ pub(crate) struct Settings {
     pub stream_user: Option<String>,
     pub send_method: String,
     pub chat_type: String,
+    pub order_type_prefix: String,
+    pub refund_type_prefix: String,
     pub waiter: Option<String>,
 }
 
@@ -175,6 +195,8 @@ impl Settings {
             stream_user: owned(STREAM_USER),
             send_method: config.get_or(SEND_METHOD, DEFAULT_SEND_METHOD).to_owned(),
             chat_type: config.get_or(CHAT_TYPE, DEFAULT_CHAT_TYPE).to_owned(),
+            order_type_prefix: config.get_or(ORDER_TYPE_PREFIX, DEFAULT_ORDER_TYPE_PREFIX).to_owned(),
+            refund_type_prefix: config.get_or(REFUND_TYPE_PREFIX, DEFAULT_REFUND_TYPE_PREFIX).to_owned(),
             waiter: owned(WAITER),
         })
     }
@@ -236,11 +258,13 @@ mod tests {
             STREAM_USER,
             SEND_METHOD,
             CHAT_TYPE,
+            ORDER_TYPE_PREFIX,
+            REFUND_TYPE_PREFIX,
             WAITER,
         ] {
             assert!(declared.iter().any(|d| d == key), "{key} not declared");
         }
         let modeled: Vec<String> = config_keys().into_iter().filter(|k| k.modeled).map(|k| k.name).collect();
-        assert_eq!(modeled, [SEND_METHOD, CHAT_TYPE]);
+        assert_eq!(modeled, [SEND_METHOD, CHAT_TYPE, ORDER_TYPE_PREFIX, REFUND_TYPE_PREFIX]);
     }
 }

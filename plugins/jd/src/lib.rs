@@ -19,10 +19,13 @@
 //! - Outbound chat: the JOS method config `send_method` (default `jingdong.im.pop.message.send`)
 //!   with `360buy_param_json` `{sid, customer_open_id, waiter, msg_type, content, client_msg_id}`
 //!   and the success payload `{"code":"0","result":{"success":true,"msg_id":…}}`.
+//! - Order and refund business messages: `type` = config `order_type_prefix` or
+//!   `refund_type_prefix` followed by the stage (defaults `order_paid`, `refund_requested`, …)
+//!   with `order_id`, `customer_open_id`, `amount` (yuan), `time`, `refund_id` (`trade.rs`).
 //!
 //! ## Deliberately not done
-//! - JD order and refund business messages: PROTOCOLS.md does not specify their stream payloads,
-//!   so other business types are reported in the channel status as ignored, not guessed at.
+//! - Business types other than chat, order and refund are reported in the channel status as
+//!   ignored, not guessed at.
 //! - Transfer between staff accounts: JD publishes no transfer API; the capability is not declared.
 
 #![forbid(unsafe_code)]
@@ -36,6 +39,7 @@ mod outgoing;
 pub mod sign;
 pub mod stream;
 mod token;
+mod trade;
 
 use huiliu_sdk::{
     Capability, ChannelData, ChannelOpen, ChannelOutcome, ConnectionNeed, Connector, ConnectorError, HttpRequest,
@@ -93,7 +97,12 @@ impl Connector for JdConnector {
         match data {
             ChannelData::Response(head) => self.stream.on_head(&head, now),
             ChannelData::Chunk(bytes) => {
-                let scope = ChatScope { shop_id: &self.settings.shop_id, chat_type: &self.settings.chat_type };
+                let scope = ChatScope {
+                    shop_id: &self.settings.shop_id,
+                    chat_type: &self.settings.chat_type,
+                    order_prefix: &self.settings.order_type_prefix,
+                    refund_prefix: &self.settings.refund_type_prefix,
+                };
                 self.stream.on_chunk(&bytes, scope, now)
             }
             ChannelData::Frame(_) => rejected("a WebSocket frame on the JD stream channel".to_owned()),

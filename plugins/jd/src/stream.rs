@@ -313,7 +313,8 @@ mod tests {
 
     use super::*;
 
-    const SCOPE: ChatScope<'static> = ChatScope { shop_id: "shop-1", chat_type: "dd_chat" };
+    const SCOPE: ChatScope<'static> =
+        ChatScope { shop_id: "shop-1", chat_type: "dd_chat", order_prefix: "order_", refund_prefix: "refund_" };
 
     fn complete(lines: &[&str]) -> Vec<Line> {
         lines.iter().map(|l| Line::Complete(l.as_bytes().to_vec())).collect()

@@ -44,7 +44,7 @@ fn manifest_declares_what_is_implemented() {
     let caps: Vec<&str> = m.capabilities.iter().map(|c| c.as_str()).collect();
     assert_eq!(caps, ["stream", "send", "token_refresh"]);
     let modeled: Vec<&str> = m.config_keys.iter().filter(|k| k.modeled).map(|k| k.name.as_str()).collect();
-    assert_eq!(modeled, ["send_method", "chat_type"]);
+    assert_eq!(modeled, ["send_method", "chat_type", "order_type_prefix", "refund_type_prefix"]);
     let secret: Vec<&str> = m.config_keys.iter().filter(|k| k.secret).map(|k| k.name.as_str()).collect();
     assert_eq!(secret, ["app_secret", "access_token", "refresh_token"]);
 }

@@ -50,8 +50,8 @@
 //! `sid` = `sid-<buyer_id>`, `customer_open_id`, `customer_nick`, `waiter` =
 //! `<platform_shop_id>_waiter`, `msg_type` (`product` → `sku`), `content`, `sku_id`/`order_id`
 //! (JSON numbers when numeric, absent on plain text), `time` (ms), `vip_level`. Trade events are
-//! sent as business types `order_created`, `order_paid`, …, `refund_succeeded` (modeled; the jd
-//! connector maps none of them and reports them as ignored).
+//! sent as business types `order_created`, `order_paid`, …, `refund_succeeded` (modeled) with
+//! `msg_id`, `order_id`, `refund_id`, `customer_open_id`, `amount` (yuan) and `time` (ms).
 //!
 //! **Backlog.** JD streams have no acknowledgement. The simulator models the platform's backlog:
 //! a business message stays queued until it has been written (chunk written and flushed to the TCP
@@ -401,7 +401,7 @@ impl JdSim {
         Value::Object(m)
     }
 
-    /// The business `msg` object of an order/refund event (modeled; the connector ignores it).
+    /// The business `msg` object of an order/refund event (modeled).
     pub fn render_trade(&self, event: &TradeEvent) -> Value {
         let kind = serde_json::to_value(event.kind).unwrap_or(Value::Null);
         let mut m = serde_json::Map::new();
@@ -426,7 +426,7 @@ impl JdSim {
     /// Delivers an order/refund event as a 202 packet (type `order_paid`, …).
     pub async fn deliver_trade(&self, event: &TradeEvent) -> Delivery {
         let msg = self.render_trade(event);
-        self.deliver_msg(msg, "; the jd connector maps no order/refund types and reports them as ignored").await
+        self.deliver_msg(msg, "").await
     }
 
     /// Delivers any business `msg` (object, or a string used verbatim as the string form)
