@@ -92,6 +92,7 @@ try {
   await page.click("#tab-dash");
   await page.locator("#dash-groups tbody tr").first().waitFor();
   await page.locator("#dash-agents tbody tr").first().waitFor();
+  await page.locator("#dash-shops tbody tr").first().waitFor();
   await page.screenshot({ path: join(SHOTS, "dashboard.png"), fullPage: true });
   const groups = await page.locator("#dash-groups tbody tr").count();
   step("dashboard", String(groups));

@@ -114,4 +114,12 @@ fn a_refusal_that_names_the_credentials_stops_the_channel_for_an_operator_but_no
     let log = t.daemon.log_text();
     assert!(log.contains("retrying slowly"), "{log}");
     assert_eq!(t.daemon.metric(CONNECTED_METRIC), 0.0);
+    // The lead's dashboard raises it.
+    let (status, dash) = t.daemon.api("GET", "/api/v1/dashboard", None);
+    assert_eq!(status, 200, "{dash}");
+    let alerts = dash["alerts"].as_array().cloned().unwrap_or_default();
+    assert!(
+        alerts.iter().any(|a| a["kind"] == "channel_stopped" && a["message"].as_str().unwrap_or("").contains(KEY)),
+        "{dash}"
+    );
 }

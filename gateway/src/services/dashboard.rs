@@ -87,7 +87,8 @@ pub struct DashboardAgent {
 /// An alert over a threshold.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DashboardAlert {
-    /// `long_wait`, `first_response_late`, `backlog`, or for a shop's platform authorization
+    /// `long_wait`, `first_response_late`, `backlog`, `channel_stopped` (a shop's long-lived
+    /// channel stopped on what an operator must fix), or for a shop's platform authorization
     /// `reauthorize` (an operator must authorize the shop again) and `token_refresh_failing`
     /// (refreshes fail for now and are retried).
     pub kind: &'static str,
@@ -181,6 +182,19 @@ impl Dashboard {
                 threshold: i64::from(t.backlog_alert),
                 message: format!("{backlog} 个会话等待回复（阈值 {}）", t.backlog_alert),
             });
+        }
+        for (channel, state) in self.status.channel_states() {
+            if state.state == super::status::ChannelState::Stopped {
+                let message = format!("通道 {channel} 已停止，需要处理：{}", state.detail);
+                alerts.push(DashboardAlert {
+                    kind: "channel_stopped",
+                    group: None,
+                    session_id: None,
+                    value: 0,
+                    threshold: 0,
+                    message,
+                });
+            }
         }
         for (shop, token) in self.status.tokens() {
             let (kind, message) = match token.state {

@@ -6,6 +6,8 @@ const PLATFORM = { taobao: "淘宝", douyin: "抖音", jd: "京东" };
 const STATE = { queued: "排队中", assigned: "接待中", bot: "机器人", off_hours: "非工作时间", closed: "已结束" };
 const DELIVERY = { pending: "发送中", sent: "已送达", failed: "发送失败" };
 const STATUS = { online: "在线", busy: "忙碌", away: "小休", offline: "离线" };
+const CHANNEL = { connected: "已连接", connecting: "连接中", backing_off: "重连中", stopped: "已停止" };
+const TOKEN = { ok: "授权正常", temporary_failure: "令牌刷新暂时失败", reauthorize_needed: "需要重新授权" };
 const ROLE = { agent: "客服", lead: "组长", admin: "管理员" };
 
 const $ = (id) => document.getElementById(id);
@@ -417,6 +419,17 @@ async function loadDashboard() {
     h("td", { class: g.first_response_s > t.first_response_alert_s ? "warn" : "" }, secs(g.first_response_s)), h("td", {}, secs(g.response_s)))));
   $("dash-agents").tBodies[0].replaceChildren(...d.agents.map(a => h("tr", {},
     h("td", {}, a.name), h("td", {}, STATUS[a.status] || a.status), h("td", {}, a.active), h("td", {}, a.cap), h("td", {}, pct(a.load)))));
+  const s = await api("GET", "/status");
+  if (s.ok) {
+    const shopOf = (key) => { const [p, shop] = key.split("/"); return (PLATFORM[p] || p) + " · " + shop; };
+    const rows = Object.entries(s.data.channel_states).map(([key, c]) => h("tr", { "data-channel": key, class: c.operator_must_act ? "warn" : "" },
+      h("td", {}, shopOf(key)), h("td", {}, key.split("/")[2]), h("td", {}, (CHANNEL[c.state] || c.state) + (c.operator_must_act ? "（需处理）" : "")),
+      h("td", {}, c.detail), h("td", {}, c.next_attempt_ms ? clock(c.next_attempt_ms) : "—")));
+    rows.push(...Object.entries(s.data.shop_tokens).map(([key, t]) => h("tr", { "data-token": key, class: t.state === "reauthorize_needed" ? "warn" : "" },
+      h("td", {}, shopOf(key)), h("td", {}, "授权"), h("td", {}, TOKEN[t.state] || t.state), h("td", {}, t.detail), h("td", {}, "—"))));
+    $("dash-shops").tBodies[0].replaceChildren(...(rows.length ? rows
+      : [h("tr", {}, h("td", { colspan: 5, class: "muted" }, "推送类店铺无长连接；授权刷新后在此显示"))]));
+  }
   $("bl-count").textContent = d.blacklist_pending ? "(" + d.blacklist_pending + ")" : "";
   const bl = await api("GET", "/blacklist?state=proposed");
   $("dash-blacklist").tBodies[0].replaceChildren(...(bl.ok ? bl.data.entries : []).map(e => h("tr", {},
