@@ -8,7 +8,8 @@
 //! module imports only from its own layer's dependencies below it; `tests/tests/architecture.rs`
 //! checks it):
 //!
-//! 1. the root: `lib.rs`, `main.rs`, `config/` (the loader), `reload.rs`, `demo.rs`, `telemetry.rs`;
+//! 1. the root: `lib.rs`, `main.rs`, `config/` (the loader), `reload.rs`, `demo.rs`, `telemetry.rs`,
+//!    `ops.rs` (backup, restore, migrate);
 //! 2. the edge: `api/` (the HTTP surface and `/api/v1`), `ingress/` (pushes and channels);
 //! 3. the flow: `flow/` — the one inbound flow and the one reply door;
 //! 4. services and workers: `services/`, `outbox/`;
@@ -30,6 +31,7 @@ pub mod events;
 pub mod flow;
 pub mod ingress;
 pub mod metrics;
+pub mod ops;
 pub mod outbox;
 pub mod plugins;
 pub mod reload;

@@ -48,6 +48,31 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         duration: u64,
     },
+    /// Write a consistent copy of the database while the gateway runs (SQLite; PostgreSQL: pg_dump).
+    Backup {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The backup file to write (must not exist).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Put a backup in place of the database; the gateway must be stopped. The current database
+    /// is kept beside it.
+    Restore {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The backup file to restore.
+        #[arg(long)]
+        from: PathBuf,
+    },
+    /// Apply pending schema migrations (the gateway also does at start), or list them.
+    Migrate {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only list what would run.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Mask personal data: reads messages from stdin, one per line, and prints each masked on
     /// its own line, with exactly the gateway's masking code and the configured filters.
     Mask(ConfigArg),
@@ -186,6 +211,15 @@ fn main() -> ExitCode {
         Command::Check(a) => check(a),
         Command::Plugins { command: PluginsCommand::List(a) } => plugins_list(a),
         Command::Mask(a) => mask(a),
+        Command::Backup { config, to } => {
+            ops_command(&config, |cfg| async move { huiliu_gateway::ops::backup(&cfg, &to).await })
+        }
+        Command::Restore { config, from } => {
+            ops_command(&config, |cfg| async move { huiliu_gateway::ops::restore(&cfg, &from).await })
+        }
+        Command::Migrate { config, dry_run } => {
+            ops_command(&config, |cfg| async move { huiliu_gateway::ops::migrate(&cfg, dry_run).await })
+        }
         Command::User { command: UserCommand::Hash } => user_hash(),
         Command::Openapi => {
             println!("{}", huiliu_gateway::api::openapi_document());
@@ -233,6 +267,23 @@ fn load_or_report(a: &ConfigArg) -> Result<GatewayConfig, ExitCode> {
     config::load(&a.config).map_err(|errors| {
         print_errors(&errors);
         ExitCode::from(1)
+    })
+}
+
+/// Loads the configuration and runs one of the store operations, printing what it did.
+fn ops_command<F, Fut>(a: &ConfigArg, work: F) -> ExitCode
+where
+    F: FnOnce(GatewayConfig) -> Fut,
+    Fut: std::future::Future<Output = Result<String, String>>,
+{
+    let cfg = match load_or_report(a) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    run_to_exit(async move {
+        let done = work(cfg).await?;
+        println!("{done}");
+        Ok(())
     })
 }
 

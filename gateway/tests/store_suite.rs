@@ -399,3 +399,33 @@ async fn sqlite_data_survives_reopen_and_migrations_run_once() {
     assert_eq!(store.counts().await.unwrap(), (1, 0, 1));
     assert_eq!(one(&store, chat("m1", "b1", "x"), Screen::Pass, T0).await, ItemOutcome::Duplicate);
 }
+
+/// A database written by a newer Huiliu is refused, with both versions named, and nothing in it
+/// changes; `schema_status` says what would run without running it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_schema_is_refused_and_the_status_is_read_without_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let status = huiliu_store::schema_status(&url).await.unwrap();
+    assert!(status.applied.is_empty() && !status.pending.is_empty());
+    assert!(!dir.path().join("t.db").exists(), "reading the status created no database");
+    let binary = huiliu_store::schema_version();
+    drop(Store::open(&url, StoreOptions::default()).await.unwrap());
+    let status = huiliu_store::schema_status(&url).await.unwrap();
+    assert_eq!((status.applied.last().copied(), status.pending.len(), status.too_new()), (Some(binary), 0, None));
+
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, 'from the future', 0)")
+        .bind(binary + 1)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let err = Store::open(&url, StoreOptions::default()).await.unwrap_err();
+    assert!(
+        matches!(err, huiliu_store::StoreError::SchemaTooNew { database, binary: b } if database == binary + 1 && b == binary)
+    );
+    assert!(err.to_string().contains("newer"), "{err}");
+    assert_eq!(huiliu_store::schema_status(&url).await.unwrap().too_new(), Some(binary + 1));
+}

@@ -84,7 +84,7 @@ const DAEMON: &str = "huiliu-gateway";
 const DAEMON_LAYERS: &[(&str, &[&str])] = &[
     (
         "the composition root: the binary, the configuration loader, live reload, the demo, logging",
-        &["main", "config", "reload", "demo", "telemetry"],
+        &["main", "config", "reload", "demo", "telemetry", "ops"],
     ),
     ("the edge: the HTTP surface with the agent API, the platform ingress", &["api", "ingress"]),
     ("the flow: the one inbound flow and the one reply door", &["flow"]),

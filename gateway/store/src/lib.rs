@@ -59,6 +59,36 @@ pub enum StoreError {
     Closed,
     #[error("not found: {0}")]
     NotFound(String),
+    #[error(
+        "the database schema is at version {database}, newer than this binary knows ({binary}): it was \
+         written by a newer Huiliu; run that version (or restore a backup made by this one)"
+    )]
+    SchemaTooNew { database: i64, binary: i64 },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// Where a database's schema stands against this binary's migrations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaStatus {
+    /// Versions applied, in order.
+    pub applied: Vec<i64>,
+    /// Migrations this binary would apply, as (version, name).
+    pub pending: Vec<(i64, &'static str)>,
+    /// The newest version this binary knows.
+    pub binary: i64,
+}
+
+impl SchemaStatus {
+    /// The newest applied version above what this binary knows, if any.
+    pub fn too_new(&self) -> Option<i64> {
+        self.applied.iter().copied().filter(|v| *v > self.binary).max()
+    }
+}
+
+/// The newest schema version this binary knows.
+pub fn schema_version() -> i64 {
+    schema::MIGRATIONS.iter().map(|(v, _, _)| *v).max().unwrap_or(0)
 }
 
 /// How intake transactions are grouped.
@@ -142,6 +172,23 @@ impl Store {
         wait.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Writes a consistent copy of the whole database to `path` while the daemon keeps taking
+    /// traffic (SQLite `VACUUM INTO`: one read transaction, so the copy holds every commit
+    /// before it and nothing after). `path` must not exist. PostgreSQL: use `pg_dump`.
+    pub async fn backup_to(&self, path: &std::path::Path) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres {
+            return Err(StoreError::Unsupported(
+                "the PostgreSQL store is backed up with pg_dump (docs/operations.md)".into(),
+            ));
+        }
+        if path.exists() {
+            return Err(StoreError::Unsupported(format!("{} exists; a backup never overwrites", path.display())));
+        }
+        let target = path.to_str().ok_or_else(|| StoreError::Unsupported("the backup path is not UTF-8".into()))?;
+        sqlx::query("VACUUM INTO $1").bind(target.to_owned()).execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Whether the database answers.
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
@@ -180,7 +227,42 @@ fn normalize_url(url: &str) -> Result<(Backend, String), StoreError> {
     Ok((Backend::Sqlite, out))
 }
 
-/// Applies every migration not yet recorded, each in its own transaction.
+/// The schema status of the database at `url`, without changing it (an SQLite file that does
+/// not exist is not created: everything is pending).
+pub async fn schema_status(url: &str) -> Result<SchemaStatus, StoreError> {
+    sqlx::any::install_default_drivers();
+    let (backend, url) = normalize_url(url)?;
+    let binary = schema_version();
+    let all = || schema::MIGRATIONS.iter().map(|(v, n, _)| (*v, *n)).collect::<Vec<_>>();
+    let url = match backend {
+        Backend::Sqlite => {
+            let path = url.trim_start_matches("sqlite://");
+            let path = path.split_once('?').map_or(path, |(p, _)| p);
+            if path != ":memory:" && !std::path::Path::new(path).exists() {
+                return Ok(SchemaStatus { applied: Vec::new(), pending: all(), binary });
+            }
+            url.replace("mode=rwc", "mode=ro")
+        }
+        Backend::Postgres => url,
+    };
+    let pool = AnyPoolOptions::new().max_connections(1).connect_with(AnyConnectOptions::from_str(&url)?).await?;
+    let applied = applied_versions(&pool).await?;
+    pool.close().await;
+    let pending = all().into_iter().filter(|(v, _)| !applied.contains(v)).collect();
+    Ok(SchemaStatus { applied, pending, binary })
+}
+
+/// The applied versions, oldest first (none when the table does not exist yet).
+async fn applied_versions(pool: &AnyPool) -> Result<Vec<i64>, StoreError> {
+    match sqlx::query_scalar("SELECT version FROM schema_migrations ORDER BY version").fetch_all(pool).await {
+        Ok(v) => Ok(v),
+        Err(sqlx::Error::Database(e)) if e.message().contains("schema_migrations") => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Applies every migration not yet recorded, each in its own transaction; refuses a database
+/// whose schema is newer than this binary knows.
 async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
@@ -188,6 +270,10 @@ async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
     .execute(pool)
     .await?;
     let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations").fetch_all(pool).await?;
+    let binary = schema_version();
+    if let Some(database) = applied.iter().copied().filter(|v| *v > binary).max() {
+        return Err(StoreError::SchemaTooNew { database, binary });
+    }
     for (version, name, sql) in schema::MIGRATIONS {
         if applied.contains(version) {
             continue;
