@@ -66,7 +66,7 @@ pub fn decode_business(msg: Option<&Value>, raw: &[u8], scope: ChatScope<'_>, no
     };
     if kind != scope.chat_type {
         return match crate::trade::trade_type(&kind, scope.order_prefix, scope.refund_prefix) {
-            Some(trade) => match crate::trade::decode(obj, trade, scope.shop_id, now) {
+            Some(trade) => match crate::trade::decode(obj, trade, PLATFORM, scope.shop_id, now) {
                 Ok(event) => Business::Event(Box::new(event)),
                 Err(reason) => dead(reason, id),
             },

@@ -10,7 +10,6 @@
 use huiliu_sdk::{Buyer, EventKind, InboundEvent, Millis, OrderEvent, OrderStage, RefundEvent, RefundStage};
 use serde_json::{Map, Value};
 
-use crate::chat::PLATFORM;
 use crate::json::{id_text, int, text};
 
 /// Which trade event a business `type` names, if any.
@@ -43,7 +42,14 @@ pub fn trade_type(kind: &str, order_prefix: &str, refund_prefix: &str) -> Option
 }
 
 /// Decodes an order or refund message, or says why it cannot be read.
-pub fn decode(obj: &Map<String, Value>, trade: TradeType, shop_id: &str, now: Millis) -> Result<InboundEvent, String> {
+/// `platform` is the platform name events carry.
+pub fn decode(
+    obj: &Map<String, Value>,
+    trade: TradeType,
+    platform: &str,
+    shop_id: &str,
+    now: Millis,
+) -> Result<InboundEvent, String> {
     let event_id = obj.get("msg_id").and_then(id_text).ok_or("trade message without a usable `msg_id`")?;
     let open_id =
         obj.get("customer_open_id").and_then(id_text).ok_or("trade message without a usable `customer_open_id`")?;
@@ -72,7 +78,7 @@ pub fn decode(obj: &Map<String, Value>, trade: TradeType, shop_id: &str, now: Mi
         }),
     };
     Ok(InboundEvent {
-        platform: PLATFORM.into(),
+        platform: platform.into(),
         shop: shop_id.into(),
         event_id,
         buyer: Buyer { open_id, nick },
@@ -128,7 +134,7 @@ mod tests {
     fn an_order_and_a_refund_decode_exactly() {
         let order = obj(json!({"type": "order_paid", "msg_id": "t-1", "order_id": 300012345678901234_i64,
             "customer_open_id": "buyer-9", "amount": "129.50", "time": 1_700_000_000_000_i64}));
-        let e = decode(&order, TradeType::Order(OrderStage::Paid), "jd-1", 0).unwrap();
+        let e = decode(&order, TradeType::Order(OrderStage::Paid), "jd", "jd-1", 0).unwrap();
         assert_eq!(
             (e.event_id.as_str(), e.buyer.open_id.as_str(), e.occurred_at),
             ("t-1", "buyer-9", 1_700_000_000_000)
@@ -137,7 +143,7 @@ mod tests {
         assert_eq!((o.order_id.as_str(), o.amount_fen), ("300012345678901234", Some(12_950)));
         let refund = obj(json!({"msg_id": "t-2", "order_id": "3000", "refund_id": 77, "customer_open_id": "b",
             "amount": 5}));
-        let e = decode(&refund, TradeType::Refund(RefundStage::Requested), "jd-1", 9).unwrap();
+        let e = decode(&refund, TradeType::Refund(RefundStage::Requested), "jd", "jd-1", 9).unwrap();
         let EventKind::Refund(r) = e.kind else { panic!() };
         assert_eq!(
             (r.refund_id.as_str(), r.order_id.as_deref(), r.amount_fen, e.occurred_at),
@@ -149,19 +155,25 @@ mod tests {
     fn what_cannot_be_read_says_why() {
         let t = TradeType::Order(OrderStage::Paid);
         assert!(
-            decode(&obj(json!({"order_id": "1", "customer_open_id": "b"})), t, "s", 0).unwrap_err().contains("msg_id")
+            decode(&obj(json!({"order_id": "1", "customer_open_id": "b"})), t, "jd", "s", 0)
+                .unwrap_err()
+                .contains("msg_id")
         );
         assert!(
-            decode(&obj(json!({"msg_id": "m", "order_id": "1"})), t, "s", 0).unwrap_err().contains("customer_open_id")
+            decode(&obj(json!({"msg_id": "m", "order_id": "1"})), t, "jd", "s", 0)
+                .unwrap_err()
+                .contains("customer_open_id")
         );
         assert!(
-            decode(&obj(json!({"msg_id": "m", "customer_open_id": "b"})), t, "s", 0).unwrap_err().contains("order_id")
+            decode(&obj(json!({"msg_id": "m", "customer_open_id": "b"})), t, "jd", "s", 0)
+                .unwrap_err()
+                .contains("order_id")
         );
         let bad_amount = obj(json!({"msg_id": "m", "order_id": "1", "customer_open_id": "b", "amount": "1.234"}));
-        assert!(decode(&bad_amount, t, "s", 0).unwrap_err().contains("amount"));
+        assert!(decode(&bad_amount, t, "jd", "s", 0).unwrap_err().contains("amount"));
         let refund = TradeType::Refund(RefundStage::Agreed);
         assert!(
-            decode(&obj(json!({"msg_id": "m", "customer_open_id": "b"})), refund, "s", 0)
+            decode(&obj(json!({"msg_id": "m", "customer_open_id": "b"})), refund, "jd", "s", 0)
                 .unwrap_err()
                 .contains("refund_id")
         );
