@@ -180,7 +180,7 @@ pub fn douyin_push(data: &[u8]) {
     let outcome = connector.decode_push(&douyin_push_of(data, &expected), NOW);
     abi_round_trip(&outcome);
     match &outcome {
-        PushOutcome::Accepted { events, dead_letters, ack, nack } => {
+        PushOutcome::Accepted { events, dead_letters, ack, nack, .. } => {
             assert!(data.len() <= MAX_BODY_BYTES);
             check_events(events, "douyin", douyin::SHOP);
             check_dead_letters(dead_letters, data);

@@ -109,7 +109,18 @@ async fn hook(
             tracing::warn!(platform, shop, reason = kind.as_str(), "push rejected: {reason}");
             to_response(response)
         }
-        Ok(PushOutcome::Accepted { events, dead_letters, ack, nack }) => {
+        Ok(PushOutcome::Accepted { events, dead_letters, ack, nack, ignored }) => {
+            // Authentic units the connector has no use for: logged, never stored, never refused.
+            for unit in &ignored {
+                tracing::info!(
+                    platform,
+                    shop,
+                    unit_type = unit.unit_type,
+                    event_id = unit.event_id.as_deref().unwrap_or(""),
+                    "push unit ignored: {}",
+                    unit.reason
+                );
+            }
             // The one inbound flow; routing follows the acknowledgement.
             match gw.flow.inbound(events, dead_letters, &platform, &shop, now).await {
                 Ack::Durable => to_response(ack),

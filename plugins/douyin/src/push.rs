@@ -54,6 +54,7 @@ pub fn decode_push(settings: &Settings, push: &HttpPush, now: Millis) -> PushOut
         dead_letters,
         ack: HttpResponse::json(200, ACK_BODY),
         nack: HttpResponse::json(200, FAIL_BODY),
+        ignored: Vec::new(),
     }
 }
 
@@ -198,7 +199,7 @@ mod tests {
         // The push test vector: the body and event-sign from vectors.json.
         let body = br#"[{"tag":"0","msg_id":"0","data":"{}"}]"#;
         let outcome = decode_push(&settings(), &push(body, "356532ab10e2668eb4f1c9b6665b6864"), 0);
-        let PushOutcome::Accepted { events, dead_letters, ack, nack } = outcome else { panic!("{outcome:?}") };
+        let PushOutcome::Accepted { events, dead_letters, ack, nack, .. } = outcome else { panic!("{outcome:?}") };
         assert!(events.is_empty() && dead_letters.is_empty());
         assert_eq!((ack.status, ack.body.as_slice()), (200, ACK_BODY.as_bytes()));
         assert_eq!(ack.body, br#"{"code":0,"msg":"success"}"#);

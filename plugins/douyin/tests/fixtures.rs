@@ -79,7 +79,7 @@ fn dead_letter_json(d: &DeadLetter) -> Value {
 
 fn outcome_json(outcome: &PushOutcome) -> Value {
     match outcome {
-        PushOutcome::Accepted { events, dead_letters, ack, nack } => json!({
+        PushOutcome::Accepted { events, dead_letters, ack, nack, .. } => json!({
             "outcome": "accepted",
             "events": events,
             "dead_letters": dead_letters.iter().map(dead_letter_json).collect::<Vec<_>>(),

@@ -102,6 +102,7 @@ impl Connector for Echo {
             dead_letters,
             ack: HttpResponse::json(200, r#"{"ok":true}"#),
             nack: HttpResponse::json(500, r#"{"ok":false}"#),
+            ignored: Vec::new(),
         }
     }
 
