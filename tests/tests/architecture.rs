@@ -49,6 +49,7 @@ const CRATE_LAYERING: &[(&str, &[&str])] = &[
     ("huiliu-taobao", &["huiliu-sdk"]),
     ("huiliu-douyin", &["huiliu-sdk"]),
     ("huiliu-jd", &["huiliu-sdk"]),
+    ("huiliu-wechat-shop", &["huiliu-sdk"]),
     // The gateway's inner crates, lowest first.
     ("huiliu-domain", &["huiliu-sdk"]),
     ("huiliu-privacy", &[]),

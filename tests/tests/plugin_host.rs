@@ -134,3 +134,21 @@ fn the_example_plugin_builds_out_of_tree_and_loads_into_the_daemon() {
     let (status, _) = daemon.request("POST", "/hooks/echo/echo-1", &[("x-echo-sign", "forged")], body.as_bytes());
     assert_eq!(status, 401);
 }
+
+/// `huiliu check` refuses a shop that could receive but never reply: the WeChat Shop plugin
+/// declares `appsecret` required to send (ConfigKey::required_to_send).
+#[test]
+fn check_reports_a_shop_that_cannot_send() {
+    let plugins = artifacts().plugins_dir(&["huiliu-wechat-shop"]);
+    let config = config_dir(plugins.path());
+    let shop = "[[shop]]\nid = \"wx-1\"\nplatform = \"wechat-shop\"\n[shop.settings]\nappid = \"wx5f1e2d3c4b5a6978\"\ntoken = \"AAAAA\"\n";
+    std::fs::write(config.path().join("shops.toml"), shop).unwrap();
+    let check = || Command::new(artifacts().huiliu()).args(["check", "--config"]).arg(config.path()).output().unwrap();
+    let out = check();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a shop without appsecret passed:\n{stderr}");
+    assert!(stderr.contains("shop[0].settings.appsecret: required to send replies"), "{stderr}");
+    std::fs::write(config.path().join("shops.toml"), format!("{shop}appsecret = \"s3cret\"\n")).unwrap();
+    let out = check();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
