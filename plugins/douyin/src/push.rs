@@ -18,12 +18,14 @@
 //! An authentic body is a JSON array of `{"tag","msg_id","data":"<JSON string>"}` units (a
 //! `data` object is accepted too). Each unit decodes on its own: a unit that cannot be read is
 //! a dead letter with its exact raw bytes, and the other units still decode. A body that is not
-//! an array at all is one dead letter. Tag `"0"` (the platform's address check) and unknown tags
-//! yield nothing. The acknowledgement is `{"code":0,"msg":"success"}`, the negative
+//! an array at all is one dead letter. Tag `"0"` (the platform's address check), unknown tags and
+//! tags acknowledged without an event are reported as ignored units. The acknowledgement is `{"code":0,"msg":"success"}`, the negative
 //! acknowledgement (storage failed, please redeliver) `{"code":1,"msg":"fail"}`, both HTTP 200.
 
 use huiliu_sdk::crypto::signature_eq;
-use huiliu_sdk::{DeadLetter, HttpPush, HttpResponse, InboundEvent, Millis, PushOutcome, RejectKind, header};
+use huiliu_sdk::{
+    DeadLetter, HttpPush, HttpResponse, IgnoredUnit, InboundEvent, Millis, PushOutcome, RejectKind, header,
+};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -48,13 +50,13 @@ pub fn decode_push(settings: &Settings, push: &HttpPush, now: Millis) -> PushOut
     if let Err((kind, reason)) = verify(settings, push) {
         return PushOutcome::Rejected { kind, reason, response: HttpResponse::json(refusal_status(kind), FAIL_BODY) };
     }
-    let (events, dead_letters) = decode_body(settings, &push.body, now);
+    let (events, dead_letters, ignored) = decode_body(settings, &push.body, now);
     PushOutcome::Accepted {
         events,
         dead_letters,
         ack: HttpResponse::json(200, ACK_BODY),
         nack: HttpResponse::json(200, FAIL_BODY),
-        ignored: Vec::new(),
+        ignored,
     }
 }
 
@@ -93,34 +95,39 @@ fn verify(settings: &Settings, push: &HttpPush) -> Result<(), (RejectKind, Strin
     Ok(())
 }
 
-/// Splits an authentic body into events and dead letters.
-fn decode_body(settings: &Settings, body: &[u8], now: Millis) -> (Vec<InboundEvent>, Vec<DeadLetter>) {
+/// Splits an authentic body into events, dead letters and ignored units.
+fn decode_body(
+    settings: &Settings,
+    body: &[u8],
+    now: Millis,
+) -> (Vec<InboundEvent>, Vec<DeadLetter>, Vec<IgnoredUnit>) {
     let units: Vec<&RawValue> = match serde_json::from_slice(body) {
         Ok(units) => units,
         Err(e) => {
             let reason = format!("body is not a JSON array of push units: {e}");
-            return (Vec::new(), vec![DeadLetter { reason, event_id: None, raw: body.to_vec() }]);
+            return (Vec::new(), vec![DeadLetter { reason, event_id: None, raw: body.to_vec() }], Vec::new());
         }
     };
     let mut events = Vec::new();
     let mut dead_letters = Vec::new();
+    let mut ignored = Vec::new();
     for raw in units {
         match decode_unit(settings, raw.get(), now) {
-            Ok(Some(event)) => events.push(event),
-            Ok(None) => {}
+            Ok(Ok(event)) => events.push(event),
+            Ok(Err(unit)) => ignored.push(unit),
             Err((Undecodable(reason), event_id)) => {
                 dead_letters.push(DeadLetter { reason, event_id, raw: raw.get().as_bytes().to_vec() })
             }
         }
     }
-    (events, dead_letters)
+    (events, dead_letters, ignored)
 }
 
 type UnitError = (Undecodable, Option<String>);
 
 /// One unit: the envelope, then its `data` by tag. On failure, also the envelope `msg_id` when
 /// it could be read, so operators can find the unit on the platform.
-fn decode_unit(settings: &Settings, raw: &str, now: Millis) -> Result<Option<InboundEvent>, UnitError> {
+fn decode_unit(settings: &Settings, raw: &str, now: Millis) -> Result<Result<InboundEvent, IgnoredUnit>, UnitError> {
     let fail = |reason: String, id: Option<String>| (Undecodable(reason), id);
     let envelope: Value = serde_json::from_str(raw).map_err(|e| fail(format!("unit is not JSON: {e}"), None))?;
     let Some(envelope) = envelope.as_object() else {
@@ -131,12 +138,23 @@ fn decode_unit(settings: &Settings, raw: &str, now: Millis) -> Result<Option<Inb
         return Err(fail("unit has no `tag`".into(), envelope_id));
     };
     let kind = TagKind::of(&tag, &settings.chat_tag);
-    if matches!(kind, TagKind::AddressCheck | TagKind::Unknown) {
-        return Ok(None);
+    let ignored = |reason: &str| IgnoredUnit {
+        unit_type: format!("tag {tag}"),
+        event_id: envelope_id.clone(),
+        reason: reason.to_owned(),
+    };
+    match kind {
+        TagKind::AddressCheck => return Ok(Err(ignored("the platform's address check"))),
+        TagKind::Unknown => return Ok(Err(ignored("a tag this connector does not map"))),
+        _ => {}
     }
     let data = parse_data(envelope.get("data")).map_err(|reason| fail(reason, envelope_id.clone()))?;
     let unit = Unit { shop: &settings.shop_id, envelope_id: envelope_id.clone(), data: &data, now };
-    events::decode(&unit, kind).map_err(|e| (e, envelope_id))
+    match events::decode(&unit, kind) {
+        Ok(Some(event)) => Ok(Ok(event)),
+        Ok(None) => Ok(Err(ignored("a tag acknowledged without an event"))),
+        Err(e) => Err((e, envelope_id)),
+    }
 }
 
 /// `data` is a JSON object serialized into a string; an object given directly is accepted.
@@ -199,8 +217,11 @@ mod tests {
         // The push test vector: the body and event-sign from vectors.json.
         let body = br#"[{"tag":"0","msg_id":"0","data":"{}"}]"#;
         let outcome = decode_push(&settings(), &push(body, "356532ab10e2668eb4f1c9b6665b6864"), 0);
-        let PushOutcome::Accepted { events, dead_letters, ack, nack, .. } = outcome else { panic!("{outcome:?}") };
+        let PushOutcome::Accepted { events, dead_letters, ack, nack, ignored } = outcome else { panic!("{outcome:?}") };
         assert!(events.is_empty() && dead_letters.is_empty());
+        // Nothing stored, nothing dropped silently: the address check is an ignored unit.
+        assert_eq!(ignored.len(), 1, "{ignored:?}");
+        assert_eq!((ignored[0].unit_type.as_str(), ignored[0].event_id.as_deref()), ("tag 0", Some("0")));
         assert_eq!((ack.status, ack.body.as_slice()), (200, ACK_BODY.as_bytes()));
         assert_eq!(ack.body, br#"{"code":0,"msg":"success"}"#);
         assert_eq!((nack.status, nack.body.as_slice()), (200, &br#"{"code":1,"msg":"fail"}"#[..]));
