@@ -60,7 +60,8 @@ pub struct Kit {
     pub samples: Samples,
 }
 
-/// Sample inputs, one list per capability.
+/// Sample inputs, one list per capability. Build it with `..Samples::default()`: the kit gains
+/// checks, and with them fields, over time.
 #[derive(Debug, Clone, Default)]
 pub struct Samples {
     /// Authentic pushes; each must be accepted.

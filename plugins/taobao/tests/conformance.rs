@@ -69,6 +69,8 @@ fn samples() -> Samples {
             HttpResponse::json(200, r#"{"error_response":{"code":7,"msg":"App Call Limited"}}"#),
             HttpResponse::text(502, "bad gateway"),
         ],
+        // TMC is a WebSocket: no HTTP push to forge (its frames are checked by the fixtures).
+        forged_pushes: vec![],
         transfers: vec![TransferRequest {
             shop: common::SHOP.into(),
             buyer,

@@ -101,7 +101,6 @@ fn reject((kind, reason): Refusal) -> PushOutcome {
     let status = match kind {
         RejectKind::BadSignature | RejectKind::WrongApp => 401,
         RejectKind::TooLarge => 413,
-        RejectKind::Malformed if reason.starts_with("method") => 405,
         RejectKind::Malformed | RejectKind::Stale => 400,
     };
     PushOutcome::Rejected { kind, reason, response: HttpResponse::text(status, "fail") }
@@ -109,6 +108,14 @@ fn reject((kind, reason): Refusal) -> PushOutcome {
 
 /// Verifies, decrypts and decodes one push.
 pub fn decode_push(settings: &Settings, push: &HttpPush, now: Millis) -> PushOutcome {
+    if !push.method.eq_ignore_ascii_case("GET") && !push.method.eq_ignore_ascii_case("POST") {
+        let reason = "WeChat pushes are POST (GET only to verify the URL)".to_owned();
+        return PushOutcome::Rejected {
+            kind: RejectKind::Malformed,
+            reason,
+            response: HttpResponse::text(405, "fail"),
+        };
+    }
     match verify(settings, push, now) {
         Err(refusal) => reject(refusal),
         Ok(Verified::Echo(echostr)) => PushOutcome::answer(HttpResponse::text(200, echostr)),
@@ -129,9 +136,6 @@ fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, Refusa
 
 fn verify(settings: &Settings, push: &HttpPush, now: Millis) -> Result<Verified, Refusal> {
     let get = push.method.eq_ignore_ascii_case("GET");
-    if !get && !push.method.eq_ignore_ascii_case("POST") {
-        return Err((RejectKind::Malformed, "method: WeChat pushes are POST (GET only to verify the URL)".into()));
-    }
     if push.body.len() > MAX_BODY_BYTES {
         return Err((RejectKind::TooLarge, format!("body of {} bytes exceeds {MAX_BODY_BYTES}", push.body.len())));
     }
