@@ -112,3 +112,9 @@ fn the_kit_catches_a_missing_capability_sample() {
     let failures = huiliu_sdk::testkit::check(&kit(config().with("refresh_token", ""))).expect_err("must fail");
     assert!(failures.iter().any(|f| f.contains("token_refresh")), "{failures:?}");
 }
+
+/// The connector's own Debug output (not reachable through the C table) shows no secret or token.
+#[test]
+fn debug_output_hides_every_secret() {
+    huiliu_sdk::testkit::assert_debug_hides_secrets::<huiliu_taobao::TaobaoConnector>(&config());
+}
