@@ -255,3 +255,25 @@ fn wechat_shop_forged_and_tampered_pushes_are_refused_and_never_parsed() {
     assert_eq!(inbound(&w.daemon, session).len(), 1, "the duplicate delivery was absorbed");
     assert_eq!(w.daemon.metric(r#"huiliu_events_deduped_total{platform="wechat-shop"}"#), 1.0);
 }
+
+#[test]
+fn wechat_shop_events_of_no_use_are_acknowledged_logged_and_not_stored() {
+    let w = wechat();
+    // A product event on the same push URL: authentic, of no use to customer service.
+    let event = json!({
+        "ToUserName": "gh_wxshop7001",
+        "FromUserName": "o7eep4jVQelr2eyoDSmE1wxbuyer",
+        "CreateTime": now_ms() / 1000,
+        "MsgType": "event",
+        "Event": "channels_ec_product_update",
+    });
+    let d = w.rt.block_on(w.sim.push(&event, Tamper::None));
+    assert_eq!((d.acked, d.detail.as_str()), (true, "success"), "{d:?}");
+    w.daemon.wait_for("the ignored unit in the log", 10, || {
+        let log = w.daemon.log_text();
+        (log.contains("push unit ignored") && log.contains("channels_ec_product_update")).then_some(())
+    });
+    assert!(sessions(&w.daemon).is_empty());
+    assert_eq!(w.daemon.metric(r#"huiliu_events_stored_total{platform="wechat-shop"}"#), 0.0);
+    assert_eq!(w.daemon.metric(r#"huiliu_dead_letters_total{platform="wechat-shop"}"#), 0.0);
+}
