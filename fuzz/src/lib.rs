@@ -243,7 +243,7 @@ pub fn wechat_shop_push(data: &[u8]) {
     let ts = (NOW / 1000).to_string();
     let nonce = "415670741";
     let one_unit = |outcome: &PushOutcome, body_len: usize| match outcome {
-        PushOutcome::Accepted { events, dead_letters, ignored, ack, nack } => {
+        PushOutcome::Accepted { events, dead_letters, ignored, ack, nack, .. } => {
             check_events(events, "wechat-shop", wechat::SHOP);
             check_dead_letters(dead_letters, data);
             assert_eq!(events.len() + dead_letters.len() + ignored.len(), 1, "one push, one unit: {outcome:?}");

@@ -70,7 +70,7 @@ fn main() {
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect(),
     };
-    let connector = host.instantiate(&shop, Arc::new(Metrics::new())).expect("douyin connector");
+    let connector = host.instantiate(&shop, shop.settings.clone(), Arc::new(Metrics::new())).expect("douyin connector");
     let push = push();
     let now = 1_700_000_000_000;
     match connector.decode_push(&push, now).expect("decode") {

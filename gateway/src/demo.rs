@@ -183,10 +183,13 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
         huiliu_routing::parse(DEMO_ROUTING, "demo routing")
             .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))?,
     );
-    // The routing file in the demo's config directory too, so a live reload (SIGHUP, an edit,
+    // The shops and the routing file in the demo's config directory too, so a live reload (SIGHUP, an edit,
     // `POST /api/v1/config/reload`) reads what the demo runs, not a missing file.
     let routing_file = data_dir.join(huiliu_routing::ROUTING_FILE);
     std::fs::write(&routing_file, DEMO_ROUTING).map_err(|e| format!("cannot write {}: {e}", routing_file.display()))?;
+    let shops_file = data_dir.join(crate::config::SHOPS_FILE);
+    std::fs::write(&shops_file, shops_toml(&config.shops))
+        .map_err(|e| format!("cannot write {}: {e}", shops_file.display()))?;
     config.users = [(WORKBENCH_AGENT, None), ("a04", None), ("admin", Some(huiliu_domain::Role::Admin))]
         .into_iter()
         .map(|(id, role)| crate::services::auth::UserConfig {
@@ -200,8 +203,9 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     let token = config.api.admin_token.clone();
     let addr = config.listen_addr();
     let gateway = Gateway::start(config).await.map_err(|e| e.to_string())?;
-    if !gateway.status.shop_errors.is_empty() {
-        return Err(format!("some demo shops could not start: {:?}", gateway.status.shop_errors));
+    let shop_errors = gateway.status.shop_errors();
+    if !shop_errors.is_empty() {
+        return Err(format!("some demo shops could not start: {shop_errors:?}"));
     }
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     gateway.spawn_background();
@@ -236,6 +240,28 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     let (inbound, outbound, sessions) = gateway.store.counts().await.unwrap_or_default();
     println!("\ndemo stopped: {inbound} buyer messages, {outbound} replies, {sessions} sessions");
     result
+}
+
+/// `shops.toml` for `shops` (JSON string literals are TOML basic strings).
+fn shops_toml(shops: &[Shop]) -> String {
+    let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let mut out = String::from("# Written by `huiliu demo`: the simulated storefronts.\n");
+    for shop in shops {
+        out.push_str(&format!(
+            "\n[[shop]]\nid = {}\nplatform = {}\nname = {}\nenabled = {}\n",
+            q(&shop.id),
+            q(&shop.platform),
+            q(&shop.name),
+            shop.enabled
+        ));
+        if !shop.settings.is_empty() {
+            out.push_str("[shop.settings]\n");
+            for (k, v) in &shop.settings {
+                out.push_str(&format!("{} = {}\n", q(k), q(v)));
+            }
+        }
+    }
+    out
 }
 
 /// Removes the demo's temp directory at the end.
@@ -343,5 +369,31 @@ fn canned_reply(text: &str) -> &'static str {
         "亲，帮您查询了，订单已经在处理中，发货后物流信息会同步更新。"
     } else {
         "亲，在的，这款目前有现货，今天下单今天发货哦。"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_shops_file_reads_back_as_the_same_shops() {
+        let shops = vec![Shop {
+            id: "tb-demo".into(),
+            platform: "taobao".into(),
+            name: "淘宝 \"旗舰\" 店".into(),
+            enabled: true,
+            settings: [
+                ("app_secret".to_owned(), "a\\b".to_owned()),
+                ("ws_url".to_owned(), "ws://127.0.0.1:1/".to_owned()),
+            ]
+            .into(),
+        }];
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(crate::config::SHOPS_FILE), shops_toml(&shops)).unwrap();
+        let mut errors = Vec::new();
+        let read = crate::config::load_shops(dir.path(), &|_| None, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(read, shops);
     }
 }

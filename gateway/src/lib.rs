@@ -36,7 +36,6 @@ pub mod reload;
 pub mod services;
 pub mod telemetry;
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use config::GatewayConfig;
@@ -52,7 +51,7 @@ use services::status::Status;
 #[derive(Debug)]
 pub struct Gateway {
     pub config: GatewayConfig,
-    pub host: PluginHost,
+    pub host: Arc<PluginHost>,
     pub connectors: Arc<Connectors>,
     /// Plugins, shops, shops that could not start, channel states.
     pub status: Arc<Status>,
@@ -97,12 +96,12 @@ impl Gateway {
         let store = open_store(&config).await?;
         let store_error = |source| StartError::Store { url: redact_url(&config.store_url()), source };
         let blacklist = Arc::new(Blacklist::load(store.clone()).await.map_err(store_error)?);
-        let (host, connectors, shop_errors) = connect_shops(&config, &store, &metrics).await;
-        let status = Arc::new(Status::new(
-            host.loaded.iter().map(|l| l.manifest.id.clone()).collect(),
-            connectors.names(),
-            shop_errors,
-        ));
+        let host = Arc::new(PluginHost::load_dir(&config.plugins_dir()));
+        metrics.plugins_loaded.set(host.loaded.len() as i64);
+        metrics.plugins_rejected.set(host.rejected.len() as i64);
+        let connectors = Arc::new(Connectors::default());
+        let status =
+            Arc::new(Status::new(host.loaded.iter().map(|l| l.manifest.id.clone()).collect(), Default::default()));
 
         let events = events::EventHub::new();
         let open = store.open_sessions().await.map_err(store_error)?;
@@ -122,6 +121,17 @@ impl Gateway {
             }
             None => (None, Vec::new()),
         };
+        let http = outbox::http::client();
+        let outbox = Arc::new(outbox::Outbox {
+            store: store.clone(),
+            connectors: connectors.clone(),
+            metrics: metrics.clone(),
+            events: events.clone(),
+            wake: Arc::default(),
+            config: config.outbox.clone(),
+            http: http.clone(),
+            status: status.clone(),
+        });
         let flow = Arc::new(Flow::new(flow::Parts {
             store: store.clone(),
             mask: Arc::new(filters.masker),
@@ -133,18 +143,9 @@ impl Gateway {
             sealer: sealer.clone(),
             restrict_reply: config.filters.blacklist.restrict_reply.clone(),
             routing: routing.clone(),
+            outbox: outbox.clone(),
         }));
 
-        let http = outbox::http::client();
-        let outbox = Arc::new(outbox::Outbox {
-            store: store.clone(),
-            connectors: connectors.clone(),
-            metrics: metrics.clone(),
-            events,
-            wake: flow.outbox_wake.clone(),
-            config: config.outbox.clone(),
-            http: http.clone(),
-        });
         let channels = Arc::new(ingress::channels::Channels {
             flow: flow.clone(),
             connectors: connectors.clone(),
@@ -153,13 +154,22 @@ impl Gateway {
             status: status.clone(),
             request_timeout_ms: config.outbox.request_timeout_ms,
         });
+        let serving = reload::Serving {
+            host: host.clone(),
+            connectors: connectors.clone(),
+            channels: channels.clone(),
+            store: store.clone(),
+            status: status.clone(),
+            metrics: metrics.clone(),
+        };
+        serving.start_all(&config.shops).await;
         let reload = Arc::new(reload::Reload {
             dir: config.dir.clone(),
-            shops: config.shops.clone(),
+            shops: Mutex::new(config.shops.clone()),
             flow: flow.clone(),
             metrics: metrics.clone(),
+            serving,
         });
-        let shop_names = config.shops.iter().map(|s| (s.id.clone(), s.name.clone())).collect::<BTreeMap<_, _>>();
         let api = api::ApiState {
             flow: flow.clone(),
             desk: services::desk::Desk::new(
@@ -167,7 +177,7 @@ impl Gateway {
                 flow.outbox_wake.clone(),
                 sealer,
                 config.quick_replies.clone(),
-                shop_names,
+                status.clone(),
             ),
             logins: services::logins::Logins::new(
                 services::auth::Auth::new(config.users.clone(), &config.api),
@@ -184,6 +194,7 @@ impl Gateway {
                 routing,
                 blacklist: blacklist.clone(),
                 metrics: metrics.clone(),
+                status: status.clone(),
             },
             metrics: metrics.clone(),
             status: status.clone(),
@@ -194,6 +205,8 @@ impl Gateway {
             connectors: connectors.clone(),
             metrics: metrics.clone(),
             max_push_bytes: config.server.max_push_bytes,
+            http: outbox.http.clone(),
+            lookup_timeout_ms: config.outbox.request_timeout_ms.min(2_000),
         });
         let router = api::app(api, push);
         Ok(Arc::new(Gateway {
@@ -271,41 +284,6 @@ async fn open_store(config: &GatewayConfig) -> Result<Store, StartError> {
     }
     let options = StoreOptions { group_commit: config.store.group_commit, ..StoreOptions::default() };
     Store::open(&url, options).await.map_err(|source| StartError::Store { url: redact_url(&url), source })
-}
-
-/// Loads the plugins and creates a connector for every enabled shop.
-async fn connect_shops(
-    config: &GatewayConfig,
-    store: &Store,
-    metrics: &Arc<Metrics>,
-) -> (PluginHost, Arc<Connectors>, Vec<(String, String)>) {
-    let tokens = store.tokens().await.unwrap_or_default();
-    let host = PluginHost::load_dir(&config.plugins_dir());
-    metrics.plugins_loaded.set(host.loaded.len() as i64);
-    metrics.plugins_rejected.set(host.rejected.len() as i64);
-    let mut connectors = BTreeMap::new();
-    let mut shop_errors = Vec::new();
-    for shop in config.shops.iter().filter(|s| s.enabled) {
-        let mut shop = shop.clone();
-        if let Some(t) = tokens.iter().find(|t| t.platform == shop.platform && t.shop == shop.id) {
-            shop.settings.insert("access_token".into(), t.grant.access_token.clone());
-            shop.settings.insert("token_expires_at".into(), t.grant.expires_at.to_string());
-            if let Some(r) = &t.grant.refresh_token {
-                shop.settings.insert("refresh_token".into(), r.clone());
-            }
-        }
-        match host.instantiate(&shop, metrics.clone()) {
-            Ok(c) => {
-                tracing::info!(shop = %shop.id, plugin = %c.plugin_id, "shop connector ready");
-                connectors.insert((c.platform.clone(), shop.id.clone()), Arc::new(c));
-            }
-            Err(reason) => {
-                tracing::error!(shop = %shop.id, platform = %shop.platform, "shop not served: {reason}");
-                shop_errors.push((shop.id.clone(), reason));
-            }
-        }
-    }
-    (host, Arc::new(Connectors::new(connectors)), shop_errors)
 }
 
 /// A URL without its password, for messages.

@@ -319,7 +319,7 @@ fn check(a: ConfigArg) -> ExitCode {
         // Last, let each connector judge its own settings (formats, enums).
         let metrics = Arc::new(huiliu_gateway::metrics::Metrics::new());
         for (i, shop) in cfg.shops.iter().enumerate() {
-            if let Err(message) = host.instantiate(shop, metrics.clone()) {
+            if let Err(message) = host.instantiate(shop, shop.settings.clone(), metrics.clone()) {
                 shop_errors.push(ConfigError { file: shops_file.clone(), key: format!("shop[{i}]"), message });
             }
         }

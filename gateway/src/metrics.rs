@@ -76,6 +76,12 @@ pub struct Metrics {
     pub sends: Family<PlatformReasonLabels, Counter>,
     /// Token refreshes, by platform and result.
     pub token_refreshes: Family<PlatformReasonLabels, Counter>,
+    /// Lookups completing pushed units (order enrichment), by platform and result
+    /// (`complete`, `failed`, `pending`).
+    pub lookups: Family<PlatformReasonLabels, Counter>,
+    /// Platform-side transfers (a Huiliu transfer between agents with staff accounts), by
+    /// platform and outcome class.
+    pub platform_transfers: Family<PlatformReasonLabels, Counter>,
     /// Channel (re)connections, by platform and result.
     pub channel_connects: Family<PlatformReasonLabels, Counter>,
     /// Push handling latency (receipt to acknowledgement), seconds.
@@ -132,6 +138,8 @@ impl Metrics {
             intake_errors: Family::default(),
             sends: Family::default(),
             token_refreshes: Family::default(),
+            platform_transfers: Family::default(),
+            lookups: Family::default(),
             channel_connects: Family::default(),
             push_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             compliance_hits: Family::default(),
@@ -165,6 +173,12 @@ impl Metrics {
         registry.register("intake_errors", "Intakes that failed to store (not acknowledged)", m.intake_errors.clone());
         registry.register("sends", "Reply send attempts by outcome", m.sends.clone());
         registry.register("token_refreshes", "Access token refreshes by result", m.token_refreshes.clone());
+        registry.register("lookups", "Lookups completing pushed units, by result", m.lookups.clone());
+        registry.register(
+            "platform_transfers",
+            "Platform-side transfers of a buyer between staff accounts, by outcome",
+            m.platform_transfers.clone(),
+        );
         registry.register("channel_connects", "Channel connection attempts by result", m.channel_connects.clone());
         registry.register("compliance_hits", "Compliance hits in replies by category", m.compliance_hits.clone());
         registry.register("screened", "Messages of flagged or restricted buyers", m.screened.clone());

@@ -4,31 +4,94 @@
 //! reason is logged, counted and returned. Messages in flight finish with the stages they
 //! started with.
 //!
-//! Reloadable: `filters.toml` (privacy mask, compliance, restrict auto-reply) and
-//! `routing.toml` (groups, agents, rules; sessions in flight keep working: see
-//! `Engine::reload`). Shops, plugins, the store and the listener need a restart.
+//! Reloadable: `filters.toml` (privacy mask, compliance, restrict auto-reply), `shops.toml`
+//! (shops added, removed or changed: see [`reload_shops`]) and `routing.toml` (groups, agents,
+//! rules; sessions in flight keep working: see `Engine::reload`). Plugins, the store and the
+//! listener need a restart.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::config::FILTERS_FILE;
+use crate::config::{FILTERS_FILE, SHOPS_FILE};
 use crate::flow::Flow;
+use crate::ingress::channels::Channels;
 use crate::metrics::Metrics;
-use crate::plugins::Shop;
+use crate::plugins::{Connectors, PluginHost, Shop, ShopConnector};
+use crate::services::status::{ShopsState, Status};
 use huiliu_domain::ConfigError;
 use huiliu_privacy::Filters;
+use huiliu_store::Store;
 
-/// What reloading needs: where the files are, the shops they are checked against, and what
-/// takes the new configuration.
+/// What reloading needs: where the files are, the shops as configured now, and what takes the
+/// new configuration.
 #[derive(Debug)]
 pub struct Reload {
     pub dir: PathBuf,
-    pub shops: Vec<Shop>,
+    /// The shops as `shops.toml` configured them at the last successful load.
+    pub shops: Mutex<Vec<Shop>>,
     pub flow: Arc<Flow>,
     pub metrics: Arc<Metrics>,
+    /// What a shops reload changes.
+    pub serving: Serving,
+}
+
+/// The parts that serve shops: the plugins, the connectors, their channels and their status.
+#[derive(Debug, Clone)]
+pub struct Serving {
+    pub host: Arc<PluginHost>,
+    pub connectors: Arc<Connectors>,
+    pub channels: Arc<Channels>,
+    pub store: Store,
+    pub status: Arc<Status>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Serving {
+    /// A connector for `shop`, with access tokens refreshed earlier (stored) taking precedence
+    /// over the configured ones.
+    pub async fn connector_for(&self, shop: &Shop) -> Result<ShopConnector, String> {
+        let tokens = self.store.tokens().await.unwrap_or_default();
+        let mut settings = shop.settings.clone();
+        if let Some(t) = tokens.iter().find(|t| t.platform == shop.platform && t.shop == shop.id) {
+            settings.insert("access_token".into(), t.grant.access_token.clone());
+            settings.insert("token_expires_at".into(), t.grant.expires_at.to_string());
+            if let Some(r) = &t.grant.refresh_token {
+                settings.insert("refresh_token".into(), r.clone());
+            }
+        }
+        self.host.instantiate(shop, settings, self.metrics.clone())
+    }
+
+    /// Creates a connector for every enabled shop; the shops that could not start are returned
+    /// with the reason, and never stop the others.
+    pub async fn start_all(&self, shops: &[Shop]) {
+        let mut errors = Vec::new();
+        for shop in shops.iter().filter(|s| s.enabled) {
+            match self.connector_for(shop).await {
+                Ok(c) => {
+                    tracing::info!(shop = %shop.id, plugin = %c.plugin_id, "shop connector ready");
+                    self.connectors.insert(Arc::new(c));
+                }
+                Err(reason) => {
+                    tracing::error!(shop = %shop.id, platform = %shop.platform, "shop not served: {reason}");
+                    errors.push((shop.id.clone(), reason));
+                }
+            }
+        }
+        self.publish(shops, errors);
+    }
+
+    fn publish(&self, shops: &[Shop], errors: Vec<(String, String)>) {
+        self.status.set_shops(ShopsState {
+            served: self.connectors.names(),
+            errors,
+            names: shops.iter().map(|s| (s.id.clone(), s.name.clone())).collect(),
+        });
+    }
 }
 
 impl crate::api::Reloader for Reload {
@@ -48,13 +111,17 @@ pub struct ReloadReport {
     pub reloaded: Vec<String>,
 }
 
-/// Reloads every reloadable file (filters, then routing); a bad file keeps the running
+/// Reloads every reloadable file (filters, shops, then routing); a bad file keeps the running
 /// configuration of its part, and every error is returned.
 pub async fn reload_all(gw: &Reload) -> Result<ReloadReport, Vec<ConfigError>> {
     let mut report = reload(gw)?;
+    if let Some(file) = reload_shops(gw).await? {
+        report.reloaded.push(file);
+    }
     if gw.flow.routing.is_some() {
         let mut errors = Vec::new();
-        let routing = crate::config::load_routing(&gw.dir, &gw.shops, &mut errors);
+        let shops = gw.shops.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let routing = crate::config::load_routing(&gw.dir, &shops, &mut errors);
         let file = gw.dir.join(huiliu_routing::ROUTING_FILE).display().to_string();
         match routing {
             Some(r) if errors.is_empty() => match gw.flow.reload_routing(r).await {
@@ -87,6 +154,126 @@ pub async fn reload_all(gw: &Reload) -> Result<ReloadReport, Vec<ConfigError>> {
         }
     }
     Ok(report)
+}
+
+/// What a reload of shops.toml changes, by shop id.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct ShopChanges<'a> {
+    /// Enabled shops with no running connector, or whose configuration changed.
+    start: Vec<&'a Shop>,
+    /// Running connectors whose shop is gone or disabled.
+    stop: Vec<(String, String)>,
+}
+
+/// Compares the running connectors with the new configuration.
+fn shop_changes<'a>(running: &[Arc<ShopConnector>], shops: &'a [Shop]) -> ShopChanges<'a> {
+    let wanted: BTreeMap<(&str, &str), &Shop> =
+        shops.iter().filter(|s| s.enabled).map(|s| ((s.platform.as_str(), s.id.as_str()), s)).collect();
+    let mut changes = ShopChanges::default();
+    for c in running {
+        if !wanted.contains_key(&(c.configured.platform.as_str(), c.shop.as_str())) {
+            changes.stop.push((c.platform.clone(), c.shop.clone()));
+        }
+    }
+    for shop in wanted.values() {
+        let same = running.iter().any(|c| {
+            let was = &c.configured;
+            was.id == shop.id && was.platform == shop.platform && was.settings == shop.settings
+        });
+        if !same {
+            changes.start.push(shop);
+        }
+    }
+    changes
+}
+
+/// Reloads `shops.toml`: new shops start serving, removed or disabled ones stop (their channels
+/// close; replies still queued for them fail with the reason), changed ones get a new connector
+/// whose channels connect at once — so fixed credentials take effect without waiting for the
+/// slow retry of a stopped channel. The file is checked whole first (syntax, each shop's keys
+/// against its plugin, the routing file's shop references, and every new connector created):
+/// on any error nothing changes. Returns the file when something changed.
+pub async fn reload_shops(gw: &Reload) -> Result<Option<String>, Vec<ConfigError>> {
+    let path = gw.dir.join(SHOPS_FILE);
+    let file = path.display().to_string();
+    let reject = |errors: Vec<ConfigError>| {
+        crate::metrics::Metrics::count(&gw.metrics.config_reloads, "shops", "rejected");
+        for e in &errors {
+            tracing::error!("reload rejected, the running shops stay: {e}");
+        }
+        errors
+    };
+    if !path.exists() {
+        let running = gw.shops.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|s| s.enabled);
+        if !running {
+            return Ok(None);
+        }
+        return Err(reject(vec![ConfigError {
+            file,
+            key: String::new(),
+            message: "shops.toml is gone; the running shops stay (an empty file stops them all)".into(),
+        }]));
+    }
+    let mut errors = Vec::new();
+    let shops = crate::config::load_shops(&gw.dir, &|name| std::env::var(name).ok(), &mut errors);
+    let previous = gw.shops.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if previous == shops && errors.is_empty() {
+        return Ok(None);
+    }
+    for (i, shop) in shops.iter().enumerate().filter(|(_, s)| s.enabled) {
+        for (key, message) in gw.serving.host.validate_shop(shop) {
+            errors.push(ConfigError { file: file.clone(), key: format!("shop[{i}].{key}"), message });
+        }
+    }
+    // The routing file must still name only configured shops.
+    let mut routing_errors = Vec::new();
+    if gw.flow.routing.is_some()
+        && let Some(routing) = crate::config::load_routing(&gw.dir, &shops, &mut routing_errors)
+    {
+        let ids: Vec<&str> = shops.iter().map(|s| s.id.as_str()).collect();
+        errors.extend(routing.check_shops(&ids, &file));
+    }
+    if !errors.is_empty() {
+        return Err(reject(errors));
+    }
+    let running = gw.serving.connectors.all();
+    let changes = shop_changes(&running, &shops);
+    // Every new connector first: a new or changed shop that cannot start rejects the whole
+    // file. A shop unchanged since it failed before is tried again, and stays in the shop
+    // errors if it still fails.
+    let mut started = Vec::new();
+    let mut still_failing = Vec::new();
+    for shop in &changes.start {
+        match gw.serving.connector_for(shop).await {
+            Ok(c) => started.push(Arc::new(c)),
+            Err(reason) if previous.contains(shop) => still_failing.push((shop.id.clone(), reason)),
+            Err(reason) => errors.push(ConfigError {
+                file: file.clone(),
+                key: format!("shop `{}`", shop.id),
+                message: format!("the {} connector refused the settings: {reason}", shop.platform),
+            }),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(reject(errors));
+    }
+    for (platform, shop) in &changes.stop {
+        gw.serving.connectors.remove(platform, shop);
+        gw.serving.status.forget_shop(platform, shop);
+        tracing::info!(shop = %shop, platform = %platform, "shop no longer served (shops.toml reloaded)");
+    }
+    for connector in started {
+        let replaced = gw.serving.connectors.insert(connector.clone());
+        gw.serving.status.forget_shop(&connector.platform, &connector.shop);
+        crate::ingress::channels::spawn_for(&gw.serving.channels, &connector);
+        let what = if replaced.is_some() { "shop connector replaced" } else { "shop connector ready" };
+        tracing::info!(shop = %connector.shop, plugin = %connector.plugin_id, "{what} (shops.toml reloaded)");
+    }
+    gw.serving.publish(&shops, still_failing);
+    *gw.shops.lock().unwrap_or_else(|p| p.into_inner()) = shops;
+    crate::metrics::Metrics::count(&gw.metrics.config_reloads, "shops", "ok");
+    tracing::info!("configuration reloaded: {file}");
+    Ok(Some(file))
 }
 
 /// Reloads the filters; on any error nothing changes and every error is returned.
@@ -124,7 +311,7 @@ fn modified(path: &PathBuf) -> Option<SystemTime> {
 
 /// Reloads on SIGHUP and when a watched file's modification time changes (checked every 2 s).
 pub async fn watch(gw: Arc<Reload>) {
-    let watched = [gw.dir.join(FILTERS_FILE), gw.dir.join(huiliu_routing::ROUTING_FILE)];
+    let watched = [gw.dir.join(FILTERS_FILE), gw.dir.join(SHOPS_FILE), gw.dir.join(huiliu_routing::ROUTING_FILE)];
     let mut last: Vec<_> = watched.iter().map(modified).collect();
     #[cfg(unix)]
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();

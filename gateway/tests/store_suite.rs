@@ -114,6 +114,7 @@ fn reply(session_id: i64, client: &str, text: &str) -> NewReply {
         content: vec![Content::text(text)],
         text: text.into(),
         outgoing: OutgoingMessage {
+            staff_account: None,
             client_msg_id: client.into(),
             shop: "dy-1".into(),
             buyer: Buyer { open_id: "b1".into(), nick: None },
@@ -271,6 +272,24 @@ suite! {
         assert_eq!(store.outbox_counts().await.unwrap(), vec![("sent".to_owned(), 1)]);
         // A client message id is unique: the same reply cannot be queued twice.
         assert!(store.enqueue_reply(&reply(session_id, "c-1", "again"), T0 + 3000).await.is_err());
+    };
+
+    a_reply_sent_part_by_part_keeps_its_progress_and_ids => |store: Store| async move {
+        let ItemOutcome::Message { session_id, .. } = one(&store, chat("m1", "b1", "在吗"), Screen::Pass, T0).await else { panic!() };
+        let (message_id, outbox_id) = store.enqueue_reply(&reply(session_id, "c-9", "在的"), T0 + 10).await.unwrap();
+        assert!(store.claim_outbox(outbox_id, T0 + 10, T0 + 70).await.unwrap());
+        store.outbox_part_sent(outbox_id, 1, Some("p-1"), T0 + 100, T0 + 20).await.unwrap();
+        store.outbox_part_sent(outbox_id, 2, None, T0 + 100, T0 + 21).await.unwrap();
+        // The lease was renewed with each element; a retry after a failure resumes at element 3.
+        assert!(store.due_outbox(T0 + 99, 10).await.unwrap().is_empty());
+        store.outbox_retry_at(outbox_id, T0 + 200, "rate limited", T0 + 22).await.unwrap();
+        let item = store.outbox_item(outbox_id).await.unwrap().unwrap();
+        assert_eq!(item.parts_sent, 2);
+        assert!(store.claim_outbox(outbox_id, T0 + 200, T0 + 300).await.unwrap());
+        store.outbox_part_sent(outbox_id, 3, Some("p-3"), T0 + 300, T0 + 201).await.unwrap();
+        store.outbox_sent(outbox_id, None, T0 + 202).await.unwrap();
+        let m = store.message(message_id).await.unwrap().unwrap();
+        assert_eq!((m.delivery, m.platform_msg_id.as_deref()), (Some(Delivery::Sent), Some("p-1,p-3")));
     };
 
     assignment_transfer_and_search => |store: Store| async move {

@@ -274,8 +274,31 @@ pub trait Connector: Send + Sized + 'static {
         None
     }
 
+    /// Finishes a unit that [`PushOutcome::Accepted::lookups`](crate::PushOutcome) said needed a
+    /// lookup: `context` is the lookup's context, `response` the platform's answer to its
+    /// request. Required only by a connector that returns lookups.
+    fn complete_lookup(
+        &mut self,
+        context: &[u8],
+        response: &HttpResponse,
+        now: Millis,
+    ) -> Result<crate::wire::LookupOutcome, ConnectorError> {
+        let _ = (context, response, now);
+        Err(ConnectorError::unsupported("lookups"))
+    }
+
     /// Takes the platform's answer to a refresh request; on success the connector uses the new
     /// token from now on and the host persists the grant.
+    ///
+    /// On failure, say which kind: [`ConnectorError::reauthorize`] when the platform refused the
+    /// grant itself (refresh token expired or revoked, app de-authorized) — the host stops
+    /// refreshing, fails replies waiting on the token with that reason and shows the shop as
+    /// needing re-authorization until its settings change; any other error (a service error,
+    /// an answer it cannot read) is temporary and retried.
+    ///
+    /// A connector with a fixed token (no refresh) does not declare `TokenRefresh`; when the
+    /// platform says that token expired, `classify_send` returns `SendOutcome::TokenExpired`
+    /// and the host fails the reply at once as needing re-authorization, instead of retrying.
     fn token_refreshed(&mut self, response: &HttpResponse, now: Millis) -> Result<TokenGrant, ConnectorError> {
         let _ = (response, now);
         Err(ConnectorError::unsupported("token refresh"))

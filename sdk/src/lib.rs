@@ -42,5 +42,5 @@ pub use model::{
 };
 pub use wire::{
     AckBatch, ChannelControl, ChannelData, ChannelOpen, ChannelOutcome, ChannelState, Frame, Headers, HttpPush,
-    HttpRequest, HttpResponse, IgnoredUnit, PushOutcome, RejectKind, header,
+    HttpRequest, HttpResponse, IgnoredUnit, Lookup, LookupOutcome, PushOutcome, RejectKind, header,
 };

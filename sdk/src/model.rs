@@ -232,7 +232,16 @@ pub struct OutgoingMessage {
     /// The reply context of the buyer's last message.
     #[serde(default)]
     pub reply_context: ReplyContext,
-    /// What to send.
+    /// The platform staff account to send as — the agent's own (a Taobao sub-account nick, a
+    /// JD waiter), from their routing configuration — or `None` for the connector's usual
+    /// choice (the account the buyer wrote to, else the shop's configured one). A connector
+    /// whose platform has no per-account sending ignores it and says so in its README.
+    #[serde(default)]
+    pub staff_account: Option<String>,
+    /// What to send. The host splits a reply of several elements into one call per element
+    /// (in order, client message ids `{id}-1`, `{id}-2`, …), so `encode_send` sees one element
+    /// in practice and should send it as the platform's native type; flattening several into
+    /// one text is left for a host that did not split.
     pub content: Vec<Content>,
 }
 
@@ -347,6 +356,11 @@ pub enum ErrorKind {
     InvalidInput,
     /// The platform answered in a way the connector cannot use.
     Platform,
+    /// The platform refused the shop's grant itself (refresh token expired or revoked, app
+    /// de-authorized, app credentials refused): only an operator re-authorizing the shop can fix
+    /// it. From `token_refreshed`, it stops the host refreshing and shows the shop as needing
+    /// re-authorization; any other refresh error is taken as temporary and retried.
+    Reauthorize,
     /// The plugin panicked; set by the export glue, never by connector code.
     Panic,
     /// Anything else.
@@ -375,6 +389,10 @@ impl ConnectorError {
     }
     pub fn platform(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Platform, message)
+    }
+    /// The shop must be authorized again by an operator (see [`ErrorKind::Reauthorize`]).
+    pub fn reauthorize(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Reauthorize, message)
     }
 }
 

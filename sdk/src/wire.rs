@@ -126,6 +126,14 @@ pub enum PushOutcome {
         /// address check). The host counts and logs them; it stores nothing.
         #[serde(default)]
         ignored: Vec<IgnoredUnit>,
+        /// Units that need one more platform call before they are events (e.g. an order push
+        /// that names no buyer): the host performs each request (with retries), hands the
+        /// answer to [`Connector::complete_lookup`](crate::Connector::complete_lookup), and
+        /// stores the completed events with `events` before answering `ack`. A lookup that
+        /// fails for good becomes a dead letter with its reason; one that cannot complete yet
+        /// makes the host answer `nack`, so the platform pushes again.
+        #[serde(default)]
+        lookups: Vec<Lookup>,
     },
     /// Refused before parsing; the host answers `response`, counts it and stores nothing.
     Rejected { kind: RejectKind, reason: String, response: HttpResponse },
@@ -154,8 +162,40 @@ impl PushOutcome {
             ack: response.clone(),
             nack: response,
             ignored: Vec::new(),
+            lookups: Vec::new(),
         }
     }
+}
+
+/// A platform call a unit needs before it is an event (order enrichment).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lookup {
+    /// The call to make (signed, complete).
+    pub request: HttpRequest,
+    /// Opaque to the host: what the connector needs to finish the unit, handed back with the
+    /// answer (e.g. the unit's raw JSON).
+    #[serde(with = "serde_bytes")]
+    pub context: Vec<u8>,
+    /// The unit's platform id, for the dead letter if the lookup fails for good.
+    #[serde(default)]
+    pub event_id: Option<String>,
+    /// The unit's raw bytes, kept as the dead letter if the lookup fails for good.
+    #[serde(with = "serde_bytes")]
+    pub raw: Vec<u8>,
+}
+
+/// What the connector made of a lookup's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum LookupOutcome {
+    /// The unit, completed (none: it turned out to be a unit to ignore).
+    Complete { events: Vec<InboundEvent> },
+    /// Not now (the platform is busy, rate-limited, the token expired): the host may try the
+    /// same request again, and otherwise answers the push with `nack`.
+    Retry { reason: String },
+    /// Never (the order does not exist, no permission): the unit is kept as a dead letter with
+    /// this reason.
+    Failed { reason: String },
 }
 
 /// A frame on a connection the host keeps open for the connector.

@@ -38,6 +38,7 @@ fn accepted(events: Vec<InboundEvent>) -> PushOutcome {
         ack: HttpResponse::text(200, "ok"),
         nack: HttpResponse::text(500, "fail"),
         ignored: vec![],
+        lookups: Vec::new(),
     }
 }
 
@@ -96,6 +97,7 @@ entry!(panics_in_new_entry, PanicsInNew);
 
 fn outgoing() -> OutgoingMessage {
     OutgoingMessage {
+        staff_account: None,
         client_msg_id: "c1".into(),
         shop: "s".into(),
         buyer: Buyer { open_id: "b".into(), nick: None },

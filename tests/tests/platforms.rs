@@ -100,6 +100,92 @@ fn douyin_message_is_stored_and_the_reply_is_signed_and_delivered() {
 }
 
 #[test]
+fn a_reply_of_several_elements_goes_out_as_one_message_each_in_order_and_a_retry_resumes() {
+    let d = douyin();
+    let delivery = d.rt.block_on(d.sim.deliver_chat(&BuyerChat::text("7311", "buyer-9", "有图吗", now_ms())));
+    assert!(delivery.acked, "{delivery:?}");
+    let session = wait_session(&d.daemon, "dy-1", 1);
+    // The second element is rate-limited once: the first must not be sent again on the retry.
+    d.faults.rate_limit_nth_send.store(2, Ordering::SeqCst);
+    let content = json!([
+        {"type": "text", "text": "亲，实物图如下"},
+        {"type": "image", "url": "https://img.example.com/coat-1.jpg", "fallback": "[图片]"},
+        {"type": "product", "product_id": "3581234567", "title": "羊毛大衣", "fallback": "[商品] 羊毛大衣"}
+    ]);
+    let (status, body) =
+        d.daemon.api("POST", &format!("/api/v1/sessions/{session}/reply"), Some(&json!({"content": content})));
+    assert_eq!(status, 202, "{body}");
+    let message = body["message_id"].as_i64().unwrap();
+    let client = body["client_msg_id"].as_str().unwrap().to_owned();
+    let sent = wait_delivery(&d.daemon, session, message, "sent", 20);
+
+    let got: Vec<ReceivedSend> =
+        d.sim.journal().received().into_iter().filter(|r| r.client_msg_id.starts_with(&client)).collect();
+    let ids: Vec<String> = got.iter().map(|r| r.client_msg_id.clone()).collect();
+    assert_eq!(ids, [1, 2, 3].map(|n| format!("{client}-{n}")), "one message per element, in order: {got:?}");
+    let types: Vec<&str> = got.iter().map(|r| r.msg_type.as_str()).collect();
+    assert_eq!(types, ["text", "image", "product"], "each element in its native type: {got:?}");
+    assert!(got.iter().all(|r| !r.duplicate), "nothing sent twice: {got:?}");
+    assert!(got[0].content.contains("实物图如下") && !got[0].content.contains("coat-1"), "{got:?}");
+    let rejected = d.sim.journal().rejected();
+    assert!(rejected.iter().any(|r| r.contains("rate_limit_sends")), "the fault fired: {rejected:?}");
+    // The message keeps each element's platform id.
+    let ids = sent["platform_msg_id"].as_str().unwrap_or_default();
+    assert_eq!(ids.split(',').count(), 3, "{sent}");
+}
+
+#[test]
+fn a_douyin_order_push_without_a_buyer_is_completed_by_a_lookup_and_reaches_the_buyers_session() {
+    use huiliu_sim::{TradeEvent, TradeKind};
+    let d = douyin();
+    let delivery = d.rt.block_on(d.sim.deliver_chat(&BuyerChat::text("7331", "buyer-31", "我刚下单了", now_ms())));
+    assert!(delivery.acked, "{delivery:?}");
+    let session = wait_session(&d.daemon, "dy-1", 1);
+    let order = |event_id: &str, order_id: &str| TradeEvent {
+        event_id: event_id.into(),
+        kind: TradeKind::OrderPaid,
+        buyer_id: "buyer-31".into(),
+        order_id: order_id.into(),
+        refund_id: None,
+        amount_fen: 12_900,
+        at_ms: now_ms(),
+    };
+    // As the live platform pushes it: no buyer. Acknowledged only after the looked-up event is
+    // stored on the buyer's record.
+    let delivery = d.rt.block_on(d.sim.deliver_trade_without_buyer(&order("7301000000000000931", "6930001"), true));
+    assert!(delivery.acked, "{delivery:?}");
+    assert_eq!(d.sim.order_lookups(), 1);
+    let (_, detail) = d.daemon.api("GET", &format!("/api/v1/sessions/{session}"), None);
+    let trades = detail["trades"].as_array().cloned().unwrap_or_default();
+    assert!(
+        trades.iter().any(|t| t["order_id"] == "6930001" && t["stage"] == "paid" && t["amount_fen"] == 12_900),
+        "the order reached the buyer's record: {detail}"
+    );
+    assert_eq!(d.daemon.metric(r#"huiliu_lookups_total{platform="douyin",reason="complete"}"#), 1.0);
+
+    // An order the platform does not know: kept as a dead letter with the reason, acknowledged.
+    let delivery = d.rt.block_on(d.sim.deliver_trade_without_buyer(&order("7301000000000000932", "6930404"), false));
+    assert!(delivery.acked, "{delivery:?}");
+    let (_, status) = d.daemon.api("GET", "/api/v1/status", None);
+    assert_eq!(status["dead_letters"]["douyin"], 1, "{status}");
+    assert_eq!(d.daemon.metric(r#"huiliu_lookups_total{platform="douyin",reason="failed"}"#), 1.0);
+
+    // The API is down: the lookup cannot complete, so the push is not acknowledged (the platform
+    // pushes again) and nothing half-done is stored.
+    d.faults.api_down.store(true, Ordering::SeqCst);
+    d.sim.set_push_retry(0, Duration::from_millis(10));
+    let delivery = d.rt.block_on(d.sim.deliver_trade_without_buyer(&order("7301000000000000933", "6930002"), true));
+    assert!(!delivery.acked, "{delivery:?}");
+    assert_eq!(d.daemon.metric(r#"huiliu_lookups_total{platform="douyin",reason="pending"}"#), 1.0);
+    d.faults.api_down.store(false, Ordering::SeqCst);
+    let delivery = d.rt.block_on(d.sim.deliver_trade_without_buyer(&order("7301000000000000933", "6930002"), true));
+    assert!(delivery.acked, "redelivered once the API is back: {delivery:?}");
+    let (_, detail) = d.daemon.api("GET", &format!("/api/v1/sessions/{session}"), None);
+    let trades = detail["trades"].as_array().cloned().unwrap_or_default();
+    assert_eq!(trades.iter().filter(|t| t["order_id"] == "6930002").count(), 1, "{detail}");
+}
+
+#[test]
 fn douyin_bad_signature_is_rejected_counted_and_never_parsed() {
     let d = douyin();
     let body = br#"[{"tag":"9001","msg_id":"forged","data":"{\"msg_id\":\"forged\"}"}]"#.to_vec();
@@ -156,6 +242,55 @@ fn douyin_expired_token_is_refreshed_and_the_send_succeeds() {
     let got = received_with(&d.sim.journal().received(), "售后页面");
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(d.daemon.metric(r#"huiliu_token_refreshes_total{platform="douyin",reason="ok"}"#), 1.0);
+}
+
+#[test]
+fn a_refused_refresh_token_fails_the_reply_at_once_and_asks_for_re_authorization_until_the_shop_is_fixed() {
+    let rt = runtime();
+    let faults = Arc::new(Faults::default());
+    let sim = rt.block_on(DouyinSim::start(SimConfig::sample("7000125"), faults.clone())).unwrap();
+    let good = sim.shop_settings();
+    let mut revoked = good.clone();
+    revoked.insert("refresh_token".into(), "revoked-refresh-token".into());
+    let plugins = artifacts().plugins_dir(&["huiliu-douyin"]);
+    let daemon = Daemon::start_with(plugins.path(), &shop_toml("dy-1", "douyin", &revoked), FAST_OUTBOX);
+    sim.set_gateway(format!("http://{}/hooks/douyin/dy-1", daemon.addr));
+    rt.block_on(sim.deliver_chat(&BuyerChat::text("7321", "buyer-21", "在吗", now_ms())));
+    let session = wait_session(&daemon, "dy-1", 1);
+    faults.token_expired.store(true, Ordering::SeqCst);
+
+    // The platform refuses the refresh token (50001): the reply fails now, with the reason,
+    // instead of retrying for hours.
+    let message = reply(&daemon, session, "在的，亲");
+    let failed = wait_delivery(&daemon, session, message, "failed", 20);
+    let reason = failed["delivery_error"].as_str().unwrap_or_default();
+    assert!(reason.contains("re-authorization needed"), "{failed}");
+    let (_, body) = daemon.request("GET", "/readyz", &[], b"");
+    let ready: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(ready["shop_tokens"]["douyin/dy-1"]["state"], "reauthorize_needed", "{ready}");
+    let (status, dash) = daemon.api("GET", "/api/v1/dashboard", None);
+    assert_eq!(status, 200, "{dash}");
+    let alerts = dash["alerts"].as_array().cloned().unwrap_or_default();
+    assert!(alerts.iter().any(|a| a["kind"] == "reauthorize"), "the lead's dashboard says so: {dash}");
+    assert_eq!(
+        daemon.metric(r#"huiliu_token_refreshes_total{platform="douyin",reason="reauthorize"}"#),
+        1.0,
+        "refused once; not asked again for every reply"
+    );
+    let second = reply(&daemon, session, "还在吗");
+    wait_delivery(&daemon, session, second, "failed", 20);
+    assert_eq!(daemon.metric(r#"huiliu_token_refreshes_total{platform="douyin",reason="reauthorize"}"#), 1.0);
+
+    // The operator authorizes again (a new refresh token in shops.toml): the state clears and
+    // the next reply is refreshed through and delivered.
+    std::fs::write(daemon.config_dir.path().join("shops.toml"), shop_toml("dy-1", "douyin", &good)).unwrap();
+    let (status, body) = daemon.api("POST", "/api/v1/config/reload", Some(&json!({})));
+    assert_eq!(status, 200, "{body}");
+    let third = reply(&daemon, session, "亲，久等了");
+    wait_delivery(&daemon, session, third, "sent", 30);
+    let (_, body) = daemon.request("GET", "/readyz", &[], b"");
+    let ready: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(ready["shop_tokens"]["douyin/dy-1"]["state"], "ok", "{ready}");
 }
 
 // ---------------------------------------------------------------- Taobao (TMC WebSocket)

@@ -179,3 +179,95 @@ fn transfer_with_a_handover_note_and_a_bad_routing_reload_keeps_the_running_conf
         session_of(&daemon, "在吗").filter(|d| d["session"]["agent"] == "a1")
     });
 }
+
+/// Two agents with their own Taobao sub-accounts on shop `tb-1`.
+const WITH_ACCOUNTS: &str = r#"
+[routing]
+fallback_group = "presales"
+first_response_limit_s = 600
+[[group]]
+id = "presales"
+name = "售前"
+[[group]]
+id = "aftersales"
+name = "售后"
+[[agent]]
+id = "a1"
+name = "小美"
+groups = { presales = 5 }
+accounts = { tb-1 = "tbshop:小美" }
+[[agent]]
+id = "b1"
+name = "阿强"
+groups = { aftersales = 5 }
+accounts = { tb-1 = "tbshop:阿强" }
+[[rule]]
+name = "默认"
+[[rule.target]]
+group = "presales"
+"#;
+
+#[test]
+fn agents_reply_as_their_own_sub_account_and_a_transfer_hands_the_buyer_over_on_the_platform() {
+    use huiliu_sim::taobao::{FORWARD_METHOD, SEND_METHOD, TaobaoSim};
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let sim = rt.block_on(TaobaoSim::start(SimConfig::sample("tbshop"), Arc::new(Faults::default()))).unwrap();
+    let plugins = artifacts().plugins_dir(&["huiliu-taobao"]);
+    let mut daemon = Daemon::start(plugins.path(), &huiliu_e2e::shop_toml("tb-1", "taobao", &sim.shop_settings()));
+    std::fs::write(daemon.config_dir.path().join("routing.toml"), WITH_ACCOUNTS).unwrap();
+    daemon.restart();
+    for agent in ["a1", "b1"] {
+        let (status, body) =
+            daemon.api("POST", &format!("/api/v1/agents/{agent}/status"), Some(&json!({"status": "online"})));
+        assert_eq!(status, 200, "{body}");
+    }
+    let delivery = rt.block_on(sim.deliver_chat(&BuyerChat::text("acc-1", "AAHbuyer7", "这件有M码吗", now_ms())));
+    assert!(delivery.acked, "{delivery:?}");
+    let id = daemon.wait_for("assignment to a1", 20, || {
+        let (_, body) = daemon.api("GET", "/api/v1/sessions?shop=tb-1", None);
+        let s = body["sessions"].as_array()?.first()?.clone();
+        (s["agent"] == "a1").then(|| s["id"].as_i64()).flatten()
+    });
+
+    // a1's reply goes out as a1's sub-account, not the shop's default.
+    let (status, body) = daemon.api(
+        "POST",
+        &format!("/api/v1/sessions/{id}/reply"),
+        Some(&json!({"text": "有的亲，M码有货", "author": "a1"})),
+    );
+    assert_eq!(status, 202, "{body}");
+    let sent = daemon.wait_for("a1's reply at the platform", 20, || {
+        sim.journal().received().into_iter().find(|r| r.method == SEND_METHOD && r.content.contains("M码有货"))
+    });
+    assert_eq!(sent.extra.get("sub_nick").map(String::as_str), Some("tbshop:小美"), "{sent:?}");
+
+    // Transferred inside Huiliu to b1: the buyer is handed over on Taobao from a1's account to b1's.
+    let (status, body) = daemon.api(
+        "POST",
+        &format!("/api/v1/sessions/{id}/transfer"),
+        Some(&json!({"to_agent": "b1", "problem": "要退货", "tried": "确认了订单", "expects": "售后处理"})),
+    );
+    assert_eq!(status, 200, "{body}");
+    let forward = daemon.wait_for("the platform transfer", 20, || {
+        sim.journal().received().into_iter().find(|r| r.method == FORWARD_METHOD)
+    });
+    assert_eq!(forward.buyer_id, "cntaobao买家AAHbuyer7", "{forward:?}");
+    assert_eq!(forward.content, "cntaobaotbshop:阿强", "handed to b1's account: {forward:?}");
+    assert_eq!(
+        daemon.metric(r#"huiliu_platform_transfers_total{platform="taobao",reason="delivered"}"#),
+        1.0,
+        "{}",
+        daemon.log_text()
+    );
+    // b1 now answers as b1.
+    let (status, body) = daemon.api(
+        "POST",
+        &format!("/api/v1/sessions/{id}/reply"),
+        Some(&json!({"text": "我来帮您处理退货", "author": "b1"})),
+    );
+    assert_eq!(status, 202, "{body}");
+    let sent = daemon.wait_for("b1's reply at the platform", 20, || {
+        sim.journal().received().into_iter().find(|r| r.method == SEND_METHOD && r.content.contains("处理退货"))
+    });
+    assert_eq!(sent.extra.get("sub_nick").map(String::as_str), Some("tbshop:阿强"), "{sent:?}");
+}

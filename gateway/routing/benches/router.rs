@@ -76,6 +76,7 @@ fn config(agents: usize) -> RoutingConfig {
             max_sessions: CAP,
             shops: None,
             role: Default::default(),
+            accounts: BTreeMap::new(),
         })
         .collect();
     c.rules = vec![

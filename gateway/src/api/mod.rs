@@ -86,7 +86,7 @@ async fn healthz() -> &'static str {
 async fn readyz(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
     let store_ok = state.desk.store_ok().await;
     let mut problems: Vec<serde_json::Value> =
-        state.status.shop_errors.iter().map(|(shop, reason)| json!({"shop": shop, "error": reason})).collect();
+        state.status.shop_errors().iter().map(|(shop, reason)| json!({"shop": shop, "error": reason})).collect();
     if !store_ok {
         problems.push(json!({"store": "the database does not answer"}));
     }
@@ -94,9 +94,10 @@ async fn readyz(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
     let body = json!({
         "ready": ready,
         "plugins": state.status.plugins,
-        "shops": state.status.shops,
+        "shops": state.status.shops(),
         "channels": state.status.channels(),
         "channel_states": state.status.channel_states(),
+        "shop_tokens": state.status.tokens(),
         "problems": problems,
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

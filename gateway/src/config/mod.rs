@@ -491,7 +491,9 @@ fn is_slug(s: &str) -> bool {
         && s.as_bytes().first().is_some_and(|b| b.is_ascii_alphanumeric())
 }
 
-fn load_shops(dir: &Path, env: &dyn Fn(&str) -> Option<String>, errors: &mut Vec<ConfigError>) -> Vec<Shop> {
+/// Loads `shops.toml` (no shops when absent), with every error; `${NAME}` values are read
+/// through `env`.
+pub fn load_shops(dir: &Path, env: &dyn Fn(&str) -> Option<String>, errors: &mut Vec<ConfigError>) -> Vec<Shop> {
     let file = dir.join(SHOPS_FILE).display().to_string();
     let err = |key: String, message: String| ConfigError { file: file.clone(), key, message };
     let cfg = match Config::builder().add_source(File::new(&file, FileFormat::Toml).required(false)).build() {

@@ -88,6 +88,9 @@ pub struct Flow {
     restrict_reply: RwLock<String>,
     /// Live routing, when `routing.toml` exists.
     pub routing: Option<Arc<Routing>>,
+    /// The delivery worker's world: connectors and the HTTP client, for the platform-side half
+    /// of a transfer.
+    outbox: Arc<crate::outbox::Outbox>,
 }
 
 /// What a [`Flow`] is made of (the composition root fills it).
@@ -103,6 +106,7 @@ pub struct Parts {
     pub sealer: Option<huiliu_privacy::seal::Sealer>,
     pub restrict_reply: String,
     pub routing: Option<Arc<Routing>>,
+    pub outbox: Arc<crate::outbox::Outbox>,
 }
 
 impl Flow {
@@ -114,12 +118,21 @@ impl Flow {
             compliance: RwLock::new(p.compliance),
             metrics: p.metrics,
             events: p.events,
-            outbox_wake: Arc::default(),
+            outbox_wake: p.outbox.wake.clone(),
             idle_close_ms: p.idle_close_ms,
             sealer: p.sealer,
             restrict_reply: RwLock::new(p.restrict_reply),
             routing: p.routing,
+            outbox: p.outbox,
         }
+    }
+
+    /// The platform staff account `agent` speaks as on `shop` (routing's `accounts`), if any.
+    pub async fn staff_account(&self, agent: &str, shop: &str) -> Option<String> {
+        let routing = self.routing.as_ref()?;
+        routing
+            .with_config(|c| c.agents.iter().find(|a| a.id == agent).and_then(|a| a.accounts.get(shop).cloned()))
+            .await
     }
 
     /// The mask stage in force (a reload may replace it between two messages).

@@ -101,7 +101,14 @@ impl Flow {
             })
             .collect();
         let client_msg_id = format!("hl-{}-{:016x}", session.id, rand::random::<u64>());
+        // An agent speaks as their own platform account where one is configured; notices and
+        // auto-replies as the connector's usual account.
+        let staff_account = match &request.author {
+            Author::Agent(id) => self.staff_account(id, &session.shop).await,
+            Author::System | Author::AutoReply => None,
+        };
         let outgoing = OutgoingMessage {
+            staff_account,
             client_msg_id: client_msg_id.clone(),
             shop: session.shop.clone(),
             buyer: huiliu_sdk::Buyer { open_id: customer.buyer_id.clone(), nick: customer.nick.clone() },

@@ -86,6 +86,7 @@ impl Flow {
     ) -> Result<(), TransferError> {
         let routing = self.routing.as_ref().ok_or(TransferError::NoRouting)?;
         let now = huiliu_domain::now_millis();
+        let before = self.store.session(session_id).await?.and_then(|s| s.agent);
         let actions =
             routing.transfer(session_id, to.clone(), note.clone(), now).await.map_err(TransferError::Refused)?;
         let (to_agent, to_group) = match &to {
@@ -94,7 +95,37 @@ impl Flow {
         };
         self.store.record_transfer(session_id, from_agent, to_agent, to_group, &note, now).await?;
         self.apply(actions).await;
+        if let Some(before) = before {
+            self.platform_handover(session_id, &before).await;
+        }
         Ok(())
+    }
+
+    /// The platform-side half of a transfer: when the agent who had the session and the one
+    /// who has it now both have a staff account on its shop, and the shop's connector can
+    /// transfer, the buyer is handed over on the platform too (in the background; the outcome
+    /// is logged and counted in `huiliu_platform_transfers_total`).
+    async fn platform_handover(&self, session_id: i64, before: &str) {
+        let Ok(Some(session)) = self.store.session(session_id).await else { return };
+        let Some(now_agent) = session.agent.clone().filter(|a| a != before) else { return };
+        let (Some(from_account), Some(to_account)) =
+            (self.staff_account(before, &session.shop).await, self.staff_account(&now_agent, &session.shop).await)
+        else {
+            tracing::debug!(session = session_id, "no platform transfer: both agents need a staff account on the shop");
+            return;
+        };
+        let Ok(Some(customer)) = self.store.customer(session.customer_id).await else { return };
+        let request = huiliu_sdk::TransferRequest {
+            shop: session.shop.clone(),
+            buyer: huiliu_sdk::Buyer { open_id: customer.buyer_id, nick: customer.nick },
+            from_account,
+            to_account,
+            reply_context: session.reply_context.clone(),
+        };
+        let outbox = self.outbox.clone();
+        tokio::spawn(async move {
+            crate::outbox::transfer::hand_over(&outbox, &session.platform, session_id, request).await;
+        });
     }
 
     /// Swaps in a new routing configuration; `Err` keeps the running one.

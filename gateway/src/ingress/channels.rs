@@ -42,28 +42,39 @@ pub struct Channels {
 /// Starts a task for every channel every shop's connector needs.
 pub fn spawn_all(gw: &Arc<Channels>) {
     for connector in gw.connectors.all() {
-        let needs = match connector.connections() {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::error!(shop = %connector.shop, "cannot ask the connector for its connections: {e}");
-                continue;
-            }
-        };
-        for need in needs {
-            let (gw, c) = (gw.clone(), connector.clone());
-            match need {
-                ConnectionNeed::PushRoute => {}
-                ConnectionNeed::WebSocket { channel, tick_interval_ms } => {
-                    tokio::spawn(keep(gw, c, channel, Kind::WebSocket { tick_ms: tick_interval_ms }));
-                }
-                ConnectionNeed::Stream { channel } => {
-                    tokio::spawn(keep(gw, c, channel, Kind::Stream));
-                }
-                ConnectionNeed::Poll { channel, interval_ms } => {
-                    tokio::spawn(keep(gw, c, channel, Kind::Poll { interval_ms }));
-                }
-            }
+        spawn_for(gw, &connector);
+    }
+}
+
+/// Starts a task for every channel `connector` needs; each ends when the connector is retired
+/// (its shop removed or changed in a reload of shops.toml).
+pub fn spawn_for(gw: &Arc<Channels>, connector: &Arc<ShopConnector>) {
+    let needs = match connector.connections() {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(shop = %connector.shop, "cannot ask the connector for its connections: {e}");
+            return;
         }
+    };
+    for need in needs {
+        let (gw, c) = (gw.clone(), connector.clone());
+        let kind = match need {
+            ConnectionNeed::PushRoute => continue,
+            ConnectionNeed::WebSocket { channel, tick_interval_ms } => {
+                (channel, Kind::WebSocket { tick_ms: tick_interval_ms })
+            }
+            ConnectionNeed::Stream { channel } => (channel, Kind::Stream),
+            ConnectionNeed::Poll { channel, interval_ms } => (channel, Kind::Poll { interval_ms }),
+        };
+        tokio::spawn(async move {
+            let (channel, kind) = kind;
+            tokio::select! {
+                () = keep(gw, c.clone(), channel.clone(), kind) => {}
+                () = c.until_retired() => {
+                    tracing::info!(shop = %c.shop, channel, "channel closed: the shop's configuration changed");
+                }
+            }
+        });
     }
 }
 
@@ -187,6 +198,10 @@ fn from_reported(reported: &ChannelState, detail: &str) -> ChannelStatus {
 }
 
 fn set_status(gw: &Channels, connector: &ShopConnector, channel: &str, status: ChannelStatus) {
+    if connector.is_retired() {
+        // Its replacement (or nothing, for a removed shop) speaks for the channel now.
+        return;
+    }
     let key = format!("{}/{}/{}", connector.platform, connector.shop, channel);
     let _ = gw.flow.events.send(GatewayEvent::Channel {
         platform: connector.platform.clone(),

@@ -3,6 +3,10 @@
 //! rate, refreshes an expired token once and retries once, and records the final delivery
 //! state (with the platform's reason) on the message.
 //!
+//! A reply with several elements (text, picture, product card…) goes out as one native platform
+//! message per element, in order, each with its own client message id (`{id}-1`, `{id}-2`, …);
+//! the row counts the delivered ones, so a retry resumes with the first undelivered element.
+//!
 //! Architecture invariant: a reply is sent only after it is stored; every attempt carries the
 //! same client message id, so a retry after a crash or a lost answer cannot double-send on a
 //! platform that deduplicates by it. Each attempt is claimed with a lease, so two workers
@@ -10,6 +14,7 @@
 
 pub mod http;
 pub mod tokens;
+pub mod transfer;
 
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -64,6 +69,8 @@ pub struct Outbox {
     pub config: OutboxConfig,
     /// The HTTP client every platform call goes through.
     pub http: reqwest::Client,
+    /// Where each shop's token refreshes are shown.
+    pub status: Arc<crate::services::status::Status>,
 }
 
 /// Runs the worker forever.
@@ -91,7 +98,7 @@ pub async fn run(gw: Arc<Outbox>) {
             }
             let (gw, in_flight, pacer) = (gw.clone(), in_flight.clone(), pacer.clone());
             tokio::spawn(async move {
-                for item in items {
+                let pace = || async {
                     let wait = pacer.lock().unwrap_or_else(|p| p.into_inner()).reserve(
                         key.clone(),
                         huiliu_domain::now_millis(),
@@ -100,7 +107,10 @@ pub async fn run(gw: Arc<Outbox>) {
                     if wait > 0 {
                         tokio::time::sleep(Duration::from_millis(wait as u64)).await;
                     }
-                    attempt(&gw, item).await;
+                };
+                for item in items {
+                    pace().await;
+                    attempt(&gw, item, &pace).await;
                 }
                 in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
             });
@@ -115,8 +125,28 @@ pub async fn run(gw: Arc<Outbox>) {
     }
 }
 
-/// One attempt at one row (plus the single retry after a token refresh).
-async fn attempt(gw: &Outbox, item: OutboxItem) {
+/// The platform messages a reply goes out as: itself when it has one element, else one per
+/// element in order, each with its own client message id `{id}-{n}` (n from 1).
+pub fn split(outgoing: &huiliu_sdk::OutgoingMessage) -> Vec<huiliu_sdk::OutgoingMessage> {
+    if outgoing.content.len() <= 1 {
+        return vec![outgoing.clone()];
+    }
+    outgoing
+        .content
+        .iter()
+        .enumerate()
+        .map(|(i, element)| huiliu_sdk::OutgoingMessage {
+            client_msg_id: format!("{}-{}", outgoing.client_msg_id, i + 1),
+            content: vec![element.clone()],
+            ..outgoing.clone()
+        })
+        .collect()
+}
+
+/// One attempt at one row (plus the single retry after a token refresh); a reply of several
+/// elements sends its undelivered elements in order (`pace` spaces them like replies), and stops
+/// at the first that is not delivered.
+async fn attempt<F: Future<Output = ()>>(gw: &Outbox, item: OutboxItem, pace: &impl Fn() -> F) {
     let now = huiliu_domain::now_millis();
     let lease = gw.config.request_timeout_ms as Millis + LEASE_MARGIN_MS;
     match gw.store.claim_outbox(item.id, now, now + lease).await {
@@ -125,24 +155,42 @@ async fn attempt(gw: &Outbox, item: OutboxItem) {
         Err(e) => return tracing::error!(outbox = item.id, "cannot claim outbox row: {e}"),
     }
     let attempts = item.attempts as u32 + 1;
-    let Some(connector) = gw.connectors.get(&item.platform, &item.shop).cloned() else {
+    let Some(connector) = gw.connectors.get(&item.platform, &item.shop) else {
         return finish_failed(gw, &item, "the shop is not configured or its connector did not start").await;
     };
-    let mut outcome = send_once(gw, &connector, &item).await;
-    if let SendOutcome::TokenExpired { error } = &outcome {
-        tracing::info!(shop = %item.shop, "token expired ({error}); refreshing once and retrying");
-        outcome = if tokens::refresh(gw, &connector, true).await {
-            send_once(gw, &connector, &item).await
-        } else {
-            SendOutcome::Retryable { error: error.clone() }
+    let parts = split(&item.outgoing);
+    let several = parts.len() > 1;
+    let mut sent = usize::try_from(item.parts_sent).unwrap_or(0).min(parts.len());
+    let mut outcome = SendOutcome::Delivered { platform_msg_id: None };
+    while let Some(part) = parts.get(sent) {
+        if sent > usize::try_from(item.parts_sent).unwrap_or(0) {
+            pace().await;
+        }
+        outcome = send_with_refresh(gw, &connector, &item, part).await;
+        Metrics::count(&gw.metrics.sends, &item.platform, outcome.class());
+        let SendOutcome::Delivered { platform_msg_id } = &outcome else {
+            if several {
+                name_element(&mut outcome, sent + 1, parts.len());
+            }
+            break;
         };
+        sent += 1;
+        if several {
+            let now = huiliu_domain::now_millis();
+            if let Err(e) =
+                gw.store.outbox_part_sent(item.id, sent as i64, platform_msg_id.as_deref(), now + lease, now).await
+            {
+                tracing::error!(outbox = item.id, "element delivered but not recorded: {e}");
+            }
+        }
     }
-    Metrics::count(&gw.metrics.sends, &item.platform, outcome.class());
     let now = huiliu_domain::now_millis();
     let cfg = &gw.config;
     match outcome {
         SendOutcome::Delivered { platform_msg_id } => {
             gw.metrics.send_seconds.observe((now - item.created_at).max(0) as f64 / 1000.0);
+            // Several elements: their ids are on the row already.
+            let platform_msg_id = if several { None } else { platform_msg_id };
             if let Err(e) = gw.store.outbox_sent(item.id, platform_msg_id.as_deref(), now).await {
                 tracing::error!(outbox = item.id, "delivered but not recorded: {e}");
             }
@@ -171,15 +219,54 @@ async fn attempt(gw: &Outbox, item: OutboxItem) {
     }
 }
 
+/// Says which element of a reply of several a failure is about.
+fn name_element(outcome: &mut SendOutcome, n: usize, of: usize) {
+    match outcome {
+        SendOutcome::Delivered { .. } => {}
+        SendOutcome::Retryable { error }
+        | SendOutcome::RateLimited { error, .. }
+        | SendOutcome::TokenExpired { error }
+        | SendOutcome::Permanent { error } => error.message = format!("element {n} of {of}: {}", error.message),
+    }
+}
+
+/// One send; an expired token is refreshed once and the send retried once.
+async fn send_with_refresh(
+    gw: &Outbox,
+    connector: &crate::plugins::ShopConnector,
+    item: &OutboxItem,
+    part: &huiliu_sdk::OutgoingMessage,
+) -> SendOutcome {
+    let outcome = send_once(gw, connector, part).await;
+    let SendOutcome::TokenExpired { error } = &outcome else { return outcome };
+    tracing::info!(shop = %item.shop, "token expired ({error}); refreshing once and retrying");
+    match tokens::refresh(gw, connector, true).await {
+        tokens::Refresh::Refreshed => send_once(gw, connector, part).await,
+        // Retrying cannot help until an operator authorizes the shop again: fail the reply now,
+        // with the reason (the agent can retry it once the shop is fixed).
+        tokens::Refresh::Reauthorize(why) => SendOutcome::Permanent {
+            error: huiliu_sdk::PlatformError {
+                message: format!("{}; re-authorization needed: {why}", error.message),
+                ..error.clone()
+            },
+        },
+        tokens::Refresh::NotNeeded | tokens::Refresh::Temporary(_) => SendOutcome::Retryable { error: error.clone() },
+    }
+}
+
 /// Encodes, performs and classifies one send.
-async fn send_once(gw: &Outbox, connector: &crate::plugins::ShopConnector, item: &OutboxItem) -> SendOutcome {
+async fn send_once(
+    gw: &Outbox,
+    connector: &crate::plugins::ShopConnector,
+    outgoing: &huiliu_sdk::OutgoingMessage,
+) -> SendOutcome {
     let error = |code: &str, message: String| huiliu_sdk::PlatformError {
         http_status: 0,
         code: code.into(),
         sub_code: None,
         message,
     };
-    let request = match connector.encode_send(&item.outgoing, huiliu_domain::now_millis()) {
+    let request = match connector.encode_send(outgoing, huiliu_domain::now_millis()) {
         Ok(r) => r,
         Err(e) => return SendOutcome::Permanent { error: error("encode", e.to_string()) },
     };
@@ -230,6 +317,38 @@ mod tests {
         assert_eq!(backoff_ms(1, 1000, 300_000, 1.0), 1250);
         assert_eq!(backoff_ms(1, 1000, 300_000, -1.0), 750);
         assert_eq!(backoff_ms(0, 1000, 300_000, 0.0), 1000);
+    }
+
+    #[test]
+    fn a_reply_of_several_elements_splits_into_one_message_each_in_order() {
+        use huiliu_sdk::{Buyer, Content, OutgoingMessage};
+        let reply = OutgoingMessage {
+            staff_account: None,
+            client_msg_id: "hl-7".into(),
+            shop: "s".into(),
+            buyer: Buyer { open_id: "b".into(), nick: None },
+            conversation: Some("c".into()),
+            reply_context: Default::default(),
+            content: vec![Content::text("您好"), Content::image("https://x/1.jpg"), Content::text("请看图")],
+        };
+        let parts = split(&reply);
+        let ids: Vec<&str> = parts.iter().map(|p| p.client_msg_id.as_str()).collect();
+        assert_eq!(ids, ["hl-7-1", "hl-7-2", "hl-7-3"]);
+        assert!(parts.iter().zip(&reply.content).all(|(p, c)| p.content == [c.clone()]));
+        assert!(parts.iter().all(|p| p.conversation.as_deref() == Some("c") && p.buyer == reply.buyer));
+        // One element: the reply itself, id unchanged (what every platform already saw).
+        let one = OutgoingMessage { content: vec![Content::text("好的")], ..reply };
+        assert_eq!(split(&one), std::slice::from_ref(&one));
+        let mut failed = SendOutcome::Permanent {
+            error: huiliu_sdk::PlatformError {
+                http_status: 400,
+                code: "x".into(),
+                sub_code: None,
+                message: "bad".into(),
+            },
+        };
+        name_element(&mut failed, 2, 3);
+        assert!(matches!(&failed, SendOutcome::Permanent { error } if error.message == "element 2 of 3: bad"));
     }
 
     #[test]

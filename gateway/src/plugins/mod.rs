@@ -12,13 +12,15 @@ mod loader;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use huiliu_sdk::abi::host::{CallError, Instance, Plugin};
 use huiliu_sdk::{
     Capability, ChannelData, ChannelOpen, ChannelOutcome, ConnectionNeed, Frame, HttpPush, HttpRequest, HttpResponse,
     Manifest, Millis, OutgoingMessage, PushOutcome, SendOutcome, ShopConfig, TokenGrant, TransferRequest,
 };
+
+use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 
@@ -151,17 +153,26 @@ impl PluginHost {
         problems
     }
 
-    /// Creates the connector instance for `shop`.
-    pub fn instantiate(&self, shop: &Shop, metrics: Arc<Metrics>) -> Result<ShopConnector, String> {
+    /// Creates the connector instance for `shop` as configured (`configured`) with `settings`
+    /// (the configured ones, overlaid with tokens refreshed earlier).
+    pub fn instantiate(
+        &self,
+        configured: &Shop,
+        settings: BTreeMap<String, String>,
+        metrics: Arc<Metrics>,
+    ) -> Result<ShopConnector, String> {
+        let shop = configured;
         let plugin =
             self.for_platform(&shop.platform).ok_or_else(|| format!("no plugin for platform `{}`", shop.platform))?;
-        let config = ShopConfig { shop_id: shop.id.clone(), values: shop.settings.clone() };
+        let config = ShopConfig { shop_id: shop.id.clone(), values: settings };
         match plugin.plugin.create(&config) {
             Ok(instance) => Ok(ShopConnector {
                 shop: shop.id.clone(),
                 plugin_id: plugin.manifest.id.clone(),
                 platform: plugin.manifest.platform.clone(),
                 capabilities: plugin.manifest.capabilities.clone(),
+                configured: shop.clone(),
+                retired: CancellationToken::new(),
                 instance,
                 metrics,
             }),
@@ -188,27 +199,59 @@ fn load_one(path: &Path) -> Result<LoadedPlugin, String> {
     Ok(LoadedPlugin { path: path.to_path_buf(), plugin, manifest })
 }
 
-/// The connectors of the served shops, by (platform, shop id).
+/// The connectors of the served shops, by (platform, shop id). The set changes when
+/// `shops.toml` is reloaded: a caller holds the `Arc` of the connector it is using, so a call in
+/// flight finishes on the instance it started with.
 #[derive(Debug, Default)]
-pub struct Connectors(BTreeMap<(String, String), Arc<ShopConnector>>);
+pub struct Connectors(RwLock<BTreeMap<(String, String), Arc<ShopConnector>>>);
 
 impl Connectors {
     pub fn new(map: BTreeMap<(String, String), Arc<ShopConnector>>) -> Connectors {
-        Connectors(map)
+        Connectors(RwLock::new(map))
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<(String, String), Arc<ShopConnector>>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The connector of `shop` on `platform`.
-    pub fn get(&self, platform: &str, shop: &str) -> Option<&Arc<ShopConnector>> {
-        self.0.get(&(platform.to_owned(), shop.to_owned()))
+    pub fn get(&self, platform: &str, shop: &str) -> Option<Arc<ShopConnector>> {
+        self.read().get(&(platform.to_owned(), shop.to_owned())).cloned()
     }
 
-    pub fn all(&self) -> impl Iterator<Item = &Arc<ShopConnector>> {
-        self.0.values()
+    /// The connector serving shop id `shop` (ids are unique across platforms).
+    pub fn by_shop(&self, shop: &str) -> Option<Arc<ShopConnector>> {
+        self.read().values().find(|c| c.shop == shop).cloned()
+    }
+
+    /// Every connector now serving.
+    pub fn all(&self) -> Vec<Arc<ShopConnector>> {
+        self.read().values().cloned().collect()
     }
 
     /// `platform/shop` of each.
     pub fn names(&self) -> Vec<String> {
-        self.0.keys().map(|(p, s)| format!("{p}/{s}")).collect()
+        self.read().keys().map(|(p, s)| format!("{p}/{s}")).collect()
+    }
+
+    /// Serves `connector` from now on; the connector it replaces (same platform and shop), if
+    /// any, is retired and returned.
+    pub fn insert(&self, connector: Arc<ShopConnector>) -> Option<Arc<ShopConnector>> {
+        let key = (connector.platform.clone(), connector.shop.clone());
+        let old = self.0.write().unwrap_or_else(|p| p.into_inner()).insert(key, connector);
+        if let Some(old) = &old {
+            old.retire();
+        }
+        old
+    }
+
+    /// Stops serving `shop` on `platform`; the connector is retired and returned.
+    pub fn remove(&self, platform: &str, shop: &str) -> Option<Arc<ShopConnector>> {
+        let old = self.0.write().unwrap_or_else(|p| p.into_inner()).remove(&(platform.to_owned(), shop.to_owned()));
+        if let Some(old) = &old {
+            old.retire();
+        }
+        old
     }
 }
 
@@ -219,11 +262,30 @@ pub struct ShopConnector {
     pub plugin_id: String,
     pub platform: String,
     pub capabilities: Vec<Capability>,
+    /// The shop as `shops.toml` configured it (a reload compares it to decide what changed).
+    pub configured: Shop,
+    /// Cancelled when a reload replaces or removes this connector: its channels close, and
+    /// nothing new starts on it.
+    retired: CancellationToken,
     instance: Instance,
     metrics: Arc<Metrics>,
 }
 
 impl ShopConnector {
+    /// Marks the connector as no longer serving; its channel tasks end.
+    pub fn retire(&self) {
+        self.retired.cancel();
+    }
+
+    pub fn is_retired(&self) -> bool {
+        self.retired.is_cancelled()
+    }
+
+    /// Completes when the connector is retired.
+    pub async fn until_retired(&self) {
+        self.retired.cancelled().await;
+    }
+
     /// Logs and counts a panic; passes every result through.
     fn watch<T>(&self, op: &'static str, result: Result<T, CallError>) -> Result<T, CallError> {
         if let Err(CallError::Panicked(message)) = &result {
@@ -265,6 +327,14 @@ impl ShopConnector {
     }
     pub fn classify_transfer(&self, response: &HttpResponse, now: Millis) -> Result<SendOutcome, CallError> {
         self.watch("classify_transfer", self.instance.classify_transfer(response, now))
+    }
+    pub fn complete_lookup(
+        &self,
+        context: &[u8],
+        response: &HttpResponse,
+        now: Millis,
+    ) -> Result<huiliu_sdk::LookupOutcome, CallError> {
+        self.watch("complete_lookup", self.instance.complete_lookup(context, response, now))
     }
     pub fn token_refresh(&self, now: Millis, force: bool) -> Result<Option<HttpRequest>, CallError> {
         self.watch("token_refresh", self.instance.token_refresh(now, force))

@@ -87,7 +87,9 @@ pub struct DashboardAgent {
 /// An alert over a threshold.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DashboardAlert {
-    /// `long_wait`, `first_response_late` or `backlog`.
+    /// `long_wait`, `first_response_late`, `backlog`, or for a shop's platform authorization
+    /// `reauthorize` (an operator must authorize the shop again) and `token_refresh_failing`
+    /// (refreshes fail for now and are retried).
     pub kind: &'static str,
     pub group: Option<String>,
     pub session_id: Option<i64>,
@@ -129,6 +131,8 @@ pub struct Dashboard {
     pub routing: Option<Arc<Routing>>,
     pub blacklist: Arc<Blacklist>,
     pub metrics: Arc<Metrics>,
+    /// Shops' token states.
+    pub status: Arc<super::status::Status>,
 }
 
 impl Dashboard {
@@ -177,6 +181,18 @@ impl Dashboard {
                 threshold: i64::from(t.backlog_alert),
                 message: format!("{backlog} 个会话等待回复（阈值 {}）", t.backlog_alert),
             });
+        }
+        for (shop, token) in self.status.tokens() {
+            let (kind, message) = match token.state {
+                super::status::TokenState::Ok => continue,
+                super::status::TokenState::ReauthorizeNeeded => {
+                    ("reauthorize", format!("店铺 {shop} 的平台授权已失效，需要重新授权：{}", token.detail))
+                }
+                super::status::TokenState::TemporaryFailure => {
+                    ("token_refresh_failing", format!("店铺 {shop} 的令牌刷新暂时失败，稍后重试：{}", token.detail))
+                }
+            };
+            alerts.push(DashboardAlert { kind, group: None, session_id: None, value: 0, threshold: 0, message });
         }
         let since = now - i64::from(t.window_minutes) * 60_000;
         for stat in self.store.response_stats(since).await? {

@@ -98,8 +98,8 @@ pub struct Desk {
     /// Keeps originals of masked messages, when configured.
     sealer: Option<huiliu_privacy::seal::Sealer>,
     quick_replies: Vec<QuickReply>,
-    /// Shop display names by id.
-    shop_names: BTreeMap<String, String>,
+    /// What is running (shop display names, which change when shops.toml is reloaded).
+    status: Arc<super::status::Status>,
 }
 
 impl Desk {
@@ -108,9 +108,9 @@ impl Desk {
         outbox_wake: Arc<Notify>,
         sealer: Option<huiliu_privacy::seal::Sealer>,
         quick_replies: Vec<QuickReply>,
-        shop_names: BTreeMap<String, String>,
+        status: Arc<super::status::Status>,
     ) -> Desk {
-        Desk { store, outbox_wake, sealer, quick_replies, shop_names }
+        Desk { store, outbox_wake, sealer, quick_replies, status }
     }
 
     /// The session `id`, if `me` may see it.
@@ -256,7 +256,7 @@ impl Desk {
         let s = self.session(me, id).await?;
         let customer = self.store.customer(s.customer_id).await?;
         let order = self.store.customer_trades(s.customer_id, 20).await?.into_iter().find_map(|t| t.order_id);
-        let shop = self.shop_names.get(&s.shop).cloned().unwrap_or_else(|| s.shop.clone());
+        let shop = self.status.shop_name(&s.shop);
         let mut values = BTreeMap::from([("agent", me.name.clone()), ("shop", shop)]);
         if let Some(nick) = customer.and_then(|c| c.nick) {
             values.insert("buyer", nick);

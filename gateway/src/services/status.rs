@@ -65,31 +65,118 @@ impl ChannelStatus {
     }
 }
 
+/// Where a shop's platform authorization stands, after its last token refresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenState {
+    /// The last refresh succeeded.
+    Ok,
+    /// The last refresh failed for a reason that passes (platform error, unreachable); it is
+    /// tried again.
+    TemporaryFailure,
+    /// The platform refused the grant itself (or the token cannot be refreshed): an operator must
+    /// authorize the shop again. Refreshing stops until the shop's settings change.
+    ReauthorizeNeeded,
+}
+
+/// A shop's token state as data, as `/readyz`, `/api/v1/status` and the dashboard show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct TokenStatus {
+    pub state: TokenState,
+    /// What the platform or the connector said.
+    pub detail: String,
+    /// When the shop entered this state (epoch ms).
+    pub since_ms: i64,
+}
+
+/// The shops part of the running state; replaced whole when `shops.toml` is reloaded.
+#[derive(Debug, Clone, Default)]
+pub struct ShopsState {
+    /// Served shops as `platform/shop`.
+    pub served: Vec<String>,
+    /// Enabled shops whose connector could not be created, with the reason.
+    pub errors: Vec<(String, String)>,
+    /// Each configured shop's display name, by shop id.
+    pub names: BTreeMap<String, String>,
+}
+
 /// The gateway's running state.
 #[derive(Debug, Default)]
 pub struct Status {
     /// Loaded plugin ids.
     pub plugins: Vec<String>,
-    /// Served shops as `platform/shop`.
-    pub shops: Vec<String>,
-    /// Enabled shops whose connector could not be created, with the reason.
-    pub shop_errors: Vec<(String, String)>,
+    shops: Mutex<ShopsState>,
     /// Channel states by `platform/shop/channel`.
     channels: Mutex<BTreeMap<String, ChannelStatus>>,
+    /// Token states by `platform/shop` (shops whose token was refreshed or failed to be).
+    tokens: Mutex<BTreeMap<String, TokenStatus>>,
 }
 
 impl Status {
-    pub fn new(plugins: Vec<String>, shops: Vec<String>, shop_errors: Vec<(String, String)>) -> Status {
-        Status { plugins, shops, shop_errors, channels: Mutex::default() }
+    pub fn new(plugins: Vec<String>, shops: ShopsState) -> Status {
+        Status { plugins, shops: Mutex::new(shops), channels: Mutex::default(), tokens: Mutex::default() }
+    }
+
+    fn shops_state(&self) -> std::sync::MutexGuard<'_, ShopsState> {
+        self.shops.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Served shops as `platform/shop`.
+    pub fn shops(&self) -> Vec<String> {
+        self.shops_state().served.clone()
+    }
+
+    /// Enabled shops whose connector could not be created, with the reason.
+    pub fn shop_errors(&self) -> Vec<(String, String)> {
+        self.shops_state().errors.clone()
+    }
+
+    /// The display name of shop `id` (the id when it has none or is not configured).
+    pub fn shop_name(&self, id: &str) -> String {
+        self.shops_state().names.get(id).cloned().unwrap_or_else(|| id.to_owned())
+    }
+
+    /// The shops after a reload.
+    pub fn set_shops(&self, shops: ShopsState) {
+        *self.shops_state() = shops;
     }
 
     /// Whether every enabled shop is served.
     pub fn shops_ready(&self) -> bool {
-        self.shop_errors.is_empty()
+        self.shops_state().errors.is_empty()
     }
 
     pub fn set_channel(&self, key: String, status: ChannelStatus) {
         self.channels.lock().unwrap_or_else(|p| p.into_inner()).insert(key, status);
+    }
+
+    /// Forgets the channel and token states of `platform/shop` (the shop was removed or its
+    /// connector replaced with new settings).
+    pub fn forget_shop(&self, platform: &str, shop: &str) {
+        let prefix = format!("{platform}/{shop}/");
+        self.channels.lock().unwrap_or_else(|p| p.into_inner()).retain(|k, _| !k.starts_with(&prefix));
+        self.tokens.lock().unwrap_or_else(|p| p.into_inner()).remove(&format!("{platform}/{shop}"));
+    }
+
+    /// Records the outcome of a token refresh for `platform/shop` (a state unchanged keeps its
+    /// `since_ms`).
+    pub fn set_token(&self, platform: &str, shop: &str, state: TokenState, detail: &str) {
+        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        let key = format!("{platform}/{shop}");
+        if tokens.get(&key).is_some_and(|t| t.state == state && t.detail == detail) {
+            return;
+        }
+        tokens.insert(key, TokenStatus { state, detail: detail.to_owned(), since_ms: huiliu_domain::now_millis() });
+    }
+
+    /// The token state of `platform/shop`, if a refresh happened or failed.
+    pub fn token(&self, platform: &str, shop: &str) -> Option<TokenStatus> {
+        self.tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&format!("{platform}/{shop}")).cloned()
+    }
+
+    /// Every shop's token state by `platform/shop`.
+    pub fn tokens(&self) -> BTreeMap<String, TokenStatus> {
+        self.tokens.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Each channel's one-line summary (`connected`, `reconnecting in … ms: …`, `stopped: …`).

@@ -45,6 +45,8 @@ pub struct OutboxItem {
     pub last_error: Option<String>,
     /// When the reply was queued.
     pub created_at: Millis,
+    /// Elements already delivered, for a reply sent one element at a time.
+    pub parts_sent: i64,
 }
 
 impl Store {
@@ -136,7 +138,7 @@ impl Store {
     /// Outbox rows due at `now`, oldest first.
     pub async fn due_outbox(&self, now: Millis, limit: i64) -> Result<Vec<OutboxItem>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, message_id, session_id, platform, shop, client_msg_id, payload, attempts, state, last_error, created_at \
+            "SELECT id, message_id, session_id, platform, shop, client_msg_id, payload, attempts, state, last_error, created_at, parts_sent \
              FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2",
         )
         .bind(now)
@@ -149,7 +151,7 @@ impl Store {
     /// One outbox row.
     pub async fn outbox_item(&self, id: i64) -> Result<Option<OutboxItem>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, message_id, session_id, platform, shop, client_msg_id, payload, attempts, state, last_error, created_at \
+            "SELECT id, message_id, session_id, platform, shop, client_msg_id, payload, attempts, state, last_error, created_at, parts_sent \
              FROM outbox WHERE id = $1",
         )
         .bind(id)
@@ -180,7 +182,36 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// The platform accepted the reply.
+    /// The platform accepted element `parts_sent - 1` of a reply sent one element at a time
+    /// (its id, when the platform gave one, appended to the row's); the lease is renewed to
+    /// `lease_until` for the next element.
+    pub async fn outbox_part_sent(
+        &self,
+        id: i64,
+        parts_sent: i64,
+        platform_msg_id: Option<&str>,
+        lease_until: Millis,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET parts_sent = $1, next_attempt_at = $2, updated_at = $3, \
+             platform_msg_id = CASE WHEN $4 IS NULL THEN platform_msg_id \
+                                    WHEN platform_msg_id IS NULL THEN $4 \
+                                    ELSE platform_msg_id || ',' || $4 END \
+             WHERE id = $5 AND state = 'pending'",
+        )
+        .bind(parts_sent)
+        .bind(lease_until)
+        .bind(now)
+        .bind(platform_msg_id.map(str::to_owned))
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The platform accepted the reply (`platform_msg_id`: its id for the reply; `None` keeps
+    /// the ids recorded part by part).
     pub async fn outbox_sent(&self, id: i64, platform_msg_id: Option<&str>, now: Millis) -> Result<(), StoreError> {
         self.outbox_finish(id, "sent", platform_msg_id, None, now).await
     }
@@ -199,9 +230,9 @@ impl Store {
         now: Millis,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        let message_id: Option<i64> = sqlx::query_scalar(
-            "UPDATE outbox SET state = $1, platform_msg_id = $2, last_error = COALESCE($3, last_error), updated_at = $4 \
-             WHERE id = $5 RETURNING message_id",
+        let finished: Option<(i64, Option<String>)> = sqlx::query_as(
+            "UPDATE outbox SET state = $1, platform_msg_id = COALESCE($2, platform_msg_id), last_error = COALESCE($3, last_error), updated_at = $4 \
+             WHERE id = $5 RETURNING message_id, platform_msg_id",
         )
         .bind(state)
         .bind(platform_msg_id.map(str::to_owned))
@@ -210,11 +241,11 @@ impl Store {
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?;
-        if let Some(message_id) = message_id {
+        if let Some((message_id, platform_msg_id)) = finished {
             sqlx::query("UPDATE messages SET delivery = $1, delivery_error = $2, platform_msg_id = COALESCE($3, platform_msg_id) WHERE id = $4")
                 .bind(state)
                 .bind(reason.map(str::to_owned))
-                .bind(platform_msg_id.map(str::to_owned))
+                .bind(platform_msg_id)
                 .bind(message_id)
                 .execute(&mut *tx)
                 .await?;
@@ -278,5 +309,6 @@ fn outbox_from(r: &AnyRow) -> Result<OutboxItem, StoreError> {
         state: r.try_get(8)?,
         last_error: r.try_get(9)?,
         created_at: r.try_get(10)?,
+        parts_sent: r.try_get(11)?,
     })
 }

@@ -12,6 +12,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "blacklist with review", V2),
     (3, "agent presence", V3),
     (4, "workbench logins", V4),
+    (5, "replies sent one element at a time", V5),
 ];
 
 const V1: &str = r#"
@@ -214,3 +215,9 @@ pub fn statements(sql: &str, backend: Backend) -> Vec<String> {
         .map(|s| s.replace("{ID}", id).replace("{BLOB}", blob))
         .collect()
 }
+
+/// A reply with several elements goes out as one platform message per element; the row keeps
+/// how many are delivered, so a retry resumes after them instead of sending them twice.
+const V5: &str = r#"
+ALTER TABLE outbox ADD COLUMN parts_sent BIGINT NOT NULL DEFAULT 0
+"#;

@@ -100,6 +100,17 @@ impl Unit<'_> {
     }
 }
 
+/// The order id of an order or refund unit that names no buyer (real Douyin trade messages
+/// carry none; `order.orderDetail` does), else `None`.
+pub fn needs_buyer(unit: &Unit<'_>, kind: TagKind) -> Option<String> {
+    if !matches!(kind, TagKind::Order(_) | TagKind::Refund(_))
+        || unit.id(&["buyer_open_id", "doudian_open_id"]).is_some()
+    {
+        return None;
+    }
+    unit.id(&["p_id", "order_id"])
+}
+
 /// Decodes the unit as `kind` (which must be an event kind, not a check or unknown tag).
 pub fn decode(unit: &Unit<'_>, kind: TagKind) -> Result<Option<InboundEvent>, Undecodable> {
     match kind {

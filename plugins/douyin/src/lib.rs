@@ -50,6 +50,10 @@ use huiliu_sdk::{
 
 use crate::config::{Settings, Tokens};
 
+/// The public OpenAPI method that reads one order (`shop_order_id` → `data.shop_order_detail`,
+/// whose `doudian_open_id` is the buyer): order and refund pushes name no buyer.
+pub const ORDER_DETAIL_METHOD: &str = "order.orderDetail";
+
 /// The Douyin Shop connector for one shop.
 #[derive(Debug)]
 pub struct DouyinConnector {
@@ -80,7 +84,21 @@ impl Connector for DouyinConnector {
     }
 
     fn decode_push(&mut self, push: &HttpPush, now: Millis) -> PushOutcome {
-        push::decode_push(&self.settings, push, now)
+        let (settings, token) = (&self.settings, self.tokens.access_token.as_deref());
+        let order_lookup = |order_id: &str| {
+            let params = serde_json::json!({ "shop_order_id": order_id });
+            token.map(|t| openapi::signed_request(settings, ORDER_DETAIL_METHOD, &params, Some(t), now))
+        };
+        push::decode_push(settings, push, now, &order_lookup)
+    }
+
+    fn complete_lookup(
+        &mut self,
+        context: &[u8],
+        response: &HttpResponse,
+        now: Millis,
+    ) -> Result<huiliu_sdk::LookupOutcome, ConnectorError> {
+        Ok(push::complete_lookup(&self.settings, context, response, now))
     }
 
     fn encode_send(&mut self, message: &OutgoingMessage, now: Millis) -> Result<HttpRequest, ConnectorError> {

@@ -91,6 +91,7 @@ mod tests {
 
     fn message(content: Vec<Content>) -> OutgoingMessage {
         OutgoingMessage {
+            staff_account: None,
             client_msg_id: "c-1".into(),
             shop: "s1".into(),
             buyer: Buyer { open_id: "buyer-1".into(), nick: None },

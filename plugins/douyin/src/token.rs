@@ -42,7 +42,17 @@ pub fn parse_grant(response: &HttpResponse, now: Millis) -> Result<TokenGrant, C
         return Err(refused(unparseable(response.status, &response.body).to_string()));
     };
     if !reply.is_success() || !(200..300).contains(&response.status) {
-        return Err(refused(reply.error(response.status).to_string()));
+        let error = reply.error(response.status);
+        // The grant itself is refused (the refresh token is invalid or past its 14 days, the
+        // shop withdrew the app's permission): only re-authorizing the shop helps. Anything
+        // else (20000 service error, rate limits) is temporary.
+        let sub = error.sub_code.as_deref().unwrap_or("");
+        if matches!(error.code.as_str(), "30001" | "50001") || sub.starts_with("isv.refresh-token") {
+            return Err(ConnectorError::reauthorize(format!(
+                "the shop must authorize the app again: token refresh refused: {error}"
+            )));
+        }
+        return Err(refused(error.to_string()));
     }
     let data = reply.data.as_ref().and_then(Value::as_object).ok_or_else(|| refused("no `data` object".into()))?;
     let access_token = field(data, &["access_token"])
@@ -109,8 +119,22 @@ mod tests {
     fn refusals_name_the_platform_error() {
         let body = r#"{"code":40003,"msg":"参数不合法","sub_code":"isv.refresh-token-expired","sub_msg":"过期"}"#;
         let err = parse_grant(&HttpResponse::json(200, body), 0).unwrap_err();
-        assert_eq!(err.kind, huiliu_sdk::ErrorKind::Platform);
+        assert_eq!(err.kind, huiliu_sdk::ErrorKind::Reauthorize);
         assert!(err.message.contains("40003") && err.message.contains("isv.refresh-token-expired"), "{}", err.message);
+        // Temporary or re-authorize, by the platform's code.
+        for (body, kind) in [
+            (
+                r#"{"code":50001,"msg":"无效的授权","sub_code":"isv.refresh-token-invalid","sub_msg":"x"}"#,
+                "reauthorize",
+            ),
+            (r#"{"code":30001,"msg":"无权限","sub_code":"isv.permission-denied","sub_msg":"x"}"#, "reauthorize"),
+            (r#"{"code":20000,"msg":"服务不可用","sub_code":"isp.service-error","sub_msg":"x"}"#, "platform"),
+            (r#"{"code":60000,"msg":"调用频率超限","sub_code":"isv.traffic-limited","sub_msg":"x"}"#, "platform"),
+        ] {
+            let err = parse_grant(&HttpResponse::json(200, body), 0).unwrap_err();
+            let got = if err.kind == huiliu_sdk::ErrorKind::Reauthorize { "reauthorize" } else { "platform" };
+            assert_eq!(got, kind, "{body}");
+        }
 
         for body in [
             r#"{"code":10000,"data":{}}"#,

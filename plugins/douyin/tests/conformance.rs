@@ -23,6 +23,7 @@ fn signed_push(body: &str) -> HttpPush {
 
 fn reply(client_msg_id: &str, content: Vec<Content>) -> OutgoingMessage {
     OutgoingMessage {
+        staff_account: None,
         client_msg_id: client_msg_id.into(),
         shop: "shop-dy-1".into(),
         buyer: Buyer { open_id: "1@#BuyerOpenIdAbC==".into(), nick: None },

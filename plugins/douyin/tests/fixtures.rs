@@ -79,13 +79,29 @@ fn dead_letter_json(d: &DeadLetter) -> Value {
 
 fn outcome_json(outcome: &PushOutcome) -> Value {
     match outcome {
-        PushOutcome::Accepted { events, dead_letters, ack, nack, .. } => json!({
-            "outcome": "accepted",
-            "events": events,
-            "dead_letters": dead_letters.iter().map(dead_letter_json).collect::<Vec<_>>(),
-            "ack": response_json(ack),
-            "nack": response_json(nack),
-        }),
+        PushOutcome::Accepted { events, dead_letters, ack, nack, lookups, .. } => {
+            let mut v = json!({
+                "outcome": "accepted",
+                "events": events,
+                "dead_letters": dead_letters.iter().map(dead_letter_json).collect::<Vec<_>>(),
+                "ack": response_json(ack),
+                "nack": response_json(nack),
+            });
+            if !lookups.is_empty() {
+                v["lookups"] = lookups
+                    .iter()
+                    .map(|l| {
+                        json!({
+                            "event_id": l.event_id,
+                            "method": l.request.method,
+                            "url": l.request.url,
+                            "body": String::from_utf8_lossy(&l.request.body),
+                        })
+                    })
+                    .collect();
+            }
+            v
+        }
         PushOutcome::Rejected { kind, reason, response } => json!({
             "outcome": "rejected",
             "kind": kind.as_str(),
@@ -107,10 +123,11 @@ fn check_expectations(expect: &Value, outcomes: &[PushOutcome]) -> Vec<String> {
             }
         };
         match outcome {
-            PushOutcome::Accepted { events, dead_letters, .. } => {
+            PushOutcome::Accepted { events, dead_letters, lookups, .. } => {
                 fact("outcome", json!("accepted"));
                 fact("events", json!(events.len()));
                 fact("dead_letters", json!(dead_letters.len()));
+                fact("lookups", json!(lookups.len()));
                 for event in events {
                     if event.platform != "douyin" || event.shop != SHOP_ID || event.event_id.is_empty() {
                         problems.push(format!("push #{i}: event not stamped with platform/shop/id: {event:?}"));

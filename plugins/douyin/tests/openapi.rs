@@ -25,6 +25,7 @@ fn config() -> ShopConfig {
 
 fn reply(content: Vec<Content>) -> OutgoingMessage {
     OutgoingMessage {
+        staff_account: None,
         client_msg_id: "out-42".into(),
         shop: "shop-dy-1".into(),
         buyer: Buyer { open_id: "1@#BuyerOpenIdAbC==".into(), nick: Some("小王".into()) },
@@ -156,8 +157,12 @@ fn a_failed_refresh_keeps_the_old_token() {
     let mut connector = DouyinConnector::new(config()).unwrap();
     let answer = HttpResponse::json(200, r#"{"code":40003,"msg":"参数不合法","sub_code":"isv.refresh-token-invalid"}"#);
     let err = connector.token_refreshed(&answer, NOW).unwrap_err();
-    assert_eq!(err.kind, ErrorKind::Platform);
+    // An invalid refresh token is the grant refused: the shop must authorize again.
+    assert_eq!(err.kind, ErrorKind::Reauthorize);
     assert!(err.message.contains("isv.refresh-token-invalid"), "{}", err.message);
+    // A service error is temporary.
+    let busy = HttpResponse::json(200, r#"{"code":20000,"msg":"服务不可用","sub_code":"isp.service-error"}"#);
+    assert_eq!(connector.token_refreshed(&busy, NOW).unwrap_err().kind, ErrorKind::Platform);
     let (_, query) = split(&connector.encode_send(&reply(vec![Content::text("hi")]), NOW).unwrap());
     assert_eq!(query["access_token"], "at-1");
 }

@@ -39,16 +39,17 @@ pub fn message_body(content: &[Content]) -> Result<(&'static str, String), Conne
     Ok((TEXT, text))
 }
 
-/// The business parameters of the send call.
+/// The business parameters of the send call. The waiter is the agent's own account
+/// (`staff_account`), else the one the buyer wrote to (reply context), else the shop's default.
 pub fn send_params<'a>(
     message: &'a OutgoingMessage,
     default_waiter: Option<&'a str>,
 ) -> Result<BTreeMap<&'static str, Value>, ConnectorError> {
     let waiter = message
-        .reply_context
-        .get(WAITER_CONTEXT_KEY)
-        .map(String::as_str)
-        .filter(|w| !w.is_empty())
+        .staff_account
+        .as_deref()
+        .filter(|w| !w.trim().is_empty())
+        .or_else(|| message.reply_context.get(WAITER_CONTEXT_KEY).map(String::as_str).filter(|w| !w.is_empty()))
         .or(default_waiter)
         .ok_or_else(|| {
             ConnectorError::invalid(
@@ -81,6 +82,7 @@ mod tests {
 
     fn message(content: Vec<Content>) -> OutgoingMessage {
         OutgoingMessage {
+            staff_account: None,
             client_msg_id: "c1".into(),
             shop: "s1".into(),
             buyer: Buyer { open_id: "b1".into(), nick: None },
@@ -123,6 +125,15 @@ mod tests {
         assert_eq!(send_params(&m, Some("cfg")).expect("params")["waiter"], "cfg");
         let err = send_params(&m, None).expect_err("no waiter");
         assert!(err.message.contains("waiter"));
+    }
+
+    #[test]
+    fn the_agents_own_account_comes_first() {
+        let mut m = message(vec![Content::text("hi")]);
+        m.staff_account = Some("xm_waiter".into());
+        assert_eq!(send_params(&m, Some("cfg")).expect("params")["waiter"], "xm_waiter");
+        m.staff_account = Some(" ".into());
+        assert_eq!(send_params(&m, Some("cfg")).expect("params")["waiter"], "w1", "a blank account is no account");
     }
 
     #[test]

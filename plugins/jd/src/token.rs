@@ -49,6 +49,15 @@ pub fn parse_grant(response: &HttpResponse, now: Millis) -> Result<TokenGrant, C
         ))
     })?;
     let Some(fields) = find_token_object(&body, 3) else {
+        // JD does not publish the refresh error shape (modeled): a refusal with HTTP 401 or 403
+        // is taken as the grant refused (authorize again), anything else as temporary.
+        if matches!(response.status, 401 | 403) {
+            return Err(ConnectorError::reauthorize(format!(
+                "the shop must authorize the app again: token refresh refused (HTTP {}): {}",
+                response.status,
+                describe_failure(&body)
+            )));
+        }
         return Err(ConnectorError::platform(format!(
             "token refresh failed (HTTP {}): {}",
             response.status,
@@ -108,6 +117,16 @@ mod tests {
     use super::*;
 
     const NOW: Millis = 1_700_000_000_000;
+
+    #[test]
+    fn a_refused_grant_asks_for_re_authorization_and_a_server_error_is_temporary() {
+        let refused = HttpResponse::json(401, r#"{"code":"19","msg":"refresh_token invalid"}"#);
+        let err = parse_grant(&refused, NOW).unwrap_err();
+        assert_eq!(err.kind, huiliu_sdk::ErrorKind::Reauthorize, "{}", err.message);
+        assert!(err.message.contains("code 19"), "{}", err.message);
+        let busy = HttpResponse::json(500, r#"{"code":"66","msg":"busy"}"#);
+        assert_eq!(parse_grant(&busy, NOW).unwrap_err().kind, huiliu_sdk::ErrorKind::Platform);
+    }
 
     #[test]
     fn due_a_day_before_expiry() {

@@ -20,6 +20,7 @@ fn config() -> ShopConfig {
 
 fn outgoing(id: &str, content: Vec<Content>) -> OutgoingMessage {
     OutgoingMessage {
+        staff_account: None,
         client_msg_id: id.into(),
         shop: "shop-jd-1".into(),
         buyer: Buyer { open_id: "o-buyer-123".into(), nick: Some("京东用户".into()) },

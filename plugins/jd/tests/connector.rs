@@ -22,6 +22,7 @@ fn config() -> ShopConfig {
 
 fn reply() -> OutgoingMessage {
     OutgoingMessage {
+        staff_account: None,
         client_msg_id: "hl-1".into(),
         shop: "shop-jd-1".into(),
         buyer: Buyer { open_id: "o-buyer-123".into(), nick: None },

@@ -85,6 +85,15 @@ pub(crate) fn parse_grant(response: &HttpResponse, now: Millis) -> Result<TokenG
     let status = response.status;
     let body: Option<Value> = serde_json::from_slice(&response.body).ok().filter(Value::is_object);
     if let Some(error) = body.as_ref().and_then(oauth_error) {
+        // RFC 6749 §5.2: `invalid_grant` (the refresh token expired or was revoked),
+        // `invalid_client` / `unauthorized_client` (the app's credentials or rights) need an
+        // operator to authorize again; anything else is temporary.
+        let code = body.as_ref().and_then(|b| text(b, "error")).unwrap_or("");
+        if matches!(code, "invalid_grant" | "invalid_client" | "unauthorized_client") {
+            return Err(ConnectorError::reauthorize(format!(
+                "the shop must authorize the app again: token refresh refused (HTTP {status}): {error}"
+            )));
+        }
         return Err(ConnectorError::platform(format!("token refresh refused (HTTP {status}): {error}")));
     }
     if !(200..300).contains(&status) {
@@ -181,6 +190,17 @@ mod tests {
             assert!(!err.message.contains("SECRET"), "{}", err.message);
         }
         let err = parse_grant(&answer(400, r#"{"error":"invalid_grant","error_description":"expired"}"#), NOW);
-        assert_eq!(err.map_err(|e| e.message), Err("token refresh refused (HTTP 400): invalid_grant: expired".into()));
+        assert_eq!(
+            err.map_err(|e| (e.kind, e.message)),
+            Err((
+                huiliu_sdk::ErrorKind::Reauthorize,
+                "the shop must authorize the app again: token refresh refused (HTTP 400): invalid_grant: expired"
+                    .into()
+            ))
+        );
+        // A server-side failure is temporary.
+        for r in [answer(503, r#"{"error":"temporarily_unavailable"}"#), answer(502, "<html>bad gateway</html>")] {
+            assert_eq!(parse_grant(&r, NOW).map_err(|e| e.kind), Err(huiliu_sdk::ErrorKind::Platform));
+        }
     }
 }

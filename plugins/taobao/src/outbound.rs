@@ -58,8 +58,9 @@ fn element_text(element: &Content) -> &str {
     }
 }
 
-/// The business parameters of a reply. The staff account is the one the buyer wrote to
-/// (`sub_nick` in the reply context), else the shop's configured `sub_nick`.
+/// The business parameters of a reply. The staff account is the agent's own
+/// (`staff_account`), else the one the buyer wrote to (`sub_nick` in the reply context), else the
+/// shop's configured `sub_nick`.
 pub(crate) fn send_params(
     message: &OutgoingMessage,
     settings: &Settings,
@@ -72,10 +73,10 @@ pub(crate) fn send_params(
         return Err(ConnectorError::invalid("outgoing message has no client_msg_id"));
     }
     let sub_nick = message
-        .reply_context
-        .get("sub_nick")
-        .map(String::as_str)
+        .staff_account
+        .as_deref()
         .filter(|s| !s.trim().is_empty())
+        .or_else(|| message.reply_context.get("sub_nick").map(String::as_str).filter(|s| !s.trim().is_empty()))
         .or(settings.sub_nick.as_deref())
         .ok_or_else(|| {
             ConnectorError::config(format!(
@@ -153,6 +154,32 @@ mod tests {
         assert!(wire(&[]).is_err());
         assert!(wire(&[Content::text("  ")]).is_err());
         assert!(wire(&[Content::image("")]).is_err());
+    }
+
+    #[test]
+    fn the_agents_own_sub_account_comes_first() {
+        let settings = Settings::from_config(
+            &huiliu_sdk::ShopConfig::new("tb-1")
+                .with("app_key", "12345678")
+                .with("app_secret", "s")
+                .with("session", "t")
+                .with("sub_nick", "店铺:默认"),
+        )
+        .expect("settings");
+        let mut m = OutgoingMessage {
+            staff_account: Some("店铺:小美".into()),
+            client_msg_id: "c1".into(),
+            shop: "tb-1".into(),
+            buyer: huiliu_sdk::Buyer { open_id: "AAH1".into(), nick: None },
+            conversation: None,
+            reply_context: [("sub_nick".to_owned(), "店铺:客服1".to_owned())].into(),
+            content: vec![Content::text("您好")],
+        };
+        assert_eq!(send_params(&m, &settings).expect("params")["sub_nick"], "店铺:小美");
+        m.staff_account = None;
+        assert_eq!(send_params(&m, &settings).expect("params")["sub_nick"], "店铺:客服1");
+        m.reply_context.clear();
+        assert_eq!(send_params(&m, &settings).expect("params")["sub_nick"], "店铺:默认");
     }
 
     #[test]

@@ -25,6 +25,7 @@ fn samples() -> Samples {
     reply_context.insert("sub_nick".into(), "汇流旗舰店:客服1".into());
     let buyer = Buyer { open_id: "AAHk5d-EAAeGwJedwSHpg8bT".into(), nick: Some("tb_buyer01".into()) };
     let message = |content: Vec<Content>| OutgoingMessage {
+        staff_account: None,
         client_msg_id: "c-1".into(),
         shop: common::SHOP.into(),
         buyer: buyer.clone(),

@@ -28,6 +28,7 @@ fn reply(content: Vec<Content>, sub_nick: Option<&str>) -> OutgoingMessage {
         reply_context.insert("sub_nick".into(), s.into());
     }
     OutgoingMessage {
+        staff_account: None,
         client_msg_id: "c-1".into(),
         shop: common::SHOP.into(),
         buyer: Buyer { open_id: BUYER.into(), nick: Some("tb_buyer01".into()) },
@@ -224,7 +225,8 @@ fn a_refreshed_token_is_used_at_once() {
 
     let refused = HttpResponse::json(400, r#"{"error":"invalid_grant","error_description":"refresh token expired"}"#);
     let err = c.token_refreshed(&refused, NOW).expect_err("refused");
-    assert_eq!(err.kind, ErrorKind::Platform);
+    // An expired refresh token is the grant refused: the shop must authorize the app again.
+    assert_eq!(err.kind, ErrorKind::Reauthorize);
     let request = c.encode_send(&reply(vec![Content::text("x")], Some(SUB_NICK)), NOW).expect("encodes");
     assert_eq!(form(&request)["session"], "session-new", "a failed refresh keeps the last good token");
 }

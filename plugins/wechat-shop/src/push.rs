@@ -203,6 +203,7 @@ fn accept(settings: &Settings, msg: Vec<u8>, now: Millis) -> PushOutcome {
         ack: HttpResponse::text(200, ACK_BODY),
         nack: HttpResponse::text(503, "retry"),
         ignored,
+        lookups: Vec::new(),
     }
 }
 

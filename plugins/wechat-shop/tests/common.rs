@@ -67,6 +67,7 @@ pub fn reply(id: &str, content: Vec<Content>) -> OutgoingMessage {
         buyer: Buyer { open_id: "o7eep4jVQelr2eyoDSmE1buyer".into(), nick: None },
         conversation: None,
         reply_context: Default::default(),
+        staff_account: None,
         content,
     }
 }

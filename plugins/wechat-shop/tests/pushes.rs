@@ -17,7 +17,8 @@ fn connector() -> WechatShopConnector {
 
 fn accepted(push: &HttpPush, now: i64) -> (Vec<InboundEvent>, usize, usize, String) {
     match connector().decode_push(push, now) {
-        PushOutcome::Accepted { events, dead_letters, ack, nack, ignored } => {
+        PushOutcome::Accepted { events, dead_letters, ack, nack, ignored, lookups } => {
+            assert!(lookups.is_empty(), "WeChat events name their buyer: no lookup");
             assert_eq!((ack.status, ack.body.as_slice()), (200, &b"success"[..]));
             assert_eq!(nack.status, 503, "a nack must make WeChat retry");
             let reasons = dead_letters.iter().map(|d| d.reason.clone()).collect::<Vec<_>>().join("; ");

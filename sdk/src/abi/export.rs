@@ -229,6 +229,9 @@ pub unsafe extern "C" fn call<C: Connector>(
             Op::ClassifyTransfer => run(input, out, |(now, r): (Millis, _)| c.classify_transfer(&r, now)),
             Op::TokenRefresh => run(input, out, |(now, force): (Millis, bool)| c.token_refresh(now, force)),
             Op::TokenRefreshed => run_result(input, out, |(now, r): (Millis, _)| c.token_refreshed(&r, now)),
+            Op::CompleteLookup => run_result(input, out, |(now, ctx, r): (Millis, serde_bytes::ByteBuf, _)| {
+                c.complete_lookup(&ctx, &r, now)
+            }),
         }
     })
 }

@@ -309,6 +309,14 @@ impl Instance {
     pub fn token_refreshed(&self, response: &HttpResponse, now: Millis) -> Result<TokenGrant, CallError> {
         self.call(Op::TokenRefreshed, &(now, response))
     }
+    pub fn complete_lookup(
+        &self,
+        context: &[u8],
+        response: &HttpResponse,
+        now: Millis,
+    ) -> Result<crate::wire::LookupOutcome, CallError> {
+        self.call(Op::CompleteLookup, &(now, serde_bytes::Bytes::new(context), response))
+    }
 }
 
 impl From<ConnectorError> for CallError {

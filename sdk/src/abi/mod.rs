@@ -142,6 +142,9 @@ pub enum Op {
     TokenRefresh = 11,
     /// `(now, HttpResponse)` → `TokenGrant`
     TokenRefreshed = 12,
+    /// `(now, context, HttpResponse)` → `LookupOutcome` (added in SDK 0.1 without an ABI bump:
+    /// the host calls it only for a connector that returned lookups)
+    CompleteLookup = 13,
 }
 
 impl Op {
@@ -161,6 +164,7 @@ impl Op {
             10 => ClassifyTransfer,
             11 => TokenRefresh,
             12 => TokenRefreshed,
+            13 => CompleteLookup,
             _ => return None,
         })
     }
@@ -181,6 +185,7 @@ impl Op {
             ClassifyTransfer => "classify_transfer",
             TokenRefresh => "token_refresh",
             TokenRefreshed => "token_refreshed",
+            CompleteLookup => "complete_lookup",
         }
     }
 }

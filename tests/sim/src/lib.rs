@@ -170,6 +170,9 @@ pub struct Faults {
     pub bad_signature_pushes: AtomicU32,
     /// Answer the next N send calls with the platform's rate-limit error.
     pub rate_limit_sends: AtomicU32,
+    /// Answer the Nth send call from now (1: the next) with the rate-limit error, once
+    /// (Douyin only).
+    pub rate_limit_nth_send: AtomicU32,
     /// Treat the current access token as expired (token error on every call) until refreshed.
     pub token_expired: AtomicBool,
     /// The API is down: every API call answers HTTP 503 (or the platform's service error).
@@ -189,6 +192,11 @@ impl Faults {
     /// Takes one from a "next N" counter; true if a fault should fire now.
     pub fn take(counter: &AtomicU32) -> bool {
         counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+    }
+
+    /// Counts one call down on an "the Nth from now" counter; true for the Nth.
+    pub fn nth(counter: &AtomicU32) -> bool {
+        counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)) == Ok(1)
     }
 }
 

@@ -291,6 +291,13 @@ pub struct AgentConfig {
     /// `agent` (default), `lead` or `admin`.
     #[serde(default)]
     pub role: Role,
+    /// The agent's own platform staff account per shop id: `accounts = { tb-1 = "旗舰店:小美",
+    /// jd-1 = "xm_waiter" }` (a Taobao sub-account nick, a JD waiter). The agent's replies go
+    /// out as this account, and a transfer between two agents who both have one on the shop
+    /// also hands the buyer over on the platform (where the platform has a transfer API). A
+    /// shop without an entry: the connector's usual account.
+    #[serde(default)]
+    pub accounts: BTreeMap<String, String>,
 }
 
 fn default_cap() -> u32 {

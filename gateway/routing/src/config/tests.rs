@@ -179,6 +179,22 @@ fn shop_ids_are_checked_against_known_shops() {
 }
 
 #[test]
+fn staff_accounts_name_known_shops_and_are_not_blank() {
+    let mut cfg = parse(GOOD, ROUTING_FILE).unwrap();
+    cfg.agents[0].accounts =
+        [("tb-1".to_owned(), "旗舰店:小美".to_owned()), ("jd-9".to_owned(), "xm".to_owned())].into();
+    let errors = cfg.check_shops(&["tb-1"], ROUTING_FILE);
+    assert_eq!(errors.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), ["agent[0].accounts.jd-9"]);
+    cfg.agents[0].accounts.insert("tb-1".into(), " ".into());
+    let errors = cfg.validate(ROUTING_FILE);
+    assert_eq!(errors.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), ["agent[0].accounts.tb-1"]);
+    let text = GOOD.replacen("id = \"a1\"\n", "id = \"a1\"\naccounts = { tb-1 = \"旗舰店:小美\" }\n", 1);
+    assert_ne!(text, GOOD);
+    let parsed = parse(&text, ROUTING_FILE).expect("accounts parse");
+    assert_eq!(parsed.agents[0].accounts["tb-1"], "旗舰店:小美");
+}
+
+#[test]
 fn ranges_and_dates() {
     assert_eq!(parse_range("09:00-18:00"), Ok((540, 1080)));
     assert_eq!(parse_range("22:00-24:00"), Ok((1320, 1440)));

@@ -166,6 +166,14 @@ impl RoutingConfig {
                     err(at(&format!("groups.{g}")), format!("proficiency {p} is out of 1–5"));
                 }
             }
+            for (shop, account) in &a.accounts {
+                if account.trim().is_empty() {
+                    err(
+                        at(&format!("accounts.{shop}")),
+                        "empty account: leave the shop out to use the shop's default".into(),
+                    );
+                }
+            }
             if a.max_sessions == 0 || a.max_sessions > 1000 {
                 err(at("max_sessions"), format!("cap {} must be 1 to 1000", a.max_sessions));
             }
@@ -250,6 +258,9 @@ impl RoutingConfig {
         for (i, a) in self.agents.iter().enumerate() {
             for (k, s) in a.shops.iter().flatten().enumerate() {
                 check(format!("agent[{i}].shops[{k}]"), s);
+            }
+            for shop in a.accounts.keys() {
+                check(format!("agent[{i}].accounts.{shop}"), shop);
             }
         }
         for (i, r) in self.rules.iter().enumerate() {

@@ -17,7 +17,7 @@ use crate::api::caller::{Admin, Caller, Lead};
 use crate::api::error::{ApiError, ApiResult, ErrorBody, Json, Path};
 use crate::services::dashboard::Figures;
 use crate::services::quick::QuickReply;
-use crate::services::status::ChannelStatus;
+use crate::services::status::{ChannelStatus, TokenStatus};
 
 /// Channels, the outbox and dead letters.
 #[derive(Debug, Serialize, ToSchema)]
@@ -33,6 +33,9 @@ pub struct Status {
     pub dead_letters: BTreeMap<String, i64>,
     /// Enabled shops that could not start.
     pub shop_errors: Vec<ShopError>,
+    /// Each shop's token state after its last refresh (or failed refresh), by `platform/shop`;
+    /// shops never refreshed are absent.
+    pub shop_tokens: BTreeMap<String, TokenStatus>,
 }
 
 /// A shop that could not start.
@@ -49,14 +52,10 @@ pub async fn status(State(state): State<Arc<ApiState>>, Lead(_): Lead) -> ApiRes
     Ok(Json(Status {
         channels: state.status.channels(),
         channel_states: state.status.channel_states(),
+        shop_tokens: state.status.tokens(),
         outbox,
         dead_letters,
-        shop_errors: state
-            .status
-            .shop_errors
-            .iter()
-            .map(|(shop, error)| ShopError { shop: shop.clone(), error: error.clone() })
-            .collect(),
+        shop_errors: state.status.shop_errors().into_iter().map(|(shop, error)| ShopError { shop, error }).collect(),
     }))
 }
 
@@ -204,7 +203,7 @@ pub struct ConfigRejected {
     pub errors: Vec<String>,
 }
 
-/// Reloads the reloadable configuration (`filters.toml`, `routing.toml`). 422 with every error
+/// Reloads the reloadable configuration (`filters.toml`, `shops.toml`, `routing.toml`). 422 with every error
 /// when a file is bad; the running configuration stays.
 #[utoipa::path(post, path = "/config/reload", tag = "admin", responses(
     (status = 200, description = "Reloaded", body = ConfigReloaded),

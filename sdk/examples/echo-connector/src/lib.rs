@@ -105,6 +105,7 @@ impl Connector for Echo {
             // A 5xx, so the platform retries when the gateway could not store the push.
             nack: HttpResponse::json(503, r#"{"ok":false}"#),
             ignored: Vec::new(),
+            lookups: Vec::new(),
         }
     }
 

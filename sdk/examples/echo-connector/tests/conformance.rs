@@ -30,6 +30,7 @@ fn echo_is_conformant() {
                 ..signed_push("{}")
             }],
             outgoing: vec![OutgoingMessage {
+                staff_account: None,
                 client_msg_id: "c1".into(),
                 shop: "shop-1".into(),
                 buyer: Buyer { open_id: "b1".into(), nick: None },

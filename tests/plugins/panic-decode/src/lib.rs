@@ -44,6 +44,7 @@ impl Connector for PanicDecode {
             ack: HttpResponse::text(200, "ok"),
             nack: HttpResponse::text(503, "retry"),
             ignored: vec![],
+            lookups: Vec::new(),
         }
     }
 }

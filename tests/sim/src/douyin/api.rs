@@ -17,8 +17,8 @@ use serde_json::{Map, Value, json};
 use super::push::id_value;
 use super::sign::{self, SignMethod};
 use super::{
-    ACCESS_TOKEN_LIFE_MS, HOUR_MS, REFRESH_METHOD, REFRESH_TOKEN_LIFE_MS, SEND_METHOD, Shared, TIMESTAMP_TOLERANCE_S,
-    lock,
+    ACCESS_TOKEN_LIFE_MS, HOUR_MS, ORDER_DETAIL_METHOD, REFRESH_METHOD, REFRESH_TOKEN_LIFE_MS, SEND_METHOD, Shared,
+    TIMESTAMP_TOLERANCE_S, lock,
 };
 use crate::{Faults, ReceivedSend};
 
@@ -155,6 +155,7 @@ fn process(s: &Shared, http_method: &Method, uri: &Uri, body: &[u8]) -> Result<V
     check_token(s, q.get("access_token").map(String::as_str).unwrap_or(""))?;
     match method {
         SEND_METHOD => send(s, method, &params),
+        ORDER_DETAIL_METHOD => order_detail(s, &params),
         other => Err(err(30001, "isv.permission-denied", "应用无权限调用该接口", format!("method {other} not served"))),
     }
 }
@@ -201,7 +202,7 @@ fn required<'a>(p: &'a Map<String, Value>, name: &str) -> Result<&'a str, ApiErr
 
 /// `im.sendMsg` (modeled): `{"buyer_open_id","client_msg_id","content","conversation_id","msg_type"}`.
 fn send(s: &Shared, method: &str, p: &Map<String, Value>) -> Result<Value, ApiError> {
-    if Faults::take(&s.faults.rate_limit_sends) {
+    if Faults::take(&s.faults.rate_limit_sends) || Faults::nth(&s.faults.rate_limit_nth_send) {
         return Err(err(60000, "isv.traffic-limited", "调用频率超限，请稍后重试", "rate_limit_sends fault"));
     }
     let buyer = required(p, "buyer_open_id")?;
@@ -239,6 +240,19 @@ fn send(s: &Shared, method: &str, p: &Map<String, Value>) -> Result<Value, ApiEr
         duplicate: false,
     });
     Ok(json!({ "msg_id": msg_id }))
+}
+
+/// `order.orderDetail` with `{"shop_order_id"}` (public method; the response is reduced to the
+/// fields the gateway reads: `shop_order_detail.order_id`, `doudian_open_id`, `order_status`).
+/// An order the simulator never pushed answers 40004 `isv.business-failed` 订单不存在 (the
+/// business-error family; the exact sub_code is modeled).
+fn order_detail(s: &Shared, p: &Map<String, Value>) -> Result<Value, ApiError> {
+    let order = required(p, "shop_order_id")?;
+    s.order_lookups.fetch_add(1, Ordering::SeqCst);
+    let Some(buyer) = lock(&s.orders).get(order).cloned() else {
+        return Err(err(40004, "isv.business-failed", "订单不存在", format!("order {order} not found")));
+    };
+    Ok(json!({"shop_order_detail": {"order_id": order, "doudian_open_id": buyer, "order_status": 2}}))
 }
 
 /// `token.refresh` with `{"grant_type":"refresh_token","refresh_token":…}`.

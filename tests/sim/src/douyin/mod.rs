@@ -43,6 +43,9 @@ use crate::{BuyerChat, Delivery, Faults, Journal, SimConfig, TradeEvent};
 pub const CHAT_TAG: &str = "9001";
 /// Method that sends a reply (**modeled**, connector setting `send_method`).
 pub const SEND_METHOD: &str = "im.sendMsg";
+/// The public order-detail method: `{"shop_order_id"}` → `data.shop_order_detail` with the
+/// buyer's `doudian_open_id` (the field real order pushes lack).
+pub const ORDER_DETAIL_METHOD: &str = "order.orderDetail";
 /// Token refresh method (public).
 pub const REFRESH_METHOD: &str = "token.refresh";
 /// Retries of an unacknowledged push (after the first attempt).
@@ -85,7 +88,7 @@ pub struct PushAttempt {
 ///   wrong secret). An attempt that the gateway refuses is retried like any unacked push, and the
 ///   retry is signed correctly unless the counter still has attempts left.
 /// - `rate_limit_sends`: the next N verified `im.sendMsg` calls answer 60000 `isv.traffic-limited`
-///   and are not recorded as received.
+///   and are not recorded as received; `rate_limit_nth_send`: the Nth call from now does, once.
 /// - `token_expired`: every call with an access token answers 40003 `isv.access-token-expired`
 ///   until a `token.refresh` succeeds (which rotates the token and clears the flag).
 /// - `api_down`: every OpenAPI call answers 20000 `isp.service-unavailable` (HTTP 200, as Douyin
@@ -124,6 +127,10 @@ pub(crate) struct Shared {
     pub(crate) retry: Mutex<(u32, Duration)>,
     pub(crate) pushes: Mutex<Vec<PushAttempt>>,
     pub(crate) http: reqwest::Client,
+    /// Orders the simulator has pushed: order id → buyer open id, for `order.orderDetail`.
+    pub(crate) orders: Mutex<HashMap<String, String>>,
+    /// `order.orderDetail` calls served.
+    pub(crate) order_lookups: AtomicU64,
 }
 
 /// The simulator's token book.
@@ -184,6 +191,8 @@ impl DouyinSim {
             retry: Mutex::new((DEFAULT_PUSH_RETRIES, DEFAULT_PUSH_BACKOFF)),
             pushes: Mutex::new(Vec::new()),
             http,
+            orders: Mutex::new(HashMap::new()),
+            order_lookups: AtomicU64::new(0),
         });
         let router = api::router(shared.clone());
         let server = tokio::spawn(async move {
@@ -254,8 +263,25 @@ impl DouyinSim {
     /// `agree_time`) plus `buyer_open_id`, which real trade pushes lack but the modeled mapping
     /// needs. Numeric ids go out as JSON numbers. The envelope `msg_id` is `event_id`.
     pub async fn deliver_trade(&self, event: &TradeEvent) -> Delivery {
+        lock(&self.shared().orders).insert(event.order_id.clone(), event.buyer_id.clone());
         let body = push::trade_envelope(&self.shared().cfg, event);
         push::deliver(self.shared(), body).await
+    }
+
+    /// An order or refund push as the live platform sends it: without `buyer_open_id` (the
+    /// gateway must ask `order.orderDetail` for the buyer). `known` false: the order is unknown
+    /// to `order.orderDetail` (it answers "order not found").
+    pub async fn deliver_trade_without_buyer(&self, event: &TradeEvent, known: bool) -> Delivery {
+        if known {
+            lock(&self.shared().orders).insert(event.order_id.clone(), event.buyer_id.clone());
+        }
+        let body = push::trade_envelope_without_buyer(&self.shared().cfg, event);
+        push::deliver(self.shared(), body).await
+    }
+
+    /// `order.orderDetail` calls served so far.
+    pub fn order_lookups(&self) -> u64 {
+        self.shared().order_lookups.load(Ordering::SeqCst)
     }
 
     /// One push of exactly `body` (no retry, no duplicate fault), signed correctly or not; for

@@ -116,6 +116,22 @@ pub(crate) fn trade_envelope(cfg: &SimConfig, ev: &TradeEvent) -> Vec<u8> {
     envelope(trade_tag(ev.kind), &ev.event_id, &data)
 }
 
+/// An order or refund push exactly as the live platform sends it: no `buyer_open_id`.
+pub(crate) fn trade_envelope_without_buyer(cfg: &SimConfig, ev: &TradeEvent) -> Vec<u8> {
+    let with: Value = serde_json::from_slice(&trade_envelope(cfg, ev)).unwrap_or_default();
+    let mut units = with.as_array().cloned().unwrap_or_default();
+    for unit in &mut units {
+        if let Some(data) = unit.get("data").and_then(Value::as_str) {
+            let mut data: Value = serde_json::from_str(data).unwrap_or_default();
+            if let Some(obj) = data.as_object_mut() {
+                obj.remove("buyer_open_id");
+            }
+            unit["data"] = Value::String(data.to_string());
+        }
+    }
+    serde_json::to_vec(&units).unwrap_or_default()
+}
+
 /// Delivers `body` like the platform: retry until acked (`retries` more times, `backoff` apart),
 /// twice over when the duplicate fault fires.
 pub(crate) async fn deliver(shared: &Shared, body: Vec<u8>) -> Delivery {

@@ -218,11 +218,15 @@ async fn bad_requests_get_douyin_error_bodies() {
         "msg_type": "text",
     }));
     assert_error(&c.call("im.sendMsg", &p2, Some(&token)).await, 40003, "isv.parameter-invalid:conversation_id");
-    assert_error(&c.call("order.orderDetail", "{}", Some(&token)).await, 30001, "isv.permission-denied");
+    assert_error(&c.call("product.detail", "{}", Some(&token)).await, 30001, "isv.permission-denied");
+    // order.orderDetail is served: a missing parameter, then an unknown order.
+    assert_error(&c.call("order.orderDetail", "{}", Some(&token)).await, 40001, "isv.missing-parameter");
+    let unknown = sign::canonical_json(&json!({"shop_order_id": "404"}));
+    assert_error(&c.call("order.orderDetail", &unknown, Some(&token)).await, 40004, "isv.business-failed");
 
     assert!(sim.journal().received().is_empty());
     let rejected = sim.journal().rejected();
-    assert_eq!(rejected.len(), 14, "{rejected:#?}");
+    assert_eq!(rejected.len(), 16, "{rejected:#?}");
     assert!(rejected[0].contains("isv.signature-invalid") && rejected[0].contains("sign mismatch"));
     assert!(rejected[3].contains("not canonical"), "{}", rejected[3]);
 }
