@@ -199,6 +199,94 @@ pub fn douyin_push(data: &[u8]) {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// WeChat Shop: the message push, plain and safe mode.
+
+mod wechat {
+    pub const SHOP: &str = "wx-shop-1";
+    pub const APPID: &str = "wxba5fad812f8e6fb9";
+    pub const TOKEN: &str = "AAAAA";
+    pub const AES_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+}
+
+/// The sample WeChat Shop (the credentials of the message-push guide's published example).
+pub fn wechat_config() -> ShopConfig {
+    ShopConfig::new(wechat::SHOP)
+        .with("appid", wechat::APPID)
+        .with("token", wechat::TOKEN)
+        .with("encoding_aes_key", wechat::AES_KEY)
+        .with("access_token", "fixture-access-token")
+}
+
+fn wechat_push_of(query: String, body: Vec<u8>) -> HttpPush {
+    HttpPush {
+        method: "POST".to_owned(),
+        path: format!("/hooks/wechat-shop/{}", wechat::SHOP),
+        query,
+        headers: vec![],
+        body,
+    }
+}
+
+/// Target `wechat_shop_push`: `data` is the plaintext of a push (what WeChat encrypts).
+///
+/// 1. Sealed with the shop's EncodingAESKey and signed (`msg_signature`), so it reaches the
+///    decryption and the event decoder: accepted, with exactly one unit (an event, a dead letter
+///    keeping the exact plaintext, or an ignored unit), or refused as too large.
+/// 2. Sent in plain mode, correctly signed: the same, on the plain path.
+/// 3. Used as the `Encrypt` value itself, signed: refused unless it happens to open.
+pub fn wechat_shop_push(data: &[u8]) {
+    use huiliu_wechat_shop::WechatShopConnector;
+    use huiliu_wechat_shop::crypto::{AesKey, sorted_sha1};
+
+    let mut connector = WechatShopConnector::new(wechat_config()).expect("sample WeChat Shop config is valid");
+    let ts = (NOW / 1000).to_string();
+    let nonce = "415670741";
+    let one_unit = |outcome: &PushOutcome, body_len: usize| match outcome {
+        PushOutcome::Accepted { events, dead_letters, ignored, ack, nack, .. } => {
+            check_events(events, "wechat-shop", wechat::SHOP);
+            check_dead_letters(dead_letters, data);
+            assert_eq!(events.len() + dead_letters.len() + ignored.len(), 1, "one push, one unit: {outcome:?}");
+            assert_eq!((ack.status, nack.status), (200, 503));
+        }
+        PushOutcome::Rejected { kind, .. } => assert!(
+            *kind == RejectKind::TooLarge && body_len > huiliu_wechat_shop::push::MAX_BODY_BYTES,
+            "authentic push refused: {outcome:?}"
+        ),
+    };
+
+    let key = AesKey::from_encoding_key(wechat::AES_KEY).expect("sample key");
+    let encrypt = key.encrypt(b"a8eedb185eb2fecf", data, wechat::APPID);
+    let msg_signature = sorted_sha1(&[wechat::TOKEN, &ts, nonce, &encrypt]);
+    let body = format!(r#"{{"ToUserName":"gh_fuzz","Encrypt":"{encrypt}"}}"#).into_bytes();
+    let len = body.len();
+    let query = format!("timestamp={ts}&nonce={nonce}&encrypt_type=aes&msg_signature={msg_signature}");
+    let outcome = connector.decode_push(&wechat_push_of(query, body), NOW);
+    abi_round_trip(&outcome);
+    one_unit(&outcome, len);
+
+    let signature = sorted_sha1(&[wechat::TOKEN, &ts, nonce]);
+    let outcome = connector.decode_push(
+        &wechat_push_of(format!("signature={signature}&timestamp={ts}&nonce={nonce}"), data.to_vec()),
+        NOW,
+    );
+    abi_round_trip(&outcome);
+    one_unit(&outcome, data.len());
+
+    let raw = String::from_utf8_lossy(data).replace(['"', '\\'], "");
+    let msg_signature = sorted_sha1(&[wechat::TOKEN, &ts, nonce, &raw]);
+    let body = format!(r#"{{"Encrypt":"{raw}"}}"#).into_bytes();
+    let query = format!("timestamp={ts}&nonce={nonce}&encrypt_type=aes&msg_signature={msg_signature}");
+    let outcome = connector.decode_push(&wechat_push_of(query, body), NOW);
+    abi_round_trip(&outcome);
+    if let PushOutcome::Accepted { .. } = outcome {
+        assert!(
+            key.decrypt(&raw).is_ok_and(|(_, appid)| appid == wechat::APPID),
+            "accepted an Encrypt that does not open"
+        );
+    }
+}
+
 /// A dead letter keeps the exact bytes of the unit (or the whole body) it could not read.
 fn check_dead_letters(dead_letters: &[DeadLetter], body: &[u8]) {
     for dead in dead_letters {
@@ -319,6 +407,14 @@ mod tests {
         }
         douyin_push(&vec![b'['; huiliu_douyin::push::MAX_BODY_BYTES + 1]);
         douyin_push(format!("{}1{}", "[".repeat(200), "]".repeat(200)).as_bytes());
+    }
+
+    #[test]
+    fn wechat_shop_push_on_seeds_and_garbage() {
+        for input in inputs("wechat_shop_push") {
+            wechat_shop_push(&input);
+        }
+        wechat_shop_push(format!("{}1{}", "{\"a\":".repeat(100), "}".repeat(100)).as_bytes());
     }
 
     #[test]

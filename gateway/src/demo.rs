@@ -1,5 +1,5 @@
 //! `huiliu demo`: the gateway on its embedded default (SQLite in a data directory, the bundled
-//! plugins) with simulated Taobao, Douyin and JD storefronts sending realistic buyer traffic,
+//! plugins) with simulated Taobao, Douyin, JD and WeChat Shop storefronts sending realistic buyer traffic,
 //! a scripted demo agent answering, and a readable live log of sessions and replies.
 //!
 //! The simulators run in their own process (`huiliu-sim`, built beside `huiliu`), so the
@@ -214,7 +214,7 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
             gateway.flow.set_status(agent, huiliu_routing::AgentStatus::Online).await?;
         }
     }
-    println!("汇流 Huiliu demo — three simulated storefronts (淘宝 / 抖音 / 京东) sending buyer traffic");
+    println!("汇流 Huiliu demo — four simulated storefronts (淘宝 / 抖音 / 京东 / 微信小店) sending buyer traffic");
     println!("  gateway    {gateway_url}   (health: /healthz, readiness: /readyz, metrics: /metrics)");
     println!("  workbench  {gateway_url}/   登录: a01 / {DEMO_PASSWORD} (客服 小美，切换到「在线」开始接待)");
     println!("             a04 / {DEMO_PASSWORD} (组长 阿强，看板)   admin / {DEMO_PASSWORD} (管理员)");
@@ -278,6 +278,7 @@ fn platform_zh(platform: &str) -> &str {
         "taobao" => "淘宝",
         "douyin" => "抖音",
         "jd" => "京东",
+        "wechat-shop" => "微信小店",
         other => other,
     }
 }

@@ -32,7 +32,7 @@ enum Command {
     Serve(ConfigArg),
     /// Validate the configuration and report every error at once (exit 1 if any).
     Check(ConfigArg),
-    /// Run a demo: simulated Taobao, Douyin and JD storefronts send buyer traffic to a gateway on
+    /// Run a demo: simulated Taobao, Douyin, JD and WeChat Shop storefronts send buyer traffic to a gateway on
     /// the embedded defaults, a demo agent answers, and a live log shows the flow.
     Demo {
         /// Address to listen on.

@@ -89,12 +89,24 @@ pub struct ConfigKey {
     pub secret: bool,
     /// One line of documentation.
     pub doc: String,
+    /// Optional to receive, but needed to reply (an API secret, a token): a shop without it
+    /// loads and takes pushes, and `huiliu check` reports that it cannot send.
+    #[serde(default)]
+    pub required_to_send: bool,
 }
 
 impl ConfigKey {
     /// A required key.
     pub fn required(name: &str, doc: &str) -> Self {
-        ConfigKey { name: name.into(), required: true, default: None, modeled: false, secret: false, doc: doc.into() }
+        ConfigKey {
+            name: name.into(),
+            required: true,
+            default: None,
+            modeled: false,
+            secret: false,
+            doc: doc.into(),
+            required_to_send: false,
+        }
     }
 
     /// An optional key with a default.
@@ -106,7 +118,14 @@ impl ConfigKey {
             modeled: false,
             secret: false,
             doc: doc.into(),
+            required_to_send: false,
         }
+    }
+
+    /// Marks an optional key as needed to send replies (see [`ConfigKey::required_to_send`]).
+    pub fn required_to_send(mut self) -> Self {
+        self.required_to_send = true;
+        self
     }
 
     /// Marks the key as secret.

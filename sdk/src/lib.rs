@@ -25,6 +25,7 @@
 pub mod abi;
 pub mod connector;
 pub mod crypto;
+pub mod id;
 pub mod model;
 pub mod time;
 pub mod wire;
@@ -33,6 +34,7 @@ pub mod wire;
 pub mod testkit;
 
 pub use connector::{Capability, ConfigKey, ConnectionNeed, Connector, Manifest};
+pub use id::ExactId;
 pub use model::{
     Buyer, BuyerMessage, ConnectorError, Content, DeadLetter, ErrorKind, EventKind, InboundEvent, Millis, OrderEvent,
     OrderStage, OutgoingMessage, PlatformError, RefundEvent, RefundStage, ReplyContext, SendOutcome, ShopConfig,
@@ -40,5 +42,5 @@ pub use model::{
 };
 pub use wire::{
     AckBatch, ChannelControl, ChannelData, ChannelOpen, ChannelOutcome, ChannelState, Frame, Headers, HttpPush,
-    HttpRequest, HttpResponse, Lookup, LookupOutcome, PushOutcome, RejectKind, header,
+    HttpRequest, HttpResponse, IgnoredUnit, Lookup, LookupOutcome, PushOutcome, RejectKind, header,
 };

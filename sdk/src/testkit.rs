@@ -26,6 +26,17 @@
 //!    signed requests (send, transfer, token refresh, channel open) and identical decoded events.
 //! 4. **Every declared capability exercised** with the author's samples: a declared capability
 //!    without a sample is a failure.
+//! 5. **Pushes are verified**: for every sample push the kit makes altered copies (each header
+//!    value, each query parameter value and a body byte changed in turn); at least one of them
+//!    must be refused as `BadSignature` or `WrongApp`, or the connector evidently checks no
+//!    signature. Every [`Samples::forged_pushes`] entry must be refused too.
+//! 6. **Secrets stay out of what the plugin says**: no value of a key the manifest marks `secret`
+//!    may appear in a rejection reason, a dead-letter reason or an error message. The connector's
+//!    own `Debug` output is checked by [`assert_debug_hides_secrets`] (it cannot be reached
+//!    through the C table).
+//!
+//! The report lists a check as passed only when it found nothing: `manifest` is missing from
+//! [`Report::passed`] when the manifest check failed.
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PropConfig, TestCaseError, TestRunner};
@@ -49,7 +60,8 @@ pub struct Kit {
     pub samples: Samples,
 }
 
-/// Sample inputs, one list per capability.
+/// Sample inputs, one list per capability. Build it with `..Samples::default()`: the kit gains
+/// checks, and with them fields, over time.
 #[derive(Debug, Clone, Default)]
 pub struct Samples {
     /// Authentic pushes; each must be accepted.
@@ -65,6 +77,9 @@ pub struct Samples {
     pub transfers: Vec<TransferRequest>,
     /// Token-refresh answers that must parse into a grant.
     pub token_responses: Vec<HttpResponse>,
+    /// Pushes that MUST be refused as `BadSignature` or `WrongApp` (a forged signature, a
+    /// tampered body the platform signs, another app's push).
+    pub forged_pushes: Vec<HttpPush>,
 }
 
 /// What the kit checked, for the test's output.
@@ -98,8 +113,11 @@ pub fn check(kit: &Kit) -> Result<Report, Vec<String>> {
         Ok(m) => m,
         Err(e) => return Err(vec![format!("init failed: {e}")]),
     };
+    let before = failures.len();
     check_manifest(&plugin, &manifest, &mut failures);
-    report.passed.push("manifest".into());
+    if failures.len() == before {
+        report.passed.push("manifest".into());
+    }
 
     let make = || plugin.create(&kit.config);
     let instance = match make() {
@@ -110,11 +128,31 @@ pub fn check(kit: &Kit) -> Result<Report, Vec<String>> {
         }
     };
     check_connections(&instance, &manifest, &mut failures);
+    let mut said = Vec::new();
     check_capabilities(&instance, &manifest, kit, &mut failures, &mut report);
+    if manifest.capabilities.contains(&Capability::Push) {
+        let before = failures.len();
+        check_forgeries(&instance, kit, &mut failures, &mut said);
+        if failures.len() == before {
+            report.passed.push("forged pushes refused".into());
+        }
+    }
+    let before = failures.len();
     check_determinism(&make, kit, &mut failures);
-    report.passed.push("determinism".into());
+    if failures.len() == before {
+        report.passed.push("determinism".into());
+    }
+    let before = failures.len();
     check_no_panics(&make, &manifest, kit, &mut failures);
-    report.passed.push("arbitrary input never panics".into());
+    if failures.len() == before {
+        report.passed.push("arbitrary input never panics".into());
+    }
+    collect_said(&instance, kit, &mut said);
+    let before = failures.len();
+    check_secrets_unsaid(&manifest, &kit.config, &said, &mut failures);
+    if failures.len() == before {
+        report.passed.push("secrets stay out of messages".into());
+    }
 
     report.manifest = Some(manifest);
     if failures.is_empty() { Ok(report) } else { Err(failures) }
@@ -322,6 +360,144 @@ fn check_capabilities(instance: &Instance, m: &Manifest, kit: &Kit, failures: &m
         if failures.len() == before {
             report.passed.push(format!("capability {}", cap.as_str()));
         }
+    }
+}
+
+/// Altered copies of `push`: each header value, each query parameter value, and one body byte
+/// changed in turn.
+fn altered_copies(push: &HttpPush) -> Vec<(String, HttpPush)> {
+    fn alter(v: &str) -> String {
+        let mut chars: Vec<char> = v.chars().collect();
+        match chars.last_mut() {
+            Some(c) => *c = if *c == '0' { '1' } else { '0' },
+            None => chars.push('0'),
+        }
+        chars.into_iter().collect()
+    }
+    let mut out = Vec::new();
+    for (i, (name, value)) in push.headers.iter().enumerate() {
+        let mut p = push.clone();
+        p.headers[i].1 = alter(value);
+        out.push((format!("header `{name}` altered"), p));
+    }
+    let params: Vec<&str> = push.query.split('&').filter(|x| !x.is_empty()).collect();
+    for i in 0..params.len() {
+        let altered: Vec<String> = params
+            .iter()
+            .enumerate()
+            .map(|(j, kv)| match (j == i, kv.split_once('=')) {
+                (true, Some((k, v))) => format!("{k}={}", alter(v)),
+                _ => (*kv).to_owned(),
+            })
+            .collect();
+        let mut p = push.clone();
+        p.query = altered.join("&");
+        out.push((format!("query parameter #{i} altered"), p));
+    }
+    if !push.body.is_empty() {
+        let mut p = push.clone();
+        let mid = p.body.len() / 2;
+        p.body[mid] ^= 0x01;
+        out.push(("a body byte altered".to_owned(), p));
+    }
+    out
+}
+
+fn is_refusal(outcome: &Result<PushOutcome, CallError>) -> bool {
+    matches!(
+        outcome,
+        Ok(PushOutcome::Rejected {
+            kind: crate::wire::RejectKind::BadSignature | crate::wire::RejectKind::WrongApp,
+            ..
+        })
+    )
+}
+
+fn check_forgeries(instance: &Instance, kit: &Kit, failures: &mut Vec<String>, said: &mut Vec<String>) {
+    let now = kit.now;
+    for (i, push) in kit.samples.pushes.iter().enumerate() {
+        let mut refused = false;
+        for (_, copy) in altered_copies(push) {
+            let outcome = instance.decode_push(&copy, now);
+            if let Ok(PushOutcome::Rejected { reason, .. }) = &outcome {
+                said.push(reason.clone());
+            }
+            refused |= is_refusal(&outcome);
+        }
+        if !refused {
+            failures.push(format!(
+                "sample push #{i}: every altered copy (each header, each query parameter, a body byte) was \
+                 accepted; a connector must refuse a push whose signature does not verify (BadSignature)"
+            ));
+        }
+    }
+    for (i, push) in kit.samples.forged_pushes.iter().enumerate() {
+        let outcome = instance.decode_push(push, now);
+        if let Ok(PushOutcome::Rejected { reason, .. }) = &outcome {
+            said.push(reason.clone());
+        }
+        if !is_refusal(&outcome) {
+            failures.push(format!("forged push #{i} was not refused as BadSignature or WrongApp: {outcome:?}"));
+        }
+    }
+}
+
+/// What the plugin says in prose for the samples: reasons and error messages.
+fn collect_said(instance: &Instance, kit: &Kit, said: &mut Vec<String>) {
+    let now = kit.now;
+    for push in &kit.samples.pushes {
+        match instance.decode_push(push, now) {
+            Ok(PushOutcome::Accepted { dead_letters, ignored, .. }) => {
+                said.extend(dead_letters.into_iter().map(|d| d.reason));
+                said.extend(ignored.into_iter().map(|u| u.reason));
+            }
+            Ok(PushOutcome::Rejected { reason, .. }) => said.push(reason),
+            Err(e) => said.push(e.to_string()),
+        }
+    }
+    for m in &kit.samples.outgoing {
+        if let Err(e) = instance.encode_send(m, now) {
+            said.push(e.to_string());
+        }
+    }
+    for r in &kit.samples.token_responses {
+        if let Err(e) = instance.token_refreshed(r, now) {
+            said.push(e.to_string());
+        }
+    }
+}
+
+fn secret_values<'a>(manifest: &Manifest, config: &'a ShopConfig) -> Vec<(&'a str, &'a str)> {
+    config
+        .values
+        .iter()
+        .filter(|(k, v)| v.len() >= 4 && manifest.config_keys.iter().any(|c| &c.name == *k && c.secret))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+fn check_secrets_unsaid(manifest: &Manifest, config: &ShopConfig, said: &[String], failures: &mut Vec<String>) {
+    for (key, value) in secret_values(manifest, config) {
+        if said.iter().any(|text| text.contains(value)) {
+            failures.push(format!("the value of secret key `{key}` appears in a reason or error message"));
+        }
+    }
+}
+
+/// Checks that `T`'s `Debug` output, for an instance made from `config`, shows no value of a key
+/// the manifest marks `secret` (spec: debug output of a connector's state MUST NOT contain
+/// secrets or tokens). Call it from the plugin's tests with the concrete connector type.
+pub fn assert_debug_hides_secrets<T: crate::connector::Connector + std::fmt::Debug>(config: &ShopConfig) {
+    let manifest = T::manifest();
+    let connector = match T::new(config.clone()) {
+        Ok(c) => c,
+        Err(e) => panic!("the config does not create the connector: {e}"),
+    };
+    let debug = format!("{connector:?} {connector:#?}");
+    let secrets = secret_values(&manifest, config);
+    assert!(!secrets.is_empty(), "the config sets no secret key of at least 4 characters: nothing to check");
+    for (key, value) in secrets {
+        assert!(!debug.contains(value), "the Debug output shows the value of secret key `{key}`: {debug}");
     }
 }
 

@@ -99,6 +99,17 @@ impl RejectKind {
 }
 
 /// What a connector made of one HTTP push.
+///
+/// A push carries one or more **units**: a unit is the smallest thing the platform sends that
+/// has its own meaning and (usually) its own id: one element of a Douyin batch array, one
+/// WeChat event, one TMC message. Every authentic unit ends in exactly one of `events`,
+/// `dead_letters` or `ignored`; none is dropped silently.
+///
+/// HTTP statuses: `ack` is the platform's documented success answer (usually 200 with its
+/// success body). `nack` MUST be an answer the platform treats as a failure and retries; use a
+/// 5xx status (503) unless the platform reads only the body, in which case send its failure
+/// body. A `Rejected` response uses a 4xx status (400 malformed, 401 bad signature or wrong
+/// app, 413 too large) and never the success body, so a forged push is never acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum PushOutcome {
@@ -110,6 +121,11 @@ pub enum PushOutcome {
         dead_letters: Vec<DeadLetter>,
         ack: HttpResponse,
         nack: HttpResponse,
+        /// Authentic units the connector deliberately does not turn into events: types the
+        /// platform documents and this connector has no use for (a shop-info change, an
+        /// address check). The host counts and logs them; it stores nothing.
+        #[serde(default)]
+        ignored: Vec<IgnoredUnit>,
         /// Units that need one more platform call before they are events (e.g. an order push
         /// that names no buyer): the host performs each request (with retries), hands the
         /// answer to [`Connector::complete_lookup`](crate::Connector::complete_lookup), and
@@ -121,6 +137,34 @@ pub enum PushOutcome {
     },
     /// Refused before parsing; the host answers `response`, counts it and stores nothing.
     Rejected { kind: RejectKind, reason: String, response: HttpResponse },
+}
+
+/// An authentic unit a connector chose not to turn into an event (see [`PushOutcome`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IgnoredUnit {
+    /// The platform's type of the unit (`channels_ec_product_update`, tag `0`, …).
+    pub unit_type: String,
+    /// The platform's id of the unit, when it has one.
+    #[serde(default)]
+    pub event_id: Option<String>,
+    /// Why it is ignored, for the log.
+    pub reason: String,
+}
+
+impl PushOutcome {
+    /// An authentic push that carries no unit and only needs an answer: a platform's URL
+    /// verification (WeChat's `echostr` GET) or address check. The host answers `response`
+    /// whatever happens (there is nothing to store, so nothing can fail).
+    pub fn answer(response: HttpResponse) -> Self {
+        PushOutcome::Accepted {
+            events: Vec::new(),
+            dead_letters: Vec::new(),
+            ack: response.clone(),
+            nack: response,
+            ignored: Vec::new(),
+            lookups: Vec::new(),
+        }
+    }
 }
 
 /// A platform call a unit needs before it is an event (order enrichment).

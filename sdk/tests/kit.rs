@@ -37,6 +37,7 @@ fn accepted(events: Vec<InboundEvent>) -> PushOutcome {
         dead_letters: vec![],
         ack: HttpResponse::text(200, "ok"),
         nack: HttpResponse::text(500, "fail"),
+        ignored: vec![],
         lookups: Vec::new(),
     }
 }
@@ -184,4 +185,148 @@ fn events_round_trip_the_wire_format() {
     let bytes = huiliu_sdk::abi::encode(&event).unwrap();
     assert_eq!(huiliu_sdk::abi::decode::<InboundEvent>(&bytes).unwrap(), event);
     assert_eq!(fallback_text(&[Content::text("在吗"), Content::order("42")]), "在吗 [订单] 42");
+}
+
+/// Signs nothing, checks nothing: accepts every push and parses it. The kit must refuse it.
+struct Trusting;
+impl Connector for Trusting {
+    fn manifest() -> Manifest {
+        let mut m = manifest(vec![Capability::Push]);
+        m.config_keys = vec![ConfigKey::required("app_secret", "signing secret").secret()];
+        m
+    }
+    fn new(_: ShopConfig) -> Result<Self, ConnectorError> {
+        Ok(Trusting)
+    }
+    fn connections(&self) -> Vec<ConnectionNeed> {
+        vec![ConnectionNeed::PushRoute]
+    }
+    fn decode_push(&mut self, _: &HttpPush, _: Millis) -> PushOutcome {
+        accepted(vec![])
+    }
+}
+entry!(trusting_entry, Trusting);
+
+/// Verifies a signature header, but names the secret when it refuses.
+#[derive(Debug)]
+struct Leaky(String);
+impl Connector for Leaky {
+    fn manifest() -> Manifest {
+        let mut m = manifest(vec![Capability::Push]);
+        m.config_keys = vec![ConfigKey::required("app_secret", "signing secret").secret()];
+        m
+    }
+    fn new(c: ShopConfig) -> Result<Self, ConnectorError> {
+        Ok(Leaky(c.require("app_secret")?.to_owned()))
+    }
+    fn connections(&self) -> Vec<ConnectionNeed> {
+        vec![ConnectionNeed::PushRoute]
+    }
+    fn decode_push(&mut self, push: &HttpPush, _: Millis) -> PushOutcome {
+        let expected = huiliu_sdk::crypto::md5_hex(&[&push.body, self.0.as_bytes()], huiliu_sdk::crypto::Case::Lower);
+        if header(&push.headers, "x-sign") != Some(expected.as_str()) {
+            return PushOutcome::Rejected {
+                kind: RejectKind::BadSignature,
+                reason: format!("expected md5(body + {})", self.0),
+                response: HttpResponse::text(401, "no"),
+            };
+        }
+        accepted(vec![])
+    }
+}
+entry!(leaky_entry, Leaky);
+
+fn signed(body: &[u8], secret: &str) -> HttpPush {
+    let sign = huiliu_sdk::crypto::md5_hex(&[body, secret.as_bytes()], huiliu_sdk::crypto::Case::Lower);
+    HttpPush { headers: vec![("x-sign".into(), sign)], ..push(body) }
+}
+
+#[test]
+fn kit_catches_a_connector_that_skips_signature_checks() {
+    let mut forged = signed(b"{}", "s3cret-value");
+    forged.headers[0].1 = "0".repeat(32);
+    let failures = check(&Kit {
+        entry: trusting_entry,
+        config: ShopConfig::new("s").with("app_secret", "s3cret-value"),
+        now: 0,
+        samples: Samples {
+            pushes: vec![signed(b"{\"a\":1}", "s3cret-value")],
+            forged_pushes: vec![forged],
+            ..Samples::default()
+        },
+    })
+    .unwrap_err();
+    assert!(failures.iter().any(|f| f.contains("every altered copy") && f.contains("was accepted")), "{failures:#?}");
+    assert!(failures.iter().any(|f| f.contains("forged push #0 was not refused")), "{failures:#?}");
+}
+
+#[test]
+fn kit_catches_a_secret_in_a_reason_and_in_debug() {
+    let config = ShopConfig::new("s").with("app_secret", "s3cret-value");
+    let failures = check(&Kit {
+        entry: leaky_entry,
+        config: config.clone(),
+        now: 0,
+        samples: Samples { pushes: vec![signed(b"{}", "s3cret-value")], ..Samples::default() },
+    })
+    .unwrap_err();
+    assert_eq!(failures, ["the value of secret key `app_secret` appears in a reason or error message"]);
+    let debug = std::panic::catch_unwind(|| huiliu_sdk::testkit::assert_debug_hides_secrets::<Leaky>(&config));
+    assert!(debug.is_err(), "Leaky's derived Debug shows the secret");
+}
+
+#[test]
+fn the_report_lists_only_checks_that_passed() {
+    // Leaky verifies signatures; with a secret that never reaches a reason it is conformant …
+    struct Quiet;
+    impl Connector for Quiet {
+        fn manifest() -> Manifest {
+            Leaky::manifest()
+        }
+        fn new(_: ShopConfig) -> Result<Self, ConnectorError> {
+            Ok(Quiet)
+        }
+        fn connections(&self) -> Vec<ConnectionNeed> {
+            vec![ConnectionNeed::PushRoute]
+        }
+        fn decode_push(&mut self, push: &HttpPush, _: Millis) -> PushOutcome {
+            let expected = huiliu_sdk::crypto::md5_hex(&[&push.body, b"s3cret-value"], huiliu_sdk::crypto::Case::Lower);
+            if header(&push.headers, "x-sign") != Some(expected.as_str()) {
+                return PushOutcome::Rejected {
+                    kind: RejectKind::BadSignature,
+                    reason: "x-sign does not verify".into(),
+                    response: HttpResponse::text(401, "no"),
+                };
+            }
+            accepted(vec![])
+        }
+    }
+    entry!(quiet_entry, Quiet);
+    let report = check(&Kit {
+        entry: quiet_entry,
+        config: ShopConfig::new("s").with("app_secret", "s3cret-value"),
+        now: 0,
+        samples: Samples { pushes: vec![signed(b"{}", "s3cret-value")], ..Samples::default() },
+    })
+    .unwrap();
+    for passed in ["manifest", "capability push", "forged pushes refused", "secrets stay out of messages"] {
+        assert!(report.passed.iter().any(|p| p == passed), "{passed}: {:?}", report.passed);
+    }
+    // … and a broken manifest is a failure, never reported as passed.
+    struct BadManifest;
+    impl Connector for BadManifest {
+        fn manifest() -> Manifest {
+            let mut m = Quiet::manifest();
+            m.version = "one".into();
+            m
+        }
+        fn new(_: ShopConfig) -> Result<Self, ConnectorError> {
+            Ok(BadManifest)
+        }
+    }
+    entry!(bad_manifest_entry, BadManifest);
+    let failures =
+        check(&Kit { entry: bad_manifest_entry, config: ShopConfig::new("s"), now: 0, samples: Samples::default() })
+            .unwrap_err();
+    assert!(failures.iter().any(|f| f.contains("not semver")), "{failures:#?}");
 }

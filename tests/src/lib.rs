@@ -21,6 +21,7 @@ const PACKAGES: &[&str] = &[
     "huiliu-taobao",
     "huiliu-douyin",
     "huiliu-jd",
+    "huiliu-wechat-shop",
     "fixture-panic-init",
     "fixture-panic-decode",
     "fixture-abi-mismatch",

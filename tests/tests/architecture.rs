@@ -49,6 +49,7 @@ const CRATE_LAYERING: &[(&str, &[&str])] = &[
     ("huiliu-taobao", &["huiliu-sdk"]),
     ("huiliu-douyin", &["huiliu-sdk"]),
     ("huiliu-jd", &["huiliu-sdk"]),
+    ("huiliu-wechat-shop", &["huiliu-sdk"]),
     // The gateway's inner crates, lowest first.
     ("huiliu-domain", &["huiliu-sdk"]),
     ("huiliu-privacy", &[]),
@@ -800,4 +801,29 @@ fn forbidden_crates() {
         println!("{module}: does not name {krate}");
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The SDK is handed to plugin authors as a folder to copy (docs/writing-a-connector.md §2): its
+/// manifest must build outside this workspace, so it inherits nothing from it, states its MSRV,
+/// and keeps the version the workspace pins.
+#[test]
+fn the_sdk_manifest_stands_alone() {
+    let root = huiliu_e2e::workspace_root();
+    let sdk = std::fs::read_to_string(root.join("sdk/Cargo.toml")).unwrap();
+    assert!(
+        !sdk.contains(".workspace") && !sdk.contains("workspace = true"),
+        "sdk/Cargo.toml inherits from the workspace"
+    );
+    for key in ["edition = ", "rust-version = ", "license = "] {
+        assert!(sdk.lines().any(|l| l.starts_with(key)), "sdk/Cargo.toml does not state `{key}`");
+    }
+    let version = |text: &str| -> String {
+        text.lines()
+            .find(|l| l.starts_with("version = "))
+            .map(|l| l.trim_start_matches("version = ").trim_matches('"').to_owned())
+            .unwrap_or_default()
+    };
+    let workspace = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    assert_eq!(version(&sdk), version(&workspace), "the SDK's version and [workspace.package] version differ");
+    assert!(workspace.contains(&format!("huiliu-sdk = {{ path = \"sdk\", version = \"{}\" }}", version(&sdk))));
 }

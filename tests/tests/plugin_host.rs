@@ -4,7 +4,7 @@ use std::process::Command;
 
 use huiliu_e2e::{Daemon, artifacts};
 
-const BUNDLED: &[&str] = &["huiliu-taobao", "huiliu-douyin", "huiliu-jd"];
+const BUNDLED: &[&str] = &["huiliu-taobao", "huiliu-douyin", "huiliu-jd", "huiliu-wechat-shop"];
 const BROKEN: &[&str] = &["fixture-panic-init", "fixture-abi-mismatch", "fixture-no-symbol"];
 
 /// A plugins dir with the bundled plugins, every broken fixture and a text file named `.so`.
@@ -31,7 +31,7 @@ fn plugins_list_shows_loaded_plugins_and_each_rejection_with_its_reason() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
 
-    for (id, caps) in [("taobao", "web_socket"), ("douyin", "push"), ("jd", "stream")] {
+    for (id, caps) in [("taobao", "web_socket"), ("douyin", "push"), ("jd", "stream"), ("wechat-shop", "push")] {
         let line = stdout
             .lines()
             .find(|l| l.starts_with(&format!("{id} ")))
@@ -53,7 +53,7 @@ fn plugins_list_shows_loaded_plugins_and_each_rejection_with_its_reason() {
     rejected("libfixture_abi_mismatch.so", "built for plugin ABI version 999, this gateway speaks version 1");
     rejected("libfixture_panic_init.so", "init panicked: plugin panicked: fixture init exploded");
     assert!(!stdout.contains("README.txt"), "{stdout}");
-    // Exactly one line per library file: 3 loaded + 4 rejected.
+    // Exactly one line per library file: 4 loaded + 4 rejected.
     assert_eq!(stdout.lines().filter(|l| l.starts_with("REJECTED")).count(), 4, "{stdout}");
 }
 
@@ -64,12 +64,12 @@ fn daemon_serves_with_broken_plugins_beside_good_ones() {
     let (status, body) = daemon.request("GET", "/readyz", &[], b"");
     let body = String::from_utf8_lossy(&body);
     assert_eq!(status, 200, "{body}");
-    for id in ["taobao", "douyin", "jd"] {
+    for id in ["taobao", "douyin", "jd", "wechat-shop"] {
         assert!(body.contains(&format!("\"{id}\"")), "{body}");
     }
     let (_, metrics) = daemon.request("GET", "/metrics", &[], b"");
     let metrics = String::from_utf8_lossy(&metrics);
-    assert!(metrics.contains("huiliu_plugins_loaded 3"), "{metrics}");
+    assert!(metrics.contains("huiliu_plugins_loaded 4"), "{metrics}");
     assert!(metrics.contains("huiliu_plugins_rejected 4"), "{metrics}");
     let log = daemon.log_text();
     assert!(log.contains("plugin rejected") && log.contains("fixture init exploded"), "{log}");
@@ -133,4 +133,22 @@ fn the_example_plugin_builds_out_of_tree_and_loads_into_the_daemon() {
     assert_eq!(sessions["sessions"].as_array().map(Vec::len), Some(1), "{sessions}");
     let (status, _) = daemon.request("POST", "/hooks/echo/echo-1", &[("x-echo-sign", "forged")], body.as_bytes());
     assert_eq!(status, 401);
+}
+
+/// `huiliu check` refuses a shop that could receive but never reply: the WeChat Shop plugin
+/// declares `appsecret` required to send (ConfigKey::required_to_send).
+#[test]
+fn check_reports_a_shop_that_cannot_send() {
+    let plugins = artifacts().plugins_dir(&["huiliu-wechat-shop"]);
+    let config = config_dir(plugins.path());
+    let shop = "[[shop]]\nid = \"wx-1\"\nplatform = \"wechat-shop\"\n[shop.settings]\nappid = \"wx5f1e2d3c4b5a6978\"\ntoken = \"AAAAA\"\n";
+    std::fs::write(config.path().join("shops.toml"), shop).unwrap();
+    let check = || Command::new(artifacts().huiliu()).args(["check", "--config"]).arg(config.path()).output().unwrap();
+    let out = check();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a shop without appsecret passed:\n{stderr}");
+    assert!(stderr.contains("shop[0].settings.appsecret: required to send replies"), "{stderr}");
+    std::fs::write(config.path().join("shops.toml"), format!("{shop}appsecret = \"s3cret\"\n")).unwrap();
+    let out = check();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -167,7 +167,18 @@ async fn hook(
             tracing::warn!(platform, shop, reason = kind.as_str(), "push rejected: {reason}");
             to_response(response)
         }
-        Ok(PushOutcome::Accepted { mut events, mut dead_letters, ack, nack, lookups }) => {
+        Ok(PushOutcome::Accepted { mut events, mut dead_letters, ack, nack, ignored, lookups }) => {
+            // Authentic units the connector has no use for: logged, never stored, never refused.
+            for unit in &ignored {
+                tracing::info!(
+                    platform,
+                    shop,
+                    unit_type = unit.unit_type,
+                    event_id = unit.event_id.as_deref().unwrap_or(""),
+                    "push unit ignored: {}",
+                    unit.reason
+                );
+            }
             // Units that need one more platform call first (order enrichment): completed, or
             // dead-lettered for good, before anything is stored; one that cannot complete yet
             // makes the platform push again.

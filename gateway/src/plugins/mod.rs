@@ -126,6 +126,21 @@ impl PluginHost {
                 ));
             }
         }
+        // Keys a shop can receive without but not reply without: a shop that cannot answer
+        // buyers is a configuration error for `huiliu check`, not something to find in production.
+        if plugin.manifest.capabilities.contains(&Capability::Send) {
+            for k in keys.iter().filter(|k| k.required_to_send && !k.required) {
+                if shop.settings.get(&k.name).is_none_or(|v| v.is_empty()) {
+                    problems.push((
+                        format!("settings.{}", k.name),
+                        format!(
+                            "required to send replies by the {} plugin (the shop could receive but never answer): {}",
+                            plugin.manifest.id, k.doc
+                        ),
+                    ));
+                }
+            }
+        }
         for name in shop.settings.keys() {
             if !keys.iter().any(|k| &k.name == name) {
                 let known: Vec<&str> = keys.iter().map(|k| k.name.as_str()).collect();

@@ -18,14 +18,15 @@
 //! An authentic body is a JSON array of `{"tag","msg_id","data":"<JSON string>"}` units (a
 //! `data` object is accepted too). Each unit decodes on its own: a unit that cannot be read is
 //! a dead letter with its exact raw bytes, and the other units still decode. A body that is not
-//! an array at all is one dead letter. Tag `"0"` (the platform's address check) and unknown tags
-//! yield nothing. The acknowledgement is `{"code":0,"msg":"success"}`, the negative
-//! acknowledgement (storage failed, please redeliver) `{"code":1,"msg":"fail"}`, both HTTP 200.
+//! an array at all is one dead letter. Tag `"0"` (the platform's address check), unknown tags and
+//! tags acknowledged without an event are reported as ignored units. The acknowledgement is
+//! `{"code":0,"msg":"success"}`, the negative acknowledgement (storage failed, please redeliver)
+//! `{"code":1,"msg":"fail"}`, both HTTP 200.
 
 use huiliu_sdk::crypto::signature_eq;
 use huiliu_sdk::{
-    DeadLetter, HttpPush, HttpRequest, HttpResponse, InboundEvent, Lookup, LookupOutcome, Millis, PushOutcome,
-    RejectKind, SendOutcome, header,
+    DeadLetter, HttpPush, HttpRequest, HttpResponse, IgnoredUnit, InboundEvent, Lookup, LookupOutcome, Millis,
+    PushOutcome, RejectKind, SendOutcome, header,
 };
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -60,12 +61,13 @@ pub fn decode_push(
     if let Err((kind, reason)) = verify(settings, push) {
         return PushOutcome::Rejected { kind, reason, response: HttpResponse::json(refusal_status(kind), FAIL_BODY) };
     }
-    let (events, dead_letters, lookups) = decode_body(settings, &push.body, now, order_lookup);
+    let (events, dead_letters, lookups, ignored) = decode_body(settings, &push.body, now, order_lookup);
     PushOutcome::Accepted {
         events,
         dead_letters,
         ack: HttpResponse::json(200, ACK_BODY),
         nack: HttpResponse::json(200, FAIL_BODY),
+        ignored,
         lookups,
     }
 }
@@ -89,7 +91,8 @@ pub fn complete_lookup(settings: &Settings, raw: &[u8], response: &HttpResponse,
     };
     let raw = String::from_utf8_lossy(raw);
     match decode_unit(settings, &raw, now, Some(&buyer)) {
-        Ok(Decoded::Event(event)) => LookupOutcome::Complete { events: event.into_iter().collect() },
+        Ok(Decoded::Event(event)) => LookupOutcome::Complete { events: vec![event] },
+        Ok(Decoded::Ignored(_)) => LookupOutcome::Complete { events: Vec::new() },
         Ok(Decoded::NeedsBuyer { .. }) => LookupOutcome::Failed { reason: "the buyer could not be added".into() },
         Err((Undecodable(reason), _)) => LookupOutcome::Failed { reason },
     }
@@ -137,9 +140,9 @@ fn verify(settings: &Settings, push: &HttpPush) -> Result<(), (RejectKind, Strin
     Ok(())
 }
 
-type Decodedbody = (Vec<InboundEvent>, Vec<DeadLetter>, Vec<Lookup>);
+type Decodedbody = (Vec<InboundEvent>, Vec<DeadLetter>, Vec<Lookup>, Vec<IgnoredUnit>);
 
-/// Splits an authentic body into events, dead letters and lookups.
+/// Splits an authentic body into events, dead letters, lookups and ignored units.
 fn decode_body(
     settings: &Settings,
     body: &[u8],
@@ -150,17 +153,23 @@ fn decode_body(
         Ok(units) => units,
         Err(e) => {
             let reason = format!("body is not a JSON array of push units: {e}");
-            return (Vec::new(), vec![DeadLetter { reason, event_id: None, raw: body.to_vec() }], Vec::new());
+            return (
+                Vec::new(),
+                vec![DeadLetter { reason, event_id: None, raw: body.to_vec() }],
+                Vec::new(),
+                Vec::new(),
+            );
         }
     };
     let mut events = Vec::new();
     let mut dead_letters = Vec::new();
     let mut lookups = Vec::new();
+    let mut ignored = Vec::new();
     for raw in units {
         let bytes = || raw.get().as_bytes().to_vec();
         match decode_unit(settings, raw.get(), now, None) {
-            Ok(Decoded::Event(Some(event))) => events.push(event),
-            Ok(Decoded::Event(None)) => {}
+            Ok(Decoded::Event(event)) => events.push(event),
+            Ok(Decoded::Ignored(unit)) => ignored.push(unit),
             Ok(Decoded::NeedsBuyer { order_id, event_id }) => match order_lookup(&order_id) {
                 Some(request) => lookups.push(Lookup { request, context: bytes(), event_id, raw: bytes() }),
                 None => dead_letters.push(DeadLetter {
@@ -174,7 +183,7 @@ fn decode_body(
             Err((Undecodable(reason), event_id)) => dead_letters.push(DeadLetter { reason, event_id, raw: bytes() }),
         }
     }
-    (events, dead_letters, lookups)
+    (events, dead_letters, lookups, ignored)
 }
 
 type UnitError = (Undecodable, Option<String>);
@@ -182,8 +191,11 @@ type UnitError = (Undecodable, Option<String>);
 /// What one unit decoded to.
 #[derive(Debug)]
 enum Decoded {
-    /// An event, or nothing (an address check, an unknown tag).
-    Event(Option<InboundEvent>),
+    /// An event.
+    Event(InboundEvent),
+    /// Nothing to store, reported: the address check, an unknown tag, a tag acknowledged
+    /// without an event.
+    Ignored(IgnoredUnit),
     /// An order or refund message without a buyer: the order must be looked up.
     NeedsBuyer { order_id: String, event_id: Option<String> },
 }
@@ -202,8 +214,17 @@ fn decode_unit(settings: &Settings, raw: &str, now: Millis, buyer: Option<&str>)
         return Err(fail("unit has no `tag`".into(), envelope_id));
     };
     let kind = TagKind::of(&tag, &settings.chat_tag);
-    if matches!(kind, TagKind::AddressCheck | TagKind::Unknown) {
-        return Ok(Decoded::Event(None));
+    let ignored = |reason: &str| {
+        Decoded::Ignored(IgnoredUnit {
+            unit_type: format!("tag {tag}"),
+            event_id: envelope_id.clone(),
+            reason: reason.to_owned(),
+        })
+    };
+    match kind {
+        TagKind::AddressCheck => return Ok(ignored("the platform's address check")),
+        TagKind::Unknown => return Ok(ignored("a tag this connector does not map")),
+        _ => {}
     }
     let mut data = parse_data(envelope.get("data")).map_err(|reason| fail(reason, envelope_id.clone()))?;
     if let Some(buyer) = buyer {
@@ -213,7 +234,11 @@ fn decode_unit(settings: &Settings, raw: &str, now: Millis, buyer: Option<&str>)
     if let Some(order_id) = events::needs_buyer(&unit, kind) {
         return Ok(Decoded::NeedsBuyer { order_id, event_id: envelope_id });
     }
-    events::decode(&unit, kind).map(Decoded::Event).map_err(|e| (e, envelope_id))
+    match events::decode(&unit, kind) {
+        Ok(Some(event)) => Ok(Decoded::Event(event)),
+        Ok(None) => Ok(ignored("a tag acknowledged without an event")),
+        Err(e) => Err((e, envelope_id)),
+    }
 }
 
 /// `data` is a JSON object serialized into a string; an object given directly is accepted.
@@ -276,8 +301,13 @@ mod tests {
         // The push test vector: the body and event-sign from vectors.json.
         let body = br#"[{"tag":"0","msg_id":"0","data":"{}"}]"#;
         let outcome = decode_push(&settings(), &push(body, "356532ab10e2668eb4f1c9b6665b6864"), 0, &|_| None);
-        let PushOutcome::Accepted { events, dead_letters, ack, nack, .. } = outcome else { panic!("{outcome:?}") };
+        let PushOutcome::Accepted { events, dead_letters, ack, nack, ignored, .. } = outcome else {
+            panic!("{outcome:?}")
+        };
         assert!(events.is_empty() && dead_letters.is_empty());
+        // Nothing stored, nothing dropped silently: the address check is an ignored unit.
+        assert_eq!(ignored.len(), 1, "{ignored:?}");
+        assert_eq!((ignored[0].unit_type.as_str(), ignored[0].event_id.as_deref()), ("tag 0", Some("0")));
         assert_eq!((ack.status, ack.body.as_slice()), (200, ACK_BODY.as_bytes()));
         assert_eq!(ack.body, br#"{"code":0,"msg":"success"}"#);
         assert_eq!((nack.status, nack.body.as_slice()), (200, &br#"{"code":1,"msg":"fail"}"#[..]));

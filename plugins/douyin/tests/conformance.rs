@@ -91,3 +91,9 @@ fn conformance_kit_catches_a_refused_sample() {
     let failures = huiliu_sdk::testkit::check(&kit).expect_err("a refused sample push is a failure");
     assert!(failures.iter().any(|f| f.contains("sample push #0 was rejected")), "{failures:?}");
 }
+
+/// The connector's own Debug output (not reachable through the C table) shows no secret or token.
+#[test]
+fn debug_output_hides_every_secret() {
+    huiliu_sdk::testkit::assert_debug_hides_secrets::<huiliu_douyin::DouyinConnector>(&kit().config);
+}

@@ -79,7 +79,7 @@ fn dead_letter_json(d: &DeadLetter) -> Value {
 
 fn outcome_json(outcome: &PushOutcome) -> Value {
     match outcome {
-        PushOutcome::Accepted { events, dead_letters, ack, nack, lookups } => {
+        PushOutcome::Accepted { events, dead_letters, ack, nack, lookups, .. } => {
             let mut v = json!({
                 "outcome": "accepted",
                 "events": events,

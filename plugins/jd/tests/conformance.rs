@@ -91,3 +91,9 @@ fn jd_connector_is_conformant() {
         assert!(report.passed.iter().any(|p| p == cap), "{cap} not checked: {:?}", report.passed);
     }
 }
+
+/// The connector's own Debug output (not reachable through the C table) shows no secret or token.
+#[test]
+fn debug_output_hides_every_secret() {
+    huiliu_sdk::testkit::assert_debug_hides_secrets::<huiliu_jd::JdConnector>(&config());
+}

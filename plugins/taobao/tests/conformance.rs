@@ -70,6 +70,8 @@ fn samples() -> Samples {
             HttpResponse::json(200, r#"{"error_response":{"code":7,"msg":"App Call Limited"}}"#),
             HttpResponse::text(502, "bad gateway"),
         ],
+        // TMC is a WebSocket: no HTTP push to forge (its frames are checked by the fixtures).
+        forged_pushes: vec![],
         transfers: vec![TransferRequest {
             shop: common::SHOP.into(),
             buyer,
@@ -110,4 +112,10 @@ fn conformant_with_every_sign_method() {
 fn the_kit_catches_a_missing_capability_sample() {
     let failures = huiliu_sdk::testkit::check(&kit(config().with("refresh_token", ""))).expect_err("must fail");
     assert!(failures.iter().any(|f| f.contains("token_refresh")), "{failures:?}");
+}
+
+/// The connector's own Debug output (not reachable through the C table) shows no secret or token.
+#[test]
+fn debug_output_hides_every_secret() {
+    huiliu_sdk::testkit::assert_debug_hides_secrets::<huiliu_taobao::TaobaoConnector>(&config());
 }

@@ -29,6 +29,7 @@ pub mod corpus;
 pub mod douyin;
 pub mod jd;
 pub mod taobao;
+pub mod wechat_shop;
 
 /// Credentials and identity of one simulated shop.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
-//! `huiliu-sim`: runs the three platform simulators as one process, for `huiliu demo`.
+//! `huiliu-sim`: runs the four platform simulators as one process, for `huiliu demo`.
 //!
-//! `huiliu-sim demo --gateway http://127.0.0.1:8080` starts a Taobao, a Douyin and a JD
-//! simulator on free loopback ports, prints ONE line of JSON to stdout describing the shops the
+//! `huiliu-sim demo --gateway http://127.0.0.1:8080` starts a Taobao, a Douyin, a JD and a
+//! WeChat Shop (微信小店) simulator on free loopback ports, prints ONE line of JSON to stdout describing the shops the
 //! gateway must configure (`{"shops":[{"id","platform","name","settings":{…}}]}`), waits for the
 //! gateway's `/healthz`, then delivers realistic buyer traffic (the built-in corpus) at `--rate`
 //! messages per second, with an order or refund event now and then. It stops when the gateway
@@ -16,13 +16,14 @@ use huiliu_sim::corpus::Corpus;
 use huiliu_sim::douyin::DouyinSim;
 use huiliu_sim::jd::JdSim;
 use huiliu_sim::taobao::TaobaoSim;
+use huiliu_sim::wechat_shop::WechatShopSim;
 use huiliu_sim::{BuyerChat, Faults, SimConfig, TradeEvent, TradeKind, now_ms};
 use serde_json::json;
 
 #[derive(Parser)]
 #[command(name = "huiliu-sim", about = "Platform simulators for the Huiliu demo and tests")]
 enum Cli {
-    /// Start the three simulators and send demo traffic to a gateway.
+    /// Start the four simulators and send demo traffic to a gateway.
     Demo {
         /// The gateway's base URL.
         #[arg(long)]
@@ -47,18 +48,23 @@ async fn main() -> anyhow::Result<()> {
     let taobao = TaobaoSim::start(SimConfig::sample("tb-demo-seller"), faults.clone()).await?;
     let douyin = DouyinSim::start(SimConfig::sample("7000001"), faults.clone()).await?;
     let jd = JdSim::start(SimConfig::sample("jd-demo-vendor"), faults.clone()).await?;
+    let mut wx_config = SimConfig::sample("wxdemoshop");
+    wx_config.app_key = "wx5f1e2d3c4b5a6978".into();
+    let wechat = WechatShopSim::start(wx_config, faults.clone()).await?;
     let mut taobao_settings = taobao.shop_settings();
     taobao_settings.insert("sub_nick".into(), "tb-demo-seller:客服1".into());
     let shops = json!({"shops": [
         {"id": "tb-demo", "platform": "taobao", "name": "淘宝旗舰店（模拟）", "settings": taobao_settings},
         {"id": "dy-demo", "platform": "douyin", "name": "抖音小店（模拟）", "settings": douyin.shop_settings()},
         {"id": "jd-demo", "platform": "jd", "name": "京东自营店（模拟）", "settings": jd.shop_settings()},
+        {"id": "wx-demo", "platform": "wechat-shop", "name": "微信小店（模拟）", "settings": wechat.shop_settings()},
     ]});
     let mut out = std::io::stdout().lock();
     writeln!(out, "{shops}")?;
     out.flush()?;
     drop(out);
     douyin.set_gateway(format!("{gateway}/hooks/douyin/dy-demo"));
+    wechat.set_gateway(format!("{gateway}/hooks/wechat-shop/wx-demo"));
 
     let http = huiliu_sim::http_client();
     let healthy =
@@ -90,13 +96,16 @@ async fn main() -> anyhow::Result<()> {
         unreachable_since = None;
         let m = corpus.message();
         sent += 1;
-        let platform = sent % 3;
+        let platform = sent % 4;
         let buyer_id = match platform {
             0 => format!("AAH{:06}", m.buyer),
             1 => format!("dy_open_{:06}", m.buyer),
-            _ => format!("jd_open_{:06}", m.buyer),
+            2 => format!("jd_open_{:06}", m.buyer),
+            _ => format!("o7eep4jVQelr2eyoDSmE1{:06}", m.buyer),
         };
-        let mut chat = BuyerChat::text(&format!("demo-{seed}-{sent}"), &buyer_id, &m.text, now_ms());
+        // WeChat Shop message ids are numbers (beyond 2^53); the others take any text.
+        let msg_id = if platform == 3 { format!("38937204492{sent:08}") } else { format!("demo-{seed}-{sent}") };
+        let mut chat = BuyerChat::text(&msg_id, &buyer_id, &m.text, now_ms());
         chat.nick = m.nick.clone();
         chat.vip_level = m.vip_level;
         chat.fans_level = m.fans_level;
@@ -110,12 +119,13 @@ async fn main() -> anyhow::Result<()> {
             amount_fen: 19_900,
             at_ms: now_ms(),
         });
-        let (t, d, j) = (taobao.clone(), douyin.clone(), jd.clone());
+        let (t, d, j, w) = (taobao.clone(), douyin.clone(), jd.clone(), wechat.clone());
         tokio::spawn(async move {
             let delivery = match platform {
                 0 => t.deliver_chat(&chat).await,
                 1 => d.deliver_chat(&chat).await,
-                _ => j.deliver_chat(&chat).await,
+                2 => j.deliver_chat(&chat).await,
+                _ => w.deliver_chat(&chat).await,
             };
             if !delivery.acked {
                 eprintln!("huiliu-sim: message {} not acknowledged: {}", chat.msg_id, delivery.detail);
@@ -124,7 +134,8 @@ async fn main() -> anyhow::Result<()> {
                 let _ = match platform {
                     0 => t.deliver_trade(&trade).await,
                     1 => d.deliver_trade(&trade).await,
-                    _ => j.deliver_trade(&trade).await,
+                    2 => j.deliver_trade(&trade).await,
+                    _ => w.deliver_trade(&trade).await,
                 };
             }
         });

@@ -10,9 +10,9 @@
 
 use huiliu_sdk::crypto::{hmac_sha256_hex, signature_eq, Case};
 use huiliu_sdk::{
-    header, BuyerMessage, Buyer, Capability, ConfigKey, ConnectionNeed, Connector, ConnectorError, Content, DeadLetter,
-    EventKind, HttpPush, HttpRequest, HttpResponse, InboundEvent, Manifest, Millis, OutgoingMessage, PlatformError,
-    PushOutcome, RejectKind, SendOutcome, ShopConfig,
+    header, Buyer, BuyerMessage, Capability, ConfigKey, ConnectionNeed, Connector, ConnectorError, Content, DeadLetter,
+    EventKind, ExactId, HttpPush, HttpRequest, HttpResponse, InboundEvent, Manifest, Millis, OutgoingMessage,
+    PlatformError, PushOutcome, RejectKind, SendOutcome, ShopConfig,
 };
 use serde::Deserialize;
 
@@ -25,7 +25,8 @@ pub struct Echo {
 
 #[derive(Deserialize)]
 struct Push {
-    id: String,
+    /// Platforms send ids as JSON numbers or strings, often beyond 2^53: `ExactId` takes both.
+    id: ExactId,
     buyer: String,
     text: String,
 }
@@ -83,7 +84,7 @@ impl Connector for Echo {
                 vec![InboundEvent {
                     platform: "echo".into(),
                     shop: self.shop.clone(),
-                    event_id: p.id,
+                    event_id: p.id.into_string(),
                     buyer: Buyer { open_id: p.buyer, nick: None },
                     occurred_at: now,
                     kind: EventKind::BuyerMessage(BuyerMessage {
@@ -101,7 +102,9 @@ impl Connector for Echo {
             events,
             dead_letters,
             ack: HttpResponse::json(200, r#"{"ok":true}"#),
-            nack: HttpResponse::json(500, r#"{"ok":false}"#),
+            // A 5xx, so the platform retries when the gateway could not store the push.
+            nack: HttpResponse::json(503, r#"{"ok":false}"#),
+            ignored: Vec::new(),
             lookups: Vec::new(),
         }
     }

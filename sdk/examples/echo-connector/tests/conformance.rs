@@ -19,7 +19,16 @@ fn echo_is_conformant() {
         config: ShopConfig::new("shop-1").with("app_secret", "s3cret"),
         now: 1_700_000_000_000,
         samples: Samples {
-            pushes: vec![signed_push(r#"{"id":"m1","buyer":"b1","text":"在吗"}"#), signed_push("not json")],
+            pushes: vec![
+                signed_push(r#"{"id":"m1","buyer":"b1","text":"在吗"}"#),
+                // A numeric id beyond 2^53 is read exactly.
+                signed_push(r#"{"id":7301234567890123401,"buyer":"b1","text":"在吗"}"#),
+                signed_push("not json"),
+            ],
+            forged_pushes: vec![HttpPush {
+                headers: vec![("x-echo-sign".into(), "0".repeat(64))],
+                ..signed_push("{}")
+            }],
             outgoing: vec![OutgoingMessage {
                 staff_account: None,
                 client_msg_id: "c1".into(),
@@ -37,4 +46,22 @@ fn echo_is_conformant() {
         },
     });
     println!("{report:#?}");
+}
+
+/// Ids arrive as numbers or strings; both become the same exact text (a `String` field would
+/// dead-letter the numeric one, a float would lose digits).
+#[test]
+fn a_numeric_id_is_read_exactly() {
+    use huiliu_sdk::{Connector, PushOutcome};
+    let mut echo = huiliu_echo::Echo::new(ShopConfig::new("shop-1").with("app_secret", "s3cret")).unwrap();
+    for body in [
+        r#"{"id":7301234567890123401,"buyer":"b1","text":"x"}"#,
+        r#"{"id":"7301234567890123401","buyer":"b1","text":"x"}"#,
+    ] {
+        let PushOutcome::Accepted { events, dead_letters, .. } = echo.decode_push(&signed_push(body), 0) else {
+            panic!("refused")
+        };
+        assert!(dead_letters.is_empty(), "{dead_letters:?}");
+        assert_eq!(events[0].event_id, "7301234567890123401");
+    }
 }

@@ -43,6 +43,7 @@ impl Connector for PanicDecode {
             dead_letters: vec![],
             ack: HttpResponse::text(200, "ok"),
             nack: HttpResponse::text(503, "retry"),
+            ignored: vec![],
             lookups: Vec::new(),
         }
     }
