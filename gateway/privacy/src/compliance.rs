@@ -478,8 +478,10 @@ impl Compliance {
                         bank_card: false,
                         email: false,
                         address: false,
+                        wechat: false,
+                        qq: false,
                     };
-                    Some(Masker::new(&MaskConfig { detectors, protect_words: Vec::new(), custom: Vec::new() })?)
+                    Some(Masker::new(&MaskConfig { detectors, protect_words: Vec::new(), ..MaskConfig::default() })?)
                 } else {
                     None
                 };
