@@ -10,7 +10,9 @@
 //!
 //! Between marker and id: at most six of spaces, `:`, `=`, `是`, `为`, `号`, `码`, `叫`, `搜`,
 //! `加`, `id`, `账号`. An ASCII marker must not be glued to letters before it, nor to a letter
-//! after it (`wxid_…` is an id, not the marker `wx`). The id must end at a character that
+//! after it (`wxid_…` is an id, not the marker `wx`), and is written in one case (`QQ`, `qq`;
+//! `Qq9-5963` is a model); a marker right after an order or product word (`型号`, `券码`, see
+//! `protect_words`) is part of a code. The id must end at a character that
 //! cannot continue it. Mask: the id's first character, then `***` (`z***`, `1***`); the
 //! marker stays.
 //!
@@ -51,6 +53,7 @@ impl ContactIds {
         n: &Normalized,
         want_wechat: bool,
         want_qq: bool,
+        protect: &[String],
         taken: &[Range<usize>],
         out: &mut Vec<Candidate>,
     ) {
@@ -63,6 +66,19 @@ impl ContactIds {
             }
             let ascii_marker = t[m.start()].is_ascii_alphabetic();
             if ascii_marker && m.start() > 0 && t[m.start() - 1].is_ascii_alphabetic() {
+                continue;
+            }
+            // `QQ`, `qq`, `VX`, `vx`: one case; `Qq9-5963` is a model number.
+            let ascii: Vec<u8> = t[m.start()..m.end()].iter().copied().filter(u8::is_ascii_alphabetic).collect();
+            if ascii.len() >= 2
+                && !(ascii.iter().all(u8::is_ascii_lowercase) || ascii.iter().all(u8::is_ascii_uppercase))
+            {
+                continue;
+            }
+            // After a product or order word (`型号`, `券码`, `订单`) it is a code.
+            if let Some(u) = n.unit_range(m.start()..m.end())
+                && super::digits::context_protects(n, u.start, protect)
+            {
                 continue;
             }
             let mut p = m.end();

@@ -25,8 +25,9 @@
 //! (stopping at digits and sentence ends) is an order/tracking word (`订单`, `单号`, `快递`,
 //! `运单` … from the config) rather than a personal-data label (`卡号`, `身份证`, `手机` …)
 //! is left alone: it is an order number that happens to pass Luhn or the ID check.
-//! The same holds for an 11-digit number that looks like a mobile and starts its run (JD and
-//! China Post numbers: `订单号13812345678`). Landlines are never protected by context.
+//! The same holds for an 11-digit number that looks like a mobile and for a landline-shaped
+//! number, when it starts its run (JD and China Post numbers: `订单号13812345678`; coupon
+//! codes: `券码043931115885`).
 //!
 //! Hotlines: a 400/800 number or a landline whose digits start with a prefix of
 //! `mask.hotline_prefixes` is recognized and kept in clear (it still claims its digits).
@@ -303,6 +304,16 @@ fn classify(n: &Normalized, cx: &Ctx<'_>, run: &Run, g0: usize, g1: usize) -> Op
     // ID numbers and cards typed in groups are typed in tidy groups (`6222 0212 3456 7890`);
     // a date glued to a number (`2024-11-11 …`) is not.
     let tidy = groups.iter().enumerate().all(|(i, g)| g.digits.len() >= if i + 1 == groups.len() { 2 } else { 3 });
+    // Commas, slashes, 、 。 and emoji also end clauses and list items (`原价4,349，现在6,151`,
+    // `400-048-1341，2024.2.28`): a number split by them is typed in short tidy groups with
+    // the same separator throughout (`139,2044,8812`, `186🌷3307🌷1234`).
+    if groups.iter().skip(1).any(|g| g.sep.is_some_and(is_weak_sep)) {
+        let sep = groups[1].sep;
+        let same = groups.iter().skip(1).all(|g| g.sep == sep);
+        if !same || !tidy || groups.iter().any(|g| g.digits.len() > 8) {
+            return None;
+        }
+    }
 
     if let Some(xu) = x {
         // Only an 18-digit ID may end in X; anything else with a letter glued on is a code.
@@ -341,7 +352,8 @@ fn classify(n: &Normalized, cx: &Ctx<'_>, run: &Run, g0: usize, g1: usize) -> Op
         let masked = format!("+{cc} {}", mask_keep(body, 0, 4, ""));
         return Some(Candidate::new(PiiKind::Mobile, units, masked, "Hong Kong / Taiwan mobile with country code"));
     }
-    if sw.landline {
+    // A coupon or order number that starts with 0 (`券码043931115885`) is not a landline.
+    if sw.landline && !(at_start && d[0] == 0 && is_protected(n, protect, run)) {
         let ends: Vec<usize> = groups.iter().map(|g| g.digits.end - run.groups[g0].digits.start).collect();
         if let Some((area, local, ext)) = landline(d, &ends) {
             if at_start && run.paren.is_none() && groups.get(1).is_some_and(|g| g.sep == Some(')')) {
@@ -397,8 +409,12 @@ fn classify(n: &Normalized, cx: &Ctx<'_>, run: &Run, g0: usize, g1: usize) -> Op
     if sw.bank_card && tidy && (16..=19).contains(&d.len()) && d[0] != 0 {
         // A card that fails Luhn is still a card when a bank's name or a card label is right
         // before it (buyers mistype one digit; the number is still theirs).
-        let labelled = at_start && bank_label_before(n, run.groups[0].units.start);
-        if !(luhn(d) || labelled) || is_protected(n, protect, run) {
+        if is_protected(n, protect, run) {
+            return None;
+        }
+        let luhn_ok = luhn(d);
+        let labelled = !luhn_ok && at_start && bank_label_before(n, run.groups[0].units.start);
+        if !(luhn_ok || labelled) {
             return None;
         }
         let why = if labelled { "16-19 digits after a bank name or card label" } else { "16-19 digits, Luhn" };
@@ -416,7 +432,7 @@ pub(crate) const PART_CONTACT: &[&str] = &[
 /// Words that say the numbers near them are an order, a price, a size or a model.
 pub(crate) const PART_OTHER: &[&str] = &[
     "订单", "单号", "快递", "运单", "物流", "价格", "价钱", "元", "块", "¥", "￥", "尺码", "码数", "型号", "货号",
-    "数量", "件", "库存", "cm", "kg", "斤", "优惠", "券", "批次",
+    "数量", "件", "库存", "cm", "kg", "斤", "优惠", "券", "批次", "邮编", "身高", "体重", "腰围",
 ];
 
 /// A mobile number typed in parts with short words between them (`138后面是1234再后面5678`,
@@ -497,8 +513,11 @@ pub(crate) fn assemble(
                 _ => None,
             })
             .collect();
-        let glued = span.start > 0 && units[span.start - 1].ch.is_ascii_alphabetic()
-            || units.get(span.end).is_some_and(|u| u.ch.is_ascii_alphanumeric());
+        // A part touching a letter is a code or a size (`256G`, `A2849`), not a phone part.
+        let glued = parts.iter().any(|&(ps, pe, _)| {
+            ps > 0 && units[ps - 1].ch.is_ascii_alphabetic()
+                || units.get(pe).is_some_and(|u| u.ch.is_ascii_alphabetic())
+        });
         let free = !overlaps_any(&span, taken) && !overlaps_any(&span, out.iter().map(|c| &c.units));
         let score = if is_mobile(&digits) && !glued && free { part_score(n, span.start, parts) } else { i32::MIN };
         if score != i32::MIN
@@ -592,6 +611,11 @@ pub(crate) fn diagnose(n: &Normalized, cx: &Ctx<'_>, start: usize) -> String {
             "{len} digits: no rule fits (mobile 11, landline 10-12 from 0, ID 15/18, card 16-19) and no group of them does"
         ),
     }
+}
+
+/// Separators that also end clauses and list items (see `classify`).
+fn is_weak_sep(c: char) -> bool {
+    matches!(c, ',' | '/' | '、' | '。' | '\u{2600}'..='\u{27BF}' | '\u{1F300}'..='\u{1FAFF}' | '\u{2B50}' | '\u{2B55}')
 }
 
 /// Whether `d` starts with one of the hotline prefixes.

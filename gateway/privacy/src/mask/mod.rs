@@ -500,10 +500,10 @@ impl Masker {
         let scan = Scan::of(text);
         let numbers = self.numbers.any() && scan.max_run >= digits::MIN_DIGITS;
         // A mobile in parts: at least 11 digits in all.
-        let parts = self.detectors.mobile && scan.digits >= 11;
+        let parts = self.detectors.mobile && scan.digits >= 11 && scan.runs2 >= 2;
         let email = self.detectors.email && scan.at;
-        let spoken_email =
-            self.detectors.email && scan.letters >= 3 && (scan.at || scan.spoken_at || text.contains("at"));
+        let spoken_word = scan.letters >= 3 && (scan.spoken_at || text.contains("at") || text.contains("AT"));
+        let mut spoken_email = self.detectors.email && scan.letters >= 3 && (scan.at || spoken_word);
         let address = self.detectors.address && scan.address_word && scan.any_digit;
         let contact = (self.detectors.wechat || self.detectors.qq) && scan.contact_hint && scan.any_digit_or_letter;
         if !(numbers || parts || email || spoken_email || address || contact || !self.custom.is_empty())
@@ -526,15 +526,20 @@ impl Masker {
                 }
             }
         }
+        // An `@` that the plain pattern explained needs no second look (the common case).
+        spoken_email &= spoken_word || cands.is_empty();
         if spoken_email {
-            for c in self.spoken_email.captures_iter(&n.text) {
+            // Find with the fast engines first; resolve the groups only for a match.
+            for m0 in self.spoken_email.find_iter(&n.text) {
+                let Some(c) = self.spoken_email.captures(&n.text[m0.start()..]) else { continue };
                 let (Some(m), Some(local), Some(domain), Some(tld)) = (c.get(0), c.get(1), c.get(2), c.get(3)) else {
                     continue;
                 };
-                if n.text[m.end()..].starts_with(|ch: char| ch.is_ascii_alphanumeric()) {
+                let m = m0.start() + m.start()..m0.start() + m.end();
+                if n.text[m.end..].starts_with(|ch: char| ch.is_ascii_alphanumeric()) {
                     continue;
                 }
-                if let Some(units) = n.unit_range(m.range())
+                if let Some(units) = n.unit_range(m)
                     && !links
                         .iter()
                         .chain(cands.iter().map(|c| &c.units))
@@ -560,7 +565,7 @@ impl Masker {
             digits::assemble(&n, text, &links, &mut cands, rejected);
         }
         if contact {
-            self.contact.detect(&n, self.detectors.wechat, self.detectors.qq, &links, &mut cands);
+            self.contact.detect(&n, self.detectors.wechat, self.detectors.qq, &self.protect_words, &links, &mut cands);
         }
         if address {
             address::detect(&n, text, &links, &mut cands);
@@ -668,6 +673,8 @@ struct Scan {
     any_digit: bool,
     /// Digits in all (any script).
     digits: usize,
+    /// Digit runs of at least 2 digits.
+    runs2: usize,
     /// ASCII letters in all.
     letters: usize,
     at: bool,
@@ -696,6 +703,9 @@ impl Scan {
                     s.any_digit = true;
                     s.any_digit_or_letter = true;
                     s.digits += 1;
+                    if run == 2 {
+                        s.runs2 += 1;
+                    }
                     s.max_run = s.max_run.max(run);
                 }
                 Class::Sep => {
