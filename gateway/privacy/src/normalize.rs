@@ -400,6 +400,15 @@ pub(crate) fn cjk_digit(c: char) -> Option<u8> {
     }
 }
 
+/// For an ideograph of U+4E00..U+9FFF that is not a numeral: `Some(is_address_word)`;
+/// `None` for anything else (one table lookup, for the mask's pre-scan).
+#[inline]
+pub(crate) fn plain_ideograph(c: char) -> Option<bool> {
+    let i = (c as u32).checked_sub(CJK_FIRST)? as usize;
+    let e = *CJK_TABLE.get(i)?;
+    (e & !ADDRESS == 0).then_some(e & ADDRESS != 0)
+}
+
 /// Whether `c` is one of the ideographs an address is anchored on.
 #[inline]
 pub(crate) fn is_address_word(c: char) -> bool {

@@ -409,12 +409,10 @@ fn classify(n: &Normalized, cx: &Ctx<'_>, run: &Run, g0: usize, g1: usize) -> Op
     if sw.bank_card && tidy && (16..=19).contains(&d.len()) && d[0] != 0 {
         // A card that fails Luhn is still a card when a bank's name or a card label is right
         // before it (buyers mistype one digit; the number is still theirs).
-        if is_protected(n, protect, run) {
-            return None;
-        }
+        // Cheapest test first: most order numbers fail Luhn and have no bank name before them.
         let luhn_ok = luhn(d);
         let labelled = !luhn_ok && at_start && bank_label_before(n, run.groups[0].units.start);
-        if !(luhn_ok || labelled) {
+        if !(luhn_ok || labelled) || is_protected(n, protect, run) {
             return None;
         }
         let why = if labelled { "16-19 digits after a bank name or card label" } else { "16-19 digits, Luhn" };
@@ -641,19 +639,30 @@ pub(crate) const BANK_WORDS: &[&str] = &[
     "银联",
 ];
 
-/// Whether a bank name or card label ends within the 12 characters before unit `start`.
+/// Whether a bank name or card label ends within the 12 characters before unit `start`
+/// (stopping at a digit or a sentence end).
 pub(crate) fn bank_label_before(n: &Normalized, start: usize) -> bool {
-    let mut s = String::new();
+    const CAP: usize = 12 * 4;
+    let mut window = [0u8; CAP];
+    let mut len = 0;
     let mut i = start;
-    while i > 0 && s.chars().count() < 12 {
+    let mut chars = 0;
+    let mut hint = false;
+    while i > 0 && chars < 12 {
         i -= 1;
         let u = &n.units[i];
         if u.is_digit() || matches!(u.ch, '。' | '!' | '?' | '\n') {
             break;
         }
-        s.insert(0, u.ch);
+        // Every bank word has one of these; most windows have none.
+        hint |= matches!(u.ch, '行' | '卡' | '联' | '储');
+        let w = u.ch.len_utf8();
+        u.ch.encode_utf8(&mut window[CAP - len - w..CAP - len]);
+        len += w;
+        chars += 1;
     }
-    BANK_WORDS.iter().any(|w| s.contains(w))
+    let window = &window[CAP - len..];
+    hint && BANK_WORDS.iter().any(|w| window.windows(w.len()).any(|x| x == w.as_bytes()))
 }
 
 /// A Hong Kong (`852` + 8 digits from 4–9) or Taiwan (`886` + `9` + 8 digits, a trunk `0`
@@ -704,11 +713,17 @@ pub(crate) fn context_protects(n: &Normalized, start: usize, protect: &[String])
     // Walk end positions from the nearest; the first word ending there decides (a label wins
     // a tie).
     for end in (1..=window.len()).rev() {
+        // Words end on character boundaries only.
+        if window.get(end).is_some_and(|&b| (0x80..0xC0).contains(&b)) {
+            continue;
+        }
         let head = &window[..end];
-        if LABELS.iter().any(|w| head.ends_with(w.as_bytes())) {
+        // The last byte first: most words end differently, and it saves a memcmp call.
+        let ends = |w: &[u8]| w.last() == head.last() && head.ends_with(w);
+        if LABELS.iter().any(|w| ends(w.as_bytes())) {
             return false;
         }
-        if protect.iter().any(|w| !w.is_empty() && head.ends_with(w.as_bytes())) {
+        if protect.iter().any(|w| !w.is_empty() && ends(w.as_bytes())) {
             return true;
         }
     }

@@ -71,7 +71,7 @@ use std::ops::Range;
 use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
 
-use super::normalize::{Class, Normalized, Options, chunks, is_address_word, normalize_char};
+use super::normalize::{Class, Normalized, Options, chunks, is_address_word, normalize_char, plain_ideograph};
 
 pub use explain::{Explanation, Span};
 
@@ -502,7 +502,7 @@ impl Masker {
         // A mobile in parts: at least 11 digits in all.
         let parts = self.detectors.mobile && scan.digits >= 11 && scan.runs2 >= 2;
         let email = self.detectors.email && scan.at;
-        let spoken_word = scan.letters >= 3 && (scan.spoken_at || text.contains("at") || text.contains("AT"));
+        let spoken_word = scan.letters >= 3 && (scan.spoken_at || scan.at_word);
         let mut spoken_email = self.detectors.email && scan.letters >= 3 && (scan.at || spoken_word);
         let address = self.detectors.address && scan.address_word && scan.any_digit;
         let contact = (self.detectors.wechat || self.detectors.qq) && scan.contact_hint && scan.any_digit_or_letter;
@@ -680,7 +680,13 @@ struct Scan {
     at: bool,
     /// `艾特` / `爱特` may be an at-sign.
     spoken_at: bool,
-    /// A character that may start a contact-id marker (`v`, `w`, `q`, `信`, `扣`, `鹅`).
+    /// `at` (any case) in the text: may be a spoken at-sign.
+    at_word: bool,
+    /// The previous character was an `a`/`A` (for `at_word`).
+    after_a: bool,
+    /// The previous character if it was ASCII (lowercased), for the marker pairs.
+    prev_letter: char,
+    /// A contact-id marker may be present (`vx`, `wx`, `qq`, `we…`, `微信`, `扣扣`, `企鹅`, `q号` …).
     contact_hint: bool,
     any_digit_or_letter: bool,
     address_word: bool,
@@ -694,7 +700,25 @@ impl Scan {
         let mut run = 0usize;
         let mut seps = 0usize;
         let mut in_run = false;
+        let mut prev = '\0';
         for c in text.chars() {
+            // Fast path for the bulk of a Chinese text: an ideograph that is not a numeral
+            // ends a digit run and may only be an address or marker character.
+            if let Some(address_word) = plain_ideograph(c) {
+                in_run = false;
+                // Marker pairs: 微信 薇信 威信 徽信 v信, 扣扣, 企鹅, q号.
+                match (prev, c) {
+                    ('微' | '薇' | '威' | '徽' | 'v' | 'V', '信') | ('扣', '扣') | ('企', '鹅') | ('q' | 'Q', '号') => {
+                        s.contact_hint = true
+                    }
+                    (_, '艾' | '爱') => s.spoken_at = true,
+                    _ => s.address_word |= address_word,
+                }
+                prev = c;
+                s.prev_letter = '\0';
+                continue;
+            }
+            prev = c;
             normalize_char(c, MASK_OPTS, &mut |ch, class| match class {
                 Class::Digit(..) => {
                     run = if in_run { run + 1 } else { 1 };
@@ -702,6 +726,7 @@ impl Scan {
                     seps = 0;
                     s.any_digit = true;
                     s.any_digit_or_letter = true;
+                    s.prev_letter = '\0';
                     s.digits += 1;
                     if run == 2 {
                         s.runs2 += 1;
@@ -709,6 +734,7 @@ impl Scan {
                     s.max_run = s.max_run.max(run);
                 }
                 Class::Sep => {
+                    s.prev_letter = '\0';
                     if ch == '/' {
                         s.link_hint = true;
                     }
@@ -729,15 +755,21 @@ impl Scan {
                     if ch.is_ascii_alphabetic() {
                         s.letters += 1;
                         s.any_digit_or_letter = true;
+                        s.at_word |= s.after_a && matches!(ch, 't' | 'T');
                     }
+                    s.after_a = matches!(ch, 'a' | 'A');
+                    let pair = (s.prev_letter, ch.to_ascii_lowercase());
+                    s.prev_letter = pair.1;
                     match ch {
                         '@' => s.at = true,
                         '/' => s.link_hint = true,
-                        'w' | 'W' => {
-                            s.link_hint = true;
-                            s.contact_hint = true;
+                        'w' | 'W' => s.link_hint = true,
+                        // Marker pairs: vx wx qq, and we(ixin / chat).
+                        'x' | 'X' | 'q' | 'Q' | 'e' | 'E'
+                            if matches!(pair, ('v' | 'w', 'x') | ('q', 'q') | ('w', 'e')) =>
+                        {
+                            s.contact_hint = true
                         }
-                        'v' | 'V' | 'q' | 'Q' | '信' | '扣' | '鹅' => s.contact_hint = true,
                         '艾' | '爱' => s.spoken_at = true,
                         c if is_address_word(c) => s.address_word = true,
                         _ => {}
