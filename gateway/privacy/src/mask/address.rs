@@ -291,7 +291,7 @@ impl View<'_> {
 
     /// An address anchored on the road word at `p` (followed by a digit, or by `甲`/`乙`/`丙`
     /// and a digit).
-    fn road(&self, p: usize) -> Option<(usize, usize, usize)> {
+    fn road(&self, p: usize) -> Option<(usize, usize, usize, &'static str)> {
         let mut q = p + 1;
         if matches!(self.ch(q), '甲' | '乙' | '丙') {
             q += 1;
@@ -318,11 +318,11 @@ impl View<'_> {
             return None;
         }
         let start = if admin { self.admin_chain(s).0 } else { s };
-        Some((start, s, self.tail_end(q)))
+        Some((start, s, self.tail_end(q), "road name + house number"))
     }
 
     /// An address anchored on the building number starting at `p`.
-    fn building(&self, p: usize) -> Option<(usize, usize, usize)> {
+    fn building(&self, p: usize) -> Option<(usize, usize, usize, &'static str)> {
         let mut q = p;
         while self.is_num(q) {
             q += 1;
@@ -339,13 +339,19 @@ impl View<'_> {
             if !(rural && p - s >= 2 || chain) {
                 return None;
             }
-            return Some((s, s, self.tail_end(q + unit)));
+            let why = if rural {
+                "village + group or house number"
+            } else {
+                "chain of building parts (号楼 / 单元 / 室)"
+            };
+            return Some((s, s, self.tail_end(q + unit), why));
         }
         let (start, segments, province) = self.admin_chain(s);
         if segments < 2 && !province && !rural && !chain {
             return None;
         }
-        Some((start, s, self.tail_end(q + unit)))
+        let why = if rural { "village + group or house number" } else { "building number after administrative units" };
+        Some((start, s, self.tail_end(q + unit), why))
     }
 }
 
@@ -366,7 +372,7 @@ pub(crate) fn detect(n: &Normalized, original: &str, taken: &[Range<usize>], out
             None
         };
         match anchor {
-            Some((start, admin_end, end)) if end > start => {
+            Some((start, admin_end, end, why)) if end > start => {
                 let units = v.unit(start)..v.unit(end - 1) + 1;
                 let mut masked = String::new();
                 if admin_end > start {
@@ -376,7 +382,7 @@ pub(crate) fn detect(n: &Normalized, original: &str, taken: &[Range<usize>], out
                     }
                 }
                 masked.push_str("****");
-                found.push(Candidate::new(PiiKind::Address, units, masked, "address"));
+                found.push(Candidate::new(PiiKind::Address, units, masked, why));
                 p = end;
             }
             _ => p += 1,

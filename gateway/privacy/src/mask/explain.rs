@@ -88,7 +88,11 @@ pub(super) fn notes(
             kind: c.kind.as_str().to_owned(),
             masked: (!c.keep).then(|| c.masked.clone()),
             rule: c.why.to_owned(),
-            context: context_before(n, c.units.start, cx.protect),
+            context: if c.why.contains("in parts") {
+                context_around(n, c.units.clone(), cx.protect)
+            } else {
+                context_before(n, c.units.start, cx.protect)
+            },
         });
     }
     for (units, score) in rejected_parts {
@@ -99,7 +103,7 @@ pub(super) fn notes(
             kind: "number".to_owned(),
             masked: None,
             rule: format!("parts would form a mobile, but their context score is {score} (needs > 0)"),
-            context: context_before(n, units.start, cx.protect),
+            context: context_around(n, units.clone(), cx.protect),
         });
     }
     // Digit runs no detector took.
@@ -140,6 +144,15 @@ pub(super) fn notes(
 /// The known words in the 12 characters before unit `start` (stopping at a digit or a
 /// sentence end), labelled by what they say.
 fn context_before(n: &Normalized, start: usize, protect: &[String]) -> String {
+    context(n, start, None, protect)
+}
+
+/// [`context_before`], plus the words inside `units` between its digits (a number in parts).
+fn context_around(n: &Normalized, units: Range<usize>, protect: &[String]) -> String {
+    context(n, units.start, Some(units), protect)
+}
+
+fn context(n: &Normalized, start: usize, inner: Option<Range<usize>>, protect: &[String]) -> String {
     let mut window = String::new();
     let mut i = start;
     let mut chars = 0;
@@ -151,6 +164,10 @@ fn context_before(n: &Normalized, start: usize, protect: &[String]) -> String {
         }
         window.insert(0, u.ch.to_ascii_lowercase());
         chars += 1;
+    }
+    if let Some(inner) = inner {
+        window.push('|');
+        window.extend(n.units[inner].iter().filter(|u| !u.is_digit()).map(|u| u.ch.to_ascii_lowercase()));
     }
     let mut found: Vec<String> = Vec::new();
     let mut add = |list: &mut dyn Iterator<Item = &str>, what: &str| {
@@ -167,9 +184,10 @@ fn context_before(n: &Normalized, start: usize, protect: &[String]) -> String {
     add(&mut digits::LABELS.iter().copied().chain(digits::PART_CONTACT.iter().copied()), "contact label");
     add(&mut protect.iter().map(String::as_str).chain(digits::PART_OTHER.iter().copied()), "order/price/size word");
     add(&mut digits::BANK_WORDS.iter().copied(), "bank word");
+    let place = if window.contains('|') { "before and between the parts" } else { "before it" };
     if found.is_empty() {
-        format!("no known word in {:?} before it", window)
+        format!("no known word in {window:?} {place}")
     } else {
-        format!("before it: {}", found.join("; "))
+        format!("{place}: {}", found.join("; "))
     }
 }
