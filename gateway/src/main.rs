@@ -587,3 +587,29 @@ fn user_hash() -> ExitCode {
     println!("{}", huiliu_gateway::services::auth::hash_password(password));
     ExitCode::SUCCESS
 }
+
+#[cfg(test)]
+mod tests {
+    use huiliu_privacy::{MaskConfig, Masker};
+
+    #[test]
+    fn mask_explain_lists_masked_kept_and_rejected_spans() {
+        let masker = Masker::new(&MaskConfig::default()).expect("the defaults compile");
+        let mut out = Vec::new();
+        let line = "电话139,2044,8812，客服热线400-820-8820，订单号1234567890123456789";
+        super::write_explained(&mut out, &masker.explain(line)).expect("writes to a Vec");
+        let out = String::from_utf8(out).expect("UTF-8");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "电话139****8812，客服热线400-820-8820，订单号1234567890123456789");
+        assert!(lines[1].starts_with("  masked   mobile ") && lines[1].contains("-> 139****8812"), "{out}");
+        assert!(lines[2].contains("电话 (contact label)"), "{out}");
+        assert!(lines[3].starts_with("  kept     service_number"), "{out}");
+        assert!(lines[4].contains("hotline_prefixes"), "{out}");
+        assert!(lines[5].starts_with("  rejected number"), "{out}");
+        assert!(lines[6].contains("order/tracking word"), "{out}");
+
+        let mut out = Vec::new();
+        super::write_explained(&mut out, &masker.explain("亲，有货吗")).expect("writes to a Vec");
+        assert!(String::from_utf8(out).expect("UTF-8").contains("nothing considered"));
+    }
+}
