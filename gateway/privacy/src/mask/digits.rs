@@ -710,11 +710,18 @@ pub(crate) fn context_protects(n: &Normalized, start: usize, protect: &[String])
         chars += 1;
     }
     let window = &window[CAP - len..];
+    // The last bytes of every word: most end positions can be skipped without comparing.
+    let mut last = [false; 256];
+    for w in LABELS.iter().map(|w| w.as_bytes()).chain(protect.iter().map(|w| w.as_bytes())) {
+        if let Some(&b) = w.last() {
+            last[b as usize] = true;
+        }
+    }
     // Walk end positions from the nearest; the first word ending there decides (a label wins
     // a tie).
     for end in (1..=window.len()).rev() {
-        // Words end on character boundaries only.
-        if window.get(end).is_some_and(|&b| (0x80..0xC0).contains(&b)) {
+        // Words end on character boundaries only, with one of their last bytes.
+        if window.get(end).is_some_and(|&b| (0x80..0xC0).contains(&b)) || !last[window[end - 1] as usize] {
             continue;
         }
         let head = &window[..end];

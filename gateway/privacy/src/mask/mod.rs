@@ -505,7 +505,10 @@ impl Masker {
         let spoken_word = scan.letters >= 3 && (scan.spoken_at || scan.at_word);
         let mut spoken_email = self.detectors.email && scan.letters >= 3 && (scan.at || spoken_word);
         let address = self.detectors.address && scan.address_word && scan.any_digit;
-        let contact = (self.detectors.wechat || self.detectors.qq) && scan.contact_hint && scan.any_digit_or_letter;
+        // `wechat` holds `at`: with enough letters, look for it too.
+        let contact = (self.detectors.wechat || self.detectors.qq)
+            && (scan.contact_hint || (scan.at_word && scan.letters >= 6))
+            && scan.any_digit_or_letter;
         if !(numbers || parts || email || spoken_email || address || contact || !self.custom.is_empty())
             && notes.is_none()
         {
@@ -686,7 +689,10 @@ struct Scan {
     after_a: bool,
     /// The previous character if it was ASCII (lowercased), for the marker pairs.
     prev_letter: char,
-    /// A contact-id marker may be present (`vx`, `wx`, `qq`, `we…`, `微信`, `扣扣`, `企鹅`, `q号` …).
+    /// Inside the domain of an e-mail address (after `@`).
+    in_domain: bool,
+    /// A contact-id marker may be present (`vx`, `wx`, `qq`, `…ix…` of weixin, `微信`, `扣扣`,
+    /// `企鹅`, `q号` …; `wechat` is caught by `at_word`).
     contact_hint: bool,
     any_digit_or_letter: bool,
     address_word: bool,
@@ -760,13 +766,15 @@ impl Scan {
                     s.after_a = matches!(ch, 'a' | 'A');
                     let pair = (s.prev_letter, ch.to_ascii_lowercase());
                     s.prev_letter = pair.1;
+                    // The `qq` of `@qq.com` is no marker.
+                    s.in_domain = ch == '@' || (s.in_domain && (ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-')));
                     match ch {
                         '@' => s.at = true,
                         '/' => s.link_hint = true,
                         'w' | 'W' => s.link_hint = true,
                         // Marker pairs: vx wx qq, and we(ixin / chat).
                         'x' | 'X' | 'q' | 'Q' | 'e' | 'E'
-                            if matches!(pair, ('v' | 'w', 'x') | ('q', 'q') | ('w', 'e')) =>
+                            if !s.in_domain && matches!(pair, ('v' | 'w', 'x') | ('q', 'q') | ('i', 'x')) =>
                         {
                             s.contact_hint = true
                         }
