@@ -405,6 +405,9 @@ struct TermRule {
     allow: Option<Regex>,
     /// The terms made of letters and ideographs only, for the squeezed view.
     squeezable: Option<Regex>,
+    /// Every character of those terms but the last, sorted: a reply where none of them is
+    /// followed by a gap character holds no split term, and skips the squeezed view.
+    split_chars: Vec<char>,
 }
 
 #[derive(Debug, Clone)]
@@ -413,6 +416,8 @@ struct OffPlatformRule {
     phrases: Option<Regex>,
     /// The phrases made of letters and ideographs only, for the squeezed view.
     squeezable: Option<Regex>,
+    /// As [`TermRule::split_chars`].
+    split_chars: Vec<char>,
     ids: Option<Regex>,
     allow: Option<Regex>,
     phones: Option<Masker>,
@@ -468,6 +473,7 @@ impl Compliance {
                     allow: literal_set(&a.allow, WORDS).map_err(fail("compliance.absolute_terms.allow"))?,
                     squeezable: literal_set(&squeezable(&a.terms), WORDS)
                         .map_err(fail("compliance.absolute_terms.terms"))?,
+                    split_chars: split_chars(&squeezable(&a.terms).iter().chain(&a.allow).cloned().collect::<Vec<_>>()),
                 }),
             },
         };
@@ -511,6 +517,9 @@ impl Compliance {
                     phrases: literal_set(&o.phrases, WORDS).map_err(fail("compliance.off_platform.phrases"))?,
                     squeezable: literal_set(&squeezable(&o.phrases), WORDS)
                         .map_err(fail("compliance.off_platform.phrases"))?,
+                    split_chars: split_chars(
+                        &squeezable(&o.phrases).iter().chain(&o.allow).cloned().collect::<Vec<_>>(),
+                    ),
                     ids,
                     allow: literal_set(&o.allow, WORDS).map_err(fail("compliance.off_platform.allow"))?,
                     phones,
@@ -546,10 +555,10 @@ impl Compliance {
 
     fn absolute_hits(&self, rule: &TermRule, text: &str, base: usize, hits: &mut Vec<Hit>) {
         let n = Normalized::new(text, WORDS);
-        let sq = Squeezed::new(&n);
+        let sq = may_be_split(&n, &rule.split_chars).then(|| Squeezed::new(&n));
         let allowed: Vec<Range<usize>> =
             rule.allow.as_ref().map(|a| a.find_iter(&n.text).map(|m| m.range()).collect()).unwrap_or_default();
-        let allowed_sq = sq.allowed(&n, rule.allow.as_ref());
+        let allowed_sq = sq.as_ref().map(|sq| sq.allowed(&n, rule.allow.as_ref())).unwrap_or_default();
         let reason = |t: &str| {
             format!(
                 "《广告法》第九条禁止使用“国家级”“最高级”“最佳”等绝对化用语；「{t}」可能构成违规，请改用客观、可证实的描述"
@@ -565,7 +574,7 @@ impl Compliance {
             }
             found.extend(make_hit(&n, text, base, r, Category::AbsoluteTerm, reason));
         }
-        if let Some(re) = &rule.squeezable {
+        if let (Some(re), Some(sq)) = (&rule.squeezable, &sq) {
             for units in sq.hits(&n, re, &allowed_sq) {
                 found.extend(unit_hit(&n, text, base, units, Category::AbsoluteTerm, reason));
             }
@@ -580,8 +589,8 @@ fn off_platform_hits(rule: &OffPlatformRule, text: &str, base: usize, hits: &mut
     let allowed: Vec<Range<usize>> =
         rule.allow.as_ref().map(|a| a.find_iter(&words.text).map(|m| m.range()).collect()).unwrap_or_default();
     let is_allowed = |r: &Range<usize>| allowed.iter().any(|a| a.start <= r.start && r.end <= a.end);
-    let sq = Squeezed::new(&words);
-    let allowed_sq = sq.allowed(&words, rule.allow.as_ref());
+    let sq = may_be_split(&words, &rule.split_chars).then(|| Squeezed::new(&words));
+    let allowed_sq = sq.as_ref().map(|sq| sq.allowed(&words, rule.allow.as_ref())).unwrap_or_default();
     let reason = |t: &str| format!("「{t}」引导买家到站外联系或私下交易，违反平台规则，可能导致店铺被处罚");
     if let Some(phrases) = &rule.phrases {
         for m in phrases.find_iter(&words.text) {
@@ -591,7 +600,7 @@ fn off_platform_hits(rule: &OffPlatformRule, text: &str, base: usize, hits: &mut
             found.extend(make_hit(&words, text, base, m.range(), Category::OffPlatformContact, reason));
         }
     }
-    if let Some(re) = &rule.squeezable {
+    if let (Some(re), Some(sq)) = (&rule.squeezable, &sq) {
         for units in sq.hits(&words, re, &allowed_sq) {
             found.extend(unit_hit(&words, text, base, units, Category::OffPlatformContact, reason));
         }
@@ -659,6 +668,27 @@ fn squeezable(list: &[String]) -> Vec<String> {
         })
         .cloned()
         .collect()
+}
+
+/// Every character but the last of each word, normalized, sorted and deduplicated.
+fn split_chars(words: &[String]) -> Vec<char> {
+    let mut chars: Vec<char> = words
+        .iter()
+        .flat_map(|w| {
+            let w: Vec<char> = norm(w, WORDS).chars().collect();
+            let n = w.len().saturating_sub(1);
+            w.into_iter().take(n)
+        })
+        .collect();
+    chars.sort_unstable();
+    chars.dedup();
+    chars
+}
+
+/// Whether some character of `chars` is followed by a gap character: only then may a term be
+/// split (the common reply is not, and skips the squeezed view).
+fn may_be_split(n: &Normalized, chars: &[char]) -> bool {
+    n.units.windows(2).any(|w| is_gap(w[1].ch) && chars.binary_search(&w[0].ch).is_ok())
 }
 
 /// The normalized text without gap characters, each character remembering its unit.
