@@ -406,7 +406,8 @@ struct TermRule {
     /// The terms made of letters and ideographs only, for the squeezed view.
     squeezable: Option<Regex>,
     /// Every character of those terms but the last, sorted: a reply where none of them is
-    /// followed by a gap character holds no split term, and skips the squeezed view.
+    /// followed by a gap character holds no split term, and skips the squeezed view. (A split
+    /// allowed word that matters holds a term, so its term character is followed by a gap.)
     split_chars: Vec<char>,
 }
 
@@ -473,7 +474,7 @@ impl Compliance {
                     allow: literal_set(&a.allow, WORDS).map_err(fail("compliance.absolute_terms.allow"))?,
                     squeezable: literal_set(&squeezable(&a.terms), WORDS)
                         .map_err(fail("compliance.absolute_terms.terms"))?,
-                    split_chars: split_chars(&squeezable(&a.terms).iter().chain(&a.allow).cloned().collect::<Vec<_>>()),
+                    split_chars: split_chars(&squeezable(&a.terms)),
                 }),
             },
         };
@@ -517,9 +518,7 @@ impl Compliance {
                     phrases: literal_set(&o.phrases, WORDS).map_err(fail("compliance.off_platform.phrases"))?,
                     squeezable: literal_set(&squeezable(&o.phrases), WORDS)
                         .map_err(fail("compliance.off_platform.phrases"))?,
-                    split_chars: split_chars(
-                        &squeezable(&o.phrases).iter().chain(&o.allow).cloned().collect::<Vec<_>>(),
-                    ),
+                    split_chars: split_chars(&squeezable(&o.phrases)),
                     ids,
                     allow: literal_set(&o.allow, WORDS).map_err(fail("compliance.off_platform.allow"))?,
                     phones,
