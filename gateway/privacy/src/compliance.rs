@@ -405,10 +405,9 @@ struct TermRule {
     allow: Option<Regex>,
     /// The terms made of letters and ideographs only, for the squeezed view.
     squeezable: Option<Regex>,
-    /// Every character of those terms but the last, sorted: a reply where none of them is
-    /// followed by a gap character holds no split term, and skips the squeezed view. (A split
-    /// allowed word that matters holds a term, so its term character is followed by a gap.)
-    split_chars: Vec<char>,
+    /// Neighbouring character pairs of those terms and of the allowed words, sorted: a reply
+    /// where no such pair is split by gap characters skips the squeezed view.
+    split_pairs: Vec<(char, char)>,
 }
 
 #[derive(Debug, Clone)]
@@ -417,8 +416,8 @@ struct OffPlatformRule {
     phrases: Option<Regex>,
     /// The phrases made of letters and ideographs only, for the squeezed view.
     squeezable: Option<Regex>,
-    /// As [`TermRule::split_chars`].
-    split_chars: Vec<char>,
+    /// As [`TermRule::split_pairs`].
+    split_pairs: Vec<(char, char)>,
     ids: Option<Regex>,
     allow: Option<Regex>,
     phones: Option<Masker>,
@@ -474,7 +473,9 @@ impl Compliance {
                     allow: literal_set(&a.allow, WORDS).map_err(fail("compliance.absolute_terms.allow"))?,
                     squeezable: literal_set(&squeezable(&a.terms), WORDS)
                         .map_err(fail("compliance.absolute_terms.terms"))?,
-                    split_chars: split_chars(&squeezable(&a.terms)),
+                    split_pairs: split_pairs(
+                        &squeezable(&a.terms).into_iter().chain(a.allow.iter().cloned()).collect::<Vec<_>>(),
+                    ),
                 }),
             },
         };
@@ -518,7 +519,9 @@ impl Compliance {
                     phrases: literal_set(&o.phrases, WORDS).map_err(fail("compliance.off_platform.phrases"))?,
                     squeezable: literal_set(&squeezable(&o.phrases), WORDS)
                         .map_err(fail("compliance.off_platform.phrases"))?,
-                    split_chars: split_chars(&squeezable(&o.phrases)),
+                    split_pairs: split_pairs(
+                        &squeezable(&o.phrases).into_iter().chain(o.allow.iter().cloned()).collect::<Vec<_>>(),
+                    ),
                     ids,
                     allow: literal_set(&o.allow, WORDS).map_err(fail("compliance.off_platform.allow"))?,
                     phones,
@@ -554,7 +557,7 @@ impl Compliance {
 
     fn absolute_hits(&self, rule: &TermRule, text: &str, base: usize, hits: &mut Vec<Hit>) {
         let n = Normalized::new(text, WORDS);
-        let sq = may_be_split(&n, &rule.split_chars).then(|| Squeezed::new(&n));
+        let sq = may_be_split(&n, &rule.split_pairs).then(|| Squeezed::new(&n));
         let allowed: Vec<Range<usize>> =
             rule.allow.as_ref().map(|a| a.find_iter(&n.text).map(|m| m.range()).collect()).unwrap_or_default();
         let allowed_sq = sq.as_ref().map(|sq| sq.allowed(&n, rule.allow.as_ref())).unwrap_or_default();
@@ -588,7 +591,7 @@ fn off_platform_hits(rule: &OffPlatformRule, text: &str, base: usize, hits: &mut
     let allowed: Vec<Range<usize>> =
         rule.allow.as_ref().map(|a| a.find_iter(&words.text).map(|m| m.range()).collect()).unwrap_or_default();
     let is_allowed = |r: &Range<usize>| allowed.iter().any(|a| a.start <= r.start && r.end <= a.end);
-    let sq = may_be_split(&words, &rule.split_chars).then(|| Squeezed::new(&words));
+    let sq = may_be_split(&words, &rule.split_pairs).then(|| Squeezed::new(&words));
     let allowed_sq = sq.as_ref().map(|sq| sq.allowed(&words, rule.allow.as_ref())).unwrap_or_default();
     let reason = |t: &str| format!("「{t}」引导买家到站外联系或私下交易，违反平台规则，可能导致店铺被处罚");
     if let Some(phrases) = &rule.phrases {
@@ -669,25 +672,40 @@ fn squeezable(list: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Every character but the last of each word, normalized, sorted and deduplicated.
-fn split_chars(words: &[String]) -> Vec<char> {
-    let mut chars: Vec<char> = words
+/// Every pair of neighbouring characters of each word, normalized, sorted and deduplicated.
+fn split_pairs(words: &[String]) -> Vec<(char, char)> {
+    let mut pairs: Vec<(char, char)> = words
         .iter()
         .flat_map(|w| {
             let w: Vec<char> = norm(w, WORDS).chars().collect();
-            let n = w.len().saturating_sub(1);
-            w.into_iter().take(n)
+            w.windows(2).map(|p| (p[0], p[1])).collect::<Vec<_>>()
         })
         .collect();
-    chars.sort_unstable();
-    chars.dedup();
-    chars
+    pairs.sort_unstable();
+    pairs.dedup();
+    pairs
 }
 
-/// Whether some character of `chars` is followed by a gap character: only then may a term be
-/// split (the common reply is not, and skips the squeezed view).
-fn may_be_split(n: &Normalized, chars: &[char]) -> bool {
-    n.units.windows(2).any(|w| is_gap(w[1].ch) && chars.binary_search(&w[0].ch).is_ok())
+/// Whether gap characters separate two characters that are neighbours in some word: only
+/// then may a term be split (the common reply is not, and skips the squeezed view).
+fn may_be_split(n: &Normalized, pairs: &[(char, char)]) -> bool {
+    let mut last: Option<char> = None;
+    let mut gap = false;
+    for u in &n.units {
+        if is_gap(u.ch) {
+            gap = true;
+            continue;
+        }
+        if gap
+            && let Some(l) = last
+            && pairs.binary_search(&(l, u.ch)).is_ok()
+        {
+            return true;
+        }
+        last = Some(u.ch);
+        gap = false;
+    }
+    false
 }
 
 /// The normalized text without gap characters, each character remembering its unit.
