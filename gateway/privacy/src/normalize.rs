@@ -167,14 +167,37 @@ impl Normalized {
 }
 
 /// Letters typed for digits inside a number (`138O1234567`, `1l0105…`): `O`/`o` read as 0,
-/// `l`/`I` as 1 — only when digits sit right on both sides of at most two such letters, so
-/// words and codes (`Hello`, `iOS`, `SKU-O1`) stay letters.
+/// `l`/`I` as 1 — only when digits sit right on both sides of at most two such letters, or
+/// when one such letter, not glued to other letters, starts or ends a run of at least 9
+/// digits (`l3812345678`); words and codes (`Hello`, `iOS`, `SKU-O1`) stay letters.
 fn lookalike_digits(units: &mut [Unit]) {
     let value = |c: char| match c {
         'O' | 'o' => Some(0),
         'l' | 'I' => Some(1),
         _ => None,
     };
+    // At the edge of a long number: one letter before or after at least 9 digits, not glued
+    // to other letters (`手机l3812345678`, `1381234567O`).
+    let digits_from = |units: &[Unit], i: usize, step: isize| {
+        let mut k = i as isize;
+        let mut n = 0;
+        while k >= 0 && (k as usize) < units.len() && units[k as usize].is_digit() {
+            n += 1;
+            k += step;
+        }
+        n
+    };
+    let alnum = |u: Option<&Unit>| u.is_some_and(|u| u.ch.is_ascii_alphanumeric());
+    for i in 0..units.len() {
+        let Some(d) = value(units[i].ch) else { continue };
+        let before = i.checked_sub(1).map(|b| &units[b]);
+        let lead = !alnum(before) && digits_from(units, i + 1, 1) >= 9;
+        let trail = i > 0 && !alnum(units.get(i + 1)) && digits_from(units, i - 1, -1) >= 9;
+        if lead || trail {
+            units[i].ch = char::from(b'0' + d);
+            units[i].class = Class::Digit(d, Script::Arabic);
+        }
+    }
     let mut i = 1;
     while i + 1 < units.len() {
         if units[i - 1].is_digit() && value(units[i].ch).is_some() {
@@ -477,6 +500,8 @@ mod tests {
         assert_eq!(n.text, "13801234518 Hello iOS 1001 OK1");
         let n = Normalized::new("1OOO1", MASK);
         assert_eq!(n.text, "1OOO1", "three letters in a row are a word");
+        let n = Normalized::new("手机l3812345678和1381234567O和lO3812345678 I5", MASK);
+        assert_eq!(n.text, "手机13812345678和13812345670和lO3812345678 I5", "edges of long numbers only");
         let n = Normalized::new("1O1", Options { cjk_digits: false, lowercase: true });
         assert_eq!(n.text, "1o1", "word lists keep letters");
     }
