@@ -108,6 +108,15 @@ impl View<'_> {
         self.n.in_text.get(p).is_some_and(|&u| self.n.units[u as usize].is_digit())
     }
 
+    /// The length of a road section word at `q` (`中段`, `东段`, `段`), or 0.
+    fn section(&self, q: usize) -> usize {
+        match (self.ch(q), self.ch(q + 1)) {
+            ('东' | '西' | '南' | '北' | '中', '段') => 2,
+            ('段', _) => 1,
+            _ => 0,
+        }
+    }
+
     /// A digit, or `十`/`百` of a number written in words (`十五号`).
     fn is_num(&self, p: usize) -> bool {
         self.is_digit(p) || matches!(self.ch(p), '十' | '百')
@@ -292,7 +301,7 @@ impl View<'_> {
     /// An address anchored on the road word at `p` (followed by a digit, or by `甲`/`乙`/`丙`
     /// and a digit).
     fn road(&self, p: usize) -> Option<(usize, usize, usize, &'static str)> {
-        let mut q = p + 1;
+        let mut q = p + 1 + self.section(p + 1);
         if matches!(self.ch(q), '甲' | '乙' | '丙') {
             q += 1;
         }
@@ -363,7 +372,8 @@ pub(crate) fn detect(n: &Normalized, original: &str, taken: &[Range<usize>], out
     let mut found = Vec::new();
     let mut p = 0;
     while p < v.len() {
-        let numbered = v.is_num(p + 1) || (matches!(v.ch(p + 1), '甲' | '乙' | '丙') && v.is_num(p + 2));
+        let after = p + 1 + v.section(p + 1);
+        let numbered = v.is_num(after) || (matches!(v.ch(after), '甲' | '乙' | '丙') && v.is_num(after + 1));
         let anchor = if v.is_road_suffix(p) && numbered && !v.taken(p) {
             v.road(p)
         } else if v.is_num(p) && (p == 0 || !v.is_num(p - 1)) && !v.taken(p) {

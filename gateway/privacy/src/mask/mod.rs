@@ -390,13 +390,13 @@ const LINK: &str =
 /// (`c o m`).
 const SPOKEN_TLDS: &[&str] = &["com", "cn", "net", "org", "edu", "gov", "hk", "tw", "io", "me", "top", "vip", "cc"];
 
-/// The spoken e-mail pattern: a local part (compact, or one character at a time with single
-/// spaces), an at-word, one or more domain labels each followed by a dot-word, a known TLD.
+/// The spoken e-mail pattern: a local part (compact, up to four words with single spaces
+/// between them, or one character at a time with single spaces), an at-word, one or more domain labels each followed by a dot-word, a known TLD.
 fn spoken_email_pattern() -> String {
     let tlds: Vec<String> =
         SPOKEN_TLDS.iter().map(|t| t.chars().map(|c| c.to_string()).collect::<Vec<_>>().join(" ?")).collect();
     format!(
-        r"(?i)([a-z0-9](?:(?: [a-z0-9._\-]){{2,63}}|[a-z0-9._\-]{{0,63}}))\s*(?:@|艾特|爱特|\[at\]|\(at\)|【at】|<at>| at )\s*((?:[a-z0-9](?: ?[a-z0-9\-]){{0,62}}\s*(?:\.|点|\[dot\]|\(dot\)|【dot】|<dot>| dot )\s*)+)({})",
+        r"(?i)([a-z0-9](?:(?: [a-z0-9._\-]){{2,63}}|[a-z0-9._\-]{{0,63}}(?: [a-z0-9][a-z0-9._\-]{{0,31}}){{0,3}}))\s*(?:@|艾特|爱特|\[at\]|\(at\)|【at】|<at>| at )\s*((?:[a-z0-9](?: ?[a-z0-9\-]){{0,62}}\s*(?:\.|点|\[dot\]|\(dot\)|【dot】|<dot>| dot )\s*)+)({})",
         tlds.join("|")
     )
 }
