@@ -301,7 +301,9 @@ impl View<'_> {
     /// An address anchored on the road word at `p` (followed by a digit, or by `甲`/`乙`/`丙`
     /// and a digit).
     fn road(&self, p: usize) -> Option<(usize, usize, usize, &'static str)> {
-        let mut q = p + 1 + self.section(p + 1);
+        // One space may sit around the number (`珠江路 88 号`).
+        let space = usize::from(self.ch(p + 1) == ' ');
+        let mut q = p + 1 + space + self.section(p + 1 + space);
         if matches!(self.ch(q), '甲' | '乙' | '丙') {
             q += 1;
         }
@@ -312,6 +314,9 @@ impl View<'_> {
         let number = q - number_start;
         if number == 0 || number > 5 {
             return None;
+        }
+        if self.ch(q) == ' ' && matches!(self.ch(q + 1), '号' | '弄') {
+            q += 1;
         }
         let has_hao = matches!(self.ch(q), '号' | '弄');
         q += match self.ch(q) {
@@ -372,7 +377,8 @@ pub(crate) fn detect(n: &Normalized, original: &str, taken: &[Range<usize>], out
     let mut found = Vec::new();
     let mut p = 0;
     while p < v.len() {
-        let after = p + 1 + v.section(p + 1);
+        let space = usize::from(v.ch(p + 1) == ' ');
+        let after = p + 1 + space + v.section(p + 1 + space);
         let numbered = v.is_num(after) || (matches!(v.ch(after), '甲' | '乙' | '丙') && v.is_num(after + 1));
         let anchor = if v.is_road_suffix(p) && numbered && !v.taken(p) {
             v.road(p)

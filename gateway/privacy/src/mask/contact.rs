@@ -5,11 +5,11 @@
 //!
 //! | kind | markers | id |
 //! |---|---|---|
-//! | `wechat` | `微信` `微信号` `vx` `v信` `薇信` `威信` `徽信` `wx` `weixin` `wechat` | a letter then 5–19 letters, digits, `_` or `-`; or 5–12 digits |
+//! | `wechat` | `微信` `微信号` `vx` `v信` `薇信` `威信` `徽信` `wx` `weixin` `wechat` `加v` `加个v` | a letter then 5–19 letters, digits, `_` or `-`; or 5–12 digits |
 //! | `qq` | `qq` `qq号` `扣扣` `企鹅` `企鹅号` `q号` | 5–12 digits, not starting with 0 (Chinese numerals count) |
 //!
 //! Between marker and id: at most six of spaces, `:`, `=`, `是`, `为`, `号`, `码`, `叫`, `搜`,
-//! `加`, `id`, `账号`. An ASCII marker must not be glued to letters before it, nor to a letter
+//! `加`, `id`, `账号`, `同号`. An ASCII marker must not be glued to letters before it, nor to a letter
 //! after it (`wxid_…` is an id, not the marker `wx`), and is written in one case (`QQ`, `qq`;
 //! `Qq9-5963` is a model); a marker right after an order or product word (`型号`, `券码`, see
 //! `protect_words`) is part of a code. The id must end at a character that
@@ -26,11 +26,31 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use super::{Candidate, PiiKind};
 use crate::normalize::Normalized;
 
-const WECHAT: &[&str] = &["微信号", "微信", "vx", "v信", "薇信", "威信", "徽信", "wx", "weixin", "wechat"];
+const WECHAT: &[&str] = &[
+    "微信号",
+    "微信",
+    "vx",
+    "v信",
+    "薇信",
+    "威信",
+    "徽信",
+    "wx",
+    "weixin",
+    "wechat",
+    "加v",
+    "加个v",
+    "加vx",
+    "加个vx",
+    "加wx",
+    "加个wx",
+    "加v信",
+    "加个v信",
+];
 const QQ: &[&str] = &["qq号", "qq", "扣扣", "企鹅号", "企鹅", "q号"];
 
 /// Words that may sit between a marker and the id.
-const CONNECTORS: &[&str] = &[" ", ":", "=", "是", "为", "号", "码", "叫", "搜", "加", "id", "账号", "帐号", "\t"];
+const CONNECTORS: &[&str] =
+    &[" ", ":", "=", "是", "为", "号", "码", "叫", "搜", "加", "id", "账号", "帐号", "同号", "\t"];
 
 #[derive(Debug, Clone)]
 pub(crate) struct ContactIds {
@@ -82,10 +102,8 @@ impl ContactIds {
                 continue;
             }
             let mut p = m.end();
-            if ascii_marker
-                && t.get(p).is_some_and(u8::is_ascii_alphabetic)
-                && !t[m.start()..p].ends_with("号".as_bytes())
-            {
+            // A marker ending in a letter glued to more letters is a word (`加VIP会员`, `wxid_…`).
+            if t[p - 1].is_ascii_alphabetic() && t.get(p).is_some_and(u8::is_ascii_alphabetic) {
                 continue;
             }
             let mut skipped = 0;

@@ -724,6 +724,7 @@ impl Scan {
                 s.prev_letter = '\0';
                 continue;
             }
+            let before = prev;
             prev = c;
             normalize_char(c, MASK_OPTS, &mut |ch, class| match class {
                 Class::Digit(..) => {
@@ -772,6 +773,8 @@ impl Scan {
                         '@' => s.at = true,
                         '/' => s.link_hint = true,
                         'w' | 'W' => s.link_hint = true,
+                        // 加v, 加个v.
+                        'v' | 'V' if matches!(before, '加' | '个') => s.contact_hint = true,
                         // Marker pairs: vx wx qq, and we(ixin / chat).
                         'x' | 'X' | 'q' | 'Q' | 'e' | 'E'
                             if !s.in_domain && matches!(pair, ('v' | 'w', 'x') | ('q', 'q') | ('i', 'x')) =>
