@@ -35,13 +35,19 @@
 //! # How
 //!
 //! 1. A cheap scan (no allocation) decides which detectors can possibly match: the number
-//!    detectors need a run of at least 10 digits in any script, e-mail needs `@`, addresses
-//!    need a digit and a road or building word. Most chat messages stop here.
-//! 2. The text is normalized (see `filters::normalize`): NFKC, Chinese numerals, invisible
-//!    characters, separators between digits. Every normalized character remembers its
-//!    original bytes.
-//! 3. Detectors run in priority order — links (never masked, only skipped), e-mail, numbers,
-//!    addresses, custom patterns — each skipping what an earlier one claimed.
+//!    detectors need a run of at least 10 digits in any script (a look-alike letter may
+//!    continue a run), numbers in parts need 11 digits in two runs or more, e-mail needs `@`
+//!    (spoken e-mail: `艾特` or `at` and a few letters), contact ids need a marker pair (`vx`,
+//!    `qq`, `微信`, `扣扣` …), addresses need a digit and a road, building or village word.
+//!    Most chat messages stop here.
+//! 2. The text is normalized (see `normalize.rs`): NFKC, Chinese numerals (`两 拐 洞 勾`
+//!    included), look-alike letters inside numbers, invisible characters, separators between
+//!    digits (spaces, dashes, dots, commas, slashes, `、` `。`, emoji). Every normalized
+//!    character remembers its original bytes.
+//! 3. Detectors run in priority order — links (never masked, only skipped), e-mail, spoken
+//!    e-mail, numbers (hotlines on `hotline_prefixes` are recognized and kept), numbers in
+//!    parts, WeChat / QQ ids, addresses, custom patterns — each skipping what an earlier one
+//!    claimed. [`Masker::explain`] also reports what was kept or rejected, and why.
 //! 4. The output is the original text with each finding's original byte range replaced by
 //!    its mask; every other byte is unchanged.
 //!
