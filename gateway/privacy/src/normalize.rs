@@ -312,7 +312,7 @@ pub(crate) fn normalize_char(c: char, opts: Options, emit: &mut impl FnMut(char,
 }
 
 #[inline]
-fn ascii_class(c: char) -> Class {
+pub(crate) fn ascii_class(c: char) -> Class {
     match c {
         '0'..='9' => Class::Digit(c as u8 - b'0', Script::Arabic),
         ' ' | '\t' | '-' | '.' | '_' | '(' | ')' | ',' | '/' => Class::Sep,

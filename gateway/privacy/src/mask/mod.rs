@@ -77,7 +77,9 @@ use std::ops::Range;
 use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
 
-use super::normalize::{Class, Normalized, Options, chunks, is_address_word, normalize_char, plain_ideograph};
+use super::normalize::{
+    Class, Normalized, Options, ascii_class, chunks, is_address_word, normalize_char, plain_ideograph,
+};
 
 pub use explain::{Explanation, Span};
 
@@ -697,6 +699,10 @@ struct Scan {
     prev_letter: char,
     /// Inside the domain of an e-mail address (after `@`).
     in_domain: bool,
+    /// The digit run being read: its length, separators since its last digit, whether open.
+    run: usize,
+    seps: usize,
+    in_run: bool,
     /// A contact-id marker may be present (`vx`, `wx`, `qq`, `…ix…` of weixin, `微信`, `扣扣`,
     /// `企鹅`, `q号` …; `wechat` is caught by `at_word`).
     contact_hint: bool,
@@ -709,15 +715,12 @@ struct Scan {
 impl Scan {
     fn of(text: &str) -> Scan {
         let mut s = Scan::default();
-        let mut run = 0usize;
-        let mut seps = 0usize;
-        let mut in_run = false;
         let mut prev = '\0';
         for c in text.chars() {
             // Fast path for the bulk of a Chinese text: an ideograph that is not a numeral
             // ends a digit run and may only be an address or marker character.
             if let Some(address_word) = plain_ideograph(c) {
-                in_run = false;
+                s.in_run = false;
                 // Marker pairs: 微信 薇信 威信 徽信 v信, 扣扣, 企鹅, q号.
                 match (prev, c) {
                     ('微' | '薇' | '威' | '徽' | 'v' | 'V', '信') | ('扣', '扣') | ('企', '鹅') | ('q' | 'Q', '号') => {
@@ -732,68 +735,80 @@ impl Scan {
             }
             let before = prev;
             prev = c;
-            normalize_char(c, MASK_OPTS, &mut |ch, class| match class {
-                Class::Digit(..) => {
-                    run = if in_run { run + 1 } else { 1 };
-                    in_run = true;
-                    seps = 0;
-                    s.any_digit = true;
-                    s.any_digit_or_letter = true;
-                    s.prev_letter = '\0';
-                    s.digits += 1;
-                    if run == 2 {
-                        s.runs2 += 1;
-                    }
-                    s.max_run = s.max_run.max(run);
-                }
-                Class::Sep => {
-                    s.prev_letter = '\0';
-                    if ch == '/' {
-                        s.link_hint = true;
-                    }
-                    seps += 1;
-                    if seps > 3 {
-                        in_run = false;
-                    }
-                }
-                // A look-alike letter may continue a number (`138O…`); counting it keeps the
-                // gate from skipping one the normalizer will read as a digit.
-                Class::Other if in_run && matches!(ch, 'O' | 'o' | 'l' | 'I') => {
-                    run += 1;
-                    seps = 0;
-                    s.max_run = s.max_run.max(run);
-                }
-                Class::Other => {
-                    in_run = false;
-                    if ch.is_ascii_alphabetic() {
-                        s.letters += 1;
-                        s.any_digit_or_letter = true;
-                        s.at_word |= s.after_a && matches!(ch, 't' | 'T');
-                    }
-                    s.after_a = matches!(ch, 'a' | 'A');
-                    let pair = (s.prev_letter, ch.to_ascii_lowercase());
-                    s.prev_letter = pair.1;
-                    // The `qq` of `@qq.com` is no marker.
-                    s.in_domain = ch == '@' || (s.in_domain && (ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-')));
-                    match ch {
-                        '@' => s.at = true,
-                        '/' => s.link_hint = true,
-                        'w' | 'W' => s.link_hint = true,
-                        // 加v, 加个v.
-                        'v' | 'V' if matches!(before, '加' | '个') => s.contact_hint = true,
-                        // Marker pairs: vx wx qq, and we(ixin / chat).
-                        'x' | 'X' | 'q' | 'Q' | 'e' | 'E'
-                            if !s.in_domain && matches!(pair, ('v' | 'w', 'x') | ('q', 'q') | ('i', 'x')) =>
-                        {
-                            s.contact_hint = true
-                        }
-                        '艾' | '爱' => s.spoken_at = true,
-                        c if is_address_word(c) => s.address_word = true,
-                        _ => {}
-                    }
-                }
-            });
+            // ASCII (digits, letters, separators) directly; the rest through normalization.
+            if c.is_ascii() {
+                s.feed(c, ascii_class(c), before);
+            } else {
+                normalize_char(c, MASK_OPTS, &mut |ch, class| s.feed(ch, class, before));
+            }
         }
         s
+    }
+
+    /// One normalized character; `before` is the original character before it.
+    #[inline]
+    fn feed(&mut self, ch: char, class: Class, before: char) {
+        let s = self;
+        match class {
+            Class::Digit(..) => {
+                s.run = if s.in_run { s.run + 1 } else { 1 };
+                s.in_run = true;
+                s.seps = 0;
+                s.any_digit = true;
+                s.any_digit_or_letter = true;
+                s.prev_letter = '\0';
+                s.digits += 1;
+                if s.run == 2 {
+                    s.runs2 += 1;
+                }
+                s.max_run = s.max_run.max(s.run);
+            }
+            Class::Sep => {
+                s.prev_letter = '\0';
+                if ch == '/' {
+                    s.link_hint = true;
+                }
+                s.seps += 1;
+                if s.seps > 3 {
+                    s.in_run = false;
+                }
+            }
+            // A look-alike letter may continue a number (`138O…`); counting it keeps the
+            // gate from skipping one the normalizer will read as a digit.
+            Class::Other if s.in_run && matches!(ch, 'O' | 'o' | 'l' | 'I') => {
+                s.run += 1;
+                s.seps = 0;
+                s.max_run = s.max_run.max(s.run);
+            }
+            Class::Other => {
+                s.in_run = false;
+                if ch.is_ascii_alphabetic() {
+                    s.letters += 1;
+                    s.any_digit_or_letter = true;
+                    s.at_word |= s.after_a && matches!(ch, 't' | 'T');
+                }
+                s.after_a = matches!(ch, 'a' | 'A');
+                let pair = (s.prev_letter, ch.to_ascii_lowercase());
+                s.prev_letter = pair.1;
+                // The `qq` of `@qq.com` is no marker.
+                s.in_domain = ch == '@' || (s.in_domain && (ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-')));
+                match ch {
+                    '@' => s.at = true,
+                    '/' => s.link_hint = true,
+                    'w' | 'W' => s.link_hint = true,
+                    // 加v, 加个v.
+                    'v' | 'V' if matches!(before, '加' | '个') => s.contact_hint = true,
+                    // Marker pairs: vx wx qq, and the ix of weixin (wechat: `at_word`).
+                    'x' | 'X' | 'q' | 'Q'
+                        if !s.in_domain && matches!(pair, ('v' | 'w', 'x') | ('q', 'q') | ('i', 'x')) =>
+                    {
+                        s.contact_hint = true
+                    }
+                    '艾' | '爱' => s.spoken_at = true,
+                    c if is_address_word(c) => s.address_word = true,
+                    _ => {}
+                }
+            }
+        }
     }
 }
