@@ -26,6 +26,17 @@ struct ConfigArg {
     config: PathBuf,
 }
 
+#[derive(clap::Args)]
+struct MaskArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// After each masked line, list every span considered — masked, kept (hotlines) or
+    /// rejected (order numbers, codes, short numbers) — with its kind, the rule that decided it
+    /// and the words before it. Shows the original characters: for your own test input.
+    #[arg(long)]
+    explain: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway.
@@ -75,7 +86,7 @@ enum Command {
     },
     /// Mask personal data: reads messages from stdin, one per line, and prints each masked on
     /// its own line, with exactly the gateway's masking code and the configured filters.
-    Mask(ConfigArg),
+    Mask(MaskArgs),
     /// Review the blacklist: list, propose, approve, reject, remove.
     Blacklist {
         #[command(subcommand)]
@@ -438,9 +449,10 @@ fn route_explain(a: ConfigArg, event: PathBuf) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn mask(a: ConfigArg) -> ExitCode {
+fn mask(args: MaskArgs) -> ExitCode {
     use std::io::{BufRead, Write};
-    let cfg = match load_or_report(&a) {
+    let a = &args.config;
+    let cfg = match load_or_report(a) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -460,12 +472,35 @@ fn mask(a: ConfigArg) -> ExitCode {
             eprintln!("error: stdin is not UTF-8 text");
             return ExitCode::from(1);
         };
-        if writeln!(out, "{}", filters.masker.mask(&line).text).is_err() {
+        let written = if args.explain {
+            write_explained(&mut out, &filters.masker.explain(&line))
+        } else {
+            writeln!(out, "{}", filters.masker.mask(&line).text)
+        };
+        if written.is_err() {
             return ExitCode::SUCCESS; // stdout closed (e.g. piped to head)
         }
     }
     let _ = out.flush();
     ExitCode::SUCCESS
+}
+
+/// `huiliu mask --explain`: the masked line, then one indented line per span considered.
+fn write_explained(out: &mut impl std::io::Write, e: &huiliu_privacy::mask::Explanation) -> std::io::Result<()> {
+    writeln!(out, "{}", e.masked.text)?;
+    if e.spans.is_empty() {
+        return writeln!(out, "  (nothing considered: no digit run of 5 or more, no marker word)");
+    }
+    for s in &e.spans {
+        let (verdict, result) = match &s.masked {
+            Some(m) => ("masked", format!(" -> {m}")),
+            None if s.kind == "number" => ("rejected", String::new()),
+            None => ("kept", String::new()),
+        };
+        writeln!(out, "  {verdict:<8} {:<14} {:?}{result}  [{}..{}]", s.kind, s.text, s.range.start, s.range.end)?;
+        writeln!(out, "           rule: {}; {}", s.rule, s.context)?;
+    }
+    Ok(())
 }
 
 fn blacklist(command: BlacklistCommand) -> ExitCode {
@@ -602,4 +637,30 @@ fn user_hash() -> ExitCode {
     }
     println!("{}", huiliu_gateway::services::auth::hash_password(password));
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use huiliu_privacy::{MaskConfig, Masker};
+
+    #[test]
+    fn mask_explain_lists_masked_kept_and_rejected_spans() {
+        let masker = Masker::new(&MaskConfig::default()).expect("the defaults compile");
+        let mut out = Vec::new();
+        let line = "电话139,2044,8812，客服热线400-820-8820，订单号1234567890123456789";
+        super::write_explained(&mut out, &masker.explain(line)).expect("writes to a Vec");
+        let out = String::from_utf8(out).expect("UTF-8");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "电话139****8812，客服热线400-820-8820，订单号1234567890123456789");
+        assert!(lines[1].starts_with("  masked   mobile ") && lines[1].contains("-> 139****8812"), "{out}");
+        assert!(lines[2].contains("电话 (contact label)"), "{out}");
+        assert!(lines[3].starts_with("  kept     service_number"), "{out}");
+        assert!(lines[4].contains("hotline_prefixes"), "{out}");
+        assert!(lines[5].starts_with("  rejected number"), "{out}");
+        assert!(lines[6].contains("order/tracking word"), "{out}");
+
+        let mut out = Vec::new();
+        super::write_explained(&mut out, &masker.explain("亲，有货吗")).expect("writes to a Vec");
+        assert!(String::from_utf8(out).expect("UTF-8").contains("nothing considered"));
+    }
 }

@@ -25,6 +25,21 @@
 //! is not inside `最近`). Matching is on normalized text (NFKC, case-folded ASCII,
 //! invisible characters removed), longest term first, without overlaps.
 //!
+//! # Split terms
+//!
+//! A term or phrase typed with spaces, punctuation, symbols, emoji or zero-width characters
+//! between its characters (`最 好`, `加 微 信`, `加.微.信`, `最*佳`) is found too: terms made
+//! of letters and ideographs only are also matched on a *squeezed* view of the reply with
+//! those characters left out, each hit mapped back to the exact original characters. To keep
+//! ordinary sentences from producing new hits, a squeezed hit counts only when
+//! - what lies inside it is spaces, symbols and emoji — clause punctuation (`，` `。` `！`
+//!   `？` `；` `、`) counts only in a term of three or more characters split at every character
+//!   (`加，微，信`), never between two clauses (`先加购，微信支付也可以` is no hit);
+//! - a term starting or ending with an ASCII letter is not glued to other letters
+//!   (`desk top 1`);
+//! - it does not lie inside an allowed word, itself matched on both views (`最 近` stays
+//!   allowed).
+//!
 //! # Off-platform contact
 //!
 //! Platforms punish shops that move buyers off-platform. Three kinds of hits:
@@ -388,12 +403,21 @@ struct TermRule {
     action: Action,
     terms: Regex,
     allow: Option<Regex>,
+    /// The terms made of letters and ideographs only, for the squeezed view.
+    squeezable: Option<Regex>,
+    /// Neighbouring character pairs of those terms and of the allowed words, sorted: a reply
+    /// where no such pair is split by gap characters skips the squeezed view.
+    split_pairs: Vec<(char, char)>,
 }
 
 #[derive(Debug, Clone)]
 struct OffPlatformRule {
     action: Action,
     phrases: Option<Regex>,
+    /// The phrases made of letters and ideographs only, for the squeezed view.
+    squeezable: Option<Regex>,
+    /// As [`TermRule::split_pairs`].
+    split_pairs: Vec<(char, char)>,
     ids: Option<Regex>,
     allow: Option<Regex>,
     phones: Option<Masker>,
@@ -447,6 +471,11 @@ impl Compliance {
                     action,
                     terms,
                     allow: literal_set(&a.allow, WORDS).map_err(fail("compliance.absolute_terms.allow"))?,
+                    squeezable: literal_set(&squeezable(&a.terms), WORDS)
+                        .map_err(fail("compliance.absolute_terms.terms"))?,
+                    split_pairs: split_pairs(
+                        &squeezable(&a.terms).into_iter().chain(a.allow.iter().cloned()).collect::<Vec<_>>(),
+                    ),
                 }),
             },
         };
@@ -478,14 +507,21 @@ impl Compliance {
                         bank_card: false,
                         email: false,
                         address: false,
+                        wechat: false,
+                        qq: false,
                     };
-                    Some(Masker::new(&MaskConfig { detectors, protect_words: Vec::new(), custom: Vec::new() })?)
+                    Some(Masker::new(&MaskConfig { detectors, protect_words: Vec::new(), ..MaskConfig::default() })?)
                 } else {
                     None
                 };
                 Some(OffPlatformRule {
                     action,
                     phrases: literal_set(&o.phrases, WORDS).map_err(fail("compliance.off_platform.phrases"))?,
+                    squeezable: literal_set(&squeezable(&o.phrases), WORDS)
+                        .map_err(fail("compliance.off_platform.phrases"))?,
+                    split_pairs: split_pairs(
+                        &squeezable(&o.phrases).into_iter().chain(o.allow.iter().cloned()).collect::<Vec<_>>(),
+                    ),
                     ids,
                     allow: literal_set(&o.allow, WORDS).map_err(fail("compliance.off_platform.allow"))?,
                     phones,
@@ -521,21 +557,31 @@ impl Compliance {
 
     fn absolute_hits(&self, rule: &TermRule, text: &str, base: usize, hits: &mut Vec<Hit>) {
         let n = Normalized::new(text, WORDS);
+        let sq = may_be_split(&n, &rule.split_pairs).then(|| Squeezed::new(&n));
         let allowed: Vec<Range<usize>> =
             rule.allow.as_ref().map(|a| a.find_iter(&n.text).map(|m| m.range()).collect()).unwrap_or_default();
+        let allowed_sq = sq.as_ref().map(|sq| sq.allowed(&n, rule.allow.as_ref())).unwrap_or_default();
+        let reason = |t: &str| {
+            format!(
+                "《广告法》第九条禁止使用“国家级”“最高级”“最佳”等绝对化用语；「{t}」可能构成违规，请改用客观、可证实的描述"
+            )
+        };
+        let mut found = Vec::new();
         for m in rule.terms.find_iter(&n.text) {
             let r = m.range();
-            if allowed.iter().any(|a| a.start <= r.start && r.end <= a.end) {
+            if allowed.iter().any(|a| a.start <= r.start && r.end <= a.end)
+                || n.unit_range(r.clone()).is_some_and(|u| inside(&u, &allowed_sq))
+            {
                 continue;
             }
-            if let Some(hit) = make_hit(&n, text, base, r, Category::AbsoluteTerm, |t| {
-                format!(
-                    "《广告法》第九条禁止使用“国家级”“最高级”“最佳”等绝对化用语；「{t}」可能构成违规，请改用客观、可证实的描述"
-                )
-            }) {
-                hits.push(hit);
+            found.extend(make_hit(&n, text, base, r, Category::AbsoluteTerm, reason));
+        }
+        if let (Some(re), Some(sq)) = (&rule.squeezable, &sq) {
+            for units in sq.hits(&n, re, &allowed_sq) {
+                found.extend(unit_hit(&n, text, base, units, Category::AbsoluteTerm, reason));
             }
         }
+        hits.extend(disjoint(found));
     }
 }
 
@@ -545,14 +591,20 @@ fn off_platform_hits(rule: &OffPlatformRule, text: &str, base: usize, hits: &mut
     let allowed: Vec<Range<usize>> =
         rule.allow.as_ref().map(|a| a.find_iter(&words.text).map(|m| m.range()).collect()).unwrap_or_default();
     let is_allowed = |r: &Range<usize>| allowed.iter().any(|a| a.start <= r.start && r.end <= a.end);
+    let sq = may_be_split(&words, &rule.split_pairs).then(|| Squeezed::new(&words));
+    let allowed_sq = sq.as_ref().map(|sq| sq.allowed(&words, rule.allow.as_ref())).unwrap_or_default();
+    let reason = |t: &str| format!("「{t}」引导买家到站外联系或私下交易，违反平台规则，可能导致店铺被处罚");
     if let Some(phrases) = &rule.phrases {
         for m in phrases.find_iter(&words.text) {
-            if is_allowed(&m.range()) {
+            if is_allowed(&m.range()) || words.unit_range(m.range()).is_some_and(|u| inside(&u, &allowed_sq)) {
                 continue;
             }
-            found.extend(make_hit(&words, text, base, m.range(), Category::OffPlatformContact, |t| {
-                format!("「{t}」引导买家到站外联系或私下交易，违反平台规则，可能导致店铺被处罚")
-            }));
+            found.extend(make_hit(&words, text, base, m.range(), Category::OffPlatformContact, reason));
+        }
+    }
+    if let (Some(re), Some(sq)) = (&rule.squeezable, &sq) {
+        for units in sq.hits(&words, re, &allowed_sq) {
+            found.extend(unit_hit(&words, text, base, units, Category::OffPlatformContact, reason));
         }
     }
     if let Some(ids) = &rule.ids {
@@ -590,6 +642,172 @@ fn off_platform_hits(rule: &OffPlatformRule, text: &str, base: usize, hits: &mut
         }
     }
     hits.extend(merged);
+}
+
+/// Characters a term may be split by (after normalization: NFKC has made full-width
+/// punctuation ASCII). Not `%` or `#`, which are parts of terms (`100%`).
+fn is_gap(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '.' | ',' | '。' | '、' | '!' | '?' | ';' | ':' | '\'' | '"' | '*' | '~' | '|' | '/' | '\\' | '-' | '_' | '·'
+                | '•' | '…' | '—' | '(' | ')' | '[' | ']' | '{' | '}' | '<' | '>' | '《' | '》' | '「' | '」' | '『'
+                | '』' | '【' | '】' | '`' | '^' | '+' | '=' | '&' | '\u{2600}'..='\u{27BF}' | '\u{1F300}'..='\u{1FAFF}'
+        )
+}
+
+/// Clause punctuation: a term split by it only counts when spelled out (see the module doc).
+fn is_clause_mark(c: char) -> bool {
+    matches!(c, ',' | '。' | '、' | '!' | '?' | ';' | '…')
+}
+
+/// The words of `list` made of letters and ideographs only (no gap characters, no digits).
+fn squeezable(list: &[String]) -> Vec<String> {
+    list.iter()
+        .filter(|w| {
+            let w = norm(w, WORDS);
+            w.chars().count() >= 2 && w.chars().all(|c| !is_gap(c) && !c.is_ascii_digit() && c != '%' && c != '#')
+        })
+        .cloned()
+        .collect()
+}
+
+/// Every pair of neighbouring characters of each word, normalized, sorted and deduplicated.
+fn split_pairs(words: &[String]) -> Vec<(char, char)> {
+    let mut pairs: Vec<(char, char)> = words
+        .iter()
+        .flat_map(|w| {
+            let w: Vec<char> = norm(w, WORDS).chars().collect();
+            w.windows(2).map(|p| (p[0], p[1])).collect::<Vec<_>>()
+        })
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    pairs
+}
+
+/// Whether gap characters separate two characters that are neighbours in some word: only
+/// then may a term be split (the common reply is not, and skips the squeezed view).
+fn may_be_split(n: &Normalized, pairs: &[(char, char)]) -> bool {
+    let mut last: Option<char> = None;
+    let mut gap = false;
+    for u in &n.units {
+        if is_gap(u.ch) {
+            gap = true;
+            continue;
+        }
+        if gap
+            && let Some(l) = last
+            && pairs.binary_search(&(l, u.ch)).is_ok()
+        {
+            return true;
+        }
+        last = Some(u.ch);
+        gap = false;
+    }
+    false
+}
+
+/// The normalized text without gap characters, each character remembering its unit.
+struct Squeezed {
+    text: String,
+    /// (byte offset in `text`, unit index) per character.
+    chars: Vec<(u32, u32)>,
+}
+
+impl Squeezed {
+    fn new(n: &Normalized) -> Squeezed {
+        let mut text = String::with_capacity(n.text.len());
+        let mut chars = Vec::with_capacity(n.units.len());
+        for (i, u) in n.units.iter().enumerate() {
+            if !is_gap(u.ch) {
+                chars.push((text.len() as u32, i as u32));
+                text.push(u.ch);
+            }
+        }
+        Squeezed { text, chars }
+    }
+
+    /// The unit range of the squeezed byte range `r` (on character boundaries).
+    fn units(&self, r: Range<usize>) -> Option<Range<usize>> {
+        let first = self.chars.partition_point(|&(b, _)| (b as usize) < r.start);
+        let end = self.chars.partition_point(|&(b, _)| (b as usize) < r.end);
+        if end <= first {
+            return None;
+        }
+        Some(self.chars[first].1 as usize..self.chars[end - 1].1 as usize + 1)
+    }
+
+    /// Unit ranges of the allowed words on this view.
+    fn allowed(&self, n: &Normalized, allow: Option<&Regex>) -> Vec<Range<usize>> {
+        let _ = n;
+        allow.map(|a| a.find_iter(&self.text).filter_map(|m| self.units(m.range())).collect()).unwrap_or_default()
+    }
+
+    /// Unit ranges of the matches of `re` that are split by gap characters and pass the
+    /// rules of the module doc.
+    fn hits(&self, n: &Normalized, re: &Regex, allowed: &[Range<usize>]) -> Vec<Range<usize>> {
+        let mut out = Vec::new();
+        for m in re.find_iter(&self.text) {
+            let Some(units) = self.units(m.range()) else { continue };
+            let chars = m.as_str().chars().count();
+            if units.len() == chars || inside(&units, allowed) {
+                continue; // not split: the plain view has it (or it is allowed)
+            }
+            let gaps = &n.units[units.clone()];
+            let clause = gaps.iter().any(|u| is_clause_mark(u.ch));
+            if clause {
+                // Spelled out: every pair of neighbouring characters is split.
+                let spelled = chars >= 3 && gaps.windows(2).all(|w| is_gap(w[0].ch) || is_gap(w[1].ch));
+                if !spelled {
+                    continue;
+                }
+            }
+            let first = m.as_str().chars().next().unwrap_or(' ');
+            let last = m.as_str().chars().last().unwrap_or(' ');
+            let glued_before =
+                first.is_ascii_alphanumeric() && units.start > 0 && n.units[units.start - 1].ch.is_ascii_alphanumeric();
+            let glued_after =
+                last.is_ascii_alphanumeric() && n.units.get(units.end).is_some_and(|u| u.ch.is_ascii_alphanumeric());
+            if glued_before || glued_after {
+                continue;
+            }
+            out.push(units);
+        }
+        out
+    }
+}
+
+/// Whether `r` lies inside one of `ranges`.
+fn inside(r: &Range<usize>, ranges: &[Range<usize>]) -> bool {
+    ranges.iter().any(|a| a.start <= r.start && r.end <= a.end)
+}
+
+/// Hits in text order without overlaps (the earlier, then the longer, wins).
+fn disjoint(mut hits: Vec<Hit>) -> Vec<Hit> {
+    hits.sort_by_key(|h| (h.range.start, std::cmp::Reverse(h.range.end)));
+    let mut end = 0;
+    hits.retain(|h| {
+        let keep = h.range.start >= end;
+        if keep {
+            end = h.range.end;
+        }
+        keep
+    });
+    hits
+}
+
+fn unit_hit(
+    n: &Normalized,
+    text: &str,
+    base: usize,
+    units: Range<usize>,
+    category: Category,
+    reason: impl Fn(&str) -> String,
+) -> Option<Hit> {
+    let orig = n.orig_of_units(units)?;
+    let term = text.get(orig.clone())?.to_owned();
+    Some(Hit { category, reason: reason(&term), term, range: base + orig.start..base + orig.end })
 }
 
 fn make_hit(
@@ -640,6 +858,26 @@ mod tests {
         ("订单号1234567890123456785已发货", Action::Allow, &[]),
         ("加\u{200B}微\u{200B}信", Action::Block, &["加\u{200B}微\u{200B}信"]),
         ("最好的选择，加我微信abc123456", Action::Block, &["最好", "加我微信abc123456"]),
+        // Split by spaces, punctuation, symbols, emoji, zero-width characters.
+        ("这款效果最 好", Action::Warn, &["最 好"]),
+        ("有事加 微 信聊", Action::Block, &["加 微 信"]),
+        ("加.微.信 发你图", Action::Block, &["加.微.信"]),
+        ("全网最*低*价", Action::Warn, &["全网最*低"]),
+        ("国 家 级品质", Action::Warn, &["国 家 级"]),
+        ("加🌹微🌹信", Action::Block, &["加🌹微🌹信"]),
+        ("加，微，信", Action::Block, &["加，微，信"]),
+        ("私\u{200B} 聊", Action::Block, &["私\u{200B} 聊"]),
+        ("加 V 发你", Action::Block, &["加 V"]),
+        // No new false hits: allowed words split too, clause punctuation between words,
+        // letters glued to other letters.
+        ("最 近发货比较慢", Action::Allow, &[]),
+        ("第 一 次购买有礼", Action::Allow, &[]),
+        ("您可以先加购，微信支付也可以", Action::Allow, &[]),
+        ("要是不方便就加，微信支付也行", Action::Allow, &[]),
+        ("您看下唯，一的问题是尺码", Action::Allow, &[]),
+        ("加 VIP 会员有折扣", Action::Allow, &[]),
+        ("desk top 1 号仓发货", Action::Allow, &[]),
+        ("已经加了购物车，私下单的话没有优惠", Action::Allow, &[]),
     ];
 
     #[test]

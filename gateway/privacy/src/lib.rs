@@ -3,12 +3,15 @@
 //! Two filters, each a pure synchronous library the gateway's flow calls:
 //!
 //! 1. **Privacy masking** (隐私脱敏, [`mask`]) — inbound, before anything is stored: finds mobile
-//!    and fixed-line numbers, ID numbers, bank cards, e-mail and street addresses (obfuscated
-//!    forms included) and replaces exactly the characters the buyer typed with the customary
-//!    mask. Entry point: [`Masker::mask`]. [`seal`] keeps the original, encrypted, for an
-//!    audited reveal.
+//!    and fixed-line numbers, ID numbers, bank cards, e-mail, street and village addresses,
+//!    WeChat ids and QQ numbers (obfuscated forms included: every digit script, look-alike
+//!    letters, separators and emoji, numbers given in parts, spoken e-mail) and replaces
+//!    exactly the characters the buyer typed with the customary mask; public hotlines stay.
+//!    Entry point: [`Masker::mask`]; [`Masker::explain`] says why for every span. [`seal`]
+//!    keeps the original, encrypted, for an audited reveal.
 //! 2. **Compliance** ([`compliance`]) — outbound replies, before the outbox: Advertising
-//!    Law absolute terms and off-platform contact, each warned about or blocked per config.
+//!    Law absolute terms and off-platform contact (also when split by spaces or symbols),
+//!    each warned about or blocked per config.
 //!    Entry point: [`Compliance::check`].
 //!
 //! The third screening stage, the blacklist, is backed by the store and lives in the daemon

@@ -99,6 +99,9 @@ impl Normalized {
                 last.end = end;
             }
         }
+        if opts.cjk_digits {
+            lookalike_digits(&mut units);
+        }
         // Leave out separators that join digits (at most three in a row).
         let mut out = String::with_capacity(text.len());
         let mut in_text = Vec::with_capacity(units.len());
@@ -160,6 +163,59 @@ impl Normalized {
         let first = self.units.get(units.start)?;
         let last = self.units.get(units.end.checked_sub(1)?)?;
         (units.start < units.end).then_some(first.start as usize..last.end as usize)
+    }
+}
+
+/// Letters typed for digits inside a number (`138O1234567`, `1l0105…`): `O`/`o` read as 0,
+/// `l`/`I` as 1 — only when digits sit right on both sides of at most two such letters, or
+/// when one such letter, not glued to other letters, starts or ends a run of at least 9
+/// digits (`l3812345678`); words and codes (`Hello`, `iOS`, `SKU-O1`) stay letters.
+fn lookalike_digits(units: &mut [Unit]) {
+    let value = |c: char| match c {
+        'O' | 'o' => Some(0),
+        'l' | 'I' => Some(1),
+        _ => None,
+    };
+    // At the edge of a long number: one letter before or after at least 9 digits, not glued
+    // to other letters (`手机l3812345678`, `1381234567O`).
+    let digits_from = |units: &[Unit], i: usize, step: isize| {
+        let mut k = i as isize;
+        let mut n = 0;
+        while k >= 0 && (k as usize) < units.len() && units[k as usize].is_digit() {
+            n += 1;
+            k += step;
+        }
+        n
+    };
+    let alnum = |u: Option<&Unit>| u.is_some_and(|u| u.ch.is_ascii_alphanumeric());
+    for i in 0..units.len() {
+        let Some(d) = value(units[i].ch) else { continue };
+        let before = i.checked_sub(1).map(|b| &units[b]);
+        let lead = !alnum(before) && digits_from(units, i + 1, 1) >= 9;
+        let trail = i > 0 && !alnum(units.get(i + 1)) && digits_from(units, i - 1, -1) >= 9;
+        if lead || trail {
+            units[i].ch = char::from(b'0' + d);
+            units[i].class = Class::Digit(d, Script::Arabic);
+        }
+    }
+    let mut i = 1;
+    while i + 1 < units.len() {
+        if units[i - 1].is_digit() && value(units[i].ch).is_some() {
+            let mut j = i;
+            while j < units.len() && j - i < 2 && value(units[j].ch).is_some() {
+                j += 1;
+            }
+            if units.get(j).is_some_and(Unit::is_digit) {
+                for u in &mut units[i..j] {
+                    let d = value(u.ch).unwrap_or(0);
+                    u.ch = char::from(b'0' + d);
+                    u.class = Class::Digit(d, Script::Arabic);
+                }
+            }
+            i = j.max(i + 1);
+        } else {
+            i += 1;
+        }
     }
 }
 
@@ -231,8 +287,10 @@ pub(crate) fn normalize_char(c: char, opts: Options, emit: &mut impl FnMut(char,
             emit(a, ascii_class(a));
         }
         0x3000 => emit(' ', Class::Sep),
-        // CJK punctuation 、。〃 《》「」【】 …: NFKC-stable.
-        0x3001..=0x3035 => emit(c, Class::Other),
+        // 、 and 。 split digit groups as often as commas do (`139、2044、8812`).
+        0x3001 | 0x3002 => emit(c, Class::Sep),
+        // Other CJK punctuation 〃 《》「」【】 …: NFKC-stable.
+        0x3003..=0x3035 => emit(c, Class::Other),
         _ => {
             if is_nfkc_quick(std::iter::once(c)) == IsNormalized::No {
                 let mut any = false;
@@ -254,21 +312,23 @@ pub(crate) fn normalize_char(c: char, opts: Options, emit: &mut impl FnMut(char,
 }
 
 #[inline]
-fn ascii_class(c: char) -> Class {
+pub(crate) fn ascii_class(c: char) -> Class {
     match c {
         '0'..='9' => Class::Digit(c as u8 - b'0', Script::Arabic),
-        ' ' | '\t' | '-' | '.' | '_' | '(' | ')' => Class::Sep,
+        ' ' | '\t' | '-' | '.' | '_' | '(' | ')' | ',' | '/' => Class::Sep,
         _ => Class::Other,
     }
 }
 
-/// Non-ASCII separators (after NFKC): dashes, minus, middle dots, no-break spaces.
+/// Non-ASCII separators (after NFKC): dashes, minus, middle dots, no-break spaces, and
+/// pictographs (buyers put emoji between digit groups: `📱186🌷3307🌷1234`).
 #[inline]
 fn other_class(c: char) -> Class {
     match c {
         '\u{00B7}' | '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{30FB}' | '\u{2027}' | '\u{2022}' | '\u{00A0}' => {
             Class::Sep
         }
+        '\u{2600}'..='\u{27BF}' | '\u{1F300}'..='\u{1FAFF}' | '\u{2B50}' | '\u{2B55}' => Class::Sep,
         _ => Class::Other,
     }
 }
@@ -285,7 +345,7 @@ pub(crate) fn is_invisible(c: char) -> bool {
 
 /// Chinese numerals written digit by digit, with their values (`幺` is the spoken 1 of phone
 /// numbers; `〇` is U+3007, outside the ideograph block).
-const NUMERALS: [(char, u8); 24] = [
+const NUMERALS: [(char, u8); 29] = [
     ('〇', 0),
     ('零', 0),
     ('一', 1),
@@ -310,10 +370,16 @@ const NUMERALS: [(char, u8); 24] = [
     ('捌', 8),
     ('九', 9),
     ('玖', 9),
+    // Spoken forms: 两 (2), 拐 (7), 洞 (0), 勾 (9), as radio operators and buyers read numbers.
+    ('两', 2),
+    ('兩', 2),
+    ('拐', 7),
+    ('洞', 0),
+    ('勾', 9),
 ];
 
 /// Ideographs that road and building addresses are anchored on (see `mask::address`).
-const ADDRESS_WORDS: [char; 12] = ['路', '街', '道', '巷', '弄', '同', '栋', '幢', '室', '元', '楼', '座'];
+const ADDRESS_WORDS: [char; 13] = ['路', '街', '道', '巷', '弄', '同', '栋', '幢', '室', '元', '楼', '座', '村'];
 
 const CJK_FIRST: u32 = 0x4E00;
 const CJK_LEN: usize = 0x9FFF - 0x4E00 + 1;
@@ -355,6 +421,15 @@ pub(crate) fn cjk_digit(c: char) -> Option<u8> {
         0 => None,
         v => Some(v - 1),
     }
+}
+
+/// For an ideograph of U+4E00..U+9FFF that is not a numeral: `Some(is_address_word)`;
+/// `None` for anything else (one table lookup, for the mask's pre-scan).
+#[inline]
+pub(crate) fn plain_ideograph(c: char) -> Option<bool> {
+    let i = (c as u32).checked_sub(CJK_FIRST)? as usize;
+    let e = *CJK_TABLE.get(i)?;
+    (e & !ADDRESS == 0).then_some(e & ADDRESS != 0)
 }
 
 /// Whether `c` is one of the ideographs an address is anchored on.
@@ -417,6 +492,24 @@ mod tests {
         assert_eq!(n.text, "10x");
         assert_eq!(n.orig_range(0..1), Some(0..3));
         assert_eq!(n.orig_range(1..2), Some(0..3));
+    }
+
+    #[test]
+    fn lookalike_letters_become_digits_only_inside_numbers() {
+        let n = Normalized::new("138O12345l8 Hello iOS 1Oo1 OK1", MASK);
+        assert_eq!(n.text, "13801234518 Hello iOS 1001 OK1");
+        let n = Normalized::new("1OOO1", MASK);
+        assert_eq!(n.text, "1OOO1", "three letters in a row are a word");
+        let n = Normalized::new("手机l3812345678和1381234567O和lO3812345678 I5", MASK);
+        assert_eq!(n.text, "手机13812345678和13812345670和lO3812345678 I5", "edges of long numbers only");
+        let n = Normalized::new("1O1", Options { cjk_digits: false, lowercase: true });
+        assert_eq!(n.text, "1o1", "word lists keep letters");
+    }
+
+    #[test]
+    fn spoken_digits_and_weak_separators() {
+        let n = Normalized::new("幺三八拐洞勾两, 139,2044、8812。📱186🌷3307", MASK);
+        assert_eq!(n.text, "1387092139204488121863307");
     }
 
     #[test]

@@ -8,7 +8,12 @@
 //!   `建国路甲1号`);
 //! - **number + building unit** (`3栋`, `2单元`, `1201室`, `5号楼`) right after a named
 //!   place that follows at least two administrative units (`杭州市西湖区阳光花园3栋`), or one
-//!   that starts with a province name (`北京朝阳区…`).
+//!   that starts with a province name (`北京朝阳区…`); without administrative units, a
+//!   chain of two such parts (`金色家园7号楼2单元1101室`, `3栋502室`) is enough;
+//! - **village + number**: a number right after `村`/`屯` followed by `组`, `队`, `社` or
+//!   `号` (`李庄村3组21号`, `田心村七组十五号`).
+//!
+//! House and group numbers may be written with `十` and `百` (`十五号`, `二十一组`).
 //!
 //! Backwards from the anchor: the road name, then the chain of administrative units
 //! (`…省`, `…自治区`, `…市`, `…自治州`, `…盟`, `…区`, `…县`; `小区`, `社区`, `园区`, `超市`
@@ -101,6 +106,29 @@ impl View<'_> {
 
     fn is_digit(&self, p: usize) -> bool {
         self.n.in_text.get(p).is_some_and(|&u| self.n.units[u as usize].is_digit())
+    }
+
+    /// The length of a road section word at `q` (`中段`, `东段`, `段`), or 0.
+    fn section(&self, q: usize) -> usize {
+        match (self.ch(q), self.ch(q + 1)) {
+            ('东' | '西' | '南' | '北' | '中', '段') => 2,
+            ('段', _) => 1,
+            _ => 0,
+        }
+    }
+
+    /// A digit, or `十`/`百` of a number written in words (`十五号`).
+    fn is_num(&self, p: usize) -> bool {
+        self.is_digit(p) || matches!(self.ch(p), '十' | '百')
+    }
+
+    /// Whether a number and a building unit start at `q` (the next part of a chain).
+    fn chain_follows(&self, q: usize) -> bool {
+        let mut r = q;
+        while self.is_num(r) && r - q < 6 {
+            r += 1;
+        }
+        r > q && (self.building_unit(r) > 0 || matches!(self.ch(r), '号' | '层' | '户'))
     }
 
     fn taken(&self, p: usize) -> bool {
@@ -272,18 +300,23 @@ impl View<'_> {
 
     /// An address anchored on the road word at `p` (followed by a digit, or by `甲`/`乙`/`丙`
     /// and a digit).
-    fn road(&self, p: usize) -> Option<(usize, usize, usize)> {
-        let mut q = p + 1;
+    fn road(&self, p: usize) -> Option<(usize, usize, usize, &'static str)> {
+        // One space may sit around the number (`珠江路 88 号`).
+        let space = usize::from(self.ch(p + 1) == ' ');
+        let mut q = p + 1 + space + self.section(p + 1 + space);
         if matches!(self.ch(q), '甲' | '乙' | '丙') {
             q += 1;
         }
         let number_start = q;
-        while self.is_digit(q) {
+        while self.is_num(q) {
             q += 1;
         }
         let number = q - number_start;
         if number == 0 || number > 5 {
             return None;
+        }
+        if self.ch(q) == ' ' && matches!(self.ch(q + 1), '号' | '弄') {
+            q += 1;
         }
         let has_hao = matches!(self.ch(q), '号' | '弄');
         q += match self.ch(q) {
@@ -299,28 +332,40 @@ impl View<'_> {
             return None;
         }
         let start = if admin { self.admin_chain(s).0 } else { s };
-        Some((start, s, self.tail_end(q)))
+        Some((start, s, self.tail_end(q), "road name + house number"))
     }
 
     /// An address anchored on the building number starting at `p`.
-    fn building(&self, p: usize) -> Option<(usize, usize, usize)> {
+    fn building(&self, p: usize) -> Option<(usize, usize, usize, &'static str)> {
         let mut q = p;
-        while self.is_digit(q) {
+        while self.is_num(q) {
             q += 1;
         }
-        let unit = self.building_unit(q);
+        let rural = p > 0 && matches!(self.ch(p - 1), '村' | '屯') && matches!(self.ch(q), '组' | '队' | '社' | '号');
+        let unit = if rural { 1 } else { self.building_unit(q) };
         if q - p > 6 || unit == 0 {
             return None;
         }
+        let chain = self.chain_follows(q + unit);
         let (s, admin) = self.name_start(p, 16);
         if !admin {
-            return None;
+            // A village needs its name (`李庄村`, not `我们村`).
+            if !(rural && p - s >= 2 || chain) {
+                return None;
+            }
+            let why = if rural {
+                "village + group or house number"
+            } else {
+                "chain of building parts (号楼 / 单元 / 室)"
+            };
+            return Some((s, s, self.tail_end(q + unit), why));
         }
         let (start, segments, province) = self.admin_chain(s);
-        if segments < 2 && !province {
+        if segments < 2 && !province && !rural && !chain {
             return None;
         }
-        Some((start, s, self.tail_end(q + unit)))
+        let why = if rural { "village + group or house number" } else { "building number after administrative units" };
+        Some((start, s, self.tail_end(q + unit), why))
     }
 }
 
@@ -332,16 +377,18 @@ pub(crate) fn detect(n: &Normalized, original: &str, taken: &[Range<usize>], out
     let mut found = Vec::new();
     let mut p = 0;
     while p < v.len() {
-        let numbered = v.is_digit(p + 1) || (matches!(v.ch(p + 1), '甲' | '乙' | '丙') && v.is_digit(p + 2));
+        let space = usize::from(v.ch(p + 1) == ' ');
+        let after = p + 1 + space + v.section(p + 1 + space);
+        let numbered = v.is_num(after) || (matches!(v.ch(after), '甲' | '乙' | '丙') && v.is_num(after + 1));
         let anchor = if v.is_road_suffix(p) && numbered && !v.taken(p) {
             v.road(p)
-        } else if v.is_digit(p) && (p == 0 || !v.is_digit(p - 1)) && !v.taken(p) {
+        } else if v.is_num(p) && (p == 0 || !v.is_num(p - 1)) && !v.taken(p) {
             v.building(p)
         } else {
             None
         };
         match anchor {
-            Some((start, admin_end, end)) if end > start => {
+            Some((start, admin_end, end, why)) if end > start => {
                 let units = v.unit(start)..v.unit(end - 1) + 1;
                 let mut masked = String::new();
                 if admin_end > start {
@@ -351,7 +398,7 @@ pub(crate) fn detect(n: &Normalized, original: &str, taken: &[Range<usize>], out
                     }
                 }
                 masked.push_str("****");
-                found.push(Candidate { kind: PiiKind::Address, units, masked });
+                found.push(Candidate::new(PiiKind::Address, units, masked, why));
                 p = end;
             }
             _ => p += 1,

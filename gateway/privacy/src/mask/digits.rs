@@ -10,11 +10,12 @@
 //! | kind | rule |
 //! |---|---|
 //! | mobile | 11 digits, segment 13x, 14[5-9], 15[0-35-9], 16[2567], 17[0-8], 18x, 19x; optional `86`/`0086` (and a `+` before) |
+//! | mobile (HK, TW) | `+852`/`00852` + 8 digits from 4–9; `+886`/`00886` + (`0`) `9` + 8 digits |
 //! | landline | `010`/`02x` + 8 digits, or `0[3-9]xx` + 7–8 digits; local number starts 2–9; extension after a separator, `转`, `分机`, `ext` or `#` (1–6 digits) |
 //! | service | `400`/`800` + 7 digits |
 //! | ID (18) | province code, birth date 1900-01-01..2099-12-31, ISO 7064 MOD 11-2 check digit (`X` allowed) |
 //! | ID (15) | province code, birth date 19YYMMDD |
-//! | bank card | 16–19 digits, not starting with 0, Luhn |
+//! | bank card | 16–19 digits, not starting with 0, Luhn — or without Luhn right after a bank name or card label (`工商银行`, `卡号`) |
 //!
 //! Boundaries: a run touching an ASCII letter (`SF1234567890123`, `YT…`, `JD…`) or glued to
 //! one by `-`/`_` (`SKU-1234`) is a code, not personal data — unless the letters are a contact
@@ -24,13 +25,30 @@
 //! (stopping at digits and sentence ends) is an order/tracking word (`订单`, `单号`, `快递`,
 //! `运单` … from the config) rather than a personal-data label (`卡号`, `身份证`, `手机` …)
 //! is left alone: it is an order number that happens to pass Luhn or the ID check.
-//! Mobile numbers, landlines and 400 numbers are never protected by context.
+//! The same holds for an 11-digit number that looks like a mobile and for a landline-shaped
+//! number, when it starts its run (JD and China Post numbers: `订单号13812345678`; coupon
+//! codes: `券码043931115885`).
+//!
+//! Hotlines: a 400/800 number or a landline whose digits start with a prefix of
+//! `mask.hotline_prefixes` is recognized and kept in clear (it still claims its digits).
+//!
+//! Groups may also be split by `,` `/` `、` `。` and emoji (see `normalize.rs`), and a mobile
+//! may be given in parts with words between: see [`assemble`].
 
 use std::cell::Cell;
 use std::ops::Range;
 
 use super::{Candidate, PiiKind};
 use crate::normalize::{Class, Normalized, Unit};
+
+/// What the number detectors need besides the text.
+pub(crate) struct Ctx<'a> {
+    pub sw: &'a Switches,
+    /// Order/tracking words (normalized, lowercase).
+    pub protect: &'a [String],
+    /// Digit prefixes of public hotlines that stay in clear (`400`, `800`).
+    pub hotlines: &'a [String],
+}
 
 /// Which number detectors run.
 #[derive(Debug, Clone, Copy)]
@@ -53,7 +71,7 @@ pub(crate) const MIN_DIGITS: usize = 10;
 
 /// Personal-data labels: when one of these is nearer to a number than an order word, the
 /// order word does not protect it.
-const LABELS: &[&str] = &[
+pub(crate) const LABELS: &[&str] = &[
     "卡号",
     "银行卡",
     "储蓄卡",
@@ -106,13 +124,7 @@ struct Run {
 
 /// Finds numbers in `n`, skipping runs that overlap `taken` (unit ranges already claimed,
 /// e.g. e-mail addresses and links), and appends them to `out`.
-pub(crate) fn detect(
-    n: &Normalized,
-    sw: &Switches,
-    protect: &[String],
-    taken: &[Range<usize>],
-    out: &mut Vec<Candidate>,
-) {
+pub(crate) fn detect(n: &Normalized, cx: &Ctx<'_>, taken: &[Range<usize>], out: &mut Vec<Candidate>) {
     let units = &n.units;
     let mut i = 0;
     while i < units.len() {
@@ -132,7 +144,7 @@ pub(crate) fn detect(
             continue;
         }
         let groups = run.groups.len();
-        search(n, sw, protect, &run, 0, groups, out);
+        search(n, cx, &run, 0, groups, out);
     }
 }
 
@@ -142,7 +154,7 @@ fn overlaps_any<'a>(r: &Range<usize>, others: impl IntoIterator<Item = &'a Range
 
 /// The unit index after the run starting at digit unit `start`, and its digit count
 /// (the joining rule of [`build_run`], without allocating).
-fn run_extent(units: &[Unit], start: usize) -> (usize, usize) {
+pub(crate) fn run_extent(units: &[Unit], start: usize) -> (usize, usize) {
     let mut j = start;
     let mut count = 0;
     let mut end = start;
@@ -252,15 +264,7 @@ fn build_run(units: &[Unit], start: usize) -> (Run, usize) {
 
 /// Finds the longest sequence of whole groups in `lo..hi` that is a number, then searches
 /// on both sides of it.
-fn search(
-    n: &Normalized,
-    sw: &Switches,
-    protect: &[String],
-    run: &Run,
-    lo: usize,
-    hi: usize,
-    out: &mut Vec<Candidate>,
-) {
+fn search(n: &Normalized, cx: &Ctx<'_>, run: &Run, lo: usize, hi: usize, out: &mut Vec<Candidate>) {
     if lo >= hi {
         return;
     }
@@ -273,17 +277,18 @@ fn search(
             if count < MIN_DIGITS {
                 continue;
             }
-            if let Some(c) = classify(n, sw, protect, run, g0, g1) {
+            if let Some(c) = classify(n, cx, run, g0, g1) {
                 out.push(c);
-                search(n, sw, protect, run, lo, g0, out);
-                search(n, sw, protect, run, g1, hi, out);
+                search(n, cx, run, lo, g0, out);
+                search(n, cx, run, g1, hi, out);
                 return;
             }
         }
     }
 }
 
-fn classify(n: &Normalized, sw: &Switches, protect: &[String], run: &Run, g0: usize, g1: usize) -> Option<Candidate> {
+fn classify(n: &Normalized, cx: &Ctx<'_>, run: &Run, g0: usize, g1: usize) -> Option<Candidate> {
+    let (sw, protect) = (cx.sw, cx.protect);
     let at_start = g0 == 0;
     let at_end = g1 == run.groups.len();
     if at_start && run.code_before {
@@ -299,12 +304,22 @@ fn classify(n: &Normalized, sw: &Switches, protect: &[String], run: &Run, g0: us
     // ID numbers and cards typed in groups are typed in tidy groups (`6222 0212 3456 7890`);
     // a date glued to a number (`2024-11-11 …`) is not.
     let tidy = groups.iter().enumerate().all(|(i, g)| g.digits.len() >= if i + 1 == groups.len() { 2 } else { 3 });
+    // Commas, slashes, 、 。 and emoji also end clauses and list items (`原价4,349，现在6,151`,
+    // `400-048-1341，2024.2.28`): a number split by them is typed in short tidy groups with
+    // the same separator throughout (`139,2044,8812`, `186🌷3307🌷1234`).
+    if groups.iter().skip(1).any(|g| g.sep.is_some_and(is_weak_sep)) {
+        let sep = groups[1].sep;
+        let same = groups.iter().skip(1).all(|g| g.sep == sep);
+        if !same || !tidy || groups.iter().any(|g| g.digits.len() > 8) {
+            return None;
+        }
+    }
 
     if let Some(xu) = x {
         // Only an 18-digit ID may end in X; anything else with a letter glued on is a code.
         if sw.id_card && d.len() == 17 && tidy && id18(d, true) && !is_protected(n, protect, run) {
             units.end = xu + 1;
-            return Some(Candidate { kind: PiiKind::IdCard, units, masked: mask_keep(d, 3, 4, "X") });
+            return Some(Candidate::new(PiiKind::IdCard, units, mask_keep(d, 3, 4, "X"), "18-digit ID, check digit X"));
         }
         return None;
     }
@@ -312,6 +327,11 @@ fn classify(n: &Normalized, sw: &Switches, protect: &[String], run: &Run, g0: us
     if sw.mobile
         && let Some(body) = mobile_body(d)
     {
+        // An 11-digit order or tracking number (JD, China Post) looks like a mobile: an order
+        // word right before the run (nearer than any contact label) keeps it.
+        if at_start && is_protected(n, protect, run) {
+            return None;
+        }
         // A country code: include the `+` (and a `(` before it).
         if body.len() < d.len()
             && at_start
@@ -319,9 +339,21 @@ fn classify(n: &Normalized, sw: &Switches, protect: &[String], run: &Run, g0: us
         {
             units.start = p;
         }
-        return Some(Candidate { kind: PiiKind::Mobile, units, masked: mask_keep(body, 3, 4, "") });
+        return Some(Candidate::new(PiiKind::Mobile, units, mask_keep(body, 3, 4, ""), "mainland mobile segment"));
     }
-    if sw.landline {
+    // Hong Kong and Taiwan mobiles, only with their country code after `+` or `00`.
+    if sw.mobile
+        && at_start
+        && let Some((cc, body)) = foreign_mobile(d, run.plus.is_some())
+    {
+        if let Some(p) = run.paren.or(run.plus) {
+            units.start = p;
+        }
+        let masked = format!("+{cc} {}", mask_keep(body, 0, 4, ""));
+        return Some(Candidate::new(PiiKind::Mobile, units, masked, "Hong Kong / Taiwan mobile with country code"));
+    }
+    // A coupon or order number that starts with 0 (`券码043931115885`) is not a landline.
+    if sw.landline && !(at_start && d[0] == 0 && is_protected(n, protect, run)) {
         let ends: Vec<usize> = groups.iter().map(|g| g.digits.end - run.groups[g0].digits.start).collect();
         if let Some((area, local, ext)) = landline(d, &ends) {
             if at_start && run.paren.is_none() && groups.get(1).is_some_and(|g| g.sep == Some(')')) {
@@ -345,23 +377,304 @@ fn classify(n: &Normalized, sw: &Switches, protect: &[String], run: &Run, g0: us
                 masked.push('-');
                 masked.push_str(&"*".repeat(ext));
             }
-            return Some(Candidate { kind: PiiKind::Landline, units, masked });
+            if is_hotline(d, cx.hotlines) {
+                return Some(Candidate::kept(PiiKind::Landline, units, "hotline prefix on mask.hotline_prefixes"));
+            }
+            return Some(Candidate::new(PiiKind::Landline, units, masked, "area code + local number"));
         }
     }
-    if sw.service && d.len() == 10 && (d.starts_with(&[4, 0, 0]) || d.starts_with(&[8, 0, 0])) {
-        return Some(Candidate { kind: PiiKind::ServiceNumber, units, masked: mask_keep(d, 3, 4, "") });
+    if d.len() == 10 && (d.starts_with(&[4, 0, 0]) || d.starts_with(&[8, 0, 0])) {
+        if is_hotline(d, cx.hotlines) {
+            return Some(Candidate::kept(
+                PiiKind::ServiceNumber,
+                units,
+                "company hotline: prefix on mask.hotline_prefixes",
+            ));
+        }
+        if sw.service {
+            return Some(Candidate::new(PiiKind::ServiceNumber, units, mask_keep(d, 3, 4, ""), "400/800 number"));
+        }
     }
     if sw.id_card && tidy && ((d.len() == 18 && id18(d, false)) || (d.len() == 15 && id15(d))) {
         if is_protected(n, protect, run) {
             return None;
         }
-        return Some(Candidate { kind: PiiKind::IdCard, units, masked: mask_keep(d, 3, 4, "") });
+        let why = if d.len() == 18 {
+            "18-digit ID: region, birth date, check digit"
+        } else {
+            "15-digit ID: region, birth date"
+        };
+        return Some(Candidate::new(PiiKind::IdCard, units, mask_keep(d, 3, 4, ""), why));
     }
-    if sw.bank_card && tidy && (16..=19).contains(&d.len()) && d[0] != 0 && luhn(d) {
-        if is_protected(n, protect, run) {
+    if sw.bank_card && tidy && (16..=19).contains(&d.len()) && d[0] != 0 {
+        // A card that fails Luhn is still a card when a bank's name or a card label is right
+        // before it (buyers mistype one digit; the number is still theirs).
+        // Cheapest test first: most order numbers fail Luhn and have no bank name before them.
+        let luhn_ok = luhn(d);
+        let labelled = !luhn_ok && at_start && bank_label_before(n, run.groups[0].units.start);
+        if !(luhn_ok || labelled) || is_protected(n, protect, run) {
             return None;
         }
-        return Some(Candidate { kind: PiiKind::BankCard, units, masked: mask_keep(d, 0, 4, "") });
+        let why = if labelled { "16-19 digits after a bank name or card label" } else { "16-19 digits, Luhn" };
+        return Some(Candidate::new(PiiKind::BankCard, units, mask_keep(d, 0, 4, ""), why));
+    }
+    None
+}
+
+/// Words that say the numbers near them are a phone number given in parts.
+pub(crate) const PART_CONTACT: &[&str] = &[
+    "电话", "手机", "号码", "打我", "联系", "收件", "尾号", "开头", "后面", "中间", "前三", "后四", "后八", "致电",
+    "来电", "tel", "phone", "call",
+];
+
+/// Words that say the numbers near them are an order, a price, a size or a model.
+pub(crate) const PART_OTHER: &[&str] = &[
+    "订单", "单号", "快递", "运单", "物流", "价格", "价钱", "元", "块", "¥", "￥", "尺码", "码数", "型号", "货号",
+    "数量", "件", "库存", "cm", "kg", "斤", "优惠", "券", "批次", "邮编", "身高", "体重", "腰围",
+];
+
+/// A mobile number typed in parts with short words between them (`138后面是1234再后面5678`,
+/// `前三位138，中间1234，后四位5678`, `138开头，中间是1234，尾号5678`): 2–4 digit runs of at
+/// least 2 digits each, at most 10 characters apart on one line, 11 digits together that
+/// form a mainland mobile, and a context score above zero — contact and part words
+/// (`电话`, `手机`, `尾号`, `中间` …) in the 12 characters before it and between the parts
+/// count +1 each, order, price, size and model words (`订单`, `元`, `尺码`, `型号` …) −1.
+/// The mask stars the 4th–7th digits in place and keeps the words between the parts.
+///
+/// Written here rather than as a regex: the parts are digit runs of the normalized text
+/// (any script, separators inside), and the decision needs the score of their context.
+pub(crate) fn assemble(
+    n: &Normalized,
+    original: &str,
+    taken: &[Range<usize>],
+    out: &mut Vec<Candidate>,
+    mut rejected: Option<&mut Vec<(Range<usize>, i32)>>,
+) {
+    let units = &n.units;
+    // A lone numeral before 位 is a position word (前三位, 后四位), not a part.
+    let position_word = |i: usize| units.get(i + 1).is_some_and(|u| u.ch == '位');
+    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i < units.len() {
+        if !units[i].is_digit() {
+            i += 1;
+            continue;
+        }
+        let (end, count) = run_extent(units, i);
+        if !(count == 1 && position_word(i)) {
+            runs.push((i, end, count));
+        }
+        i = end.max(i + 1);
+    }
+    let mut a = 0;
+    while a < runs.len() {
+        let mut total = 0;
+        let mut found = None;
+        for b in a..runs.len().min(a + 4) {
+            let (s, _, c) = runs[b];
+            if c < 2 {
+                break;
+            }
+            if b > a {
+                let prev_end = runs[b - 1].1;
+                let gap = &units[prev_end..s];
+                let ok = !gap.is_empty()
+                    && gap.len() <= 10
+                    && gap
+                        .iter()
+                        .enumerate()
+                        .all(|(k, u)| !matches!(u.ch, '\n' | '\r') && (!u.is_digit() || position_word(prev_end + k)));
+                if !ok {
+                    break;
+                }
+            }
+            total += c;
+            if total > 11 {
+                break;
+            }
+            if total == 11 && b > a {
+                found = Some(b);
+                break;
+            }
+        }
+        let Some(b) = found else {
+            a += 1;
+            continue;
+        };
+        let span = runs[a].0..runs[b].1;
+        let parts = &runs[a..=b];
+        let digits: Vec<u8> = parts
+            .iter()
+            .flat_map(|&(s, e, _)| units[s..e].iter())
+            .filter_map(|u| match u.class {
+                Class::Digit(d, _) => Some(d),
+                _ => None,
+            })
+            .collect();
+        // A part touching a letter is a code or a size (`256G`, `A2849`), not a phone part.
+        let glued = parts.iter().any(|&(ps, pe, _)| {
+            ps > 0 && units[ps - 1].ch.is_ascii_alphabetic()
+                || units.get(pe).is_some_and(|u| u.ch.is_ascii_alphabetic())
+        });
+        let free = !overlaps_any(&span, taken) && !overlaps_any(&span, out.iter().map(|c| &c.units));
+        let score = if is_mobile(&digits) && !glued && free { part_score(n, span.start, parts) } else { i32::MIN };
+        if score != i32::MIN
+            && score <= 0
+            && let Some(r) = rejected.as_deref_mut()
+        {
+            r.push((span.clone(), score));
+        }
+        if score > 0 {
+            out.push(Candidate::new(
+                PiiKind::Mobile,
+                span.clone(),
+                mask_parts(n, original, span, parts),
+                "mobile given in parts, contact words around it",
+            ));
+            a = b + 1;
+        } else {
+            a += 1;
+        }
+    }
+}
+
+/// The context score of a number given in parts (see [`assemble`]).
+pub(crate) fn part_score(n: &Normalized, start: usize, parts: &[(usize, usize, usize)]) -> i32 {
+    let mut words = String::new();
+    let mut i = start;
+    let mut chars = 0;
+    while i > 0 && chars < 12 {
+        i -= 1;
+        let u = &n.units[i];
+        if u.is_digit() || matches!(u.ch, '。' | '!' | '?' | '\n') {
+            break;
+        }
+        words.insert(0, u.ch.to_ascii_lowercase());
+        chars += 1;
+    }
+    for w in parts.windows(2) {
+        words.push('|');
+        words.extend(n.units[w[0].1..w[1].0].iter().map(|u| u.ch.to_ascii_lowercase()));
+    }
+    let count = |list: &[&str]| list.iter().filter(|w| words.contains(*w)).count() as i32;
+    count(PART_CONTACT) - count(PART_OTHER)
+}
+
+/// The mask of a number given in parts: digits 4–7 starred, everything else as typed.
+fn mask_parts(n: &Normalized, original: &str, span: Range<usize>, parts: &[(usize, usize, usize)]) -> String {
+    let mut s = String::new();
+    let mut k = 0;
+    let mut copied = n.units[span.start].start as usize;
+    for i in span {
+        let u = &n.units[i];
+        let (a, b) = (u.start as usize, u.end as usize);
+        let in_part = parts.iter().any(|&(ps, pe, _)| (ps..pe).contains(&i));
+        if let (true, Class::Digit(d, _)) = (in_part, u.class) {
+            s.push(if (3..7).contains(&k) { '*' } else { char::from(b'0' + d) });
+            k += 1;
+            copied = copied.max(b);
+        } else if b > copied {
+            s.push_str(original.get(a.max(copied)..b).unwrap_or_default());
+            copied = b;
+        }
+    }
+    s
+}
+
+/// Why the digit run starting at unit `start` was not masked (for `--explain`).
+pub(crate) fn diagnose(n: &Normalized, cx: &Ctx<'_>, start: usize) -> String {
+    let (run, _) = build_run(&n.units, start);
+    let len = run.digits.len();
+    let d = &run.digits[..];
+    if run.code_before {
+        return format!("{len} digits glued to letters before them: a code (tracking number, SKU, model)");
+    }
+    if run.code_after {
+        return format!("{len} digits glued to letters after them: a code (model, coupon)");
+    }
+    if len < MIN_DIGITS {
+        return format!("{len} digits: too short for a phone, ID or card number");
+    }
+    if is_hotline(d, cx.hotlines) {
+        return "starts with a hotline prefix (mask.hotline_prefixes)".to_owned();
+    }
+    if context_protects(n, start, cx.protect) {
+        return format!("{len} digits after an order/tracking word (mask.protect_words)");
+    }
+    match len {
+        11 if d[0] == 1 => "11 digits but not a mainland mobile segment".to_owned(),
+        15 | 18 => format!("{len} digits but not a valid ID (region, birth date or check digit)"),
+        16 | 17 | 19 => format!("{len} digits: fails Luhn and no bank name or card label before it"),
+        _ => format!(
+            "{len} digits: no rule fits (mobile 11, landline 10-12 from 0, ID 15/18, card 16-19) and no group of them does"
+        ),
+    }
+}
+
+/// Separators that also end clauses and list items (see `classify`).
+fn is_weak_sep(c: char) -> bool {
+    matches!(c, ',' | '/' | '、' | '。' | '\u{2600}'..='\u{27BF}' | '\u{1F300}'..='\u{1FAFF}' | '\u{2B50}' | '\u{2B55}')
+}
+
+/// Whether `d` starts with one of the hotline prefixes.
+fn is_hotline(d: &[u8], hotlines: &[String]) -> bool {
+    hotlines.iter().any(|p| p.len() <= d.len() && p.bytes().zip(d).all(|(c, &v)| c == b'0' + v))
+}
+
+/// Bank names and card labels that vouch for a card number typed right after them.
+pub(crate) const BANK_WORDS: &[&str] = &[
+    "银行",
+    "工行",
+    "建行",
+    "农行",
+    "中行",
+    "交行",
+    "招行",
+    "邮储",
+    "储蓄卡",
+    "信用卡",
+    "借记卡",
+    "卡号",
+    "银行卡",
+    "银联",
+];
+
+/// Whether a bank name or card label ends within the 12 characters before unit `start`
+/// (stopping at a digit or a sentence end).
+pub(crate) fn bank_label_before(n: &Normalized, start: usize) -> bool {
+    const CAP: usize = 12 * 4;
+    let mut window = [0u8; CAP];
+    let mut len = 0;
+    let mut i = start;
+    let mut chars = 0;
+    let mut hint = false;
+    while i > 0 && chars < 12 {
+        i -= 1;
+        let u = &n.units[i];
+        if u.is_digit() || matches!(u.ch, '。' | '!' | '?' | '\n') {
+            break;
+        }
+        // Every bank word has one of these; most windows have none.
+        hint |= matches!(u.ch, '行' | '卡' | '联' | '储');
+        let w = u.ch.len_utf8();
+        u.ch.encode_utf8(&mut window[CAP - len - w..CAP - len]);
+        len += w;
+        chars += 1;
+    }
+    let window = &window[CAP - len..];
+    hint && BANK_WORDS.iter().any(|w| window.windows(w.len()).any(|x| x == w.as_bytes()))
+}
+
+/// A Hong Kong (`852` + 8 digits from 4–9) or Taiwan (`886` + `9` + 8 digits, a trunk `0`
+/// allowed) mobile after `+` or `00`: (country code, national number).
+fn foreign_mobile(d: &[u8], plus: bool) -> Option<(&'static str, &[u8])> {
+    let d = if plus { d } else { d.strip_prefix(&[0, 0][..])? };
+    if let Some(b) = d.strip_prefix(&[8, 5, 2][..]) {
+        return (b.len() == 8 && (4..=9).contains(&b[0])).then_some(("852", b));
+    }
+    if let Some(b) = d.strip_prefix(&[8, 8, 6][..]) {
+        let b = b.strip_prefix(&[0][..]).unwrap_or(b);
+        return (b.len() == 9 && b[0] == 9).then_some(("886", b));
     }
     None
 }
@@ -397,14 +710,27 @@ pub(crate) fn context_protects(n: &Normalized, start: usize, protect: &[String])
         chars += 1;
     }
     let window = &window[CAP - len..];
+    // The last bytes of every word: most end positions can be skipped without comparing.
+    let mut last = [false; 256];
+    for w in LABELS.iter().map(|w| w.as_bytes()).chain(protect.iter().map(|w| w.as_bytes())) {
+        if let Some(&b) = w.last() {
+            last[b as usize] = true;
+        }
+    }
     // Walk end positions from the nearest; the first word ending there decides (a label wins
     // a tie).
     for end in (1..=window.len()).rev() {
+        // Words end on character boundaries only, with one of their last bytes.
+        if window.get(end).is_some_and(|&b| (0x80..0xC0).contains(&b)) || !last[window[end - 1] as usize] {
+            continue;
+        }
         let head = &window[..end];
-        if LABELS.iter().any(|w| head.ends_with(w.as_bytes())) {
+        // The last byte first: most words end differently, and it saves a memcmp call.
+        let ends = |w: &[u8]| w.last() == head.last() && head.ends_with(w);
+        if LABELS.iter().any(|w| ends(w.as_bytes())) {
             return false;
         }
-        if protect.iter().any(|w| !w.is_empty() && head.ends_with(w.as_bytes())) {
+        if protect.iter().any(|w| !w.is_empty() && ends(w.as_bytes())) {
             return true;
         }
     }

@@ -15,13 +15,16 @@
 //!
 //! | kind | example | mask |
 //! |---|---|---|
-//! | [`PiiKind::Mobile`] | `13812345678`, `+86 138-1234-5678`, `幺三八…` | `138****5678` |
+//! | [`PiiKind::Mobile`] | `13812345678`, `+86 138-1234-5678`, `幺三八…`, `139,2044,8812`, `138后面是1234再后面5678` | `138****5678`, `138后面是****再后面5678` |
+//! | [`PiiKind::Mobile`] | `+852 9123 4567`, `+886 912 345 678` | `+852 ****4567` |
 //! | [`PiiKind::Landline`] | `0571-88889999`, `(010)62345678转123` | `0571-********`, `010-********-***` |
-//! | [`PiiKind::ServiceNumber`] | `400-820-8820` | `400***8820` |
+//! | [`PiiKind::ServiceNumber`] | `400-820-8820` when `400` is not on `hotline_prefixes` (it is by default: kept) | `400***8820` |
 //! | [`PiiKind::IdCard`] | 18-digit (check digit, `X`) and 15-digit legacy | `110***********1234` |
 //! | [`PiiKind::BankCard`] | 16–19 digits passing Luhn | `************1234` (length kept) |
-//! | [`PiiKind::Email`] | `zhangwei@qq.com` | `z***@qq.com` |
-//! | [`PiiKind::Address`] | `浙江省杭州市西湖区文三路90号…` | `浙江省杭州市西湖区****` |
+//! | [`PiiKind::Email`] | `zhangwei@qq.com`, `zhangwei 艾特 qq 点 com`, `zw[at]163[dot]com` | `z***@qq.com` |
+//! | [`PiiKind::Address`] | `浙江省杭州市西湖区文三路90号…`, `李庄村3组21号`, `7号楼2单元1101室` | `浙江省杭州市西湖区****` |
+//! | [`PiiKind::WeChat`] | `微信：zhang_88`, `vx abc12345` | `微信：z***` |
+//! | [`PiiKind::Qq`] | `QQ 12345678`, `扣扣一二三四五六` | `QQ 1***` |
 //! | [`PiiKind::Custom`] | any regex from the config | `keep_prefix` chars, `*`…, `keep_suffix` chars |
 //!
 //! Masks of numbers are written from the normalized digits (a mobile typed `幺三八…` or
@@ -32,13 +35,19 @@
 //! # How
 //!
 //! 1. A cheap scan (no allocation) decides which detectors can possibly match: the number
-//!    detectors need a run of at least 10 digits in any script, e-mail needs `@`, addresses
-//!    need a digit and a road or building word. Most chat messages stop here.
-//! 2. The text is normalized (see `filters::normalize`): NFKC, Chinese numerals, invisible
-//!    characters, separators between digits. Every normalized character remembers its
-//!    original bytes.
-//! 3. Detectors run in priority order — links (never masked, only skipped), e-mail, numbers,
-//!    addresses, custom patterns — each skipping what an earlier one claimed.
+//!    detectors need a run of at least 10 digits in any script (a look-alike letter may
+//!    continue a run), numbers in parts need 11 digits in two runs or more, e-mail needs `@`
+//!    (spoken e-mail: `艾特` or `at` and a few letters), contact ids need a marker pair (`vx`,
+//!    `qq`, `微信`, `扣扣` …), addresses need a digit and a road, building or village word.
+//!    Most chat messages stop here.
+//! 2. The text is normalized (see `normalize.rs`): NFKC, Chinese numerals (`两 拐 洞 勾`
+//!    included), look-alike letters inside numbers, invisible characters, separators between
+//!    digits (spaces, dashes, dots, commas, slashes, `、` `。`, emoji). Every normalized
+//!    character remembers its original bytes.
+//! 3. Detectors run in priority order — links (never masked, only skipped), e-mail, spoken
+//!    e-mail, numbers (hotlines on `hotline_prefixes` are recognized and kept), numbers in
+//!    parts, WeChat / QQ ids, addresses, custom patterns — each skipping what an earlier one
+//!    claimed. [`Masker::explain`] also reports what was kept or rejected, and why.
 //! 4. The output is the original text with each finding's original byte range replaced by
 //!    its mask; every other byte is unchanged.
 //!
@@ -55,7 +64,9 @@
 //! allowed to reveal it; its `Debug` output is redacted so it cannot leak into logs.
 
 mod address;
+mod contact;
 mod digits;
+mod explain;
 pub mod scoring;
 #[cfg(test)]
 mod tests;
@@ -66,7 +77,11 @@ use std::ops::Range;
 use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
 
-use super::normalize::{Class, Normalized, Options, chunks, is_address_word, normalize_char};
+use super::normalize::{
+    Class, Normalized, Options, ascii_class, chunks, is_address_word, normalize_char, plain_ideograph,
+};
+
+pub use explain::{Explanation, Span};
 
 /// The kind of personal data a [`Finding`] is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -85,6 +100,10 @@ pub enum PiiKind {
     Email,
     /// A street address (收货地址).
     Address,
+    /// A WeChat id after a WeChat marker (`微信`, `vx` …).
+    WeChat,
+    /// A QQ number after a QQ marker (`QQ`, `扣扣`, `企鹅` …).
+    Qq,
     /// A match of the custom pattern with this name.
     Custom(String),
 }
@@ -100,6 +119,8 @@ impl PiiKind {
             PiiKind::BankCard => "bank_card",
             PiiKind::Email => "email",
             PiiKind::Address => "address",
+            PiiKind::WeChat => "wechat",
+            PiiKind::Qq => "qq",
             PiiKind::Custom(name) => name,
         }
     }
@@ -112,7 +133,8 @@ impl fmt::Display for PiiKind {
 }
 
 /// The names of the built-in kinds (a custom pattern may not take one).
-const BUILTIN_KINDS: &[&str] = &["mobile", "landline", "service_number", "id_card", "bank_card", "email", "address"];
+const BUILTIN_KINDS: &[&str] =
+    &["mobile", "landline", "service_number", "id_card", "bank_card", "email", "address", "wechat", "qq"];
 
 /// One piece of personal data found in a text.
 #[derive(Clone, PartialEq, Eq)]
@@ -165,6 +187,10 @@ pub struct Detectors {
     pub email: bool,
     /// Street addresses (road + number, or building numbers after a city and district).
     pub address: bool,
+    /// WeChat ids after 微信 / vx / v信 / 薇信 / 威信 / wx ….
+    pub wechat: bool,
+    /// QQ numbers after QQ / 扣扣 / 企鹅 / Q号.
+    pub qq: bool,
 }
 
 impl Default for Detectors {
@@ -177,6 +203,8 @@ impl Default for Detectors {
             bank_card: true,
             email: true,
             address: true,
+            wechat: true,
+            qq: true,
         }
     }
 }
@@ -209,12 +237,20 @@ pub struct MaskConfig {
     /// Words that mark the number right after them (within 12 characters, no digit or
     /// sentence end in between, no nearer personal-data label such as `卡号` or `身份证`)
     /// as an order, tracking or product number: such a number is not masked even when it
-    /// passes the ID or Luhn check. Mobile and fixed-line numbers are never protected.
+    /// passes the ID or Luhn check, nor an 11-digit order or tracking number that looks like a
+    /// mobile (when it starts the run). Fixed-line numbers are never protected.
     /// Compared case-insensitively after normalization.
     pub protect_words: Vec<String>,
+    /// Digit prefixes of public service numbers — a brand's or a shop's hotline is not a
+    /// person's data. A 400/800 number or a fixed-line number whose digits start with one of
+    /// these is left in clear (`400-820-8820`). Digits only, at least 3.
+    pub hotline_prefixes: Vec<String>,
     /// Extra patterns to mask.
     pub custom: Vec<CustomPattern>,
 }
+
+/// The default `hotline_prefixes`: every 400 and 800 number.
+pub const DEFAULT_HOTLINE_PREFIXES: &[&str] = &["400", "800"];
 
 /// The default `protect_words`.
 pub const DEFAULT_PROTECT_WORDS: &[&str] = &[
@@ -235,6 +271,12 @@ pub const DEFAULT_PROTECT_WORDS: &[&str] = &[
     "批次",
     "型号",
     "sku",
+    "税号",
+    "识别号",
+    "信用代码",
+    "券码",
+    "优惠码",
+    "兑换码",
 ];
 
 impl Default for MaskConfig {
@@ -242,6 +284,7 @@ impl Default for MaskConfig {
         MaskConfig {
             detectors: Detectors::default(),
             protect_words: DEFAULT_PROTECT_WORDS.iter().map(|s| s.to_string()).collect(),
+            hotline_prefixes: DEFAULT_HOTLINE_PREFIXES.iter().map(|s| s.to_string()).collect(),
             custom: Vec::new(),
         }
     }
@@ -254,6 +297,15 @@ impl MaskConfig {
         for (i, w) in self.protect_words.iter().enumerate() {
             if w.trim().is_empty() {
                 errors.push((format!("mask.protect_words[{i}]"), "must not be empty".to_owned()));
+            }
+        }
+        for (i, p) in self.hotline_prefixes.iter().enumerate() {
+            let p = p.trim();
+            if p.len() < 3 || !p.bytes().all(|b| b.is_ascii_digit()) {
+                errors.push((
+                    format!("mask.hotline_prefixes[{i}]"),
+                    "must be at least 3 digits (e.g. \"400\")".to_owned(),
+                ));
             }
         }
         for (i, p) in self.custom.iter().enumerate() {
@@ -294,6 +346,21 @@ pub(crate) struct Candidate {
     /// Unit index range in the normalized text.
     pub units: Range<usize>,
     pub masked: String,
+    /// Recognized but left in clear (a company hotline): it still claims its characters so
+    /// that no other detector masks part of it.
+    pub keep: bool,
+    /// The rule that decided it (for `--explain`).
+    pub why: &'static str,
+}
+
+impl Candidate {
+    pub fn new(kind: PiiKind, units: Range<usize>, masked: String, why: &'static str) -> Candidate {
+        Candidate { kind, units, masked, keep: false, why }
+    }
+
+    pub fn kept(kind: PiiKind, units: Range<usize>, why: &'static str) -> Candidate {
+        Candidate { kind, units, masked: String::new(), keep: true, why }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -311,16 +378,36 @@ pub struct Masker {
     detectors: Detectors,
     numbers: digits::Switches,
     protect_words: Vec<String>,
+    hotlines: Vec<String>,
     custom: Vec<Custom>,
     email: Regex,
+    /// E-mail written with spoken separators (`艾特`, `[at]`, `点`, `[dot]`) or spaced out.
+    spoken_email: Regex,
     link: Regex,
+    contact: contact::ContactIds,
 }
 
 /// Normalization used for masking: Chinese numerals are digits, case is kept.
 const MASK_OPTS: Options = Options { cjk_digits: true, lowercase: false };
 
 const EMAIL: &str = r"[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}";
-const LINK: &str = r"(?i)(?:https?://|www\.)[!-~]+";
+const LINK: &str =
+    r"(?i)(?:(?:https?://|www\.)[!-~]+|[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.(?:com|cn|net|org|hk|tw)(?:\.cn)?/[!-~]*)";
+
+/// Top-level domains a spoken e-mail may end with; each letter may be followed by a space
+/// (`c o m`).
+const SPOKEN_TLDS: &[&str] = &["com", "cn", "net", "org", "edu", "gov", "hk", "tw", "io", "me", "top", "vip", "cc"];
+
+/// The spoken e-mail pattern: a local part (compact, up to four words with single spaces
+/// between them, or one character at a time with single spaces), an at-word, one or more domain labels each followed by a dot-word, a known TLD.
+fn spoken_email_pattern() -> String {
+    let tlds: Vec<String> =
+        SPOKEN_TLDS.iter().map(|t| t.chars().map(|c| c.to_string()).collect::<Vec<_>>().join(" ?")).collect();
+    format!(
+        r"(?i)([a-z0-9](?:(?: [a-z0-9._\-]){{2,63}}|[a-z0-9._\-]{{0,63}}(?: [a-z0-9][a-z0-9._\-]{{0,31}}){{0,3}}))\s*(?:@|艾特|爱特|\[at\]|\(at\)|【at】|<at>| at )\s*((?:[a-z0-9](?: ?[a-z0-9\-]){{0,62}}\s*(?:\.|点|\[dot\]|\(dot\)|【dot】|<dot>| dot )\s*)+)({})",
+        tlds.join("|")
+    )
+}
 
 impl Masker {
     /// Compiles `config`; on error returns every problem (as [`MaskConfig::validate`]).
@@ -360,9 +447,12 @@ impl Masker {
                 bank_card: d.bank_card,
             },
             protect_words,
+            hotlines: config.hotline_prefixes.iter().map(|p| p.trim().to_owned()).collect(),
             custom,
             email: builtin(EMAIL)?,
+            spoken_email: builtin(&spoken_email_pattern())?,
             link: builtin(LINK)?,
+            contact: contact::ContactIds::new(),
         })
     }
 
@@ -409,16 +499,32 @@ impl Masker {
     }
 
     fn find_in(&self, text: &str, base: usize, out: &mut Vec<Finding>) {
+        self.find_in_explained(text, base, out, None);
+    }
+
+    /// [`Masker::find_in`], and with `notes` every span considered — masked, kept or
+    /// rejected — with the rule and context that decided it.
+    fn find_in_explained(&self, text: &str, base: usize, out: &mut Vec<Finding>, notes: Option<&mut Vec<Span>>) {
         let scan = Scan::of(text);
         let numbers = self.numbers.any() && scan.max_run >= digits::MIN_DIGITS;
+        // A mobile in parts: at least 11 digits in all.
+        let parts = self.detectors.mobile && scan.digits >= 11 && scan.runs2 >= 2;
         let email = self.detectors.email && scan.at;
+        let spoken_word = scan.letters >= 3 && (scan.spoken_at || scan.at_word);
+        let mut spoken_email = self.detectors.email && scan.letters >= 3 && (scan.at || spoken_word);
         let address = self.detectors.address && scan.address_word && scan.any_digit;
-        if !(numbers || email || address || !self.custom.is_empty()) {
+        // `wechat` holds `at`: with enough letters, look for it too.
+        let contact = (self.detectors.wechat || self.detectors.qq)
+            && (scan.contact_hint || (scan.at_word && scan.letters >= 6))
+            && scan.any_digit_or_letter;
+        if !(numbers || parts || email || spoken_email || address || contact || !self.custom.is_empty())
+            && notes.is_none()
+        {
             return;
         }
         let n = Normalized::new(text, MASK_OPTS);
         let mut links = Vec::new();
-        if (numbers || email || address) && scan.link_hint && (n.text.contains("://") || n.text.contains("www.")) {
+        if scan.link_hint && (n.text.contains('/') || n.text.contains("www.")) {
             links.extend(self.link.find_iter(&n.text).filter_map(|m| n.unit_range(m.range())));
         }
         let mut cands: Vec<Candidate> = Vec::new();
@@ -427,12 +533,50 @@ impl Masker {
                 if let Some(units) = n.unit_range(m.range())
                     && !links.iter().any(|l| l.start < units.end && units.start < l.end)
                 {
-                    cands.push(Candidate { kind: PiiKind::Email, units, masked: mask_email(m.as_str()) });
+                    cands.push(Candidate::new(PiiKind::Email, units, mask_email(m.as_str()), "e-mail address"));
+                }
+            }
+        }
+        // An `@` that the plain pattern explained needs no second look (the common case).
+        spoken_email &= spoken_word || cands.is_empty();
+        if spoken_email {
+            // Find with the fast engines first; resolve the groups only for a match.
+            for m0 in self.spoken_email.find_iter(&n.text) {
+                let Some(c) = self.spoken_email.captures(&n.text[m0.start()..]) else { continue };
+                let (Some(m), Some(local), Some(domain), Some(tld)) = (c.get(0), c.get(1), c.get(2), c.get(3)) else {
+                    continue;
+                };
+                let m = m0.start() + m.start()..m0.start() + m.end();
+                if n.text[m.end..].starts_with(|ch: char| ch.is_ascii_alphanumeric()) {
+                    continue;
+                }
+                if let Some(units) = n.unit_range(m)
+                    && !links
+                        .iter()
+                        .chain(cands.iter().map(|c| &c.units))
+                        .any(|l| l.start < units.end && units.start < l.end)
+                {
+                    let masked = mask_spoken_email(local.as_str(), domain.as_str(), tld.as_str());
+                    cands.push(Candidate::new(
+                        PiiKind::Email,
+                        units,
+                        masked,
+                        "e-mail with spoken or spaced separators",
+                    ));
                 }
             }
         }
         if numbers {
-            digits::detect(&n, &self.numbers, &self.protect_words, &links, &mut cands);
+            let cx = digits::Ctx { sw: &self.numbers, protect: &self.protect_words, hotlines: &self.hotlines };
+            digits::detect(&n, &cx, &links, &mut cands);
+        }
+        let mut rejected_parts = Vec::new();
+        if parts {
+            let rejected = notes.is_some().then_some(&mut rejected_parts);
+            digits::assemble(&n, text, &links, &mut cands, rejected);
+        }
+        if contact {
+            self.contact.detect(&n, self.detectors.wechat, self.detectors.qq, &self.protect_words, &links, &mut cands);
         }
         if address {
             address::detect(&n, text, &links, &mut cands);
@@ -446,11 +590,18 @@ impl Masker {
                     && !cands.iter().any(|o| o.units.start < units.end && units.start < o.units.end)
                 {
                     let masked = mask_chars(m.as_str(), c.keep_prefix, c.keep_suffix);
-                    cands.push(Candidate { kind: c.kind.clone(), units, masked });
+                    cands.push(Candidate::new(c.kind.clone(), units, masked, "custom pattern"));
                 }
             }
         }
+        if let Some(notes) = notes {
+            let cx = digits::Ctx { sw: &self.numbers, protect: &self.protect_words, hotlines: &self.hotlines };
+            explain::notes(&n, text, base, &cx, &cands, &links, &rejected_parts, notes);
+        }
         for c in cands {
+            if c.keep {
+                continue;
+            }
             if let Some(r) = n.orig_of_units(c.units)
                 && let Some(original) = text.get(r.clone())
             {
@@ -477,6 +628,41 @@ fn mask_email(email: &str) -> String {
     s
 }
 
+/// `zhangwei 艾特 qq 点 com` → `z***@qq.com`: the canonical form, like the masks of numbers.
+fn mask_spoken_email(local: &str, domain: &str, tld: &str) -> String {
+    let mut s = String::new();
+    let local: String = local.chars().filter(|c| !c.is_whitespace()).collect();
+    if local.chars().count() > 1 {
+        s.extend(local.chars().next());
+    }
+    s.push_str("***@");
+    // Domain labels: keep letters, digits and dashes; each dot-word becomes a dot.
+    let mut label = String::new();
+    let mut rest = domain;
+    while let Some(c) = rest.chars().next() {
+        if c.is_ascii_alphanumeric() || c == '-' {
+            label.push(c.to_ascii_lowercase());
+            rest = &rest[1..];
+            continue;
+        }
+        let word = ["点", "[dot]", "(dot)", "【dot】", "<dot>", " dot ", "."]
+            .iter()
+            .find(|w| rest.get(..w.len()).is_some_and(|h| h.eq_ignore_ascii_case(w)));
+        if let Some(w) = word
+            && !label.is_empty()
+        {
+            s.push_str(&label);
+            s.push('.');
+            label.clear();
+            rest = &rest[w.len()..];
+        } else {
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    s.extend(tld.chars().filter(|c| !c.is_whitespace()).map(|c| c.to_ascii_lowercase()));
+    s
+}
+
 /// Keeps `prefix` and `suffix` characters of `s` and stars the rest (at least one star;
 /// all stars when nothing would be hidden otherwise).
 fn mask_chars(s: &str, prefix: usize, suffix: usize) -> String {
@@ -496,7 +682,31 @@ struct Scan {
     /// The most digits in one run (separators between digits allowed, as in detection).
     max_run: usize,
     any_digit: bool,
+    /// Digits in all (any script).
+    digits: usize,
+    /// Digit runs of at least 2 digits.
+    runs2: usize,
+    /// ASCII letters in all.
+    letters: usize,
     at: bool,
+    /// `艾特` / `爱特` may be an at-sign.
+    spoken_at: bool,
+    /// `at` (any case) in the text: may be a spoken at-sign.
+    at_word: bool,
+    /// The previous character was an `a`/`A` (for `at_word`).
+    after_a: bool,
+    /// The previous character if it was ASCII (lowercased), for the marker pairs.
+    prev_letter: char,
+    /// Inside the domain of an e-mail address (after `@`).
+    in_domain: bool,
+    /// The digit run being read: its length, separators since its last digit, whether open.
+    run: usize,
+    seps: usize,
+    in_run: bool,
+    /// A contact-id marker may be present (`vx`, `wx`, `qq`, `…ix…` of weixin, `微信`, `扣扣`,
+    /// `企鹅`, `q号` …; `wechat` is caught by `at_word`).
+    contact_hint: bool,
+    any_digit_or_letter: bool,
     address_word: bool,
     /// A `/` or a `w`: the text may hold a link.
     link_hint: bool,
@@ -505,35 +715,100 @@ struct Scan {
 impl Scan {
     fn of(text: &str) -> Scan {
         let mut s = Scan::default();
-        let mut run = 0usize;
-        let mut seps = 0usize;
-        let mut in_run = false;
+        let mut prev = '\0';
         for c in text.chars() {
-            normalize_char(c, MASK_OPTS, &mut |ch, class| match class {
-                Class::Digit(..) => {
-                    run = if in_run { run + 1 } else { 1 };
-                    in_run = true;
-                    seps = 0;
-                    s.any_digit = true;
-                    s.max_run = s.max_run.max(run);
-                }
-                Class::Sep => {
-                    seps += 1;
-                    if seps > 3 {
-                        in_run = false;
+            // Fast path for the bulk of a Chinese text: an ideograph that is not a numeral
+            // ends a digit run and may only be an address or marker character.
+            if let Some(address_word) = plain_ideograph(c) {
+                s.in_run = false;
+                // Marker pairs: 微信 薇信 威信 徽信 v信, 扣扣, 企鹅, q号.
+                match (prev, c) {
+                    ('微' | '薇' | '威' | '徽' | 'v' | 'V', '信') | ('扣', '扣') | ('企', '鹅') | ('q' | 'Q', '号') => {
+                        s.contact_hint = true
                     }
+                    (_, '艾' | '爱') => s.spoken_at = true,
+                    _ => s.address_word |= address_word,
                 }
-                Class::Other => {
-                    in_run = false;
-                    match ch {
-                        '@' => s.at = true,
-                        '/' | 'w' | 'W' => s.link_hint = true,
-                        c if is_address_word(c) => s.address_word = true,
-                        _ => {}
-                    }
-                }
-            });
+                prev = c;
+                s.prev_letter = '\0';
+                continue;
+            }
+            let before = prev;
+            prev = c;
+            // ASCII (digits, letters, separators) directly; the rest through normalization.
+            if c.is_ascii() {
+                s.feed(c, ascii_class(c), before);
+            } else {
+                normalize_char(c, MASK_OPTS, &mut |ch, class| s.feed(ch, class, before));
+            }
         }
         s
+    }
+
+    /// One normalized character; `before` is the original character before it.
+    #[inline]
+    fn feed(&mut self, ch: char, class: Class, before: char) {
+        let s = self;
+        match class {
+            Class::Digit(..) => {
+                s.run = if s.in_run { s.run + 1 } else { 1 };
+                s.in_run = true;
+                s.seps = 0;
+                s.any_digit = true;
+                s.any_digit_or_letter = true;
+                s.prev_letter = '\0';
+                s.digits += 1;
+                if s.run == 2 {
+                    s.runs2 += 1;
+                }
+                s.max_run = s.max_run.max(s.run);
+            }
+            Class::Sep => {
+                s.prev_letter = '\0';
+                if ch == '/' {
+                    s.link_hint = true;
+                }
+                s.seps += 1;
+                if s.seps > 3 {
+                    s.in_run = false;
+                }
+            }
+            // A look-alike letter may continue a number (`138O…`); counting it keeps the
+            // gate from skipping one the normalizer will read as a digit.
+            Class::Other if s.in_run && matches!(ch, 'O' | 'o' | 'l' | 'I') => {
+                s.run += 1;
+                s.seps = 0;
+                s.max_run = s.max_run.max(s.run);
+            }
+            Class::Other => {
+                s.in_run = false;
+                if ch.is_ascii_alphabetic() {
+                    s.letters += 1;
+                    s.any_digit_or_letter = true;
+                    s.at_word |= s.after_a && matches!(ch, 't' | 'T');
+                }
+                s.after_a = matches!(ch, 'a' | 'A');
+                let pair = (s.prev_letter, ch.to_ascii_lowercase());
+                s.prev_letter = pair.1;
+                // The `qq` of `@qq.com` is no marker.
+                s.in_domain = ch == '@' || (s.in_domain && (ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-')));
+                match ch {
+                    '@' => s.at = true,
+                    '/' => s.link_hint = true,
+                    'w' | 'W' => s.link_hint = true,
+                    // 加v, 加个v.
+                    'v' | 'V' if matches!(before, '加' | '个') => s.contact_hint = true,
+                    // Marker pairs: vx wx qq, and the ix of weixin (wechat: `at_word`).
+                    'x' | 'X' | 'q' | 'Q'
+                        if !s.in_domain && matches!(pair, ('v' | 'w', 'x') | ('q', 'q') | ('i', 'x')) =>
+                    {
+                        s.contact_hint = true
+                    }
+                    '艾' | '爱' => s.spoken_at = true,
+                    c if is_address_word(c) => s.address_word = true,
+                    _ => {}
+                }
+            }
+        }
     }
 }

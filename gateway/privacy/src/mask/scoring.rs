@@ -271,7 +271,7 @@ pub fn output_span(text: &str, findings: &[Finding], range: Range<usize>) -> Str
 /// Whether `c` is a digit in any script (see the module doc).
 pub fn is_any_digit(c: char) -> bool {
     c.is_ascii_digit()
-        || "〇零一二三四五六七八九幺两兩壹贰貳叁參肆伍陆陸柒捌玖".contains(c)
+        || "〇零一二三四五六七八九幺两兩拐洞勾壹贰貳叁參肆伍陆陸柒捌玖".contains(c)
         || (!c.is_ascii() && std::iter::once(c).nfkc().any(|n| n.is_ascii_digit()))
 }
 
