@@ -274,6 +274,47 @@ pub trait Connector: Send + Sized + 'static {
         None
     }
 
+    /// Whether `message` needs a step before `encode_send` (an upload of its picture to the
+    /// platform's media storage). Called before every send; the default is `Ready`.
+    fn prepare_send(&mut self, message: &OutgoingMessage, now: Millis) -> crate::wire::SendPrep {
+        let _ = (message, now);
+        crate::wire::SendPrep::Ready
+    }
+
+    /// The upload request for element `element` of `message`, whose media the host fetched
+    /// (`media`). Required only by a connector whose `prepare_send` asks for uploads.
+    fn encode_upload(
+        &mut self,
+        message: &OutgoingMessage,
+        element: u32,
+        media: &[u8],
+        now: Millis,
+    ) -> Result<HttpRequest, ConnectorError> {
+        let _ = (message, element, media, now);
+        Err(ConnectorError::unsupported("uploads"))
+    }
+
+    /// Reads the platform's answer to an upload: the reply to send now, or why not.
+    fn uploaded(
+        &mut self,
+        message: &OutgoingMessage,
+        element: u32,
+        response: &HttpResponse,
+        now: Millis,
+    ) -> crate::wire::UploadOutcome {
+        let _ = (message, element, response, now);
+        crate::wire::UploadOutcome::Failed {
+            outcome: SendOutcome::Permanent {
+                error: crate::PlatformError {
+                    http_status: 0,
+                    code: "unsupported".into(),
+                    sub_code: None,
+                    message: "this connector does not upload media".into(),
+                },
+            },
+        }
+    }
+
     /// Finishes a unit that [`PushOutcome::Accepted::lookups`](crate::PushOutcome) said needed a
     /// lookup: `context` is the lookup's context, `response` the platform's answer to its
     /// request. Required only by a connector that returns lookups.

@@ -42,5 +42,6 @@ pub use model::{
 };
 pub use wire::{
     AckBatch, ChannelControl, ChannelData, ChannelOpen, ChannelOutcome, ChannelState, Frame, Headers, HttpPush,
-    HttpRequest, HttpResponse, IgnoredUnit, Lookup, LookupOutcome, PushOutcome, RejectKind, header,
+    HttpRequest, HttpResponse, IgnoredUnit, Lookup, LookupOutcome, PushOutcome, RejectKind, SendPrep, UploadOutcome,
+    header,
 };

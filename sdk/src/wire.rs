@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{DeadLetter, InboundEvent, Millis};
+use crate::model::{DeadLetter, InboundEvent, Millis, OutgoingMessage, SendOutcome};
 
 /// A header list in arrival order. Names compare case-insensitively ([`header`]).
 pub type Headers = Vec<(String, String)>;
@@ -165,6 +165,29 @@ impl PushOutcome {
             lookups: Vec::new(),
         }
     }
+}
+
+/// What a reply needs before [`Connector::encode_send`](crate::Connector::encode_send).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "prep", rename_all = "snake_case")]
+pub enum SendPrep {
+    /// Nothing: encode it.
+    Ready,
+    /// The platform takes media only from its own storage (WeChat Shop's `cos_url`): the host
+    /// fetches `url` (a plain GET, at most 10 MiB), hands the bytes to `encode_upload` for
+    /// element `element`, performs that request and gives the answer to `uploaded`, then asks
+    /// again.
+    Upload { element: u32, url: String },
+}
+
+/// What the answer to an upload made of the reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "upload", rename_all = "snake_case")]
+pub enum UploadOutcome {
+    /// The reply to send now, its element pointing at the platform's copy.
+    Ready { message: OutgoingMessage },
+    /// The upload failed: this outcome ends the attempt (retried like a send that failed so).
+    Failed { outcome: SendOutcome },
 }
 
 /// A platform call a unit needs before it is an event (order enrichment).

@@ -200,6 +200,42 @@ fn wechat_shop_reply_of_each_type_carries_request_id() {
 }
 
 #[test]
+fn wechat_shop_a_picture_from_the_web_is_uploaded_first_and_sent_as_its_cos_url() {
+    let w = wechat();
+    assert!(w.rt.block_on(w.sim.deliver_chat(&chat("3893720449229537305", "text", "有实拍图吗", None))).acked);
+    let session = wait_session(&w.daemon, 1);
+    // A link WeChat would refuse in sendmsg: the gateway fetches it, cosupload stores it, and
+    // the reply carries the cos_url it answered.
+    let picture = w.sim.picture_url("coat-front.jpg");
+    let body = json!({"content": [{"type": "image", "url": picture, "fallback": "[图片]"}]});
+    let message = reply(&w.daemon, session, body);
+    let sent = wait_sent(&w.daemon, session, message, 20);
+    assert_eq!(w.sim.uploads(), 1, "uploaded once");
+    assert!(w.sim.uploaded_the_picture(), "the upload holds the picture's bytes");
+    let got: Vec<_> = w
+        .sim
+        .journal()
+        .received()
+        .into_iter()
+        .filter(|r| r.content.ends_with("/commkf/downloadmedia?encrypted_param=sim1"))
+        .collect();
+    assert_eq!(got.len(), 1, "{:?}", w.sim.journal().received());
+    assert_eq!(got[0].msg_type, "image");
+    assert_eq!(sent["client_msg_id"].as_str(), Some(got[0].client_msg_id.as_str()));
+    assert!(w.sim.journal().rejected().is_empty(), "{:?}", w.sim.journal().rejected());
+
+    // A picture that is not there (404) fails at once, visibly, and nothing more is sent.
+    let gone = format!("http://{}/pictures/gone.jpg", w.daemon.addr); // answers 404
+    let message = reply(&w.daemon, session, json!({"content": [{"type": "image", "url": gone, "fallback": "[图片]"}]}));
+    let failed = w.daemon.wait_for("the reply to fail", 60, || {
+        let d = detail(&w.daemon, session);
+        d["messages"].as_array()?.iter().find(|m| m["id"] == message && m["delivery"] == "failed").cloned()
+    });
+    assert!(failed["delivery_error"].as_str().unwrap_or("").contains("cannot fetch"), "{failed}");
+    assert_eq!(w.sim.uploads(), 1, "no upload for the missing picture");
+}
+
+#[test]
 fn wechat_shop_expired_token_is_refreshed_and_the_send_succeeds() {
     let w = wechat();
     assert!(w.rt.block_on(w.sim.deliver_chat(&chat("3893720449229537310", "text", "退货地址", None))).acked);

@@ -59,3 +59,39 @@ pub fn describe(e: reqwest::Error) -> String {
         e.to_string()
     }
 }
+
+/// Why media could not be fetched, and whether trying again may help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchError {
+    pub retryable: bool,
+    pub reason: String,
+}
+
+/// Fetches the media an agent's reply links to (for a platform that takes uploads only): a
+/// plain GET of an `http(s)` URL, at most `max_bytes`, a 2xx answer. A 4xx answer, a link that
+/// is not http(s) or a file too large will not change on a retry; a transport failure or a 5xx
+/// may.
+pub async fn fetch_media(
+    client: &reqwest::Client,
+    url: &str,
+    max_bytes: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, FetchError> {
+    let fail = |retryable: bool, reason: String| FetchError { retryable, reason };
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(fail(false, "only http and https links are fetched".into()));
+    }
+    let mut response = client.get(url).timeout(timeout).send().await.map_err(|e| fail(true, describe(e)))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(fail(status.is_server_error(), format!("HTTP {}", status.as_u16())));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| fail(true, describe(e)))? {
+        if body.len() + chunk.len() > max_bytes {
+            return Err(fail(false, format!("larger than {max_bytes} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}

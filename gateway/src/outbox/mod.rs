@@ -254,7 +254,13 @@ async fn send_with_refresh(
     }
 }
 
-/// Encodes, performs and classifies one send.
+/// The largest picture the gateway fetches for an upload.
+const MAX_MEDIA_BYTES: usize = 10 << 20;
+/// Uploads one reply may need (one element each; a split reply has one element).
+const MAX_UPLOADS: usize = 4;
+
+/// Encodes, performs and classifies one send, after the steps the connector asks for first
+/// (uploading a picture to the platform's media storage).
 async fn send_once(
     gw: &Outbox,
     connector: &crate::plugins::ShopConnector,
@@ -266,11 +272,40 @@ async fn send_once(
         sub_code: None,
         message,
     };
+    let timeout = Duration::from_millis(gw.config.request_timeout_ms);
+    let mut message = std::borrow::Cow::Borrowed(outgoing);
+    for _ in 0..MAX_UPLOADS {
+        let (element, url) = match connector.prepare_send(&message, huiliu_domain::now_millis()) {
+            Ok(huiliu_sdk::SendPrep::Ready) => break,
+            Ok(huiliu_sdk::SendPrep::Upload { element, url }) => (element, url),
+            Err(e) => return SendOutcome::Permanent { error: error("prepare", e.to_string()) },
+        };
+        let media = match http::fetch_media(&gw.http, &url, MAX_MEDIA_BYTES, timeout).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                let error = error("media", format!("cannot fetch {url}: {}", e.reason));
+                return if e.retryable { SendOutcome::Retryable { error } } else { SendOutcome::Permanent { error } };
+            }
+        };
+        let request = match connector.encode_upload(&message, element, &media, huiliu_domain::now_millis()) {
+            Ok(r) => r,
+            Err(e) => return SendOutcome::Permanent { error: error("upload", e.to_string()) },
+        };
+        let response = match http::perform(&gw.http, request, timeout).await {
+            Ok(r) => r,
+            Err(e) => return SendOutcome::Retryable { error: error("transport", e) },
+        };
+        match connector.uploaded(&message, element, &response, huiliu_domain::now_millis()) {
+            Ok(huiliu_sdk::UploadOutcome::Ready { message: next }) => message = std::borrow::Cow::Owned(next),
+            Ok(huiliu_sdk::UploadOutcome::Failed { outcome }) => return outcome,
+            Err(e) => return SendOutcome::Retryable { error: error("upload", e.to_string()) },
+        }
+    }
+    let outgoing = message.as_ref();
     let request = match connector.encode_send(outgoing, huiliu_domain::now_millis()) {
         Ok(r) => r,
         Err(e) => return SendOutcome::Permanent { error: error("encode", e.to_string()) },
     };
-    let timeout = Duration::from_millis(gw.config.request_timeout_ms);
     match http::perform(&gw.http, request, timeout).await {
         Ok(response) => connector
             .classify_send(&response, huiliu_domain::now_millis())

@@ -328,6 +328,34 @@ impl ShopConnector {
     pub fn classify_transfer(&self, response: &HttpResponse, now: Millis) -> Result<SendOutcome, CallError> {
         self.watch("classify_transfer", self.instance.classify_transfer(response, now))
     }
+    /// What `message` needs before `encode_send`; a plugin built before the op existed (it
+    /// answers "unknown op") needs nothing.
+    pub fn prepare_send(&self, message: &OutgoingMessage, now: Millis) -> Result<huiliu_sdk::SendPrep, CallError> {
+        match self.instance.prepare_send(message, now) {
+            Err(CallError::Status { code, .. }) if code == huiliu_sdk::abi::status::UNKNOWN_OP => {
+                Ok(huiliu_sdk::SendPrep::Ready)
+            }
+            other => self.watch("prepare_send", other),
+        }
+    }
+    pub fn encode_upload(
+        &self,
+        message: &OutgoingMessage,
+        element: u32,
+        media: &[u8],
+        now: Millis,
+    ) -> Result<HttpRequest, CallError> {
+        self.watch("encode_upload", self.instance.encode_upload(message, element, media, now))
+    }
+    pub fn uploaded(
+        &self,
+        message: &OutgoingMessage,
+        element: u32,
+        response: &HttpResponse,
+        now: Millis,
+    ) -> Result<huiliu_sdk::UploadOutcome, CallError> {
+        self.watch("uploaded", self.instance.uploaded(message, element, response, now))
+    }
     pub fn complete_lookup(
         &self,
         context: &[u8],

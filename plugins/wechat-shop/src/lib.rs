@@ -76,6 +76,36 @@ impl Connector for WechatShopConnector {
         classify::classify_send(response)
     }
 
+    fn prepare_send(&mut self, message: &OutgoingMessage, _now: Millis) -> huiliu_sdk::SendPrep {
+        match outgoing::needs_upload(message) {
+            Some((element, url)) => huiliu_sdk::SendPrep::Upload { element, url },
+            None => huiliu_sdk::SendPrep::Ready,
+        }
+    }
+
+    fn encode_upload(
+        &mut self,
+        message: &OutgoingMessage,
+        element: u32,
+        media: &[u8],
+        _now: Millis,
+    ) -> Result<HttpRequest, ConnectorError> {
+        let token = self.tokens.access_token.as_deref().ok_or_else(|| {
+            ConnectorError::config(format!("shop `{}` has no access token yet", self.settings.shop_id))
+        })?;
+        outgoing::upload_for(&self.settings.api_url, token, message, element, media)
+    }
+
+    fn uploaded(
+        &mut self,
+        message: &OutgoingMessage,
+        element: u32,
+        response: &HttpResponse,
+        _now: Millis,
+    ) -> huiliu_sdk::UploadOutcome {
+        outgoing::uploaded(message, element, response)
+    }
+
     fn token_refresh(&mut self, now: Millis, force: bool) -> Option<HttpRequest> {
         if !token::is_due(&self.tokens, now, force) {
             return None;

@@ -18,11 +18,16 @@
 //!
 //! Images: `sendmsg` takes a `cos_url` from `cosupload`
 //! (<https://developers.weixin.qq.com/doc/store/shop/API/kf/api_cosupload>), a multipart upload
-//! of the file with `open_id` and `msg_type`. [`upload_request`] builds it and [`parse_upload`]
-//! reads the `cos_url`; the image URL of an element is sent as its `cos_url` as it is (images a
-//! buyer sent, or uploaded before).
+//! of the file with `open_id` and `msg_type`. An image whose URL is already a `cos_url` (the
+//! platform's `…/commkf/downloadmedia?…` links: a picture the buyer sent, or one uploaded
+//! before) is sent as it is; any other picture is uploaded first: [`needs_upload`] asks the
+//! gateway to fetch it (`SendPrep::Upload`), [`upload_for`] builds the multipart request from
+//! the bytes, and [`uploaded`] puts the answer's `cos_url` into the element.
 
-use huiliu_sdk::{ConnectorError, Content, HttpRequest, OutgoingMessage, PlatformError, fallback_text};
+use huiliu_sdk::{
+    ConnectorError, Content, HttpRequest, HttpResponse, OutgoingMessage, PlatformError, SendOutcome, UploadOutcome,
+    fallback_text,
+};
 use serde_json::{Value, json};
 
 use crate::classify::parse_reply;
@@ -134,6 +139,63 @@ pub fn upload_request(
     })
 }
 
+/// The path every `cos_url` carries (cosupload answers and pictures buyers send).
+pub const COS_PATH: &str = "/commkf/downloadmedia";
+
+/// The element of `message` to upload first, with its URL: a single image not yet in the
+/// platform's media storage.
+pub fn needs_upload(message: &OutgoingMessage) -> Option<(u32, String)> {
+    let [Content::Image { url, .. }] = message.content.as_slice() else { return None };
+    (!url.contains(COS_PATH) && !url.trim().is_empty()).then(|| (0, url.clone()))
+}
+
+/// The cosupload request for element `element` (an image) of `message`, holding `media`.
+pub fn upload_for(
+    api_url: &str,
+    access_token: &str,
+    message: &OutgoingMessage,
+    element: u32,
+    media: &[u8],
+) -> Result<HttpRequest, ConnectorError> {
+    let Some(Content::Image { url, .. }) = message.content.get(element as usize) else {
+        return Err(ConnectorError::invalid(format!("element {element} is not an image")));
+    };
+    let name = url.rsplit('/').next().and_then(|n| n.split(['?', '#']).next()).filter(|n| !n.is_empty());
+    // A boundary the file does not contain, chosen without randomness (sans-IO).
+    let mut boundary = format!("huiliu-{}", message.client_msg_id);
+    while media.windows(boundary.len()).any(|w| w == boundary.as_bytes()) {
+        boundary.push('x');
+    }
+    upload_request(
+        api_url,
+        access_token,
+        &message.buyer.open_id,
+        "image",
+        name.unwrap_or("image.jpg"),
+        media,
+        &boundary,
+    )
+}
+
+/// The reply after a cosupload answer: element `element` now points at the `cos_url`, or the
+/// failure classified like a send.
+pub fn uploaded(message: &OutgoingMessage, element: u32, response: &HttpResponse) -> UploadOutcome {
+    let outcome = crate::classify::classify_send(response);
+    if !matches!(outcome, SendOutcome::Delivered { .. }) {
+        return UploadOutcome::Failed { outcome };
+    }
+    match parse_upload(response.status, &response.body) {
+        Ok(cos_url) => {
+            let mut message = message.clone();
+            if let Some(Content::Image { url, .. }) = message.content.get_mut(element as usize) {
+                *url = cos_url;
+            }
+            UploadOutcome::Ready { message }
+        }
+        Err(error) => UploadOutcome::Failed { outcome: SendOutcome::Permanent { error } },
+    }
+}
+
 /// The `cos_url` of a cosupload answer, or the platform's error.
 pub fn parse_upload(status: u16, body: &[u8]) -> Result<String, PlatformError> {
     let reply = parse_reply(status, body)?;
@@ -145,4 +207,55 @@ pub fn parse_upload(status: u16, body: &[u8]) -> Result<String, PlatformError> {
             message: "cosupload answered without `cos_url`".into(),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_picture_from_the_web_is_uploaded_and_a_cos_url_is_not() {
+        let message = |url: &str| OutgoingMessage {
+            staff_account: None,
+            client_msg_id: "hl-9-ab".into(),
+            shop: "wx-1".into(),
+            buyer: huiliu_sdk::Buyer { open_id: "o1".into(), nick: None },
+            conversation: None,
+            reply_context: Default::default(),
+            content: vec![Content::image(url)],
+        };
+        let web = message("https://img.example.com/a/coat.jpg?x=1");
+        assert_eq!(needs_upload(&web), Some((0, "https://img.example.com/a/coat.jpg?x=1".into())));
+        assert_eq!(
+            needs_upload(&message("https://api.weixin.qq.com/shop/commkf/downloadmedia?encrypted_param=e")),
+            None
+        );
+        assert_eq!(needs_upload(&OutgoingMessage { content: vec![Content::text("hi")], ..web.clone() }), None);
+
+        let request = upload_for("https://api.weixin.qq.com", "T", &web, 0, b"JPEGDATA").unwrap();
+        let body = String::from_utf8_lossy(&request.body);
+        assert!(
+            body.contains("filename=\"coat.jpg\"") && body.contains("JPEGDATA") && body.contains("hl-9-ab"),
+            "{body}"
+        );
+        assert!(upload_for("https://api.weixin.qq.com", "T", &web, 1, b"x").is_err(), "no element 1");
+        // The boundary never occurs in the file.
+        let tricky = upload_for("https://x", "T", &web, 0, b"--huiliu-hl-9-ab--").unwrap();
+        let ct = &tricky.headers[0].1;
+        assert!(ct.ends_with("huiliu-hl-9-abx"), "{ct}");
+
+        let ok = HttpResponse::json(
+            200,
+            r#"{"errcode":0,"errmsg":"ok","cos_url":"https://api.weixin.qq.com/shop/commkf/downloadmedia?encrypted_param=u1"}"#,
+        );
+        let UploadOutcome::Ready { message: ready } = uploaded(&web, 0, &ok) else { panic!("ready") };
+        assert!(matches!(&ready.content[0], Content::Image { url, .. } if url.ends_with("encrypted_param=u1")));
+        let expired = HttpResponse::json(200, r#"{"errcode":42001,"errmsg":"access_token expired"}"#);
+        assert!(matches!(
+            uploaded(&web, 0, &expired),
+            UploadOutcome::Failed { outcome: SendOutcome::TokenExpired { .. } }
+        ));
+        let no_url = HttpResponse::json(200, r#"{"errcode":0,"errmsg":"ok"}"#);
+        assert!(matches!(uploaded(&web, 0, &no_url), UploadOutcome::Failed { outcome: SendOutcome::Permanent { .. } }));
+    }
 }

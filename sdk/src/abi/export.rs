@@ -232,6 +232,15 @@ pub unsafe extern "C" fn call<C: Connector>(
             Op::CompleteLookup => run_result(input, out, |(now, ctx, r): (Millis, serde_bytes::ByteBuf, _)| {
                 c.complete_lookup(&ctx, &r, now)
             }),
+            Op::PrepareSend => run(input, out, |(now, m): (Millis, _)| c.prepare_send(&m, now)),
+            Op::EncodeUpload => {
+                run_result(input, out, |(now, m, element, media): (Millis, _, u32, serde_bytes::ByteBuf)| {
+                    c.encode_upload(&m, element, &media, now)
+                })
+            }
+            Op::Uploaded => {
+                run(input, out, |(now, m, element, r): (Millis, _, u32, _)| c.uploaded(&m, element, &r, now))
+            }
         }
     })
 }

@@ -309,6 +309,27 @@ impl Instance {
     pub fn token_refreshed(&self, response: &HttpResponse, now: Millis) -> Result<TokenGrant, CallError> {
         self.call(Op::TokenRefreshed, &(now, response))
     }
+    pub fn prepare_send(&self, message: &OutgoingMessage, now: Millis) -> Result<crate::wire::SendPrep, CallError> {
+        self.call(Op::PrepareSend, &(now, message))
+    }
+    pub fn encode_upload(
+        &self,
+        message: &OutgoingMessage,
+        element: u32,
+        media: &[u8],
+        now: Millis,
+    ) -> Result<HttpRequest, CallError> {
+        self.call(Op::EncodeUpload, &(now, message, element, serde_bytes::Bytes::new(media)))
+    }
+    pub fn uploaded(
+        &self,
+        message: &OutgoingMessage,
+        element: u32,
+        response: &HttpResponse,
+        now: Millis,
+    ) -> Result<crate::wire::UploadOutcome, CallError> {
+        self.call(Op::Uploaded, &(now, message, element, response))
+    }
     pub fn complete_lookup(
         &self,
         context: &[u8],

@@ -145,6 +145,13 @@ pub enum Op {
     /// `(now, context, HttpResponse)` → `LookupOutcome` (added in SDK 0.1 without an ABI bump:
     /// the host calls it only for a connector that returned lookups)
     CompleteLookup = 13,
+    /// `(now, OutgoingMessage)` → `SendPrep` (called before every send; an older plugin answers
+    /// "unknown op", which the host takes as `Ready`)
+    PrepareSend = 14,
+    /// `(now, OutgoingMessage, element, media)` → `HttpRequest`
+    EncodeUpload = 15,
+    /// `(now, OutgoingMessage, element, HttpResponse)` → `UploadOutcome`
+    Uploaded = 16,
 }
 
 impl Op {
@@ -165,6 +172,9 @@ impl Op {
             11 => TokenRefresh,
             12 => TokenRefreshed,
             13 => CompleteLookup,
+            14 => PrepareSend,
+            15 => EncodeUpload,
+            16 => Uploaded,
             _ => return None,
         })
     }
@@ -186,6 +196,9 @@ impl Op {
             TokenRefresh => "token_refresh",
             TokenRefreshed => "token_refreshed",
             CompleteLookup => "complete_lookup",
+            PrepareSend => "prepare_send",
+            EncodeUpload => "encode_upload",
+            Uploaded => "uploaded",
         }
     }
 }

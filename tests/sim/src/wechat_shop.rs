@@ -127,6 +127,8 @@ struct Shared {
     sent: Mutex<HashMap<String, String>>,
     seq: AtomicU64,
     uploads: AtomicU32,
+    /// The multipart body of each cosupload, in order.
+    uploaded_files: Mutex<Vec<Vec<u8>>>,
     pushes: Mutex<Vec<PushAttempt>>,
     http: reqwest::Client,
 }
@@ -179,6 +181,7 @@ impl WechatShopSim {
             sent: Mutex::new(HashMap::new()),
             seq: AtomicU64::new(0),
             uploads: AtomicU32::new(0),
+            uploaded_files: Mutex::new(Vec::new()),
             pushes: Mutex::new(Vec::new()),
             http,
         });
@@ -241,6 +244,17 @@ impl WechatShopSim {
     }
 
     /// cosupload calls served.
+    /// A URL of a picture on the web (served by the simulator, not part of the platform):
+    /// what an agent links to in a reply.
+    pub fn picture_url(&self, name: &str) -> String {
+        format!("http://{}{PICTURES}{name}", self.shared().addr)
+    }
+
+    /// Whether an uploaded file holds the bytes of [`WechatShopSim::picture_url`]'s picture.
+    pub fn uploaded_the_picture(&self) -> bool {
+        lock(&self.shared().uploaded_files).iter().any(|f| f.windows(PICTURE.len()).any(|w| w == PICTURE))
+    }
+
     pub fn uploads(&self) -> u32 {
         self.shared().uploads.load(Ordering::SeqCst)
     }
@@ -446,6 +460,10 @@ async fn handle(State(s): State<Arc<Shared>>, method: Method, uri: Uri, body: By
         s.journal.reject(format!("wechat {}: api_down fault", uri.path()));
         return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "<html>503 Service Unavailable</html>").into_response();
     }
+    // Not the platform: a picture somewhere on the web an agent links to (tests of the upload).
+    if method == Method::GET && uri.path().starts_with(PICTURES) {
+        return ([(axum::http::header::CONTENT_TYPE, "image/jpeg")], PICTURE).into_response();
+    }
     let answer = match (method, uri.path()) {
         (Method::POST, "/cgi-bin/stable_token") => stable_token(&s, &body),
         (Method::POST, "/channels/ec/commkf/sendmsg") => with_token(&s, &uri, |s| sendmsg(s, &body)),
@@ -460,6 +478,11 @@ async fn handle(State(s): State<Arc<Shared>>, method: Method, uri: Uri, body: By
 }
 
 type Answer = Result<Value, (Value, String)>;
+
+/// Where the simulator serves [`PICTURE`] (not a platform path).
+const PICTURES: &str = "/web-pictures/";
+/// A small JPEG-looking payload (SOI, some bytes, EOI).
+const PICTURE: &[u8] = b"\xFF\xD8\xFF\xE0huiliu-test-picture-0123456789\xFF\xD9";
 
 fn with_token(s: &Shared, uri: &Uri, f: impl FnOnce(&Shared) -> Answer) -> Answer {
     let given = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
@@ -529,6 +552,12 @@ fn sendmsg(s: &Shared, body: &[u8]) -> Answer {
     let Some(content) = content.filter(|c| !c.is_empty()) else {
         return Err((wx_error(47001, "data format error"), format!("{msg_type}.{field} missing")));
     };
+    // Media goes out only from WeChat's own storage (a cos_url from cosupload or a buyer's
+    // message); any other link is refused (modeled: the docs name no code, 47001 is the
+    // parameter-format error).
+    if field == "cos_url" && !content.contains("/commkf/downloadmedia") {
+        return Err((wx_error(47001, "data format error"), format!("{msg_type}.cos_url {content:?} is not a cos_url")));
+    }
     if Faults::take(&s.faults.rate_limit_sends) {
         return Err((wx_error(45009, "reach max api daily quota limit"), "rate_limit_sends fault".into()));
     }
@@ -559,6 +588,7 @@ fn cosupload(s: &Shared, body: &[u8]) -> Answer {
             return Err((wx_error(47001, "data format error"), format!("multipart without {field}")));
         }
     }
+    lock(&s.uploaded_files).push(body.to_vec());
     let n = s.uploads.fetch_add(1, Ordering::SeqCst) + 1;
     Ok(json!({
         "cos_url": format!("http://{}/shop/commkf/downloadmedia?encrypted_param=sim{n}", s.addr),
