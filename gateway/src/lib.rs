@@ -245,6 +245,7 @@ impl Gateway {
             flow.run_deadlines().await;
         });
         tokio::spawn(outbox::run(self.outbox.clone()));
+        tokio::spawn(sweep_retention(self.store.clone(), self.config.retention, self.metrics.clone()));
         tokio::spawn(outbox::tokens::run(self.outbox.clone()));
         let gw = self.clone();
         tokio::spawn(async move {
@@ -272,6 +273,25 @@ impl Gateway {
                 }
             }
         });
+    }
+}
+
+/// Applies the retention policy at start and then every hour.
+async fn sweep_retention(store: Store, policy: huiliu_store::Retention, metrics: Arc<Metrics>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        match store.sweep(&policy, huiliu_domain::now_millis()).await {
+            Ok(report) => {
+                for (kind, n) in report.kinds() {
+                    metrics.retention_deleted.get_or_create(&metrics::KindLabels { kind: kind.into() }).inc_by(n);
+                }
+                if report != huiliu_store::SweepReport::default() {
+                    tracing::info!(?report, "retention sweep");
+                }
+            }
+            Err(e) => tracing::warn!("retention sweep failed: {e}"),
+        }
     }
 }
 

@@ -402,6 +402,10 @@ fn check(a: ConfigArg) -> ExitCode {
         if cfg.users.is_empty() {
             eprintln!("note: users.toml lists no users: nobody can log in to the workbench");
         }
+        println!("retention ([retention], swept hourly):");
+        for line in cfg.retention.describe() {
+            println!("  {line}");
+        }
         ExitCode::SUCCESS
     } else {
         print_errors(&errors);

@@ -36,6 +36,11 @@ pub struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct GroupLabels {
     /// A skill-group id from routing.toml.
     pub group: String,
@@ -79,6 +84,8 @@ pub struct Metrics {
     /// Lookups completing pushed units (order enrichment), by platform and result
     /// (`complete`, `failed`, `pending`).
     pub lookups: Family<PlatformReasonLabels, Counter>,
+    /// Rows deleted by the retention sweeper, by kind.
+    pub retention_deleted: Family<KindLabels, Counter>,
     /// Platform-side transfers (a Huiliu transfer between agents with staff accounts), by
     /// platform and outcome class.
     pub platform_transfers: Family<PlatformReasonLabels, Counter>,
@@ -139,6 +146,7 @@ impl Metrics {
             sends: Family::default(),
             token_refreshes: Family::default(),
             platform_transfers: Family::default(),
+            retention_deleted: Family::default(),
             lookups: Family::default(),
             channel_connects: Family::default(),
             push_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
@@ -195,6 +203,11 @@ impl Metrics {
         );
         registry.register("send_seconds", "Reply queued to accepted by the platform", m.send_seconds.clone());
         registry.register("sessions_closed", "Sessions closed, by reason", m.closed.clone());
+        registry.register(
+            "retention_deleted",
+            "Rows deleted (sealed originals: cleared) by the retention sweeper, by kind",
+            m.retention_deleted.clone(),
+        );
         registry.register("logins", "Workbench logins by result", m.logins.clone());
         registry.register("stream_clients", "Event-stream clients connected", m.stream_clients.clone());
         registry.register(

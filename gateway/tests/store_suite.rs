@@ -292,6 +292,42 @@ suite! {
         assert_eq!((m.delivery, m.platform_msg_id.as_deref()), (Some(Delivery::Sent), Some("p-1,p-3")));
     };
 
+    retention_deletes_what_the_policy_no_longer_keeps => |store: Store| async move {
+        const DAY: Millis = 86_400_000;
+        // b1's conversation closed on day 0; b2's is open; both were sealed.
+        let sealed = |e| IntakeItem { sealed: Some(vec![1, 2, 3]), ..item(e, Screen::Pass) };
+        let out = store.intake(batch(vec![sealed(chat("m1", "b1", "电话****")), sealed(chat("m2", "b2", "在吗"))], T0)).await.unwrap();
+        let (ItemOutcome::Message { session_id: old, .. }, ItemOutcome::Message { session_id: open, .. }) = (&out[0], &out[1]) else { panic!() };
+        let (old, open) = (*old, *open);
+        let (_, outbox_id) = store.enqueue_reply(&reply(old, "c-r", "好的"), T0 + 1).await.unwrap();
+        store.outbox_sent(outbox_id, Some("p-1"), T0 + 2).await.unwrap();
+        store.close(old, "agent", T0 + 3).await.unwrap();
+        let dl = DeadLetter { reason: "bad json".into(), event_id: None, raw: b"{13812345678".to_vec() };
+        store.intake(IntakeBatch { items: vec![], dead_letters: vec![("douyin".into(), "dy-1".into(), dl)], now: T0, idle_close_ms: IDLE }).await.unwrap();
+        store.audit("lead-l", "reveal", "message 1", "dispute", T0).await.unwrap();
+
+        // Day 10 with the defaults: only the sealed originals (7 days) go.
+        let policy = huiliu_store::Retention::default();
+        let day10 = store.sweep(&policy, T0 + 10 * DAY).await.unwrap();
+        assert_eq!((day10.sealed, day10.sessions, day10.messages, day10.dead_letters, day10.outbox), (2, 0, 0, 0, 0));
+        // Day 40: dead letters and the sent outbox row (30 days) too.
+        let day40 = store.sweep(&policy, T0 + 40 * DAY).await.unwrap();
+        assert_eq!((day40.dead_letters, day40.outbox, day40.sessions), (1, 1, 0));
+        assert!(store.dead_letter_counts().await.unwrap().is_empty());
+        // Day 200: the closed conversation (180 days) with its messages, and its buyer; the open
+        // one stays whatever its age. The audit log stays (730 days).
+        let day200 = store.sweep(&policy, T0 + 200 * DAY).await.unwrap();
+        assert_eq!((day200.sessions, day200.messages, day200.customers, day200.audit), (1, 2, 1, 0));
+        assert!(store.session(old).await.unwrap().is_none());
+        assert!(store.session(open).await.unwrap().is_some());
+        assert_eq!(store.counts().await.unwrap(), (1, 0, 1));
+        // 0 keeps forever.
+        let forever = huiliu_store::Retention { conversations_days: 0, sealed_days: 0, dead_letters_days: 0, outbox_days: 0, audit_days: 0 };
+        assert_eq!(store.sweep(&forever, T0 + 9_999 * DAY).await.unwrap(), huiliu_store::SweepReport::default());
+        let day800 = store.sweep(&policy, T0 + 800 * DAY).await.unwrap();
+        assert_eq!(day800.audit, 1);
+    };
+
     assignment_transfer_and_search => |store: Store| async move {
         let ItemOutcome::Message { session_id: s1, customer_id, .. } = one(&store, chat("m1", "b1", "x"), Screen::Pass, T0).await else { panic!() };
         let ItemOutcome::Message { session_id: s2, .. } = one(&store, chat("m2", "b2", "y"), Screen::Pass, T0 + 100).await else { panic!() };

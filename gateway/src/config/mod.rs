@@ -160,6 +160,8 @@ pub struct GatewayConfig {
     pub api: crate::services::auth::ApiConfig,
     pub dashboard: crate::services::dashboard::DashboardConfig,
     pub privacy: PrivacyConfig,
+    /// `[retention]`: how long personal data is kept.
+    pub retention: huiliu_store::Retention,
     /// `users.toml`: workbench logins (none when the file is absent).
     pub users: Vec<crate::services::auth::UserConfig>,
     /// `quick_replies.toml`: the workbench's reply templates (built-in ones when absent).
@@ -216,6 +218,7 @@ impl GatewayConfig {
             api: ApiConfig::default(),
             dashboard: DashboardConfig::default(),
             privacy: PrivacyConfig::default(),
+            retention: huiliu_store::Retention::default(),
             users: Vec::new(),
             quick_replies: crate::services::quick::defaults(),
             filters: huiliu_privacy::FiltersConfig::default(),
@@ -268,7 +271,18 @@ pub fn load_partial(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> (Gatewa
             check_top_level_keys(
                 &main,
                 &main_file,
-                &["server", "plugins", "log", "store", "sessions", "outbox", "api", "dashboard", "privacy"],
+                &[
+                    "server",
+                    "plugins",
+                    "log",
+                    "store",
+                    "sessions",
+                    "outbox",
+                    "api",
+                    "dashboard",
+                    "privacy",
+                    "retention",
+                ],
                 &mut errors,
             );
             if let Some(v) = section(&main, "server", &main_file, &mut errors) {
@@ -298,6 +312,9 @@ pub fn load_partial(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> (Gatewa
             if let Some(v) = section(&main, "privacy", &main_file, &mut errors) {
                 cfg.privacy = v;
             }
+            if let Some(v) = section(&main, "retention", &main_file, &mut errors) {
+                cfg.retention = v;
+            }
         }
     }
     if cfg.server.listen.parse::<SocketAddr>().is_err() {
@@ -326,6 +343,9 @@ pub fn load_partial(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> (Gatewa
         && let Err(message) = huiliu_privacy::seal::Sealer::from_hex(&cfg.privacy.seal_key)
     {
         errors.push(ConfigError { file: main_file.clone(), key: "privacy.seal_key".into(), message });
+    }
+    for (key, message) in cfg.retention.validate() {
+        errors.push(ConfigError { file: main_file.clone(), key, message });
     }
     if cfg.outbox.send_rate_per_sec == 0 {
         errors.push(ConfigError {

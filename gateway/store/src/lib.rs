@@ -21,6 +21,7 @@ mod customers;
 mod intake;
 mod messages;
 mod outbox;
+mod retention;
 mod schema;
 mod sessions;
 mod tokens;
@@ -37,6 +38,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use intake::{IntakeBatch, IntakeItem, ItemOutcome, Screen};
 pub use outbox::{NewReply, OutboxItem, SYSTEM_AUTHORS};
+pub use retention::{Retention, SweepReport};
 pub use tokens::StoredToken;
 
 /// Which database is behind the store.
