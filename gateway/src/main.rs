@@ -84,6 +84,11 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// A person's rights: export or erase what is stored about one buyer (audited).
+    Buyer {
+        #[command(subcommand)]
+        command: BuyerCommand,
+    },
     /// Mask personal data: reads messages from stdin, one per line, and prints each masked on
     /// its own line, with exactly the gateway's masking code and the configured filters.
     Mask(MaskArgs),
@@ -127,6 +132,36 @@ struct ActorArg {
     /// Their role: agent, lead or admin.
     #[arg(long, default_value = "agent")]
     role: String,
+}
+
+/// Whom a person's-rights command is about, and why.
+#[derive(clap::Args)]
+struct BuyerArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// The platform (taobao, douyin, jd, wechat-shop).
+    #[arg(long)]
+    platform: String,
+    /// The shop id.
+    #[arg(long)]
+    shop: String,
+    /// The platform's open buyer id.
+    #[arg(long)]
+    buyer: String,
+    /// Why (the person's request, a ticket); written to the audit log.
+    #[arg(long)]
+    reason: String,
+    /// Who is acting (written to the audit log).
+    #[arg(long, default_value = "cli")]
+    by: String,
+}
+
+#[derive(Subcommand)]
+enum BuyerCommand {
+    /// Print everything stored about one buyer as JSON (个人信息保护法: the right to a copy).
+    Export(BuyerArgs),
+    /// Erase everything stored about one buyer (the right to deletion); dedupe keys stay.
+    Erase(BuyerArgs),
 }
 
 #[derive(Subcommand)]
@@ -227,6 +262,25 @@ fn main() -> ExitCode {
         }
         Command::Restore { config, from } => {
             ops_command(&config, |cfg| async move { huiliu_gateway::ops::restore(&cfg, &from).await })
+        }
+        Command::Buyer { command } => {
+            let (a, erase) = match command {
+                BuyerCommand::Export(a) => (a, false),
+                BuyerCommand::Erase(a) => (a, true),
+            };
+            if huiliu_domain::text::is_blank(&a.reason) {
+                eprintln!("error: --reason must say why (the person's request, a ticket)");
+                return ExitCode::from(2);
+            }
+            let buyer = huiliu_store::BuyerRef { platform: a.platform, shop: a.shop, buyer_id: a.buyer };
+            let (by, reason) = (a.by, a.reason);
+            ops_command(&a.config, |cfg| async move {
+                if erase {
+                    huiliu_gateway::ops::erase_buyer(&cfg, &buyer, &by, &reason).await
+                } else {
+                    huiliu_gateway::ops::export_buyer(&cfg, &buyer, &by, &reason).await
+                }
+            })
         }
         Command::Migrate { config, dry_run } => {
             ops_command(&config, |cfg| async move { huiliu_gateway::ops::migrate(&cfg, dry_run).await })

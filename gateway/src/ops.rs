@@ -134,3 +134,68 @@ pub async fn migrate(cfg: &GatewayConfig, dry_run: bool) -> Result<String, Strin
     }
     Ok(out.trim_end().to_owned())
 }
+
+/// `huiliu buyer export`: everything stored about one buyer, as pretty JSON (audited).
+pub async fn export_buyer(
+    cfg: &GatewayConfig,
+    buyer: &huiliu_store::BuyerRef,
+    by: &str,
+    reason: &str,
+) -> Result<String, String> {
+    let store = Store::open(&cfg.store_url(), StoreOptions::default()).await.map_err(|e| e.to_string())?;
+    let doc = store.export_buyer(buyer).await.map_err(|e| e.to_string())?;
+    let doc = doc.ok_or_else(|| format!("nothing is stored about {}", buyer.subject()))?;
+    store
+        .audit(by, "export", &buyer.subject(), reason, huiliu_domain::now_millis())
+        .await
+        .map_err(|e| e.to_string())?;
+    serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())
+}
+
+/// `huiliu buyer erase`: erases everything stored about one buyer (audited). With the gateway
+/// running and the buyer in an open conversation it refuses: the API closes the conversation
+/// through routing first, so the agent's seat is freed.
+pub async fn erase_buyer(
+    cfg: &GatewayConfig,
+    buyer: &huiliu_store::BuyerRef,
+    by: &str,
+    reason: &str,
+) -> Result<String, String> {
+    let store = Store::open(&cfg.store_url(), StoreOptions::default()).await.map_err(|e| e.to_string())?;
+    let customer = store.customer_id(&buyer.platform, &buyer.shop, &buyer.buyer_id).await.map_err(|e| e.to_string())?;
+    let open: Vec<i64> = match customer {
+        Some(c) => store
+            .open_sessions()
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|s| s.customer_id == c)
+            .map(|s| s.id)
+            .collect(),
+        None => Vec::new(),
+    };
+    let addr = cfg.listen_addr();
+    if !open.is_empty() && std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(500)).is_ok() {
+        return Err(format!(
+            "{} is in an open conversation and the gateway runs on {addr}: use POST /api/v1/buyers/erase, which \
+             closes it through routing first",
+            buyer.subject()
+        ));
+    }
+    let now = huiliu_domain::now_millis();
+    for id in open {
+        store.close(id, "erased", now).await.map_err(|e| e.to_string())?;
+    }
+    match store.erase_buyer(buyer, by, reason, now).await.map_err(|e| e.to_string())? {
+        Some(r) => Ok(format!(
+            "erased {}: {} conversations, {} messages, {} order events, {} outbox rows, {} blacklist entries cleared",
+            buyer.subject(),
+            r.sessions,
+            r.messages,
+            r.order_events,
+            r.outbox_rows,
+            r.blacklist_entries_cleared
+        )),
+        None => Err(format!("nothing is stored about {}", buyer.subject())),
+    }
+}

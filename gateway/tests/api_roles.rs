@@ -114,6 +114,20 @@ async fn every_endpoint_enforces_its_roles() {
         ("get", "/audit", "/audit?subject=message:1".into(), None, May::Lead),
         ("get", "/routing", "/routing".into(), None, May::Lead),
         ("post", "/config/reload", "/config/reload".into(), None, May::Admin),
+        (
+            "post",
+            "/buyers/export",
+            "/buyers/export".into(),
+            Some(json!({"platform": "douyin", "shop": "dy-1", "buyer_id": "nobody", "reason": "工单 1"})),
+            May::Admin,
+        ),
+        (
+            "post",
+            "/buyers/erase",
+            "/buyers/erase".into(),
+            Some(json!({"platform": "douyin", "shop": "dy-1", "buyer_id": "nobody", "reason": "工单 2"})),
+            May::Admin,
+        ),
         ("post", "/sessions/{id}/close", format!("/sessions/{s}/close"), None, May::Owner),
     ];
 

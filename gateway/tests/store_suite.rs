@@ -490,3 +490,104 @@ async fn the_previous_release_database_migrates_and_reads_back() {
     let detail = store.session_messages(sessions[0].id).await.unwrap();
     assert!(!detail.is_empty(), "messages read back");
 }
+
+mod erasure {
+    use super::*;
+    use huiliu_store::BuyerRef;
+
+    const PHRASE: &str = "紫色羊毛大衣袖口开线了想退";
+
+    fn b1() -> BuyerRef {
+        BuyerRef { platform: "douyin".into(), shop: "dy-1".into(), buyer_id: "b1".into() }
+    }
+
+    /// Stores b1's conversation (a phrase, a reply, an order) and b2's; exports b1; erases b1.
+    async fn export_then_erase(store: &Store) {
+        let ItemOutcome::Message { session_id, .. } = one(store, chat("m1", "b1", PHRASE), Screen::Pass, T0).await
+        else {
+            panic!()
+        };
+        one(store, chat("m2", "b2", "在吗"), Screen::Pass, T0).await;
+        one(
+            store,
+            trade(
+                "t1",
+                "b1",
+                EventKind::Order(OrderEvent {
+                    stage: OrderStage::Paid,
+                    order_id: "O-1".into(),
+                    amount_fen: Some(100),
+                    status: None,
+                }),
+            ),
+            Screen::Pass,
+            T0,
+        )
+        .await;
+        store.enqueue_reply(&reply(session_id, "c-e", "亲，袖口开线可以退"), T0 + 1).await.unwrap();
+
+        let export = store.export_buyer(&b1()).await.unwrap().expect("b1 has data");
+        let text = export.to_string();
+        assert!(
+            text.contains(PHRASE)
+                && text.contains("nick-b1")
+                && text.contains("O-1")
+                && text.contains("袖口开线可以退"),
+            "{export:#}"
+        );
+        assert!(!text.contains("在吗"), "only b1's data: {export:#}");
+
+        let report =
+            store.erase_buyer(&b1(), "admin", "buyer asked (ticket 42)", T0 + 5).await.unwrap().expect("erased");
+        assert_eq!(
+            (report.sessions, report.messages, report.order_events, report.outbox_rows),
+            (1, 3, 1, 1),
+            "the message, the reply and the order notice"
+        );
+        assert!(store.export_buyer(&b1()).await.unwrap().is_none(), "nothing left");
+        assert!(store.erase_buyer(&b1(), "admin", "again", T0 + 6).await.unwrap().is_none());
+        let trail = store.audit_trail(&b1().subject()).await.unwrap();
+        assert_eq!(trail.len(), 1, "{trail:?}");
+        assert!(trail[0].1 == "admin" && trail[0].3.contains("ticket 42"), "{trail:?}");
+        assert_eq!(store.counts().await.unwrap(), (1, 0, 1), "b2 untouched");
+    }
+
+    /// After the erasure: the old push redelivered is still a duplicate; a new one starts fresh.
+    async fn writes_again(store: &Store) {
+        // The old push redelivered is still a duplicate; a new message starts fresh.
+        let again = store.intake(batch(vec![item(chat("m1", "b1", PHRASE), Screen::Pass)], T0 + 7)).await.unwrap();
+        assert!(matches!(again[0], ItemOutcome::Duplicate), "{again:?}");
+        let ItemOutcome::Message { new_session, .. } = one(store, chat("m3", "b1", "你好"), Screen::Pass, T0 + 8).await
+        else {
+            panic!()
+        };
+        assert!(new_session);
+    }
+
+    suite! {
+        export_and_erase_one_buyer => |store: Store| async move {
+            export_then_erase(&store).await;
+            writes_again(&store).await;
+        };
+    }
+
+    /// On SQLite the erased text is not left in the file's free pages nor in the WAL.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_erased_text_survives_in_the_sqlite_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = Store::open(&format!("sqlite://{}", path.display()), StoreOptions::default()).await.unwrap();
+        export_then_erase(&store).await;
+        for file in ["t.db", "t.db-wal"] {
+            let bytes = std::fs::read(dir.path().join(file)).unwrap_or_default();
+            for needle in [PHRASE, "nick-b1", "袖口开线可以退"] {
+                let needle = needle.as_bytes();
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle),
+                    "`{}` survives in {file}",
+                    String::from_utf8_lossy(needle)
+                );
+            }
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! against what the caller may see ([`Principal::may_see`]: an agent their own sessions, a lead
 //! also their groups', an admin everything). The API goes through here, never to the store.
 
+pub use huiliu_store::{BuyerRef, ErasureReport};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -309,5 +310,37 @@ impl Desk {
     /// Whether the store answers.
     pub async fn store_ok(&self) -> bool {
         self.store.ping().await
+    }
+}
+
+/// A person's rights (个人信息保护法): export and erase everything stored about one buyer.
+impl Desk {
+    /// Open sessions of `buyer` (to be closed through the flow before an erasure, so routing
+    /// frees the agent's seat).
+    pub async fn open_sessions_of(&self, buyer: &BuyerRef) -> Result<Vec<i64>, ServiceError> {
+        let Some(customer) = self.store.customer_id(&buyer.platform, &buyer.shop, &buyer.buyer_id).await? else {
+            return Ok(Vec::new());
+        };
+        Ok(self.store.open_sessions().await?.into_iter().filter(|s| s.customer_id == customer).map(|s| s.id).collect())
+    }
+
+    /// Everything stored about `buyer`, audited (`by`, `reason`).
+    pub async fn export_buyer(
+        &self,
+        buyer: &BuyerRef,
+        by: &str,
+        reason: &str,
+    ) -> Result<serde_json::Value, ServiceError> {
+        let doc = self.store.export_buyer(buyer).await?.ok_or_else(|| ServiceError::NotFound(buyer.subject()))?;
+        self.store.audit(by, "export", &buyer.subject(), reason, huiliu_domain::now_millis()).await?;
+        Ok(doc)
+    }
+
+    /// Erases everything stored about `buyer` (audited in the same transaction).
+    pub async fn erase_buyer(&self, buyer: &BuyerRef, by: &str, reason: &str) -> Result<ErasureReport, ServiceError> {
+        self.store
+            .erase_buyer(buyer, by, reason, huiliu_domain::now_millis())
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(buyer.subject()))
     }
 }

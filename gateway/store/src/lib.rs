@@ -22,6 +22,7 @@ mod intake;
 mod messages;
 mod outbox;
 mod retention;
+mod rights;
 mod schema;
 mod sessions;
 mod tokens;
@@ -39,6 +40,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use intake::{IntakeBatch, IntakeItem, ItemOutcome, Screen};
 pub use outbox::{NewReply, OutboxItem, SYSTEM_AUTHORS};
 pub use retention::{Retention, SweepReport};
+pub use rights::{BuyerRef, ErasureReport};
 pub use tokens::StoredToken;
 
 /// Which database is behind the store.
@@ -138,6 +140,9 @@ impl Store {
                     conn.execute("PRAGMA journal_mode = WAL").await?;
                     conn.execute("PRAGMA synchronous = FULL").await?;
                     conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    // Deleted content is overwritten, so an erased buyer's text does not
+                    // survive in free pages of the file (retention, erasure).
+                    conn.execute("PRAGMA secure_delete = ON").await?;
                     Ok(())
                 })
             });

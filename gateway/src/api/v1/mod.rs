@@ -14,6 +14,7 @@
 mod admin;
 mod auth;
 mod blacklist;
+mod buyers;
 mod customers;
 mod sessions;
 mod stream;
@@ -80,6 +81,8 @@ pub fn routes() -> (Router<Arc<ApiState>>, Doc) {
         .routes(routes!(blacklist::audit))
         .routes(routes!(admin::routing))
         .routes(routes!(admin::config_reload))
+        .routes(routes!(buyers::export))
+        .routes(routes!(buyers::erase))
         .split_for_parts();
     // After the routes: the shared answers go on every operation the routes declared.
     utoipa::Modify::modify(&Contract, &mut doc);
