@@ -162,18 +162,7 @@ pub async fn erase_buyer(
     reason: &str,
 ) -> Result<String, String> {
     let store = Store::open(&cfg.store_url(), StoreOptions::default()).await.map_err(|e| e.to_string())?;
-    let customer = store.customer_id(&buyer.platform, &buyer.shop, &buyer.buyer_id).await.map_err(|e| e.to_string())?;
-    let open: Vec<i64> = match customer {
-        Some(c) => store
-            .open_sessions()
-            .await
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .filter(|s| s.customer_id == c)
-            .map(|s| s.id)
-            .collect(),
-        None => Vec::new(),
-    };
+    let open = store.open_sessions_of(buyer).await.map_err(|e| e.to_string())?;
     let addr = cfg.listen_addr();
     if !open.is_empty() && std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(500)).is_ok() {
         return Err(format!(

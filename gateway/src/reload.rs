@@ -51,10 +51,9 @@ pub struct Serving {
 }
 
 impl Serving {
-    /// A connector for `shop`, with access tokens refreshed earlier (stored) taking precedence
-    /// over the configured ones.
-    pub async fn connector_for(&self, shop: &Shop) -> Result<ShopConnector, String> {
-        let tokens = self.store.tokens().await.unwrap_or_default();
+    /// A connector for `shop`, with access tokens refreshed earlier (`tokens`, read from the
+    /// store once per start or reload) taking precedence over the configured ones.
+    fn connector_with(&self, shop: &Shop, tokens: &[huiliu_store::StoredToken]) -> Result<ShopConnector, String> {
         let mut settings = shop.settings.clone();
         if let Some(t) = tokens.iter().find(|t| t.platform == shop.platform && t.shop == shop.id) {
             settings.insert("access_token".into(), t.grant.access_token.clone());
@@ -70,8 +69,9 @@ impl Serving {
     /// with the reason, and never stop the others.
     pub async fn start_all(&self, shops: &[Shop]) {
         let mut errors = Vec::new();
+        let tokens = self.store.tokens().await.unwrap_or_default();
         for shop in shops.iter().filter(|s| s.enabled) {
-            match self.connector_for(shop).await {
+            match self.connector_with(shop, &tokens) {
                 Ok(c) => {
                     tracing::info!(shop = %shop.id, plugin = %c.plugin_id, "shop connector ready");
                     self.connectors.insert(Arc::new(c));
@@ -243,8 +243,9 @@ pub async fn reload_shops(gw: &Reload) -> Result<Option<String>, Vec<ConfigError
     // errors if it still fails.
     let mut started = Vec::new();
     let mut still_failing = Vec::new();
+    let tokens = gw.serving.store.tokens().await.unwrap_or_default();
     for shop in &changes.start {
-        match gw.serving.connector_for(shop).await {
+        match gw.serving.connector_with(shop, &tokens) {
             Ok(c) => started.push(Arc::new(c)),
             Err(reason) if previous.contains(shop) => still_failing.push((shop.id.clone(), reason)),
             Err(reason) => errors.push(ConfigError {

@@ -318,10 +318,7 @@ impl Desk {
     /// Open sessions of `buyer` (to be closed through the flow before an erasure, so routing
     /// frees the agent's seat).
     pub async fn open_sessions_of(&self, buyer: &BuyerRef) -> Result<Vec<i64>, ServiceError> {
-        let Some(customer) = self.store.customer_id(&buyer.platform, &buyer.shop, &buyer.buyer_id).await? else {
-            return Ok(Vec::new());
-        };
-        Ok(self.store.open_sessions().await?.into_iter().filter(|s| s.customer_id == customer).map(|s| s.id).collect())
+        Ok(self.store.open_sessions_of(buyer).await?)
     }
 
     /// Everything stored about `buyer`, audited (`by`, `reason`).

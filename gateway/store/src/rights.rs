@@ -37,6 +37,19 @@ pub struct ErasureReport {
 }
 
 impl Store {
+    /// The ids of `buyer`'s open sessions (none when nothing is stored about them).
+    pub async fn open_sessions_of(&self, buyer: &BuyerRef) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT s.id FROM sessions s JOIN customers c ON c.id = s.customer_id \
+             WHERE c.platform = $1 AND c.shop = $2 AND c.buyer_id = $3 AND s.state <> 'closed' ORDER BY s.id",
+        )
+        .bind(&buyer.platform)
+        .bind(&buyer.shop)
+        .bind(&buyer.buyer_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     async fn session_ids_of(&self, customer_id: i64) -> Result<Vec<i64>, StoreError> {
         Ok(sqlx::query_scalar("SELECT id FROM sessions WHERE customer_id = $1 ORDER BY id")
             .bind(customer_id)
