@@ -538,8 +538,9 @@ pub(crate) fn assemble(
     }
 }
 
-/// The context score of a number given in parts (see [`assemble`]).
-pub(crate) fn part_score(n: &Normalized, start: usize, parts: &[(usize, usize, usize)]) -> i32 {
+/// The (lowercased) words right before unit `start`: at most 12 characters, stopping at a
+/// digit or the end of a sentence.
+pub(crate) fn words_before(n: &Normalized, start: usize) -> String {
     let mut words = String::new();
     let mut i = start;
     let mut chars = 0;
@@ -552,6 +553,12 @@ pub(crate) fn part_score(n: &Normalized, start: usize, parts: &[(usize, usize, u
         words.insert(0, u.ch.to_ascii_lowercase());
         chars += 1;
     }
+    words
+}
+
+/// The context score of a number given in parts (see [`assemble`]).
+pub(crate) fn part_score(n: &Normalized, start: usize, parts: &[(usize, usize, usize)]) -> i32 {
+    let mut words = words_before(n, start);
     for w in parts.windows(2) {
         words.push('|');
         words.extend(n.units[w[0].1..w[1].0].iter().map(|u| u.ch.to_ascii_lowercase()));

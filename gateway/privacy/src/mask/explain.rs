@@ -153,18 +153,7 @@ fn context_around(n: &Normalized, units: Range<usize>, protect: &[String]) -> St
 }
 
 fn context(n: &Normalized, start: usize, inner: Option<Range<usize>>, protect: &[String]) -> String {
-    let mut window = String::new();
-    let mut i = start;
-    let mut chars = 0;
-    while i > 0 && chars < 12 {
-        i -= 1;
-        let u = &n.units[i];
-        if u.is_digit() || matches!(u.ch, '。' | '!' | '?' | '\n') {
-            break;
-        }
-        window.insert(0, u.ch.to_ascii_lowercase());
-        chars += 1;
-    }
+    let mut window = digits::words_before(n, start);
     if let Some(inner) = inner {
         window.push('|');
         window.extend(n.units[inner].iter().filter(|u| !u.is_digit()).map(|u| u.ch.to_ascii_lowercase()));
