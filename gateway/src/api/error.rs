@@ -166,3 +166,10 @@ pub fn lenient_i64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>
         _ => Err(serde::de::Error::custom(format!("{n} is not a 64-bit integer"))),
     }
 }
+
+/// An optional field that may be left out but not sent as `null`: the documented schema types it
+/// (string, array…) without admitting `null`, so the server refuses what the contract refuses.
+/// Use with `#[serde(default)]`.
+pub fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
