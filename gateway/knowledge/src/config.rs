@@ -1,0 +1,325 @@
+//! `faq.toml`: the knowledge base's typed configuration, parsed and checked with every error
+//! reported at once. The commented example in `config/faq.toml` documents each key.
+
+use std::collections::BTreeSet;
+
+use serde::Deserialize;
+
+use huiliu_domain::ConfigError;
+
+/// The knowledge base's file, in the config directory.
+pub const FAQ_FILE: &str = "faq.toml";
+
+/// The placeholders an answer may use.
+pub const PLACEHOLDERS: &[&str] = &["buyer", "order", "product", "shop"];
+
+/// The order / refund states an entry may be restricted to.
+pub const ORDER_STATES: &[&str] =
+    &["none", "unpaid", "paid", "shipped", "delivered", "refunding", "refunded", "closed"];
+
+/// The confidence above which the bot answers, when neither the file nor the shop sets one.
+pub const DEFAULT_THRESHOLD: f64 = 0.55;
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaqConfig {
+    #[serde(default)]
+    pub knowledge: KnowledgeSettings,
+    /// Per-shop settings (`[[shop]]`).
+    #[serde(default)]
+    pub shop: Vec<ShopSettings>,
+    /// Synonym groups (`[[synonyms]]`): every word of a group matches every other.
+    #[serde(default)]
+    pub synonyms: Vec<SynonymGroup>,
+    /// The entries (`[[entry]]`).
+    #[serde(default)]
+    pub entry: Vec<Entry>,
+}
+
+/// `[knowledge]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KnowledgeSettings {
+    /// Confidence (0–1) at or above which the bot answers; below, it hands over.
+    #[serde(default = "default_threshold")]
+    pub threshold: f64,
+    /// Words dropped before matching (greetings, particles); added to the built-in list.
+    #[serde(default)]
+    pub stopwords: Vec<String>,
+    /// Words the segmenter must keep whole (product names, shop jargon).
+    #[serde(default)]
+    pub words: Vec<String>,
+    /// 千牛 knowledge exports (CSV: 问题, 相似问法, 答案) beside this file, loaded as entries
+    /// with ids `{file stem}-{row}`.
+    #[serde(default)]
+    pub csv: Vec<String>,
+}
+
+impl Default for KnowledgeSettings {
+    fn default() -> Self {
+        Self { threshold: DEFAULT_THRESHOLD, stopwords: Vec::new(), words: Vec::new(), csv: Vec::new() }
+    }
+}
+
+fn default_threshold() -> f64 {
+    DEFAULT_THRESHOLD
+}
+
+/// `[[shop]]`: what one shop changes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShopSettings {
+    /// The shop id, as in shops.toml.
+    pub id: String,
+    /// This shop's confidence threshold.
+    pub threshold: Option<f64>,
+}
+
+/// `[[synonyms]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SynonymGroup {
+    pub words: Vec<String>,
+}
+
+/// `[[entry]]`: one question and its answer.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// Unique id (lowercase letters, digits, `-`): the name in figures and in the API.
+    pub id: String,
+    /// The standard question (标准问题).
+    pub question: String,
+    /// Other ways buyers ask it (相似问法).
+    #[serde(default)]
+    pub variants: Vec<String>,
+    /// The answer, with placeholders {buyer} {order} {product} {shop}.
+    pub answer: String,
+    /// A category id (routing.toml's `[[category]]`): `complaint` makes the bot hand over at once.
+    #[serde(default)]
+    pub category: Option<String>,
+    /// When this entry applies; absent = always.
+    #[serde(default)]
+    pub when: Conditions,
+}
+
+/// `[entry.when]`: every listed condition must hold; an empty list means any.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Conditions {
+    #[serde(default)]
+    pub platforms: Vec<String>,
+    #[serde(default)]
+    pub shops: Vec<String>,
+    /// Product ids: the entry applies only when the conversation is about one of them.
+    #[serde(default)]
+    pub products: Vec<String>,
+    /// The buyer's latest order state (see [`ORDER_STATES`]).
+    #[serde(default)]
+    pub order_states: Vec<String>,
+    /// Beijing-time window "HH:MM-HH:MM" (may wrap midnight).
+    #[serde(default)]
+    pub hours: Option<String>,
+}
+
+/// A parsed time window, minutes since midnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hours {
+    pub from: u16,
+    pub to: u16,
+}
+
+impl Hours {
+    /// Parses "HH:MM-HH:MM".
+    pub fn parse(text: &str) -> Option<Hours> {
+        let (a, b) = text.trim().split_once('-')?;
+        let minute = |s: &str| -> Option<u16> {
+            let (h, m) = s.trim().split_once(':')?;
+            let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+            (h < 24 && m < 60).then_some(h * 60 + m).or((h == 24 && m == 0).then_some(1440))
+        };
+        Some(Hours { from: minute(a)?, to: minute(b)? })
+    }
+
+    /// Whether `minute` (since midnight) is inside; a window may wrap midnight.
+    pub fn contains(&self, minute: u16) -> bool {
+        if self.from <= self.to {
+            minute >= self.from && minute < self.to
+        } else {
+            minute >= self.from || minute < self.to
+        }
+    }
+}
+
+/// Parses and checks `faq.toml`, reporting every problem.
+pub fn parse(text: &str, file: &str) -> Result<FaqConfig, Vec<ConfigError>> {
+    let err = |key: String, message: String| ConfigError { file: file.into(), key, message };
+    let cfg: FaqConfig = toml::from_str(text).map_err(|e| vec![err(String::new(), e.to_string())])?;
+    let errors = cfg.validate(file);
+    if errors.is_empty() { Ok(cfg) } else { Err(errors) }
+}
+
+impl FaqConfig {
+    /// Every problem in an already deserialized file.
+    pub fn validate(&self, file: &str) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        let mut err = |key: String, message: String| errors.push(ConfigError { file: file.into(), key, message });
+        let threshold_ok = |t: f64| (0.0..=1.0).contains(&t);
+        if !threshold_ok(self.knowledge.threshold) {
+            err("knowledge.threshold".into(), format!("{} is not between 0 and 1", self.knowledge.threshold));
+        }
+        let mut shops = BTreeSet::new();
+        for (i, shop) in self.shop.iter().enumerate() {
+            if !shops.insert(shop.id.as_str()) {
+                err(format!("shop[{i}].id"), format!("shop `{}` is listed twice", shop.id));
+            }
+            if let Some(t) = shop.threshold.filter(|t| !threshold_ok(*t)) {
+                err(format!("shop[{i}].threshold"), format!("{t} is not between 0 and 1"));
+            }
+        }
+        for (i, group) in self.synonyms.iter().enumerate() {
+            if group.words.len() < 2 || group.words.iter().any(|w| w.trim().is_empty()) {
+                err(format!("synonyms[{i}].words"), "a group needs two or more non-empty words".into());
+            }
+        }
+        let mut ids = BTreeSet::new();
+        for (i, entry) in self.entry.iter().enumerate() {
+            let key = |k: &str| format!("entry[{i}].{k}");
+            let id_ok = !entry.id.is_empty()
+                && entry.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !id_ok {
+                err(key("id"), format!("`{}`: use lowercase letters, digits and -", entry.id));
+            } else if !ids.insert(entry.id.as_str()) {
+                err(key("id"), format!("`{}` is used by another entry", entry.id));
+            }
+            if entry.question.trim().is_empty() {
+                err(key("question"), "the standard question is empty".into());
+            }
+            if entry.variants.iter().any(|v| v.trim().is_empty()) {
+                err(key("variants"), "a variant is empty".into());
+            }
+            if entry.answer.trim().is_empty() {
+                err(key("answer"), "the answer is empty".into());
+            }
+            for name in placeholders(&entry.answer) {
+                if !PLACEHOLDERS.contains(&name) {
+                    err(key("answer"), format!("unknown placeholder {{{name}}} (known: {})", PLACEHOLDERS.join(", ")));
+                }
+            }
+            if entry.category.as_deref().is_some_and(|c| c.trim().is_empty()) {
+                err(key("category"), "empty category".into());
+            }
+            for state in &entry.when.order_states {
+                if !ORDER_STATES.contains(&state.as_str()) {
+                    err(
+                        key("when.order_states"),
+                        format!("unknown state `{state}` (known: {})", ORDER_STATES.join(", ")),
+                    );
+                }
+            }
+            if let Some(hours) = &entry.when.hours
+                && Hours::parse(hours).is_none()
+            {
+                err(key("when.hours"), format!("`{hours}` is not HH:MM-HH:MM"));
+            }
+        }
+        errors
+    }
+
+    /// The threshold for a shop: its own, else the file's.
+    pub fn threshold_for(&self, shop: &str) -> f64 {
+        self.shop.iter().find(|s| s.id == shop).and_then(|s| s.threshold).unwrap_or(self.knowledge.threshold)
+    }
+
+    /// Shop ids named anywhere (`[[shop]]` and entry conditions), for cross-checks with shops.toml.
+    pub fn shop_ids(&self) -> BTreeSet<&str> {
+        let named = self.entry.iter().flat_map(|e| e.when.shops.iter().map(String::as_str));
+        self.shop.iter().map(|s| s.id.as_str()).chain(named).collect()
+    }
+}
+
+/// The `{name}` placeholders of a template, in order.
+pub fn placeholders(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find('{') {
+        let after = &rest[start + 1..];
+        match after.find('}') {
+            Some(end) => {
+                out.push(&after[..end]);
+                rest = &after[end + 1..];
+            }
+            None => break,
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let text = r#"
+[knowledge]
+threshold = 1.5
+[[synonyms]]
+words = ["包邮"]
+[[entry]]
+id = "Ship"
+question = ""
+answer = "亲{nick}"
+[entry.when]
+order_states = ["lost"]
+hours = "9-18"
+[[entry]]
+id = "a"
+question = "q"
+answer = "x"
+[[entry]]
+id = "a"
+question = "q"
+answer = "x"
+"#;
+        let errors = parse(text, "faq.toml").unwrap_err();
+        let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "knowledge.threshold",
+                "synonyms[0].words",
+                "entry[0].id",
+                "entry[0].question",
+                "entry[0].answer",
+                "entry[0].when.order_states",
+                "entry[0].when.hours",
+                "entry[2].id"
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let errors =
+            parse("[[entry]]\nid = \"a\"\nquestion = \"q\"\nanswer = \"x\"\nanwser = \"y\"\n", "f").unwrap_err();
+        assert!(errors[0].message.contains("anwser"), "{errors:?}");
+    }
+
+    #[test]
+    fn hours_wrap_midnight() {
+        let night = Hours::parse("22:00-08:00").unwrap();
+        assert!(night.contains(23 * 60) && night.contains(60) && !night.contains(12 * 60));
+        let day = Hours::parse("09:00-18:00").unwrap();
+        assert!(day.contains(9 * 60) && !day.contains(18 * 60));
+        assert_eq!(Hours::parse("25:00-01:00"), None);
+    }
+
+    #[test]
+    fn shop_threshold_overrides_the_file() {
+        let cfg = parse("[knowledge]\nthreshold = 0.5\n[[shop]]\nid = \"tb\"\nthreshold = 0.8\n", "f").unwrap();
+        assert_eq!(cfg.threshold_for("tb"), 0.8);
+        assert_eq!(cfg.threshold_for("jd"), 0.5);
+    }
+}

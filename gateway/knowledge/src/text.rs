@@ -1,0 +1,179 @@
+//! Turning a buyer's message into the terms matching compares: fold full-width characters and
+//! case, segment with jieba (search mode: a long word also yields its parts), drop punctuation,
+//! bare numbers (order and tracking numbers say nothing about the question) and stopwords, and map
+//! every synonym to the first word of its group.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use jieba_rs::Jieba;
+
+/// Particles, greetings and pronouns that every question shares.
+const STOPWORDS: &[&str] = &[
+    "的",
+    "了",
+    "吗",
+    "呢",
+    "啊",
+    "呀",
+    "吧",
+    "么",
+    "嘛",
+    "哦",
+    "哈",
+    "呐",
+    "哟",
+    "噢",
+    "喔",
+    "啦",
+    "哇",
+    "嗯",
+    "亲",
+    "亲亲",
+    "你好",
+    "您好",
+    "在吗",
+    "在不在",
+    "请问",
+    "问下",
+    "问一下",
+    "一下",
+    "我",
+    "我的",
+    "你",
+    "您",
+    "你们",
+    "咱",
+    "这",
+    "这个",
+    "那个",
+    "那",
+    "是",
+    "就",
+    "都",
+    "也",
+    "还",
+    "和",
+    "跟",
+    "给",
+    "把",
+    "被",
+    "着",
+    "过",
+    "吖",
+    "谢谢",
+    "麻烦",
+    "这款",
+    "款",
+    "件",
+    "客服",
+    "老板",
+    "掌柜",
+    "宝贝",
+    "想",
+    "想问",
+    "一个",
+    "个",
+    "下",
+    "有",
+    "要",
+];
+
+/// The segmenter of one knowledge base: jieba with the shop's words added, its synonyms and
+/// stopwords.
+pub struct Segmenter {
+    jieba: Jieba,
+    synonyms: HashMap<String, String>,
+    stopwords: HashSet<String>,
+}
+
+impl Segmenter {
+    /// Builds a segmenter; every word of a synonym group and every listed word is kept whole.
+    pub fn new(synonym_groups: &[Vec<String>], words: &[String], stopwords: &[String]) -> Segmenter {
+        let mut jieba = Jieba::new();
+        let mut synonyms = HashMap::new();
+        for group in synonym_groups {
+            let canonical = fold(&group[0]);
+            for word in group {
+                let word = fold(word);
+                add(&mut jieba, &word);
+                synonyms.insert(word, canonical.clone());
+            }
+        }
+        for word in words {
+            add(&mut jieba, &fold(word));
+        }
+        let stopwords = STOPWORDS.iter().map(|s| s.to_string()).chain(stopwords.iter().map(|s| fold(s))).collect();
+        Segmenter { jieba, synonyms, stopwords }
+    }
+
+    /// The distinct terms of a text, in first-seen order.
+    pub fn terms(&self, text: &str) -> Vec<String> {
+        let folded = fold(text);
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        let mut push = |word: &str| {
+            if !word.chars().any(char::is_alphanumeric) || word.chars().all(|c| c.is_ascii_digit()) {
+                return;
+            }
+            if self.stopwords.contains(word) {
+                return;
+            }
+            let term = self.synonyms.get(word).cloned().unwrap_or_else(|| word.to_string());
+            if seen.insert(term.clone()) {
+                out.push(term);
+            }
+        };
+        for token in self.jieba.cut(&folded, true) {
+            let word = token.word;
+            push(word);
+            // Search mode by hand: a long word also yields the dictionary words inside it
+            // (七天无理由 → 七天, 理由), except a synonym, which stands for its group whole.
+            let chars: Vec<(usize, char)> = word.char_indices().collect();
+            if chars.len() > 2 && !self.synonyms.contains_key(word) {
+                for n in [2, 3] {
+                    for w in chars.windows(n) {
+                        let start = w[0].0;
+                        let end = w[n - 1].0 + w[n - 1].1.len_utf8();
+                        let part = &word[start..end];
+                        if part != word && self.jieba.has_word(part) {
+                            push(part);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn add(jieba: &mut Jieba, word: &str) {
+    if !word.is_empty() && !jieba.has_word(word) {
+        // A frequency high enough that the word beats its parts.
+        jieba.add_word(word, Some(50_000), None);
+    }
+}
+
+/// Full-width ASCII to half-width, ideographic space to space, lowercase.
+pub fn fold(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            '\u{3000}' => ' ',
+            c => c,
+        })
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synonyms_stopwords_numbers_and_width_fold() {
+        let seg = Segmenter::new(&[vec!["包邮".into(), "免运费".into()]], &[], &[]);
+        assert_eq!(seg.terms("亲，这款免运费吗？"), seg.terms("这款包邮吗"));
+        assert!(seg.terms("订单１２３４５６７８９什么时候发货").iter().all(|t| !t.contains('1')));
+        assert!(!seg.terms("你好在吗").iter().any(|t| t == "在吗" || t == "你好"));
+    }
+}
