@@ -55,8 +55,13 @@ const CRATE_LAYERING: &[(&str, &[&str])] = &[
     ("huiliu-privacy", &[]),
     ("huiliu-routing", &["huiliu-sdk", "huiliu-domain"]),
     ("huiliu-store", &["huiliu-sdk", "huiliu-domain"]),
+    // The knowledge base (智能客服 matching) is pure like the routing engine.
+    ("huiliu-knowledge", &["huiliu-domain"]),
     // The composition root.
-    ("huiliu-gateway", &["huiliu-sdk", "huiliu-domain", "huiliu-privacy", "huiliu-routing", "huiliu-store"]),
+    (
+        "huiliu-gateway",
+        &["huiliu-sdk", "huiliu-domain", "huiliu-privacy", "huiliu-routing", "huiliu-store", "huiliu-knowledge"],
+    ),
     // The platform simulators share no code with the connectors (or anything else here), so a
     // misunderstanding of a protocol cannot pass by being mirrored on both sides.
     ("huiliu-sim", &[]),

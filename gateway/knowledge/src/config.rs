@@ -18,7 +18,7 @@ pub const ORDER_STATES: &[&str] =
     &["none", "unpaid", "paid", "shipped", "delivered", "refunding", "refunded", "closed"];
 
 /// The confidence above which the bot answers, when neither the file nor the shop sets one.
-pub const DEFAULT_THRESHOLD: f64 = 0.55;
+pub const DEFAULT_THRESHOLD: f64 = 0.35;
 
 /// The whole file.
 #[derive(Debug, Clone, Default, Deserialize)]

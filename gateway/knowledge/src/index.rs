@@ -2,9 +2,12 @@
 //! in an inverted index. A message is scored against the documents that share a term with it:
 //!
 //! - **confidence** (0–1, compared with the threshold): the cosine of the idf-weighted term sets
-//!   of the message and the document. Words of the message the knowledge base has never seen
+//!   of the message and the document (words, and at half weight the character pairs inside
+//!   words, so 实拍图 still meets 实拍). Words of the message the knowledge base has never seen
 //!   count against it with the highest idf, so a question about something the shop never wrote
-//!   down stays below the threshold instead of riding on one shared word.
+//!   down stays below the threshold instead of riding on one shared word. The best entry's
+//!   confidence is then lowered by 0.6 × the runner-up entry's: a message that two entries
+//!   answer about equally well is handed over rather than guessed.
 //! - **BM25** (k1 = 1.2, b = 0.75): reported beside it and used to break ties.
 //!
 //! An entry's score is its best document's. Entries whose conditions do not hold for the
@@ -18,6 +21,18 @@ use crate::text::Segmenter;
 
 const K1: f64 = 1.2;
 const B: f64 = 0.75;
+/// How much a character pair weighs against a word of the same rarity.
+const PAIR_WEIGHT: f64 = 0.5;
+/// The share of the runner-up entry's cosine taken off the best one's (measured on the
+/// evaluation set: 0 → 37 % coverage at ≥ 95 % precision, 0.6 → 50 %).
+const RUNNER_UP_PENALTY: f64 = 0.6;
+/// How much an unknown one-character word weighs (mostly particles: 不 呗 没).
+const SHORT_UNKNOWN_WEIGHT: f64 = 0.5;
+
+/// A term's weight in the cosine: its idf, less for character pairs.
+fn weight(term: &str, idf: f64) -> f64 {
+    if term.starts_with('#') { idf * PAIR_WEIGHT } else { idf }
+}
 
 /// What the conversation is known to be about; `None` = unknown (a condition on it fails,
 /// except `minute`, where unknown skips the hours condition).
@@ -72,6 +87,7 @@ pub struct KnowledgeBase {
     docs: Vec<Doc>,
     vocab: HashMap<String, u32>,
     idf: Vec<f64>,
+    weights: Vec<f64>,
     postings: Vec<Vec<u32>>,
     unknown_idf: f64,
     avg_len: f64,
@@ -111,8 +127,13 @@ impl KnowledgeBase {
         let n = docs.len() as f64;
         let idf_of = |df: f64| (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
         let idf: Vec<f64> = postings.iter().map(|p| idf_of(p.len() as f64)).collect();
+        let mut names = vec![""; vocab.len()];
+        for (name, &t) in &vocab {
+            names[t as usize] = name.as_str();
+        }
+        let weights: Vec<f64> = names.iter().zip(&idf).map(|(name, &idf)| weight(name, idf)).collect();
         for doc in &mut docs {
-            doc.norm = doc.terms.iter().map(|&t| idf[t as usize].powi(2)).sum::<f64>().sqrt();
+            doc.norm = doc.terms.iter().map(|&t| weights[t as usize].powi(2)).sum::<f64>().sqrt();
         }
         let avg_len = docs.iter().map(|d| d.terms.len()).sum::<usize>() as f64 / n.max(1.0);
         KnowledgeBase {
@@ -121,6 +142,7 @@ impl KnowledgeBase {
             docs,
             vocab,
             idf,
+            weights,
             postings,
             unknown_idf: idf_of(0.0),
             avg_len: avg_len.max(1.0),
@@ -152,10 +174,14 @@ impl KnowledgeBase {
         for term in &terms {
             match self.vocab.get(term) {
                 Some(&t) => {
-                    q_norm += self.idf[t as usize].powi(2);
+                    q_norm += self.weights[t as usize].powi(2);
                     known.push(t);
                 }
-                None => q_norm += self.unknown_idf.powi(2),
+                None => {
+                    let short = !term.starts_with('#') && term.chars().count() == 1;
+                    let w = weight(term, self.unknown_idf) * if short { SHORT_UNKNOWN_WEIGHT } else { 1.0 };
+                    q_norm += w * w;
+                }
             }
         }
         let q_norm = q_norm.sqrt();
@@ -163,11 +189,12 @@ impl KnowledgeBase {
         let mut scores: HashMap<u32, (f64, f64)> = HashMap::new();
         for &t in &known {
             let idf = self.idf[t as usize];
+            let w = self.weights[t as usize];
             for &d in &self.postings[t as usize] {
                 let len = self.docs[d as usize].terms.len() as f64;
                 let bm25 = idf * (K1 + 1.0) / (1.0 + K1 * (1.0 - B + B * len / self.avg_len));
                 let s = scores.entry(d).or_default();
-                s.0 += idf * idf;
+                s.0 += w * w;
                 s.1 += bm25;
             }
         }
@@ -187,6 +214,11 @@ impl KnowledgeBase {
         ranked.sort_by(|a, b| {
             (b.1.1, b.1.2).partial_cmp(&(a.1.1, a.1.2)).unwrap_or(std::cmp::Ordering::Equal).then(a.0.cmp(&b.0))
         });
+        // An answer is only as sure as it is distinct from the runner-up entry.
+        let second = ranked.get(1).map(|r| r.1.1).unwrap_or(0.0);
+        if let Some(first) = ranked.first_mut() {
+            first.1.1 = (first.1.1 - RUNNER_UP_PENALTY * second).max(0.0);
+        }
         let matches = ranked
             .into_iter()
             .take(top)
@@ -194,6 +226,7 @@ impl KnowledgeBase {
                 let doc = &self.docs[d as usize];
                 let matched = terms
                     .iter()
+                    .filter(|t| !t.starts_with('#'))
                     .filter(|t| self.vocab.get(*t).is_some_and(|id| doc.terms.contains(id)))
                     .cloned()
                     .collect();

@@ -142,6 +142,20 @@ impl Segmenter {
                 }
             }
         }
+        // Character pairs of each kept word (多久 → 多久; 实拍图 → 实拍, 拍图), marked with a
+        // leading '#': they let 实拍图 meet 实拍 where the segmenter cut the two differently.
+        let words = out.clone();
+        for w in &words {
+            let chars: Vec<char> = w.chars().collect();
+            if chars.len() >= 2 && !chars.iter().all(char::is_ascii_alphanumeric) {
+                for pair in chars.windows(2) {
+                    let term = format!("#{}{}", pair[0], pair[1]);
+                    if seen.insert(term.clone()) {
+                        out.push(term);
+                    }
+                }
+            }
+        }
         out
     }
 }
