@@ -165,12 +165,15 @@ impl Gateway {
             metrics: metrics.clone(),
         };
         serving.start_all(&config.shops).await;
+        let knowledge = Arc::new(services::knowledge::Knowledge::new(config.knowledge.as_ref()));
+        flow.set_knowledge(knowledge.clone());
         let reload = Arc::new(reload::Reload {
             dir: config.dir.clone(),
             shops: Mutex::new(config.shops.clone()),
             flow: flow.clone(),
             metrics: metrics.clone(),
             serving,
+            knowledge: knowledge.clone(),
         });
         let api = api::ApiState {
             flow: flow.clone(),
@@ -180,7 +183,8 @@ impl Gateway {
                 sealer,
                 config.quick_replies.clone(),
                 status.clone(),
-            ),
+            )
+            .with_knowledge(knowledge.clone()),
             logins: services::logins::Logins::new(
                 services::auth::Auth::new(config.users.clone(), &config.api),
                 store.clone(),

@@ -89,6 +89,11 @@ enum Command {
         #[command(subcommand)]
         command: BuyerCommand,
     },
+    /// The knowledge base (智能客服): try a question, import a 千牛 export.
+    Faq {
+        #[command(subcommand)]
+        command: FaqCommand,
+    },
     /// Mask personal data: reads messages from stdin, one per line, and prints each masked on
     /// its own line, with exactly the gateway's masking code and the configured filters.
     Mask(MaskArgs),
@@ -245,6 +250,46 @@ enum RouteCommand {
 }
 
 #[derive(Subcommand)]
+enum FaqCommand {
+    /// How the knowledge base (faq.toml) would answer a question: the best entries with their
+    /// confidence and the words that matched. Exit 0 when the bot would answer, 1 when it
+    /// would hand the buyer to an agent (2 when faq.toml is missing or has errors).
+    Try {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The buyer's question.
+        question: String,
+        /// The shop (its threshold and conditions apply).
+        #[arg(long)]
+        shop: Option<String>,
+        /// The platform (taobao, douyin, jd, wechat-shop), for entries restricted to one.
+        #[arg(long)]
+        platform: Option<String>,
+        /// The product the conversation is about, for per-product entries.
+        #[arg(long)]
+        product: Option<String>,
+        /// The buyer's latest order state (unpaid, paid, shipped, delivered, refunding, …).
+        #[arg(long)]
+        state: Option<String>,
+        /// Beijing time HH:MM for entries with hours (default: now).
+        #[arg(long)]
+        at: Option<String>,
+        /// How many entries to show.
+        #[arg(long, default_value_t = 3)]
+        top: usize,
+    },
+    /// Print a 千牛 knowledge export (CSV: 问题, 相似问法, 答案) as [[entry]] tables to edit and
+    /// paste into faq.toml (or list the file under `[knowledge] csv` to load it as it is).
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+        /// The id prefix of the entries.
+        #[arg(long, default_value = "qn")]
+        prefix: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum PluginsCommand {
     /// List loaded plugins and rejected files with the reason.
     List(ConfigArg),
@@ -257,6 +302,7 @@ fn main() -> ExitCode {
         Command::Check(a) => check(a),
         Command::Plugins { command: PluginsCommand::List(a) } => plugins_list(a),
         Command::Mask(a) => mask(a),
+        Command::Faq { command } => faq(command),
         Command::Backup { config, to } => {
             ops_command(&config, |cfg| async move { huiliu_gateway::ops::backup(&cfg, &to).await })
         }
@@ -446,12 +492,16 @@ fn check(a: ConfigArg) -> ExitCode {
     }
     if errors.is_empty() {
         println!(
-            "configuration OK: {} shop(s), {} plugin(s) from {}, {} workbench user(s), {} quick replies",
+            "configuration OK: {} shop(s), {} plugin(s) from {}, {} workbench user(s), {} quick replies, {}",
             cfg.shops.len(),
             host.loaded.len(),
             cfg.plugins_dir().display(),
             cfg.users.len(),
-            cfg.quick_replies.len()
+            cfg.quick_replies.len(),
+            match &cfg.knowledge {
+                Some(k) => format!("{} knowledge-base entries", k.entry.len()),
+                None => "no knowledge base".into(),
+            }
         );
         if cfg.users.is_empty() {
             eprintln!("note: users.toml lists no users: nobody can log in to the workbench");
@@ -464,6 +514,100 @@ fn check(a: ConfigArg) -> ExitCode {
     } else {
         print_errors(&errors);
         ExitCode::from(1)
+    }
+}
+
+fn faq(command: FaqCommand) -> ExitCode {
+    match command {
+        FaqCommand::Try { config, question, shop, platform, product, state, at, top } => {
+            let faq = match huiliu_knowledge::load(&config.config) {
+                Ok(Some(f)) => f,
+                Ok(None) => {
+                    eprintln!("error: no {} in {}", huiliu_knowledge::FAQ_FILE, config.config.display());
+                    return ExitCode::from(2);
+                }
+                Err(errors) => {
+                    print_errors(&errors);
+                    return ExitCode::from(2);
+                }
+            };
+            let minute = match at.as_deref() {
+                Some(hhmm) => match huiliu_knowledge::config::Hours::parse(&format!("{hhmm}-00:00")) {
+                    Some(h) => h.from,
+                    None => {
+                        eprintln!("error: --at `{hhmm}` is not HH:MM");
+                        return ExitCode::from(2);
+                    }
+                },
+                None => huiliu_knowledge::beijing_minute(huiliu_domain::now_millis()),
+            };
+            let kb = huiliu_knowledge::KnowledgeBase::build(&faq);
+            let ctx = huiliu_knowledge::Context {
+                platform: platform.as_deref(),
+                shop: shop.as_deref(),
+                product: product.as_deref(),
+                order_state: state.as_deref(),
+                minute: Some(minute),
+            };
+            let found = kb.lookup(&question, &ctx, top.max(1));
+            let threshold = kb.threshold(shop.as_deref());
+            let terms: Vec<&str> = found.terms.iter().filter(|t| !t.starts_with('#')).map(String::as_str).collect();
+            println!("words: {}", terms.join(" "));
+            if found.matches.is_empty() {
+                println!("no entry shares a word with the question");
+            }
+            for (i, m) in found.matches.iter().enumerate() {
+                let Some(entry) = kb.entry(m.entry) else { continue };
+                println!(
+                    "{}. {:<24} confidence {:.2} (similarity {:.2}, bm25 {:.2})  via 「{}」  matched: {}",
+                    i + 1,
+                    entry.id,
+                    m.confidence,
+                    m.similarity,
+                    m.bm25,
+                    m.question,
+                    m.matched.join(" ")
+                );
+            }
+            match kb.decide(&question, &ctx, &["complaint"]).0 {
+                huiliu_knowledge::Decision::Answer(m) => {
+                    let entry = kb.entry(m.entry).map(|e| e.answer.as_str()).unwrap_or_default();
+                    println!("→ the bot answers (confidence {:.2} >= threshold {threshold:.2}):", m.confidence);
+                    println!("  {}", huiliu_knowledge::render(entry, &huiliu_knowledge::Vars::default()));
+                    ExitCode::SUCCESS
+                }
+                huiliu_knowledge::Decision::HandOver(huiliu_knowledge::HandOver::Category(c)) => {
+                    println!(
+                        "→ hand over to an agent: the message matches a {c} entry (category {c} is never answered by the bot)"
+                    );
+                    ExitCode::from(1)
+                }
+                huiliu_knowledge::Decision::HandOver(huiliu_knowledge::HandOver::LowConfidence) => {
+                    println!("→ hand over to an agent: no entry reaches the threshold {threshold:.2}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        FaqCommand::Import { file, prefix } => {
+            let text = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: {}: {e}", file.display());
+                    return ExitCode::from(1);
+                }
+            };
+            match huiliu_knowledge::import::parse_csv(&text, &file.display().to_string(), &prefix) {
+                Ok(entries) => {
+                    print!("{}", huiliu_knowledge::import::to_toml(&entries));
+                    eprintln!("{} entries", entries.len());
+                    ExitCode::SUCCESS
+                }
+                Err(errors) => {
+                    print_errors(&errors);
+                    ExitCode::from(1)
+                }
+            }
+        }
     }
 }
 

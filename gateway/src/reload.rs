@@ -6,7 +6,8 @@
 //!
 //! Reloadable: `filters.toml` (privacy mask, compliance, restrict auto-reply), `shops.toml`
 //! (shops added, removed or changed: see [`reload_shops`]) and `routing.toml` (groups, agents,
-//! rules; sessions in flight keep working: see `Engine::reload`). Plugins, the store and the
+//! rules; sessions in flight keep working: see `Engine::reload`) and `faq.toml` (the knowledge
+//! base, with the CSV exports it names). Plugins, the store and the
 //! listener need a restart.
 
 use std::collections::BTreeMap;
@@ -37,6 +38,8 @@ pub struct Reload {
     pub metrics: Arc<Metrics>,
     /// What a shops reload changes.
     pub serving: Serving,
+    /// The knowledge base (faq.toml), swapped whole on reload.
+    pub knowledge: Arc<crate::services::knowledge::Knowledge>,
 }
 
 /// The parts that serve shops: the plugins, the connectors, their channels and their status.
@@ -118,6 +121,7 @@ pub async fn reload_all(gw: &Reload) -> Result<ReloadReport, Vec<ConfigError>> {
     if let Some(file) = reload_shops(gw).await? {
         report.reloaded.push(file);
     }
+    report.reloaded.extend(reload_knowledge(gw)?);
     if gw.flow.routing.is_some() {
         let mut errors = Vec::new();
         let shops = gw.shops.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -154,6 +158,29 @@ pub async fn reload_all(gw: &Reload) -> Result<ReloadReport, Vec<ConfigError>> {
         }
     }
     Ok(report)
+}
+
+/// Reloads `faq.toml` (and the CSV exports it names), checked whole: a file with errors keeps
+/// the running knowledge base. A removed file removes the knowledge base (the bot falls silent).
+fn reload_knowledge(gw: &Reload) -> Result<Option<String>, Vec<ConfigError>> {
+    let shops = gw.shops.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut errors = Vec::new();
+    let faq = crate::config::load_knowledge(&gw.dir, &shops, &mut errors);
+    let file = gw.dir.join(huiliu_knowledge::FAQ_FILE).display().to_string();
+    if !errors.is_empty() {
+        crate::metrics::Metrics::count(&gw.metrics.config_reloads, "knowledge", "rejected");
+        for e in &errors {
+            tracing::error!("reload rejected, the running knowledge base stays: {e}");
+        }
+        return Err(errors);
+    }
+    let entries = faq.as_ref().map(|f| f.entry.len()).unwrap_or(0);
+    if !gw.knowledge.swap(faq.as_ref()) {
+        return Ok(None);
+    }
+    crate::metrics::Metrics::count(&gw.metrics.config_reloads, "knowledge", "ok");
+    tracing::info!(entries, "configuration reloaded: {file}");
+    Ok(Some(file))
 }
 
 /// What a reload of shops.toml changes, by shop id.
@@ -312,7 +339,12 @@ fn modified(path: &PathBuf) -> Option<SystemTime> {
 
 /// Reloads on SIGHUP and when a watched file's modification time changes (checked every 2 s).
 pub async fn watch(gw: Arc<Reload>) {
-    let watched = [gw.dir.join(FILTERS_FILE), gw.dir.join(SHOPS_FILE), gw.dir.join(huiliu_routing::ROUTING_FILE)];
+    let watched = [
+        gw.dir.join(FILTERS_FILE),
+        gw.dir.join(SHOPS_FILE),
+        gw.dir.join(huiliu_routing::ROUTING_FILE),
+        gw.dir.join(huiliu_knowledge::FAQ_FILE),
+    ];
     let mut last: Vec<_> = watched.iter().map(modified).collect();
     #[cfg(unix)]
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();

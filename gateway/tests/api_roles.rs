@@ -81,6 +81,7 @@ async fn every_endpoint_enforces_its_roles() {
         ("get", "/sessions/{id}/messages", format!("/sessions/{s}/messages"), None, May::Owner),
         ("post", "/sessions/{id}/reply", format!("/sessions/{s}/reply"), Some(json!({"text": "好的"})), May::Owner),
         ("get", "/sessions/{id}/quick-replies", format!("/sessions/{s}/quick-replies"), None, May::Owner),
+        ("get", "/sessions/{id}/suggestions", format!("/sessions/{s}/suggestions"), None, May::Owner),
         // Both targets: refused as a bad request after the permission check, so S stays put.
         (
             "post",

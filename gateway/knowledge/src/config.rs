@@ -21,7 +21,7 @@ pub const ORDER_STATES: &[&str] =
 pub const DEFAULT_THRESHOLD: f64 = 0.35;
 
 /// The whole file.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaqConfig {
     #[serde(default)]
@@ -38,7 +38,7 @@ pub struct FaqConfig {
 }
 
 /// `[knowledge]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KnowledgeSettings {
     /// Confidence (0–1) at or above which the bot answers; below, it hands over.
@@ -54,11 +54,45 @@ pub struct KnowledgeSettings {
     /// with ids `{file stem}-{row}`.
     #[serde(default)]
     pub csv: Vec<String>,
+    /// Words with which a buyer asks for a person (转人工): the bot hands over at once.
+    #[serde(default = "default_handover_words")]
+    pub handover_words: Vec<String>,
+    /// What the bot tells a buyer it had answered before when it hands them to an agent.
+    #[serde(default = "default_handover_notice")]
+    pub handover_notice: String,
+}
+
+fn default_handover_words() -> Vec<String> {
+    vec!["人工".into(), "真人".into()]
+}
+
+fn default_handover_notice() -> String {
+    "好的，这个问题我为您转接人工客服，请稍候～".into()
+}
+
+/// When a shop's bot answers buyers first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BotMode {
+    /// Never (the default): the knowledge base only suggests answers to agents.
+    #[default]
+    Off,
+    /// Every message of a conversation no agent has taken yet.
+    Always,
+    /// Only inside `bot_hours` (e.g. the night: "23:00-09:00").
+    Hours,
 }
 
 impl Default for KnowledgeSettings {
     fn default() -> Self {
-        Self { threshold: DEFAULT_THRESHOLD, stopwords: Vec::new(), words: Vec::new(), csv: Vec::new() }
+        Self {
+            threshold: DEFAULT_THRESHOLD,
+            stopwords: Vec::new(),
+            words: Vec::new(),
+            csv: Vec::new(),
+            handover_words: default_handover_words(),
+            handover_notice: default_handover_notice(),
+        }
     }
 }
 
@@ -67,17 +101,22 @@ fn default_threshold() -> f64 {
 }
 
 /// `[[shop]]`: what one shop changes.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShopSettings {
     /// The shop id, as in shops.toml.
     pub id: String,
     /// This shop's confidence threshold.
     pub threshold: Option<f64>,
+    /// When the bot answers first: off (default), always, hours.
+    #[serde(default)]
+    pub bot: BotMode,
+    /// For `bot = "hours"`: Beijing time "HH:MM-HH:MM" (may wrap midnight).
+    pub bot_hours: Option<String>,
 }
 
 /// `[[synonyms]]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SynonymGroup {
     pub words: Vec<String>,
@@ -177,6 +216,13 @@ impl FaqConfig {
             if let Some(t) = shop.threshold.filter(|t| !threshold_ok(*t)) {
                 err(format!("shop[{i}].threshold"), format!("{t} is not between 0 and 1"));
             }
+            match (&shop.bot, &shop.bot_hours) {
+                (BotMode::Hours, None) => err(format!("shop[{i}].bot_hours"), "bot = \"hours\" needs bot_hours".into()),
+                (_, Some(h)) if Hours::parse(h).is_none() => {
+                    err(format!("shop[{i}].bot_hours"), format!("`{h}` is not HH:MM-HH:MM"))
+                }
+                _ => {}
+            }
         }
         for (i, group) in self.synonyms.iter().enumerate() {
             if group.words.len() < 2 || group.words.iter().any(|w| w.trim().is_empty()) {
@@ -230,6 +276,21 @@ impl FaqConfig {
     /// The threshold for a shop: its own, else the file's.
     pub fn threshold_for(&self, shop: &str) -> f64 {
         self.shop.iter().find(|s| s.id == shop).and_then(|s| s.threshold).unwrap_or(self.knowledge.threshold)
+    }
+
+    /// Whether a shop's bot answers first at `minute` (Beijing time, minutes since midnight).
+    pub fn bot_active(&self, shop: &str, minute: u16) -> bool {
+        let Some(s) = self.shop.iter().find(|s| s.id == shop) else { return false };
+        match s.bot {
+            BotMode::Off => false,
+            BotMode::Always => true,
+            BotMode::Hours => s.bot_hours.as_deref().and_then(Hours::parse).is_some_and(|h| h.contains(minute)),
+        }
+    }
+
+    /// Whether a buyer's message asks for a person.
+    pub fn wants_human(&self, text: &str) -> bool {
+        self.knowledge.handover_words.iter().any(|w| !w.is_empty() && text.contains(w.as_str()))
     }
 
     /// Shop ids named anywhere (`[[shop]]` and entry conditions), for cross-checks with shops.toml.
@@ -321,5 +382,25 @@ answer = "x"
         let cfg = parse("[knowledge]\nthreshold = 0.5\n[[shop]]\nid = \"tb\"\nthreshold = 0.8\n", "f").unwrap();
         assert_eq!(cfg.threshold_for("tb"), 0.8);
         assert_eq!(cfg.threshold_for("jd"), 0.5);
+    }
+}
+
+#[cfg(test)]
+mod bot_tests {
+    use super::*;
+
+    #[test]
+    fn bot_modes_per_shop() {
+        let cfg = parse(
+            "[[shop]]\nid = \"day\"\nbot = \"always\"\n[[shop]]\nid = \"night\"\nbot = \"hours\"\nbot_hours = \"23:00-09:00\"\n",
+            "f",
+        )
+        .unwrap();
+        assert!(cfg.bot_active("day", 12 * 60));
+        assert!(cfg.bot_active("night", 60) && !cfg.bot_active("night", 12 * 60));
+        assert!(!cfg.bot_active("unlisted", 60));
+        assert!(cfg.wants_human("转人工") && cfg.wants_human("我要找真人") && !cfg.wants_human("包邮吗"));
+        let errors = parse("[[shop]]\nid = \"x\"\nbot = \"hours\"\n", "f").unwrap_err();
+        assert_eq!(errors[0].key, "shop[0].bot_hours");
     }
 }

@@ -51,12 +51,32 @@ pub struct Context<'a> {
 pub struct Match {
     /// Index of the entry in [`KnowledgeBase::entries`].
     pub entry: usize,
+    /// Compared with the threshold: the similarity, less the runner-up penalty for the best
+    /// match (the others keep their similarity).
     pub confidence: f64,
+    /// The idf-weighted cosine of the message and the best question or variant.
+    pub similarity: f64,
     pub bm25: f64,
     /// The question or variant that scored best.
     pub question: String,
     /// The terms of the message found in it.
     pub matched: Vec<String>,
+}
+
+/// What the bot would do with a message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Answer(Match),
+    HandOver(HandOver),
+}
+
+/// Why the bot hands a message to an agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandOver {
+    /// No entry is sure enough.
+    LowConfidence,
+    /// The message is of a category a person must handle (complaint).
+    Category(String),
 }
 
 /// The result of looking a message up.
@@ -93,6 +113,7 @@ pub struct KnowledgeBase {
     avg_len: f64,
     default_threshold: f64,
     shop_thresholds: HashMap<String, f64>,
+    config: FaqConfig,
 }
 
 impl KnowledgeBase {
@@ -148,7 +169,13 @@ impl KnowledgeBase {
             avg_len: avg_len.max(1.0),
             default_threshold: cfg.knowledge.threshold,
             shop_thresholds: cfg.shop.iter().filter_map(|s| Some((s.id.clone(), s.threshold?))).collect(),
+            config: cfg.clone(),
         }
+    }
+
+    /// The configuration it was built from (bot modes, hand-over words and notice).
+    pub fn config(&self) -> &FaqConfig {
+        &self.config
     }
 
     /// The entries, in file order.
@@ -216,13 +243,14 @@ impl KnowledgeBase {
         });
         // An answer is only as sure as it is distinct from the runner-up entry.
         let second = ranked.get(1).map(|r| r.1.1).unwrap_or(0.0);
-        if let Some(first) = ranked.first_mut() {
-            first.1.1 = (first.1.1 - RUNNER_UP_PENALTY * second).max(0.0);
-        }
         let matches = ranked
             .into_iter()
             .take(top)
-            .map(|(entry, (d, confidence, bm25))| {
+            .enumerate()
+            .map(|(rank, (entry, (d, similarity, bm25)))| {
+                let similarity = similarity.min(1.0);
+                let confidence =
+                    if rank == 0 { (similarity - RUNNER_UP_PENALTY * second).max(0.0) } else { similarity };
                 let doc = &self.docs[d as usize];
                 let matched = terms
                     .iter()
@@ -230,7 +258,7 @@ impl KnowledgeBase {
                     .filter(|t| self.vocab.get(*t).is_some_and(|id| doc.terms.contains(id)))
                     .cloned()
                     .collect();
-                Match { entry, confidence: confidence.min(1.0), bm25, question: doc.text.clone(), matched }
+                Match { entry, confidence, similarity, bm25, question: doc.text.clone(), matched }
             })
             .collect();
         Lookup { terms, matches }
@@ -240,6 +268,26 @@ impl KnowledgeBase {
     pub fn answer(&self, text: &str, ctx: &Context<'_>) -> Option<Match> {
         let threshold = self.threshold(ctx.shop);
         self.lookup(text, ctx, 1).matches.into_iter().next().filter(|m| m.confidence >= threshold)
+    }
+
+    /// What the bot does with a message: answer with the best entry, or hand over — at once
+    /// when any of the best three entries of a category in `hand_over_categories` (complaints)
+    /// is as similar as the threshold, else when nothing reaches the threshold.
+    pub fn decide(&self, text: &str, ctx: &Context<'_>, hand_over_categories: &[&str]) -> (Decision, Lookup) {
+        let threshold = self.threshold(ctx.shop);
+        let found = self.lookup(text, ctx, 3);
+        let category = |m: &Match| self.entry(m.entry).and_then(|e| e.category.clone());
+        let decision = if let Some(m) = found.matches.iter().find(|m| {
+            m.similarity >= threshold && category(m).is_some_and(|c| hand_over_categories.contains(&c.as_str()))
+        }) {
+            Decision::HandOver(HandOver::Category(category(m).unwrap_or_default()))
+        } else {
+            match found.matches.first() {
+                Some(m) if m.confidence >= threshold => Decision::Answer(m.clone()),
+                _ => Decision::HandOver(HandOver::LowConfidence),
+            }
+        };
+        (decision, found)
     }
 
     fn applies(&self, entry: usize, ctx: &Context<'_>) -> bool {
@@ -336,6 +384,32 @@ platforms = ["taobao"]
         let strict = Context { shop: Some("strict"), ..Context::default() };
         assert!(kb.answer("免运费吗，发货", &strict).is_none());
         assert!(kb.answer("免运费吗，发货", &Context::default()).is_some());
+    }
+
+    #[test]
+    fn a_complaint_among_the_best_hands_over_even_when_another_entry_leads() {
+        let kb = kb(r#"
+[[entry]]
+id = "fake"
+question = "你们卖假货"
+answer = "x"
+category = "complaint"
+[[entry]]
+id = "complain"
+question = "我要投诉"
+answer = "x"
+category = "complaint"
+[[entry]]
+id = "ship"
+question = "什么时候发货"
+answer = "x"
+"#);
+        let (d, _) = kb.decide("你们卖假货，我要投诉", &Context::default(), &["complaint"]);
+        assert_eq!(d, Decision::HandOver(HandOver::Category("complaint".into())));
+        let (d, _) = kb.decide("什么时候发货", &Context::default(), &["complaint"]);
+        assert!(matches!(d, Decision::Answer(m) if kb.entry(m.entry).unwrap().id == "ship"));
+        let (d, _) = kb.decide("衣服起球", &Context::default(), &["complaint"]);
+        assert_eq!(d, Decision::HandOver(HandOver::LowConfidence));
     }
 
     #[test]

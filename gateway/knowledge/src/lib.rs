@@ -19,7 +19,7 @@ use std::path::Path;
 use huiliu_domain::ConfigError;
 
 pub use config::{Entry, FAQ_FILE, FaqConfig, parse};
-pub use index::{Context, KnowledgeBase, Lookup, Match, Vars, render};
+pub use index::{Context, Decision, HandOver, KnowledgeBase, Lookup, Match, Vars, render};
 
 /// Reads `faq.toml` from a config directory with the CSV exports it names, checked whole.
 /// `Ok(None)` when there is no faq.toml (no knowledge base: the bot stays silent).
@@ -57,4 +57,10 @@ pub fn load(dir: &Path) -> Result<Option<FaqConfig>, Vec<ConfigError>> {
     }
     errors.extend(cfg.validate(&file));
     if errors.is_empty() { Ok(Some(cfg)) } else { Err(errors) }
+}
+
+/// Minutes since midnight in Beijing time (UTC+8, no daylight saving) for a Unix time in ms.
+pub fn beijing_minute(unix_millis: i64) -> u16 {
+    let minutes = (unix_millis.div_euclid(60_000) + 8 * 60).rem_euclid(24 * 60);
+    minutes as u16
 }

@@ -171,6 +171,8 @@ pub struct GatewayConfig {
     /// `routing.toml`: skill groups, agents, rules. `None` when the file is absent: sessions
     /// then wait unrouted.
     pub routing: Option<huiliu_routing::RoutingConfig>,
+    /// `faq.toml` (with the CSV exports it names): the knowledge base; `None` when absent.
+    pub knowledge: Option<huiliu_knowledge::FaqConfig>,
     pub shops: Vec<Shop>,
 }
 
@@ -223,6 +225,7 @@ impl GatewayConfig {
             quick_replies: crate::services::quick::defaults(),
             filters: huiliu_privacy::FiltersConfig::default(),
             routing: None,
+            knowledge: None,
             shops: Vec::new(),
         }
     }
@@ -374,7 +377,38 @@ pub fn load_partial(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> (Gatewa
     cfg.users = load_users(dir, &mut errors);
     cfg.quick_replies = load_quick_replies(dir, &mut errors);
     cfg.routing = load_routing(dir, &cfg.shops, &mut errors);
+    cfg.knowledge = load_knowledge(dir, &cfg.shops, &mut errors);
     (cfg, errors)
+}
+
+/// Loads `faq.toml` if present, with every error, its shop ids checked against the shops.
+pub fn load_knowledge(
+    dir: &Path,
+    shops: &[Shop],
+    errors: &mut Vec<ConfigError>,
+) -> Option<huiliu_knowledge::FaqConfig> {
+    match huiliu_knowledge::load(dir) {
+        Ok(Some(faq)) => {
+            if !shops.is_empty() {
+                let file = dir.join(huiliu_knowledge::FAQ_FILE).display().to_string();
+                for id in faq.shop_ids() {
+                    if !shops.iter().any(|s| s.id == id) {
+                        errors.push(ConfigError {
+                            file: file.clone(),
+                            key: "shop".into(),
+                            message: format!("shop `{id}` is not in shops.toml"),
+                        });
+                    }
+                }
+            }
+            Some(faq)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            errors.extend(e);
+            None
+        }
+    }
 }
 
 /// Loads `routing.toml` if present, with every error, cross-checked with the shops.

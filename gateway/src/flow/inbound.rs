@@ -101,7 +101,9 @@ impl Flow {
                 ItemOutcome::Message { session_id, screen: Screen::Restrict, new_session, .. } => {
                     (new_session && !auto.is_empty()).then_some((session_id, true))
                 }
-                ItemOutcome::Message { session_id, .. } if self.routing.is_some() => Some((session_id, false)),
+                ItemOutcome::Message { session_id, .. } if self.routing.is_some() || self.knowledge.get().is_some() => {
+                    Some((session_id, false))
+                }
                 _ => None,
             })
             .collect();
@@ -120,6 +122,8 @@ impl Flow {
                     if let Err(e) = flow.reply(request).await {
                         tracing::warn!(session = session_id, "auto-reply to a restricted buyer failed: {e}");
                     }
+                } else if flow.bot_turn(session_id).await {
+                    // The bot answered: no agent needed for this message.
                 } else if let Some(routing) = &flow.routing {
                     let actions = routing.arrive(session_id, huiliu_domain::now_millis()).await;
                     flow.apply(actions).await;

@@ -8,8 +8,12 @@
 //!   ─▶ returns Ack::Durable: the caller acknowledges the platform
 //!   ─▶ [4] route (and a restricted buyer's auto-reply) ─▶ [5] notify agents
 //!
+//! bot (bot.rs, before [4]): where faq.toml turns a shop's bot on and no agent has the
+//! conversation, the knowledge base answers first through the reply door, or hands over
+//! (转人工, low confidence, a complaint, a third question after two answers) to [4] routing.
+//!
 //! reply (reply.rs, Flow::reply — the one door every outgoing message goes through: agent
-//! replies, routing notices, restricted-buyer auto-replies, the demo's agents):
+//! replies, routing notices, restricted-buyer auto-replies, the bot, the demo's agents):
 //!   [1] compliance check ─▶ [2] mask for storage ─▶ [3] outbox (durable) ─▶ metrics
 //!   ─▶ an agent's reply stops the first-response clock
 //!   ─▶ outbox worker: connector.encode ─▶ HTTP ─▶ connector.classify ─▶ delivery status
@@ -29,11 +33,12 @@
 //!   no notification, no agent work — yet the platform is still acknowledged.
 //! - Routing runs after the acknowledgement, never before it.
 
+mod bot;
 mod inbound;
 mod reply;
 mod route;
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use huiliu_privacy::Verdict;
 use huiliu_sdk::{InboundEvent, Millis};
@@ -91,6 +96,8 @@ pub struct Flow {
     /// The delivery worker's world: connectors and the HTTP client, for the platform-side half
     /// of a transfer.
     outbox: Arc<crate::outbox::Outbox>,
+    /// The knowledge base, when the bot may answer first (set once at start).
+    knowledge: OnceLock<Arc<crate::services::knowledge::Knowledge>>,
 }
 
 /// What a [`Flow`] is made of (the composition root fills it).
@@ -124,7 +131,13 @@ impl Flow {
             restrict_reply: RwLock::new(p.restrict_reply),
             routing: p.routing,
             outbox: p.outbox,
+            knowledge: OnceLock::new(),
         }
+    }
+
+    /// Lets the knowledge-base bot answer first for the shops faq.toml turns it on for.
+    pub fn set_knowledge(&self, knowledge: Arc<crate::services::knowledge::Knowledge>) {
+        let _ = self.knowledge.set(knowledge);
     }
 
     /// The platform staff account `agent` speaks as on `shop` (routing's `accounts`), if any.

@@ -20,6 +20,8 @@ pub enum Author {
     System,
     /// The auto-reply a restricted buyer gets.
     AutoReply,
+    /// The knowledge-base bot (智能客服): an answer from faq.toml, or its hand-over notice.
+    Bot,
 }
 
 impl Author {
@@ -29,6 +31,7 @@ impl Author {
             Author::Agent(id) => id,
             Author::System => "system",
             Author::AutoReply => "auto-reply",
+            Author::Bot => "bot",
         }
     }
 
@@ -105,7 +108,7 @@ impl Flow {
         // auto-replies as the connector's usual account.
         let staff_account = match &request.author {
             Author::Agent(id) => self.staff_account(id, &session.shop).await,
-            Author::System | Author::AutoReply => None,
+            Author::System | Author::AutoReply | Author::Bot => None,
         };
         let outgoing = OutgoingMessage {
             staff_account,
@@ -136,7 +139,14 @@ impl Flow {
         let _ = self.events.send(GatewayEvent::MessageOut { session_id: session.id, message_id });
         // Metrics and the first-response clock.
         let by_agent = request.author.is_agent();
-        let label = AuthorLabels { author: if by_agent { "agent" } else { "system" }.into() };
+        let label = AuthorLabels {
+            author: match request.author {
+                Author::Agent(_) => "agent",
+                Author::Bot => "bot",
+                Author::System | Author::AutoReply => "system",
+            }
+            .into(),
+        };
         self.metrics.replies.get_or_create(&label).inc();
         if by_agent {
             if session.first_response_at.is_none()

@@ -101,6 +101,8 @@ pub struct Desk {
     quick_replies: Vec<QuickReply>,
     /// What is running (shop display names, which change when shops.toml is reloaded).
     status: Arc<super::status::Status>,
+    /// The knowledge base, for agent assist.
+    knowledge: Arc<super::knowledge::Knowledge>,
 }
 
 impl Desk {
@@ -111,7 +113,46 @@ impl Desk {
         quick_replies: Vec<QuickReply>,
         status: Arc<super::status::Status>,
     ) -> Desk {
-        Desk { store, outbox_wake, sealer, quick_replies, status }
+        Desk { store, outbox_wake, sealer, quick_replies, status, knowledge: Arc::default() }
+    }
+
+    /// The desk with the running knowledge base (agent assist); without one it suggests nothing.
+    pub fn with_knowledge(mut self, knowledge: Arc<super::knowledge::Knowledge>) -> Desk {
+        self.knowledge = knowledge;
+        self
+    }
+
+    /// Agent assist: the best three knowledge-base answers for the session's last buyer
+    /// message (masked text), filled in with the buyer's nick, latest order and the shop.
+    pub async fn suggestions(&self, me: &Principal, id: i64) -> Result<super::knowledge::Suggestions, ServiceError> {
+        let s = self.session(me, id).await?;
+        let messages = self.store.session_messages(id).await?;
+        let last = messages.iter().rev().find(|m| m.direction == huiliu_domain::session::Direction::In);
+        let customer = self.store.customer(s.customer_id).await?;
+        let trades = self.store.customer_trades(s.customer_id, 20).await?;
+        let order = trades.iter().find_map(|t| t.order_id.clone());
+        let shop = self.status.shop_name(&s.shop);
+        let nick = customer.and_then(|c| c.nick);
+        let vars = huiliu_knowledge::Vars {
+            buyer: nick.as_deref(),
+            order: order.as_deref(),
+            product: None,
+            shop: Some(shop.as_str()),
+        };
+        let asked = super::knowledge::Asked {
+            text: last.map(|m| m.text.as_str()).unwrap_or_default(),
+            platform: &s.platform,
+            shop: &s.shop,
+            order_state: super::knowledge::order_state(&trades),
+            now: huiliu_domain::now_millis(),
+            vars,
+        };
+        let (suggestions, threshold) = if last.is_some() {
+            self.knowledge.suggest(&asked, 3)
+        } else {
+            (Vec::new(), self.knowledge.suggest(&asked, 0).1)
+        };
+        Ok(super::knowledge::Suggestions { message: last.map(|m| m.text.clone()), suggestions, threshold })
     }
 
     /// The session `id`, if `me` may see it.

@@ -12,7 +12,7 @@ use super::intake::json;
 use super::{Store, StoreError};
 
 /// Authors of outbound messages that are not an agent's answer.
-pub const SYSTEM_AUTHORS: &[&str] = &["system", "auto-reply"];
+pub const SYSTEM_AUTHORS: &[&str] = &["system", "auto-reply", "bot"];
 
 fn is_system_author(author: &str) -> bool {
     SYSTEM_AUTHORS.contains(&author)

@@ -83,6 +83,7 @@ pub fn routes() -> (Router<Arc<ApiState>>, Doc) {
         .routes(routes!(admin::config_reload))
         .routes(routes!(buyers::export))
         .routes(routes!(buyers::erase))
+        .routes(routes!(sessions::suggestions))
         .split_for_parts();
     // After the routes: the shared answers go on every operation the routes declared.
     utoipa::Modify::modify(&Contract, &mut doc);

@@ -22,6 +22,7 @@ use crate::api::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
 use crate::flow::{Author, ReplyError, ReplyOutcome, ReplyRequest, TransferError};
 use crate::services::ServiceError;
 use crate::services::desk::{Explanation, MessagePage, SessionDetail, SessionRow};
+use crate::services::knowledge::Suggestions;
 use crate::services::quick::Rendered;
 
 /// Filters of the session list.
@@ -311,6 +312,19 @@ pub async fn quick_replies_for(
     Path(id): Path<i64>,
 ) -> ApiResult<RenderedList> {
     Ok(Json(RenderedList { replies: state.desk.quick_replies_for(&me, id).await? }))
+}
+
+/// Agent assist (智能辅助): the knowledge base's best three answers for the session's last buyer
+/// message, filled in and ready to edit; `confidence` at or above `threshold` is what the bot
+/// would answer on its own. Empty without a knowledge base (faq.toml).
+#[utoipa::path(get, path = "/sessions/{id}/suggestions", tag = "sessions", params(("id" = i64, Path, description = "Session id")),
+    responses((status = 200, description = "The suggested answers, best first", body = Suggestions)))]
+pub async fn suggestions(
+    State(state): State<Arc<ApiState>>,
+    Caller(me): Caller,
+    Path(id): Path<i64>,
+) -> ApiResult<Suggestions> {
+    Ok(Json(state.desk.suggestions(&me, id).await?))
 }
 
 /// A closed session.

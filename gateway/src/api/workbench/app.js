@@ -251,11 +251,12 @@ function renderMessages(messages, keepScroll) {
   const atBottom = ol.scrollTop + ol.clientHeight >= ol.scrollHeight - 20;
   ol.replaceChildren(...messages.map(m => {
     const system = m.direction === "out" && (m.author === "system" || m.author === "auto-reply");
-    const cls = system ? "system" : m.direction;
+    const bot = m.direction === "out" && m.author === "bot";
+    const cls = system ? "system" : bot ? "out bot" : m.direction;
     const d = m.delivery;
     return h("li", { class: cls, "data-message": m.id },
       h("div", { class: "bubble" }, (m.content && m.content.length ? m.content : [{ type: "text", text: m.text }]).map(renderContent)),
-      h("div", { class: "meta" }, clock(m.created_at), m.direction === "out" ? " · " + (system ? "系统" : (m.author || "")) : "",
+      h("div", { class: "meta" }, clock(m.created_at), m.direction === "out" ? " · " + (system ? "系统" : bot ? "智能客服" : (m.author || "")) : "",
         m.direction === "out" && d ? h("span", { class: "delivery " + d, "data-delivery": d, title: m.delivery_error || "" }, " · " + (DELIVERY[d] || d)) : null,
         d === "failed" && m.delivery_error ? h("span", { class: "delivery failed" }, "（" + m.delivery_error + "）") : null));
   }));

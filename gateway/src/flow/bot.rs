@@ -1,0 +1,100 @@
+//! The bot's turn (智能客服 answers first): after a buyer message is stored and acknowledged,
+//! before routing. Where `faq.toml` turns the shop's bot on (`[[shop]] bot`) and no agent has the
+//! conversation, the knowledge base answers through the reply door as `Author::Bot` — the same
+//! compliance, masking and outbox as an agent's reply — or hands over to routing:
+//!
+//! - the buyer asks for a person (`handover_words`: 人工, 真人),
+//! - no entry reaches the shop's threshold,
+//! - the message matches a complaint entry,
+//! - the bot has already answered twice in a row and the buyer writes again (taken as: the
+//!   answers did not help).
+//!
+//! A buyer the bot had answered is told of the hand-over (`handover_notice`); the agent sees the
+//! bot's answers in the conversation, authored `bot`. A blocked buyer's message never reaches
+//! here (no session), and a restricted buyer gets the auto-reply instead.
+
+use huiliu_domain::session::Direction;
+use huiliu_knowledge::{Context, Decision, HandOver, Vars};
+use huiliu_sdk::Content;
+
+use super::{Author, Flow, ReplyOutcome, ReplyRequest};
+
+/// Categories the bot never answers.
+const HAND_OVER_CATEGORIES: &[&str] = &["complaint"];
+
+impl Flow {
+    /// The bot's turn for a session's newest buyer message: true when the bot answered (no
+    /// agent is needed for it), false when routing should take it.
+    pub(super) async fn bot_turn(&self, session_id: i64) -> bool {
+        let Some(kb) = self.knowledge.get().and_then(|k| k.current()) else { return false };
+        let Ok(Some(session)) = self.store.session(session_id).await else { return false };
+        let now = huiliu_domain::now_millis();
+        let minute = huiliu_knowledge::beijing_minute(now);
+        if session.agent.is_some() || !kb.config().bot_active(&session.shop, minute) {
+            return false;
+        }
+        let Ok(messages) = self.store.session_messages(session_id).await else { return false };
+        let Some(last) = messages.iter().rev().find(|m| m.direction == Direction::In) else { return false };
+        let is_bot = |m: &&huiliu_domain::session::Message| m.author.as_deref() == Some(Author::Bot.as_stored());
+        let notice = kb.config().knowledge.handover_notice.clone();
+        // The bot speaks only in a conversation that is still its own: no agent reply, routing
+        // notice or hand-over yet.
+        let handed_over = messages
+            .iter()
+            .filter(|m| m.direction == Direction::Out)
+            .any(|m| !is_bot(&m) || (!notice.is_empty() && m.text == notice));
+        if handed_over {
+            return false;
+        }
+        let bot_spoke = messages.iter().any(|m| is_bot(&m));
+        let answers_in_a_row =
+            messages.iter().rev().filter(|m| m.direction == Direction::Out).take_while(|m| is_bot(m)).count();
+        let trades = self.store.customer_trades(session.customer_id, 20).await.unwrap_or_default();
+        let ctx = Context {
+            platform: Some(&session.platform),
+            shop: Some(&session.shop),
+            product: None,
+            order_state: crate::services::knowledge::order_state(&trades),
+            minute: Some(minute),
+        };
+        let reason = if kb.config().wants_human(&last.text) {
+            "asked_for_agent".to_owned()
+        } else if answers_in_a_row >= 2 {
+            "two_answers_did_not_help".to_owned()
+        } else {
+            match kb.decide(&last.text, &ctx, HAND_OVER_CATEGORIES).0 {
+                Decision::Answer(m) => {
+                    let Some(entry) = kb.entry(m.entry) else { return false };
+                    let customer = self.store.customer(session.customer_id).await.ok().flatten();
+                    let nick = customer.and_then(|c| c.nick);
+                    let order = trades.iter().find_map(|t| t.order_id.clone());
+                    let vars = Vars { buyer: nick.as_deref(), order: order.as_deref(), product: None, shop: None };
+                    let text = huiliu_knowledge::render(&entry.answer, &vars);
+                    let request = ReplyRequest { session_id, author: Author::Bot, content: vec![Content::text(text)] };
+                    match self.reply(request).await {
+                        Ok(ReplyOutcome::Queued { .. }) => {
+                            tracing::info!(session = session_id, entry = %entry.id, confidence = m.confidence, "the bot answered");
+                            return true;
+                        }
+                        // Compliance stopped the answer: a person takes it.
+                        Ok(ReplyOutcome::Blocked { .. }) => "answer_blocked".to_owned(),
+                        Err(e) => {
+                            tracing::warn!(session = session_id, "the bot's answer failed: {e}");
+                            return false;
+                        }
+                    }
+                }
+                Decision::HandOver(HandOver::Category(c)) => format!("category_{c}"),
+                Decision::HandOver(HandOver::LowConfidence) => "low_confidence".to_owned(),
+            }
+        };
+        tracing::info!(session = session_id, reason = %reason, "the bot hands over to an agent");
+        if bot_spoke && !notice.is_empty() {
+            let request = ReplyRequest { session_id, author: Author::Bot, content: vec![Content::text(notice)] };
+            if let Err(e) = self.reply(request).await {
+                tracing::warn!(session = session_id, "the bot's hand-over notice failed: {e}");
+            }
+        }
+        false
+    }
+}

@@ -1,0 +1,183 @@
+//! The knowledge base as the daemon runs it (智能客服): the compiled `faq.toml`, swapped whole
+//! on reload, and agent assist — the best answers for a session's last buyer message.
+//!
+//! Matching itself is `huiliu-knowledge` (pure); this module only decides what it is asked
+//! about: the masked text of the buyer's message, the session's platform and shop, the state of
+//! the buyer's latest order, Beijing time.
+
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+
+use huiliu_domain::session::TradeRecord;
+use huiliu_knowledge::{Context, FaqConfig, KnowledgeBase, Vars};
+
+/// The running knowledge base, if `faq.toml` exists.
+#[derive(Default)]
+pub struct Knowledge {
+    base: RwLock<Option<Arc<KnowledgeBase>>>,
+    /// The configuration it was built from, so an unchanged file is not rebuilt.
+    config: RwLock<Option<FaqConfig>>,
+}
+
+impl std::fmt::Debug for Knowledge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let entries = self.current().map(|k| k.entries().len());
+        f.debug_struct("Knowledge").field("entries", &entries).finish()
+    }
+}
+
+/// One suggested answer for the agent (or what the bot would say).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Suggestion {
+    /// The entry's id in faq.toml.
+    pub entry: String,
+    /// The standard question or variant that matched best.
+    pub question: String,
+    /// The answer with the session's values filled in, ready to edit and send.
+    pub answer: String,
+    /// 0–1; the bot answers on its own at or above the shop's threshold.
+    pub confidence: f64,
+    /// The buyer's words found in the question.
+    pub matched: Vec<String>,
+    /// The entry's category (`complaint` is never answered by the bot).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+}
+
+/// The suggestions for one session.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Suggestions {
+    /// The buyer message the suggestions answer (masked), absent when the buyer has not
+    /// written yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Best first, at most three.
+    pub suggestions: Vec<Suggestion>,
+    /// The shop's confidence threshold.
+    pub threshold: f64,
+}
+
+/// What the knowledge base is asked about a conversation.
+#[derive(Debug, Clone, Default)]
+pub struct Asked<'a> {
+    pub text: &'a str,
+    pub platform: &'a str,
+    pub shop: &'a str,
+    pub order_state: Option<&'a str>,
+    pub now: i64,
+    pub vars: Vars<'a>,
+}
+
+impl Knowledge {
+    /// A knowledge base compiled from `faq.toml`, or none.
+    pub fn new(cfg: Option<&FaqConfig>) -> Knowledge {
+        Knowledge {
+            base: RwLock::new(cfg.map(|c| Arc::new(KnowledgeBase::build(c)))),
+            config: RwLock::new(cfg.cloned()),
+        }
+    }
+
+    /// Replaces the running knowledge base (a reload); questions in flight finish on the old one.
+    /// Returns false (and builds nothing) when the configuration is unchanged.
+    pub fn swap(&self, cfg: Option<&FaqConfig>) -> bool {
+        let mut config = self.config.write().unwrap_or_else(|p| p.into_inner());
+        if config.as_ref() == cfg {
+            return false;
+        }
+        let next = cfg.map(|c| Arc::new(KnowledgeBase::build(c)));
+        *self.base.write().unwrap_or_else(|p| p.into_inner()) = next;
+        *config = cfg.cloned();
+        true
+    }
+
+    pub fn current(&self) -> Option<Arc<KnowledgeBase>> {
+        self.base.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The best `top` answers for a message, filled in; empty without a knowledge base.
+    pub fn suggest(&self, asked: &Asked<'_>, top: usize) -> (Vec<Suggestion>, f64) {
+        let Some(kb) = self.current() else { return (Vec::new(), huiliu_knowledge::config::DEFAULT_THRESHOLD) };
+        let ctx = Context {
+            platform: Some(asked.platform),
+            shop: Some(asked.shop),
+            product: asked.vars.product,
+            order_state: asked.order_state,
+            minute: Some(huiliu_knowledge::beijing_minute(asked.now)),
+        };
+        let found = kb.lookup(asked.text, &ctx, top);
+        let suggestions = found
+            .matches
+            .into_iter()
+            .filter_map(|m| {
+                let entry = kb.entry(m.entry)?;
+                Some(Suggestion {
+                    entry: entry.id.clone(),
+                    question: m.question,
+                    answer: huiliu_knowledge::render(&entry.answer, &asked.vars),
+                    confidence: (m.confidence * 1000.0).round() / 1000.0,
+                    matched: m.matched,
+                    category: entry.category.clone(),
+                })
+            })
+            .collect();
+        (suggestions, kb.threshold(Some(asked.shop)))
+    }
+}
+
+/// The state of the buyer's latest order, in faq.toml's words, from their trade events
+/// (newest first).
+pub fn order_state(trades: &[TradeRecord]) -> Option<&'static str> {
+    trades.iter().find_map(|t| match (t.kind.as_str(), t.stage.as_str()) {
+        ("order", "created") => Some("unpaid"),
+        ("order", "paid") => Some("paid"),
+        ("order", "shipped") => Some("shipped"),
+        ("order", "received") => Some("delivered"),
+        ("order", "closed") => Some("closed"),
+        ("refund", "requested" | "agreed") => Some("refunding"),
+        ("refund", "succeeded") => Some("refunded"),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trade(kind: &str, stage: &str) -> TradeRecord {
+        TradeRecord {
+            event_id: String::new(),
+            kind: kind.into(),
+            stage: stage.into(),
+            order_id: None,
+            refund_id: None,
+            amount_fen: None,
+            status: None,
+            occurred_at: 0,
+        }
+    }
+
+    #[test]
+    fn the_latest_trade_that_says_something_gives_the_state() {
+        assert_eq!(order_state(&[trade("refund", "closed"), trade("order", "shipped")]), Some("shipped"));
+        assert_eq!(order_state(&[trade("refund", "agreed"), trade("order", "paid")]), Some("refunding"));
+        assert_eq!(order_state(&[]), None);
+    }
+
+    #[test]
+    fn suggestions_fill_the_answer_and_a_swap_takes_effect() {
+        let cfg = huiliu_knowledge::parse(
+            "[[entry]]\nid = \"ship\"\nquestion = \"什么时候发货\"\nanswer = \"{buyer}，{order}今天发\"\n",
+            "faq.toml",
+        )
+        .unwrap();
+        let k = Knowledge::new(None);
+        let vars = Vars { buyer: Some("王芳"), order: Some("4512339871"), ..Vars::default() };
+        let asked = Asked { text: "什么时候发货呀", platform: "taobao", shop: "tb", vars, ..Asked::default() };
+        assert!(k.suggest(&asked, 3).0.is_empty());
+        k.swap(Some(&cfg));
+        let (s, _) = k.suggest(&asked, 3);
+        assert_eq!(s[0].entry, "ship");
+        assert_eq!(s[0].answer, "王芳，4512339871今天发");
+    }
+}
