@@ -20,6 +20,10 @@ use crate::events::GatewayEvent;
 use crate::flow::{Author, ReplyRequest};
 use crate::plugins::Shop;
 
+/// The demo's knowledge base: the shipped `config/faq.toml`; the first demo shop's bot answers
+/// first (the others leave every message to agents, for contrast).
+const DEMO_FAQ: &str = include_str!("../../config/faq.toml");
+
 /// The demo's routing: the shipped groups without business hours (a demo runs at any hour),
 /// small caps so the queue shows up, every agent online at start.
 const DEMO_ROUTING: &str = r#"
@@ -190,6 +194,27 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     let shops_file = data_dir.join(crate::config::SHOPS_FILE);
     std::fs::write(&shops_file, shops_toml(&config.shops))
         .map_err(|e| format!("cannot write {}: {e}", shops_file.display()))?;
+    if let Some(first) = config.shops.first() {
+        let faq = format!(
+            "{DEMO_FAQ}
+[[shop]]
+id = \"{}\"
+bot = \"always\"
+",
+            first.id
+        );
+        config.knowledge = Some(
+            huiliu_knowledge::parse(&faq, "demo faq.toml")
+                .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))?,
+        );
+        let faq_file = data_dir.join(huiliu_knowledge::FAQ_FILE);
+        std::fs::write(&faq_file, faq).map_err(|e| format!("cannot write {}: {e}", faq_file.display()))?;
+        println!(
+            "智能客服: 店铺 {} 的机器人先回答常见问题（知识库 {} 条），其余店铺只给客服推荐答案",
+            first.id,
+            DEMO_FAQ.matches("[[entry]]").count()
+        );
+    }
     config.users = [(WORKBENCH_AGENT, None), ("a04", None), ("admin", Some(huiliu_domain::Role::Admin))]
         .into_iter()
         .map(|(id, role)| crate::services::auth::UserConfig {
@@ -303,8 +328,11 @@ async fn live_log(gw: Arc<Gateway>) {
                 println!("[{}/{shop}] 会话#{session_id} {tag} 买家 {nick}: {text}", platform_zh(&platform));
             }
             GatewayEvent::MessageOut { session_id, message_id } => {
-                let text = gw.store.message(message_id).await.ok().flatten().map(|m| m.text).unwrap_or_default();
-                println!("          会话#{session_id} 客服回复: {text}");
+                let message = gw.store.message(message_id).await.ok().flatten();
+                let by_bot = message.as_ref().is_some_and(|m| m.author.as_deref() == Some("bot"));
+                let text = message.map(|m| m.text).unwrap_or_default();
+                let who = if by_bot { "智能客服" } else { "客服回复" };
+                println!("          会话#{session_id} {who}: {text}");
             }
             GatewayEvent::Delivery { session_id, state, detail, .. } => match state.as_str() {
                 "sent" => println!("          会话#{session_id} ✓ 已送达平台"),
@@ -344,6 +372,12 @@ pub async fn demo_agent(gw: Arc<Gateway>) {
             // The workbench's demo agent answers their own conversations.
             let agent = gw.store.session(session_id).await.ok().flatten().and_then(|s| s.agent);
             if agent.as_deref() == Some(WORKBENCH_AGENT) {
+                return;
+            }
+            // The bot (智能客服) answered and no agent has the conversation: nothing to add.
+            let messages = gw.store.session_messages(session_id).await.unwrap_or_default();
+            let last_out = messages.iter().rev().find(|m| m.direction == huiliu_domain::session::Direction::Out);
+            if agent.is_none() && last_out.is_some_and(|m| m.author.as_deref() == Some("bot")) {
                 return;
             }
             let text = gw.store.message(message_id).await.ok().flatten().map(|m| m.text).unwrap_or_default();

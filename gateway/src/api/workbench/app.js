@@ -226,6 +226,7 @@ async function openSession(id, keepScroll) {
   renderMessages(r.data.messages, keepScroll);
   renderCustomer(r.data);
   loadQuick(id);
+  loadSuggestions(id);
 }
 
 async function refreshMessages() {
@@ -300,6 +301,23 @@ $("quick").addEventListener("change", () => {
   if (v) { $("reply-text").value = v; $("reply-text").focus(); }
   $("quick").value = "";
 });
+
+// ---------------------------------------------------------------- agent assist (智能推荐)
+
+async function loadSuggestions(id) {
+  const r = await api("GET", "/sessions/" + id + "/suggestions");
+  const box = $("suggest");
+  box.replaceChildren();
+  if (!r.ok || !r.data.suggestions.length) return;
+  box.append(h("span", { class: "muted" }, "智能推荐："));
+  for (const s of r.data.suggestions) {
+    box.append(h("button", {
+      class: "suggestion", "data-entry": s.entry,
+      title: s.answer + "\n（匹配：" + s.matched.join(" ") + "，置信度 " + s.confidence.toFixed(2) + "）",
+      onclick: () => { $("reply-text").value = s.answer; $("reply-text").focus(); },
+    }, s.question + " " + Math.round(s.confidence * 100) + "%"));
+  }
+}
 
 // ---------------------------------------------------------------- customer panel
 
