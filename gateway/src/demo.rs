@@ -195,25 +195,14 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     std::fs::write(&shops_file, shops_toml(&config.shops))
         .map_err(|e| format!("cannot write {}: {e}", shops_file.display()))?;
     if let Some(first) = config.shops.first() {
-        let faq = format!(
-            "{DEMO_FAQ}
-[[shop]]
-id = \"{}\"
-bot = \"always\"
-",
-            first.id
-        );
-        config.knowledge = Some(
-            huiliu_knowledge::parse(&faq, "demo faq.toml")
-                .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))?,
-        );
+        let faq = format!("{DEMO_FAQ}\n[[shop]]\nid = \"{}\"\nbot = \"always\"\n", first.id);
+        let knowledge = huiliu_knowledge::parse(&faq, "demo faq.toml")
+            .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))?;
+        let entries = knowledge.entry.len();
+        config.knowledge = Some(knowledge);
         let faq_file = data_dir.join(huiliu_knowledge::FAQ_FILE);
         std::fs::write(&faq_file, faq).map_err(|e| format!("cannot write {}: {e}", faq_file.display()))?;
-        println!(
-            "智能客服: 店铺 {} 的机器人先回答常见问题（知识库 {} 条），其余店铺只给客服推荐答案",
-            first.id,
-            DEMO_FAQ.matches("[[entry]]").count()
-        );
+        println!("智能客服: 店铺 {} 的机器人先回答常见问题（知识库 {entries} 条），其余店铺只给客服推荐答案", first.id);
     }
     config.users = [(WORKBENCH_AGENT, None), ("a04", None), ("admin", Some(huiliu_domain::Role::Admin))]
         .into_iter()
