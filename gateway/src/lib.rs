@@ -238,7 +238,7 @@ impl Gateway {
     }
 
     /// Starts the channels, the live reload, routing's deadlines, the outbox worker, the token
-    /// refresher and the idle-session sweeper.
+    /// refresher, the follow-ups on order events and the idle-session sweeper.
     pub fn spawn_background(self: &Arc<Self>) {
         ingress::channels::spawn_all(&self.channels);
         tokio::spawn(reload::watch(self.reload.clone()));
@@ -249,6 +249,7 @@ impl Gateway {
             flow.run_deadlines().await;
         });
         tokio::spawn(outbox::run(self.outbox.clone()));
+        tokio::spawn(flow::followup::run(self.flow.clone()));
         tokio::spawn(sweep_retention(self.store.clone(), self.config.retention, self.metrics.clone()));
         tokio::spawn(outbox::tokens::run(self.outbox.clone()));
         let gw = self.clone();

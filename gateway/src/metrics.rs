@@ -107,6 +107,10 @@ pub struct Metrics {
     pub assign_seconds: Histogram,
     /// Replies queued for sending, by author kind.
     pub replies: Family<AuthorLabels, Counter>,
+    /// Buyer messages the knowledge-base bot handed to agents, by platform and reason
+    /// (asked_for_agent, low_confidence, category_complaint, two_answers_did_not_help,
+    /// answer_blocked). Answered ones are `replies{author="bot"}`.
+    pub bot_handovers: Family<PlatformReasonLabels, Counter>,
     /// Time from assignment to the agent's first reply, seconds.
     pub first_response_seconds: Histogram,
     /// Time from a reply being queued to the platform accepting it, seconds.
@@ -157,6 +161,7 @@ impl Metrics {
             assigned: Family::default(),
             assign_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 20)),
             replies: Family::default(),
+            bot_handovers: Family::default(),
             first_response_seconds: Histogram::new(exponential_buckets(0.5, 2.0, 14)),
             send_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 20)),
             closed: Family::default(),
@@ -189,6 +194,11 @@ impl Metrics {
         );
         registry.register("channel_connects", "Channel connection attempts by result", m.channel_connects.clone());
         registry.register("compliance_hits", "Compliance hits in replies by category", m.compliance_hits.clone());
+        registry.register(
+            "bot_handovers",
+            "Buyer messages the knowledge-base bot handed to agents, by reason",
+            m.bot_handovers.clone(),
+        );
         registry.register("screened", "Messages of flagged or restricted buyers", m.screened.clone());
         registry.register("config_reloads", "Configuration reloads by result", m.config_reloads.clone());
         registry.register("push_seconds", "Push handling time, receipt to acknowledgement", m.push_seconds.clone());

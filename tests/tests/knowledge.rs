@@ -203,6 +203,7 @@ fn the_bot_answers_first_through_the_reply_door_and_hands_over_on_request() {
         let (_, d) = daemon.api("GET", &format!("/api/v1/sessions/{session}"), None);
         (d["session"]["agent"] == "a1").then_some(d)
     });
+    assert_eq!(daemon.metric(r#"huiliu_bot_handovers_total{platform="douyin",reason="asked_for_agent"}"#), 1.0);
     let texts: Vec<&str> = detail["messages"].as_array().unwrap().iter().filter_map(|m| m["text"].as_str()).collect();
     assert!(texts.iter().any(|t| t.contains("七天无理由退换")), "the agent sees the bot's answer: {texts:?}");
 
@@ -213,4 +214,49 @@ fn the_bot_answers_first_through_the_reply_door_and_hands_over_on_request() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let after: Vec<String> = sim.journal().received().iter().skip(before).map(|r| r.content.clone()).collect();
     assert!(!after.iter().any(|c| c.contains("全国包邮")), "the bot answered an agent's conversation: {after:?}");
+}
+
+#[test]
+fn a_delivered_order_gets_the_shops_follow_up_in_the_buyers_conversation() {
+    use huiliu_sim::{TradeEvent, TradeKind};
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let sim = rt.block_on(DouyinSim::start(SimConfig::sample("7000923"), Arc::new(Faults::default()))).unwrap();
+    let plugins = artifacts().plugins_dir(&["huiliu-douyin"]);
+    let mut shops = String::from("[[shop]]\nid = \"dy-1\"\nplatform = \"douyin\"\n[shop.settings]\n");
+    for (k, v) in sim.shop_settings() {
+        shops.push_str(&format!("{k} = {}\n", Value::String(v)));
+    }
+    let mut daemon = Daemon::start(plugins.path(), &shops);
+    let faq = "[knowledge]\nfollowup_quiet_hours = \"\"\n\
+               [[followup]]\nevent = \"delivered\"\ntext = \"{buyer}您好，订单{order}已签收，使用中有问题随时联系我们～\"\n\
+               [[entry]]\nid = \"x\"\nquestion = \"包邮吗\"\nanswer = \"包邮\"\n";
+    std::fs::write(daemon.config_dir.path().join("faq.toml"), faq).unwrap();
+    daemon.restart();
+    sim.set_gateway(format!("http://{}/hooks/douyin/dy-1", daemon.addr));
+
+    // The buyer has an open conversation; then the order is delivered (Douyin tag 103), reported
+    // twice (a repeat within the interval sends nothing more).
+    assert!(rt.block_on(sim.deliver_chat(&BuyerChat::text("fu-1", "buyer-fu", "在吗", now_ms()))).acked);
+    daemon.wait_for("the buyer's session", 20, || session_with(&daemon, "在吗"));
+    let delivered = |id: &str| TradeEvent {
+        event_id: id.into(),
+        kind: TradeKind::OrderReceived,
+        buyer_id: "buyer-fu".into(),
+        order_id: "6919283745612345678".into(),
+        refund_id: None,
+        amount_fen: 4950,
+        at_ms: now_ms(),
+    };
+    assert!(rt.block_on(sim.deliver_trade(&delivered("7301000000000000941"))).acked);
+    daemon.wait_for("the follow-up at the platform", 20, || {
+        sim.journal()
+            .received()
+            .iter()
+            .any(|r| r.buyer_id == "buyer-fu" && r.content.contains("订单6919283745612345678已签收"))
+            .then_some(())
+    });
+    assert!(rt.block_on(sim.deliver_trade(&delivered("7301000000000000942"))).acked);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let sent = sim.journal().received().iter().filter(|r| r.content.contains("已签收，使用中有问题")).count();
+    assert_eq!(sent, 1, "rate-limited per buyer");
 }

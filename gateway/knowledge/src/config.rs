@@ -35,6 +35,29 @@ pub struct FaqConfig {
     /// The entries (`[[entry]]`).
     #[serde(default)]
     pub entry: Vec<Entry>,
+    /// Follow-ups on order events (`[[followup]]`, 自动跟单).
+    #[serde(default)]
+    pub followup: Vec<Followup>,
+}
+
+/// The order events a follow-up may answer.
+pub const FOLLOWUP_EVENTS: &[&str] = &["unpaid", "shipped", "delivered", "refund_approved"];
+
+/// `[[followup]]`: a message the bot sends on an order event.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Followup {
+    /// unpaid (order created and still unpaid after `after_minutes`), shipped, delivered,
+    /// refund_approved.
+    pub event: String,
+    /// The message, with placeholders {buyer} {order} {shop}.
+    pub text: String,
+    /// Shop ids it applies to; empty = every shop.
+    #[serde(default)]
+    pub shops: Vec<String>,
+    /// For `unpaid`: minutes after the order was created (default 30).
+    #[serde(default)]
+    pub after_minutes: Option<u32>,
 }
 
 /// `[knowledge]`.
@@ -60,6 +83,20 @@ pub struct KnowledgeSettings {
     /// What the bot tells a buyer it had answered before when it hands them to an agent.
     #[serde(default = "default_handover_notice")]
     pub handover_notice: String,
+    /// Beijing-time window in which no follow-up is sent ("" = send at any hour).
+    #[serde(default = "default_quiet_hours")]
+    pub followup_quiet_hours: String,
+    /// At most one follow-up per buyer in this many minutes.
+    #[serde(default = "default_followup_interval")]
+    pub followup_min_interval_minutes: u32,
+}
+
+fn default_quiet_hours() -> String {
+    "22:00-08:00".into()
+}
+
+fn default_followup_interval() -> u32 {
+    60
 }
 
 fn default_handover_words() -> Vec<String> {
@@ -92,6 +129,8 @@ impl Default for KnowledgeSettings {
             csv: Vec::new(),
             handover_words: default_handover_words(),
             handover_notice: default_handover_notice(),
+            followup_quiet_hours: default_quiet_hours(),
+            followup_min_interval_minutes: default_followup_interval(),
         }
     }
 }
@@ -229,6 +268,29 @@ impl FaqConfig {
                 err(format!("synonyms[{i}].words"), "a group needs two or more non-empty words".into());
             }
         }
+        let quiet = &self.knowledge.followup_quiet_hours;
+        if !quiet.is_empty() && Hours::parse(quiet).is_none() {
+            err("knowledge.followup_quiet_hours".into(), format!("`{quiet}` is not HH:MM-HH:MM (or \"\")"));
+        }
+        for (i, f) in self.followup.iter().enumerate() {
+            if !FOLLOWUP_EVENTS.contains(&f.event.as_str()) {
+                err(
+                    format!("followup[{i}].event"),
+                    format!("unknown event `{}` (known: {})", f.event, FOLLOWUP_EVENTS.join(", ")),
+                );
+            }
+            if f.text.trim().is_empty() {
+                err(format!("followup[{i}].text"), "the text is empty".into());
+            }
+            for name in placeholders(&f.text) {
+                if !PLACEHOLDERS.contains(&name) {
+                    err(format!("followup[{i}].text"), format!("unknown placeholder {{{name}}}"));
+                }
+            }
+            if f.after_minutes.is_some() && f.event != "unpaid" {
+                err(format!("followup[{i}].after_minutes"), "only an unpaid follow-up waits".into());
+            }
+        }
         let mut ids = BTreeSet::new();
         for (i, entry) in self.entry.iter().enumerate() {
             let key = |k: &str| format!("entry[{i}].{k}");
@@ -293,9 +355,18 @@ impl FaqConfig {
         self.knowledge.handover_words.iter().any(|w| !w.is_empty() && text.contains(w.as_str()))
     }
 
+    /// Whether a follow-up may go out at `minute` (outside the quiet hours).
+    pub fn followup_allowed_at(&self, minute: u16) -> bool {
+        Hours::parse(&self.knowledge.followup_quiet_hours).is_none_or(|quiet| !quiet.contains(minute))
+    }
+
     /// Shop ids named anywhere (`[[shop]]` and entry conditions), for cross-checks with shops.toml.
     pub fn shop_ids(&self) -> BTreeSet<&str> {
-        let named = self.entry.iter().flat_map(|e| e.when.shops.iter().map(String::as_str));
+        let named = self
+            .entry
+            .iter()
+            .flat_map(|e| e.when.shops.iter().map(String::as_str))
+            .chain(self.followup.iter().flat_map(|f| f.shops.iter().map(String::as_str)));
         self.shop.iter().map(|s| s.id.as_str()).chain(named).collect()
     }
 }
@@ -402,5 +473,21 @@ mod bot_tests {
         assert!(cfg.wants_human("转人工") && cfg.wants_human("我要找真人") && !cfg.wants_human("包邮吗"));
         let errors = parse("[[shop]]\nid = \"x\"\nbot = \"hours\"\n", "f").unwrap_err();
         assert_eq!(errors[0].key, "shop[0].bot_hours");
+    }
+
+    #[test]
+    fn followups_are_checked_and_quiet_hours_hold() {
+        let cfg = parse("[[followup]]\nevent = \"shipped\"\ntext = \"{buyer}，{order}已发货\"\n", "f").unwrap();
+        assert!(cfg.followup_allowed_at(12 * 60) && !cfg.followup_allowed_at(23 * 60));
+        let errors = parse(
+            "[knowledge]\nfollowup_quiet_hours = \"late\"\n[[followup]]\nevent = \"lost\"\ntext = \"{x}\"\nafter_minutes = 5\n",
+            "f",
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["knowledge.followup_quiet_hours", "followup[0].event", "followup[0].text", "followup[0].after_minutes"]
+        );
     }
 }

@@ -89,6 +89,7 @@ impl Flow {
             }
         };
         tracing::info!(session = session_id, reason = %reason, "the bot hands over to an agent");
+        crate::metrics::Metrics::count(&self.metrics.bot_handovers, &session.platform, &reason);
         if bot_spoke && !notice.is_empty() {
             let request = ReplyRequest { session_id, author: Author::Bot, content: vec![Content::text(notice)] };
             if let Err(e) = self.reply(request).await {
