@@ -114,6 +114,7 @@ async fn every_endpoint_enforces_its_roles() {
         ),
         ("get", "/audit", "/audit?subject=message:1".into(), None, May::Lead),
         ("get", "/routing", "/routing".into(), None, May::Lead),
+        ("get", "/knowledge/figures", "/knowledge/figures".into(), None, May::Lead),
         ("post", "/config/reload", "/config/reload".into(), None, May::Admin),
         (
             "post",

@@ -204,6 +204,11 @@ fn the_bot_answers_first_through_the_reply_door_and_hands_over_on_request() {
         (d["session"]["agent"] == "a1").then_some(d)
     });
     assert_eq!(daemon.metric(r#"huiliu_bot_handovers_total{platform="douyin",reason="asked_for_agent"}"#), 1.0);
+    let (status, figures) = daemon.api("GET", "/api/v1/knowledge/figures", None);
+    assert_eq!(status, 200, "{figures}");
+    assert_eq!(figures["answered"], 1, "{figures}");
+    assert_eq!(figures["by_entry"][0]["entry"], "return-7days", "{figures}");
+    assert_eq!(figures["handovers"]["asked_for_agent"], 1, "{figures}");
     let texts: Vec<&str> = detail["messages"].as_array().unwrap().iter().filter_map(|m| m["text"].as_str()).collect();
     assert!(texts.iter().any(|t| t.contains("七天无理由退换")), "the agent sees the bot's answer: {texts:?}");
 

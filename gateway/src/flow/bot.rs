@@ -73,6 +73,9 @@ impl Flow {
                     let request = ReplyRequest { session_id, author: Author::Bot, content: vec![Content::text(text)] };
                     match self.reply(request).await {
                         Ok(ReplyOutcome::Queued { .. }) => {
+                            if let Some(k) = self.knowledge.get() {
+                                k.record_answer(&entry.id);
+                            }
                             tracing::info!(session = session_id, entry = %entry.id, confidence = m.confidence, "the bot answered");
                             return true;
                         }
@@ -90,6 +93,9 @@ impl Flow {
         };
         tracing::info!(session = session_id, reason = %reason, "the bot hands over to an agent");
         crate::metrics::Metrics::count(&self.metrics.bot_handovers, &session.platform, &reason);
+        if let Some(k) = self.knowledge.get() {
+            k.record_handover(&reason, (reason == "low_confidence").then_some(last.text.as_str()));
+        }
         if bot_spoke && !notice.is_empty() {
             let request = ReplyRequest { session_id, author: Author::Bot, content: vec![Content::text(notice)] };
             if let Err(e) = self.reply(request).await {

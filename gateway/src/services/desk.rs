@@ -122,6 +122,11 @@ impl Desk {
         self
     }
 
+    /// The bot's figures since start (a lead's view).
+    pub fn knowledge_figures(&self) -> super::knowledge::KnowledgeFigures {
+        self.knowledge.figures()
+    }
+
     /// Agent assist: the best three knowledge-base answers for the session's last buyer
     /// message (masked text), filled in with the buyer's nick, latest order and the shop.
     pub async fn suggestions(&self, me: &Principal, id: i64) -> Result<super::knowledge::Suggestions, ServiceError> {

@@ -5,7 +5,8 @@
 //! about: the masked text of the buyer's message, the session's platform and shop, the state of
 //! the buyer's latest order, Beijing time.
 
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Serialize;
 
@@ -18,6 +19,55 @@ pub struct Knowledge {
     base: RwLock<Option<Arc<KnowledgeBase>>>,
     /// The configuration it was built from, so an unchanged file is not rebuilt.
     config: RwLock<Option<FaqConfig>>,
+    /// The bot's figures since the daemon started.
+    tally: Mutex<Tally>,
+}
+
+/// How many unanswered questions are kept for the trainer.
+const UNANSWERED_KEPT: usize = 100;
+
+#[derive(Default)]
+struct Tally {
+    considered: u64,
+    answered: BTreeMap<String, u64>,
+    handovers: BTreeMap<String, u64>,
+    /// Masked texts the bot could not match, newest last, with how often each came.
+    unanswered: VecDeque<(String, u64)>,
+}
+
+/// The bot's figures since the daemon started (智能客服训练的核心指标): how many buyer
+/// messages it considered, answered (per entry: the hit rate) and handed over (by reason), and
+/// the questions it could not match, for the trainer to add as entries or variants.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct KnowledgeFigures {
+    /// Entries in the running knowledge base (0 without faq.toml).
+    pub entries: usize,
+    /// Buyer messages the bot considered (its shops, conversations no agent had).
+    pub considered: u64,
+    /// Of those, answered by the bot.
+    pub answered: u64,
+    /// answered / considered (0 when none).
+    pub recognition_rate: f64,
+    /// Answers per entry, most used first.
+    pub by_entry: Vec<EntryHits>,
+    /// Hand-overs by reason.
+    pub handovers: BTreeMap<String, u64>,
+    /// The latest questions no entry matched (masked), with how often each came.
+    pub unanswered: Vec<Unanswered>,
+}
+
+/// One entry's answers.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct EntryHits {
+    pub entry: String,
+    pub answered: u64,
+}
+
+/// A question the bot could not match.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Unanswered {
+    pub text: String,
+    pub times: u64,
 }
 
 impl std::fmt::Debug for Knowledge {
@@ -75,6 +125,55 @@ impl Knowledge {
         Knowledge {
             base: RwLock::new(cfg.map(|c| Arc::new(KnowledgeBase::build(c)))),
             config: RwLock::new(cfg.cloned()),
+            tally: Mutex::default(),
+        }
+    }
+
+    /// Counts a bot answer.
+    pub fn record_answer(&self, entry: &str) {
+        let mut t = self.tally.lock().unwrap_or_else(|p| p.into_inner());
+        t.considered += 1;
+        *t.answered.entry(entry.to_owned()).or_default() += 1;
+    }
+
+    /// Counts a hand-over; a low-confidence one keeps the (masked) question for the trainer.
+    pub fn record_handover(&self, reason: &str, unmatched: Option<&str>) {
+        let mut t = self.tally.lock().unwrap_or_else(|p| p.into_inner());
+        t.considered += 1;
+        *t.handovers.entry(reason.to_owned()).or_default() += 1;
+        if let Some(text) = unmatched.map(str::trim).filter(|s| !s.is_empty()) {
+            let times = match t.unanswered.iter().position(|(q, _)| q == text) {
+                Some(i) => t.unanswered.remove(i).map(|(_, n)| n).unwrap_or(0),
+                None => 0,
+            };
+            t.unanswered.push_back((text.to_owned(), times + 1));
+            while t.unanswered.len() > UNANSWERED_KEPT {
+                t.unanswered.pop_front();
+            }
+        }
+    }
+
+    /// The figures so far.
+    pub fn figures(&self) -> KnowledgeFigures {
+        let entries = self.current().map(|k| k.entries().len()).unwrap_or(0);
+        let t = self.tally.lock().unwrap_or_else(|p| p.into_inner());
+        let answered: u64 = t.answered.values().sum();
+        let mut by_entry: Vec<EntryHits> =
+            t.answered.iter().map(|(entry, n)| EntryHits { entry: entry.clone(), answered: *n }).collect();
+        by_entry.sort_by(|a, b| b.answered.cmp(&a.answered).then(a.entry.cmp(&b.entry)));
+        KnowledgeFigures {
+            entries,
+            considered: t.considered,
+            answered,
+            recognition_rate: if t.considered > 0 { answered as f64 / t.considered as f64 } else { 0.0 },
+            by_entry,
+            handovers: t.handovers.clone(),
+            unanswered: t
+                .unanswered
+                .iter()
+                .rev()
+                .map(|(text, times)| Unanswered { text: text.clone(), times: *times })
+                .collect(),
         }
     }
 
@@ -162,6 +261,21 @@ mod tests {
         assert_eq!(order_state(&[trade("refund", "closed"), trade("order", "shipped")]), Some("shipped"));
         assert_eq!(order_state(&[trade("refund", "agreed"), trade("order", "paid")]), Some("refunding"));
         assert_eq!(order_state(&[]), None);
+    }
+
+    #[test]
+    fn figures_count_answers_handovers_and_keep_unanswered_questions() {
+        let k = Knowledge::new(None);
+        k.record_answer("ship");
+        k.record_answer("ship");
+        k.record_handover("low_confidence", Some("衣服起球怎么办"));
+        k.record_handover("low_confidence", Some("衣服起球怎么办"));
+        k.record_handover("asked_for_agent", None);
+        let f = k.figures();
+        assert_eq!((f.considered, f.answered), (5, 2));
+        assert_eq!(f.by_entry, [EntryHits { entry: "ship".into(), answered: 2 }]);
+        assert_eq!(f.handovers["low_confidence"], 2);
+        assert_eq!(f.unanswered, [Unanswered { text: "衣服起球怎么办".into(), times: 2 }]);
     }
 
     #[test]

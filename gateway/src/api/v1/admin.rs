@@ -227,3 +227,15 @@ pub async fn config_reload(
         )),
     }
 }
+
+/// The bot's figures since the daemon started (智能客服): messages considered, answered (per
+/// entry), handed over (by reason), and the latest questions no entry matched — for the trainer.
+#[utoipa::path(get, path = "/knowledge/figures", tag = "admin", responses(
+    (status = 200, description = "The knowledge-base bot's figures", body = crate::services::knowledge::KnowledgeFigures),
+))]
+pub async fn knowledge_figures(
+    State(state): State<Arc<ApiState>>,
+    Lead(_): Lead,
+) -> ApiResult<crate::services::knowledge::KnowledgeFigures> {
+    Ok(Json(state.desk.knowledge_figures()))
+}

@@ -84,6 +84,7 @@ pub fn routes() -> (Router<Arc<ApiState>>, Doc) {
         .routes(routes!(buyers::export))
         .routes(routes!(buyers::erase))
         .routes(routes!(sessions::suggestions))
+        .routes(routes!(admin::knowledge_figures))
         .split_for_parts();
     // After the routes: the shared answers go on every operation the routes declared.
     utoipa::Modify::modify(&Contract, &mut doc);
