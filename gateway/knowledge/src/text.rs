@@ -92,7 +92,9 @@ impl Segmenter {
         let mut jieba = Jieba::new();
         let mut synonyms = HashMap::new();
         for group in synonym_groups {
-            let canonical = fold(&group[0]);
+            // An empty group is refused by validation; never index into one here.
+            let Some(first) = group.first() else { continue };
+            let canonical = fold(first);
             for word in group {
                 let word = fold(word);
                 add(&mut jieba, &word);
