@@ -212,6 +212,24 @@ fn the_bot_answers_first_through_the_reply_door_and_hands_over_on_request() {
     let texts: Vec<&str> = detail["messages"].as_array().unwrap().iter().filter_map(|m| m["text"].as_str()).collect();
     assert!(texts.iter().any(|t| t.contains("七天无理由退换")), "the agent sees the bot's answer: {texts:?}");
 
+    // A blocked buyer asking the same question gets nothing from the bot (nor anyone).
+    let (status, body) = daemon.api(
+        "POST",
+        "/api/v1/blacklist",
+        Some(&serde_json::json!({"platform": "douyin", "shop": "dy-1", "buyer_id": "bot-blocked", "level": "block",
+                                 "reason": "以差评威胁索要赔偿", "evidence": ["bot-0"]})),
+    );
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_i64().unwrap();
+    let out = Command::new(artifacts().huiliu())
+        .args(["blacklist", "approve", &id.to_string(), "--by", "lead-wang", "--role", "lead", "--config"])
+        .arg(daemon.config_dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(daemon.api("POST", "/api/v1/blacklist/reload", None).0, 200);
+    assert!(rt.block_on(sim.deliver_chat(&BuyerChat::text("bot-b1", "bot-blocked", text, now_ms()))).acked);
+
     // From now on the conversation is the agent's: the bot stays silent.
     let before = sim.journal().received().len();
     assert!(rt.block_on(sim.deliver_chat(&BuyerChat::text("bot-3", "buyer-bot", "包邮吗", now_ms()))).acked);
@@ -219,6 +237,8 @@ fn the_bot_answers_first_through_the_reply_door_and_hands_over_on_request() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let after: Vec<String> = sim.journal().received().iter().skip(before).map(|r| r.content.clone()).collect();
     assert!(!after.iter().any(|c| c.contains("全国包邮")), "the bot answered an agent's conversation: {after:?}");
+    assert!(!sim.journal().received().iter().any(|r| r.buyer_id == "bot-blocked"), "the bot answered a blocked buyer");
+    assert!(session_with(&daemon, text).is_some_and(|s| s == session), "the blocked buyer has no session");
 }
 
 #[test]
