@@ -239,6 +239,20 @@ fn the_bot_answers_first_through_the_reply_door_and_hands_over_on_request() {
     assert!(!after.iter().any(|c| c.contains("全国包邮")), "the bot answered an agent's conversation: {after:?}");
     assert!(!sim.journal().received().iter().any(|r| r.buyer_id == "bot-blocked"), "the bot answered a blocked buyer");
     assert!(session_with(&daemon, text).is_some_and(|s| s == session), "the blocked buyer has no session");
+
+    // A greeting the bot cannot place gets the welcome with its card questions; a number asks one.
+    assert!(rt.block_on(sim.deliver_chat(&BuyerChat::text("bot-w1", "buyer-w", "在吗", now_ms()))).acked);
+    daemon.wait_for("the welcome with card questions", 20, || {
+        sim.journal()
+            .received()
+            .iter()
+            .any(|r| r.buyer_id == "buyer-w" && r.content.contains("智能客服小汇") && r.content.contains("1. 包邮吗"))
+            .then_some(())
+    });
+    assert!(rt.block_on(sim.deliver_chat(&BuyerChat::text("bot-w2", "buyer-w", "1", now_ms()))).acked);
+    daemon.wait_for("the first card's answer", 20, || {
+        sim.journal().received().iter().any(|r| r.buyer_id == "buyer-w" && r.content.contains("全国包邮")).then_some(())
+    });
 }
 
 #[test]

@@ -83,6 +83,14 @@ pub struct KnowledgeSettings {
     /// What the bot tells a buyer it had answered before when it hands them to an agent.
     #[serde(default = "default_handover_notice")]
     pub handover_notice: String,
+    /// The bot's welcome (进店欢迎语) when a buyer's first message is one it cannot answer
+    /// ("在吗"); "" = none: such a message goes to an agent at once.
+    #[serde(default)]
+    pub welcome: String,
+    /// Card questions (卡片问题) listed under the welcome, numbered; a buyer who answers with a
+    /// number asks that question.
+    #[serde(default)]
+    pub cards: Vec<String>,
     /// Beijing-time window in which no follow-up is sent ("" = send at any hour).
     #[serde(default = "default_quiet_hours")]
     pub followup_quiet_hours: String,
@@ -129,6 +137,8 @@ impl Default for KnowledgeSettings {
             csv: Vec::new(),
             handover_words: default_handover_words(),
             handover_notice: default_handover_notice(),
+            welcome: String::new(),
+            cards: Vec::new(),
             followup_quiet_hours: default_quiet_hours(),
             followup_min_interval_minutes: default_followup_interval(),
         }
@@ -355,6 +365,25 @@ impl FaqConfig {
         self.knowledge.handover_words.iter().any(|w| !w.is_empty() && text.contains(w.as_str()))
     }
 
+    /// The welcome with its numbered card questions, or `None` when no welcome is configured.
+    pub fn welcome_text(&self) -> Option<String> {
+        let k = &self.knowledge;
+        if k.welcome.trim().is_empty() {
+            return None;
+        }
+        let mut text = k.welcome.clone();
+        for (i, card) in k.cards.iter().enumerate() {
+            text.push_str(&format!("\n{}. {card}", i + 1));
+        }
+        Some(text)
+    }
+
+    /// The card question a bare number picks ("2" → the second card).
+    pub fn card(&self, text: &str) -> Option<&str> {
+        let n: usize = text.trim().parse().ok()?;
+        self.knowledge.cards.get(n.checked_sub(1)?).map(String::as_str)
+    }
+
     /// Whether a follow-up may go out at `minute` (outside the quiet hours).
     pub fn followup_allowed_at(&self, minute: u16) -> bool {
         Hours::parse(&self.knowledge.followup_quiet_hours).is_none_or(|quiet| !quiet.contains(minute))
@@ -473,6 +502,9 @@ mod bot_tests {
         assert!(cfg.wants_human("转人工") && cfg.wants_human("我要找真人") && !cfg.wants_human("包邮吗"));
         let errors = parse("[[shop]]\nid = \"x\"\nbot = \"hours\"\n", "f").unwrap_err();
         assert_eq!(errors[0].key, "shop[0].bot_hours");
+        let cfg = parse("[knowledge]\nwelcome = \"您好～\"\ncards = [\"包邮吗\", \"多久发货\"]\n", "f").unwrap();
+        assert_eq!(cfg.welcome_text().as_deref(), Some("您好～\n1. 包邮吗\n2. 多久发货"));
+        assert_eq!((cfg.card(" 2 "), cfg.card("3"), cfg.card("0")), (Some("多久发货"), None, None));
     }
 
     #[test]

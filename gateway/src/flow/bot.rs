@@ -9,6 +9,9 @@
 //! - the bot has already answered twice in a row and the buyer writes again (taken as: the
 //!   answers did not help).
 //!
+//! A first message it cannot place ("在吗") gets the welcome with numbered card questions
+//! (`[knowledge] welcome`, `cards`) instead, when configured; a number then asks that card.
+//!
 //! A buyer the bot had answered is told of the hand-over (`handover_notice`); the agent sees the
 //! bot's answers in the conversation, authored `bot`. A blocked buyer's message never reaches
 //! here (no session), and a restricted buyer gets the auto-reply instead.
@@ -49,6 +52,8 @@ impl Flow {
         let bot_spoke = messages.iter().any(|m| is_bot(&m));
         let answers_in_a_row =
             messages.iter().rev().filter(|m| m.direction == Direction::Out).take_while(|m| is_bot(m)).count();
+        // A number after the welcome picks a card question.
+        let asked = kb.config().card(&last.text).filter(|_| bot_spoke).unwrap_or(&last.text).to_owned();
         let trades = self.store.customer_trades(session.customer_id, 20).await.unwrap_or_default();
         let ctx = Context {
             platform: Some(&session.platform),
@@ -57,12 +62,12 @@ impl Flow {
             order_state: crate::services::knowledge::order_state(&trades),
             minute: Some(minute),
         };
-        let reason = if kb.config().wants_human(&last.text) {
+        let reason = if kb.config().wants_human(&asked) {
             "asked_for_agent".to_owned()
         } else if answers_in_a_row >= 2 {
             "two_answers_did_not_help".to_owned()
         } else {
-            match kb.decide(&last.text, &ctx, HAND_OVER_CATEGORIES).0 {
+            match kb.decide(&asked, &ctx, HAND_OVER_CATEGORIES).0 {
                 Decision::Answer(m) => {
                     let Some(entry) = kb.entry(m.entry) else { return false };
                     let customer = self.store.customer(session.customer_id).await.ok().flatten();
@@ -91,6 +96,18 @@ impl Flow {
                 Decision::HandOver(HandOver::LowConfidence) => "low_confidence".to_owned(),
             }
         };
+        // A first message the bot cannot place ("在吗") gets the welcome and its card questions,
+        // when configured, instead of an agent.
+        if reason == "low_confidence"
+            && !bot_spoke
+            && let Some(welcome) = kb.config().welcome_text()
+        {
+            let request = ReplyRequest { session_id, author: Author::Bot, content: vec![Content::text(welcome)] };
+            if matches!(self.reply(request).await, Ok(ReplyOutcome::Queued { .. })) {
+                tracing::info!(session = session_id, "the bot welcomed the buyer with its card questions");
+                return true;
+            }
+        }
         tracing::info!(session = session_id, reason = %reason, "the bot hands over to an agent");
         crate::metrics::Metrics::count(&self.metrics.bot_handovers, &session.platform, &reason);
         if let Some(k) = self.knowledge.get() {
