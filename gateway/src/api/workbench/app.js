@@ -422,6 +422,7 @@ function show(view) {
 $("tab-desk").addEventListener("click", () => show("desk"));
 $("tab-dash").addEventListener("click", () => show("dash"));
 
+const HANDOVER = { asked_for_agent: "买家要求", low_confidence: "未识别", category_complaint: "投诉", two_answers_did_not_help: "两次回答未解决", answer_blocked: "答案被合规拦截" };
 const secs = (v) => v === null || v === undefined ? "—" : v < 60 ? v.toFixed(1) + "秒" : since(v * 1000);
 const pct = (v) => v === null || v === undefined ? "—" : (v * 100).toFixed(0) + "%";
 
@@ -448,6 +449,14 @@ async function loadDashboard() {
       h("td", {}, shopOf(key)), h("td", {}, "授权"), h("td", {}, TOKEN[t.state] || t.state), h("td", {}, t.detail), h("td", {}, "—"))));
     $("dash-shops").tBodies[0].replaceChildren(...(rows.length ? rows
       : [h("tr", {}, h("td", { colspan: 5, class: "muted" }, "推送类店铺无长连接；授权刷新后在此显示"))]));
+  }
+  const kb = await api("GET", "/knowledge/figures");
+  if (kb.ok) {
+    const f = kb.data, hand = Object.entries(f.handovers).map(([k, n]) => (HANDOVER[k] || k) + " " + n).join("，");
+    $("dash-bot-summary").textContent = "知识库 " + f.entries + " 条；启动以来机器人接待 " + f.considered + " 条消息，回答 " + f.answered
+      + " 条（识别率 " + pct(f.recognition_rate) + "）" + (hand ? "；转人工：" + hand : "");
+    $("dash-bot-entries").tBodies[0].replaceChildren(...f.by_entry.slice(0, 10).map(e => h("tr", { "data-entry": e.entry }, h("td", {}, e.entry), h("td", {}, e.answered))));
+    $("dash-bot-unanswered").tBodies[0].replaceChildren(...f.unanswered.slice(0, 10).map(u => h("tr", {}, h("td", {}, u.text), h("td", {}, u.times))));
   }
   $("bl-count").textContent = d.blacklist_pending ? "(" + d.blacklist_pending + ")" : "";
   const bl = await api("GET", "/blacklist?state=proposed");
