@@ -66,6 +66,15 @@ try {
   await item.click();
   await page.locator("#messages li.in", { hasText: buyerText }).waitFor();
 
+  // Agent assist (智能推荐): the knowledge base's answers beside the reply box; one click puts
+  // the answer in the box, where it can still be edited (the quick reply below replaces it).
+  const suggestion = page.locator("#suggest button.suggestion").first();
+  await suggestion.waitFor();
+  await suggestion.click();
+  const suggested = await page.inputValue("#reply-text");
+  if (!suggested.includes("现货")) throw new Error(`the suggestion did not fill the box: ${suggested}`);
+  await page.screenshot({ path: join(SHOTS, "suggestions.png") });
+
   // Reply with a quick reply (filled in with the buyer's nick and the agent's name).
   const option = page.locator('#quick option[data-id="greet"]');
   await option.waitFor({ state: "attached" });

@@ -100,6 +100,8 @@ fn an_agent_answers_a_buyer_in_the_browser_and_the_lead_sees_the_dashboard() {
         format!("[[user]]\nid = \"a01\"\npassword_hash = \"{h}\"\n[[user]]\nid = \"l1\"\npassword_hash = \"{h}\"\n"),
     )
     .unwrap();
+    // The shipped knowledge base, for the agent-assist suggestions beside the reply box.
+    std::fs::copy(workspace_root().join("config/faq.toml"), daemon.config_dir.path().join("faq.toml")).unwrap();
     daemon.restart();
     sim.set_gateway(format!("http://{}/hooks/douyin/dy-1", daemon.addr));
 

@@ -86,8 +86,12 @@ pub struct Suggestion {
     pub question: String,
     /// The answer with the session's values filled in, ready to edit and send.
     pub answer: String,
-    /// 0–1; the bot answers on its own at or above the shop's threshold.
+    /// 0–1; the bot answers on its own at or above the shop's threshold. For the best
+    /// suggestion it is the similarity less a share of the runner-up's (an answer is only as sure
+    /// as it is distinct), so it can read lower than the second one's.
     pub confidence: f64,
+    /// 0–1: how close the buyer's words are to the entry's question (the suggestions' order).
+    pub similarity: f64,
     /// The buyer's words found in the question.
     pub matched: Vec<String>,
     /// The entry's category (`complaint` is never answered by the bot).
@@ -215,6 +219,7 @@ impl Knowledge {
                     question: m.question,
                     answer: huiliu_knowledge::render(&entry.answer, &asked.vars),
                     confidence: (m.confidence * 1000.0).round() / 1000.0,
+                    similarity: (m.similarity * 1000.0).round() / 1000.0,
                     matched: m.matched,
                     category: entry.category.clone(),
                 })

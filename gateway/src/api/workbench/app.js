@@ -313,9 +313,9 @@ async function loadSuggestions(id) {
   for (const s of r.data.suggestions) {
     box.append(h("button", {
       class: "suggestion", "data-entry": s.entry,
-      title: s.answer + "\n（匹配：" + s.matched.join(" ") + "，置信度 " + s.confidence.toFixed(2) + "）",
+      title: s.answer + "\n（匹配：" + s.matched.join(" ") + "，相似度 " + s.similarity.toFixed(2) + "，置信度 " + s.confidence.toFixed(2) + "）",
       onclick: () => { $("reply-text").value = s.answer; $("reply-text").focus(); },
-    }, s.question + " " + Math.round(s.confidence * 100) + "%"));
+    }, s.question + " " + Math.round(s.similarity * 100) + "%"));
   }
 }
 
