@@ -91,6 +91,7 @@ async fn every_endpoint_enforces_its_roles() {
         ),
         ("get", "/sessions/{id}/explain", format!("/sessions/{s}/explain"), None, May::Owner),
         ("get", "/quick-replies", "/quick-replies".into(), None, May::All),
+        ("get", "/directory", "/directory".into(), None, May::All),
         ("get", "/customers/{id}/history", format!("/customers/{c}/history"), None, May::Owner),
         (
             "put",

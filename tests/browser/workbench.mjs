@@ -31,6 +31,14 @@ try {
   const page = await browser.newPage({ viewport: { width: 1440, height: 900 }, locale: "zh-CN" });
   page.setDefaultTimeout(20000);
   page.on("pageerror", (e) => console.log(`PAGEERROR ${e.message}`));
+  // The daemon's Content-Security-Policy is in force: anything it blocks is a failure.
+  const violations = [];
+  page.on("console", (m) => {
+    if (/Content Security Policy|Refused to (load|execute|apply|connect|frame)/.test(m.text())) violations.push(m.text());
+  });
+  const noViolations = (where) => {
+    if (violations.length) throw new Error(`CSP violation ${where}: ${violations.join(" / ")}`);
+  };
 
   async function login(user) {
     await page.goto(BASE + "/");
@@ -66,6 +74,14 @@ try {
   await item.click();
   await page.locator("#messages li.in", { hasText: buyerText }).waitFor();
 
+  // The customer panel speaks Chinese: the group by its display name, the assignment reason
+  // rendered from its code (no English words, no config ids).
+  const group = (await page.locator('#customer dd[data-group]').textContent()).trim();
+  if (group !== "售前") throw new Error(`skill group shown as ${group}`);
+  const why = (await page.locator("#cust-why").textContent()).trim();
+  if (!/[\u4e00-\u9fff]/.test(why) || /[A-Za-z]{3,}/.test(why)) throw new Error(`assignment reason not in Chinese: ${why}`);
+  step("why", why);
+
   // Reply with a quick reply (filled in with the buyer's nick and the agent's name).
   const option = page.locator('#quick option[data-id="greet"]');
   await option.waitFor({ state: "attached" });
@@ -94,6 +110,7 @@ try {
   await page.locator("#dash-agents tbody tr").first().waitFor();
   await page.locator("#dash-shops tbody tr").first().waitFor();
   await page.screenshot({ path: join(SHOTS, "dashboard.png"), fullPage: true });
+  noViolations("in the workbench or the dashboard");
   const groups = await page.locator("#dash-groups tbody tr").count();
   step("dashboard", String(groups));
   await browser.close();

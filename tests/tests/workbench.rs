@@ -1,7 +1,9 @@
 //! The workbench in real headless Chromium against the real daemon and the Douyin simulator:
 //! an agent logs in, a buyer writes, the session appears without a reload, the agent answers
 //! with a quick reply, the simulator receives a correctly signed send, the reply shows as
-//! delivered, and the lead opens the dashboard. Screenshots go to `target/screenshots/`.
+//! delivered, and the lead opens the dashboard. The customer panel shows the group and the
+//! assignment reason in Chinese; the page runs under the daemon's Content-Security-Policy and
+//! any violation fails the test. Screenshots go to `target/screenshots/`.
 //!
 //! Needs Debian's `chromium` and `npm ci --prefix tests/browser` (playwright-core), both done by
 //! `.ci/run`. Without them the test says SKIPPED and passes, unless `HUILIU_BROWSER_TEST=1`
@@ -156,6 +158,8 @@ fn an_agent_answers_a_buyer_in_the_browser_and_the_lead_sees_the_dashboard() {
     assert!(rt.block_on(sim.deliver_chat(&chat)).acked);
     writeln!(stdin, "GO").unwrap();
 
+    let why = expect("why");
+    assert_eq!(why, "唯一有空位的客服（分类：售前，未命中关键词或条件：默认分类）", "the reason as the page shows it");
     let text = expect("replied");
     assert!(text.contains("小鱼儿") && text.contains("小美"), "quick reply filled in: {text}");
     let got = daemon.wait_for("the reply at the simulator", 20, || {

@@ -8,6 +8,7 @@
 
 pub mod caller;
 pub mod error;
+pub mod headers;
 mod v1;
 mod workbench;
 
@@ -67,6 +68,7 @@ pub fn app(state: ApiState, push: Arc<PushState>) -> Router {
         .merge(workbench::routes())
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::wrong_method)
+        .layer(axum::middleware::from_fn(headers::security_headers))
 }
 
 /// The OpenAPI document of `/api/v1`, as served (generated from the routes' declaration on the

@@ -137,6 +137,17 @@ pub struct Dashboard {
 }
 
 impl Dashboard {
+    /// Display names by id (shops, agents, groups, categories, platforms) from the running
+    /// configuration: what reasons and lists are shown with.
+    pub async fn names(&self) -> huiliu_routing::Names {
+        let mut names = huiliu_routing::Names::with_platforms();
+        names.shops = self.status.shop_names();
+        if let Some(routing) = &self.routing {
+            routing.with_config(|cfg| names.add_routing(cfg)).await;
+        }
+        names
+    }
+
     /// The figures `me` may see.
     pub async fn figures(&self, me: &Principal) -> Result<Figures, ServiceError> {
         let t = &self.config;

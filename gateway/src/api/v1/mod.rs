@@ -16,6 +16,7 @@ mod auth;
 mod blacklist;
 mod buyers;
 mod customers;
+mod directory;
 mod sessions;
 mod stream;
 
@@ -83,6 +84,7 @@ pub fn routes() -> (Router<Arc<ApiState>>, Doc) {
         .routes(routes!(admin::config_reload))
         .routes(routes!(buyers::export))
         .routes(routes!(buyers::erase))
+        .routes(routes!(directory::directory))
         .split_for_parts();
     // After the routes: the shared answers go on every operation the routes declared.
     utoipa::Modify::modify(&Contract, &mut doc);

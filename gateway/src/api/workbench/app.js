@@ -2,7 +2,7 @@
 // buyer or a platform is put in the page with textContent, never as HTML.
 "use strict";
 
-const PLATFORM = { taobao: "淘宝", douyin: "抖音", jd: "京东" };
+const PLATFORM = { taobao: "淘宝", douyin: "抖音", jd: "京东", wechat_shop: "微信小店" };
 const STATE = { queued: "排队中", assigned: "接待中", bot: "机器人", off_hours: "非工作时间", closed: "已结束" };
 const DELIVERY = { pending: "发送中", sent: "已送达", failed: "发送失败" };
 const STATUS = { online: "在线", busy: "忙碌", away: "小休", offline: "离线" };
@@ -63,6 +63,43 @@ function clock(ms) {
 }
 function yuan(fen) { return fen === null || fen === undefined ? "" : "¥" + (fen / 100).toFixed(2); }
 
+// ---------------------------------------------------------------- words (GET /directory)
+// Display names by id and the zh-CN catalog of reason and error codes, from the daemon: the
+// same catalog `huiliu route explain` prints with (gateway/routing/src/reason.rs).
+
+// Before login the directory cannot be read: the login page's own refusals are known here.
+const dict = { names: { shops: {}, agents: {}, groups: {}, categories: {}, platforms: {} }, reasons: {},
+  errors: { bad_credentials: "账号或密码错误", too_many_attempts: "尝试次数过多，请稍后再试", invalid_body: "请填写账号和密码" } };
+async function loadDirectory() {
+  const r = await api("GET", "/directory");
+  if (r.ok) { dict.names = r.data.names; dict.reasons = r.data.reasons; Object.assign(dict.errors, r.data.errors); }
+}
+const TABLE_OF = { agent: "agents", next: "agents", last: "agents", group: "groups", duty: "groups", shop: "shops", platform: "platforms", category: "categories" };
+function nameOf(table, id) {
+  if (id === null || id === undefined || id === "") return "";
+  return (dict.names[table] && dict.names[table][id]) || (table === "platforms" && PLATFORM[id]) || id;
+}
+function showParam(key, v) {
+  const base = { want_shops: "shop", want_platforms: "platform", want_categories: "category" }[key] || key.replace(/s+$/, "");
+  if (String(v).includes("|")) return String(v).split("|").map(x => showParam(base, x)).join("、");
+  return TABLE_OF[base] ? nameOf(TABLE_OF[base], v) : v;
+}
+// A reason {code, params, inner} in Chinese; an unknown code shows as itself.
+function renderReason(r) {
+  if (!r || !r.code) return "";
+  const p = r.params || {}, t = dict.reasons[r.code];
+  if (!t) return (r.code + " " + Object.entries(p).map(([k, v]) => k + "=" + v).join(" ")).trim();
+  return t.replace(/\{([a-z_]+)\}/g, (m, k) => {
+    if (k === "inner") return r.inner ? renderReason(r.inner) : "";
+    if (k === "prefix") return p.prefix ? renderReason({ code: p.prefix, params: p }) : "";
+    return k in p ? showParam(k, p[k]) : m;
+  });
+}
+// An API refusal {code, message} in Chinese when the code is known.
+function errText(data, fallback) {
+  return (data && dict.errors[data.code]) || (data && data.message) || fallback || "操作失败";
+}
+
 // ---------------------------------------------------------------- login
 
 function showLogin(message) {
@@ -77,7 +114,7 @@ $("login-form").addEventListener("submit", async (e) => {
   $("login-submit").disabled = true;
   const r = await api("POST", "/auth/login", { user: $("login-user").value.trim(), password: $("login-password").value });
   $("login-submit").disabled = false;
-  if (!r.ok) { $("login-error").textContent = r.data.message || "登录失败"; return; }
+  if (!r.ok) { $("login-error").textContent = errText(r.data, "登录失败"); return; }
   st.token = r.data.token;
   sessionStorage.setItem("huiliu.token", st.token);
   $("login-password").value = "";
@@ -98,6 +135,7 @@ async function start() {
   if (!r.ok) return showLogin();
   st.me = r.data.user;
   st.seq = r.data.event_seq || 0;
+  await loadDirectory();
   $("login").hidden = true;
   $("app").hidden = false;
   $("me").textContent = st.me.name + "（" + (ROLE[st.me.role] || st.me.role) + "）";
@@ -112,7 +150,7 @@ async function start() {
 
 $("status").addEventListener("change", async () => {
   const r = await api("POST", "/agents/" + encodeURIComponent(st.me.id) + "/status", { status: $("status").value });
-  if (!r.ok) alert(r.data.message);
+  if (!r.ok) alert(errText(r.data));
 });
 
 // ---------------------------------------------------------------- event stream
@@ -214,13 +252,13 @@ async function openSession(id, keepScroll) {
   st.current = id;
   renderList();
   const r = await api("GET", "/sessions/" + id);
-  if (!r.ok) { $("chat-empty").textContent = r.data.message; return; }
+  if (!r.ok) { $("chat-empty").textContent = errText(r.data); return; }
   st.detail = r.data;
   $("chat-empty").hidden = true;
   $("chat-main").hidden = false;
   const s = r.data.session, c = r.data.customer || {};
   $("chat-title").replaceChildren(h("span", { class: "badge " + s.platform }, PLATFORM[s.platform] || s.platform), " ",
-    c.nick || ("买家 " + c.id), " · 会话 #" + s.id, " · ", STATE[s.state] || s.state, s.agent ? " · " + s.agent : "");
+    c.nick || ("买家 " + c.id), " · 会话 #" + s.id, " · ", STATE[s.state] || s.state, s.agent ? " · " + nameOf("agents", s.agent) : "");
   const closed = s.state === "closed";
   for (const b of ["btn-send", "btn-transfer", "btn-close"]) $(b).disabled = closed;
   renderMessages(r.data.messages, keepScroll);
@@ -314,17 +352,17 @@ function renderCustomer(d) {
   $("customer").replaceChildren(
     h("h3", {}, c.nick || ("买家 " + c.id)),
     h("dl", {},
-      h("dt", {}, "平台"), h("dd", {}, PLATFORM[c.platform] || c.platform, " · ", c.shop),
+      h("dt", {}, "平台"), h("dd", {}, nameOf("platforms", c.platform), " · ", nameOf("shops", c.shop)),
       h("dt", {}, "会员"), h("dd", {}, c.vip_level > 0 ? "VIP" + c.vip_level : "普通"),
       h("dt", {}, "粉丝"), h("dd", {}, c.fans_level > 0 ? "粉丝团 " + c.fans_level + " 级" : "—"),
       h("dt", {}, "累计消费"), h("dd", {}, yuan(c.lifetime_fen)),
-      h("dt", {}, "技能组"), h("dd", {}, s.skill_group || "—"),
-      h("dt", {}, "上次客服"), h("dd", {}, c.last_agent || "—")),
+      h("dt", {}, "技能组"), h("dd", { "data-group": s.skill_group || "" }, nameOf("groups", s.skill_group) || "—"),
+      h("dt", {}, "上次客服"), h("dd", {}, nameOf("agents", c.last_agent) || "—")),
     h("h4", {}, "标签"), h("div", {}, (c.tags || []).map(t => h("span", { class: "tag" }, t))), tags,
     h("h4", {}, "备注"), notes,
     h("div", {}, h("button", { id: "cust-save", onclick: async () => {
       const r = await api("PUT", "/customers/" + c.id + "/profile", { tags: tags.value.split(/[,，]/).map(x => x.trim()).filter(Boolean), notes: notes.value });
-      saved.textContent = r.ok ? " 已保存" : " " + r.data.message;
+      saved.textContent = r.ok ? " 已保存" : " " + errText(r.data);
     } }, "保存"), saved),
     h("h4", {}, "最近订单"), orders.length ? h("ul", {}, orders.slice(0, 5).map(t => h("li", {}, t.order_id || "", " ", t.stage, " ", yuan(t.amount_fen)))) : h("p", { class: "muted" }, "无"),
     h("h4", {}, "退款"), refunds.length ? h("ul", {}, refunds.slice(0, 5).map(t => h("li", {}, t.refund_id || t.order_id || "", " ", t.stage, " ", yuan(t.amount_fen)))) : h("p", { class: "muted" }, "无"),
@@ -332,12 +370,18 @@ function renderCustomer(d) {
       const r = await api("GET", "/customers/" + c.id + "/history?limit=20");
       if (r.ok) history.replaceChildren(...r.data.messages.map(m => h("li", {}, clock(m.created_at), " ", m.direction === "in" ? "买家：" : "回复：", m.text)));
     } }, "加载")), history,
-    h("h4", {}, "分配原因"), h("p", { class: "muted" }, whyText(d.decisions)));
+    h("h4", {}, "分配原因"), h("p", { class: "muted", id: "cust-why" }, whyText(d.decisions)));
 }
+// The last decision in Chinese: the steps on the way, then why; older decisions (recorded
+// before reason codes) show their English text.
 function whyText(decisions) {
   if (!decisions || !decisions.length) return "—";
-  const last = decisions[decisions.length - 1];
-  return last.why || JSON.stringify(last).slice(0, 200);
+  const last = decisions[decisions.length - 1], r = last.reasons;
+  if (!r || !r.why || !r.why.code) return last.why || "—";
+  const parts = (r.path || []).map(renderReason);
+  parts.push(renderReason(r.why));
+  const cat = r.category && r.category.code ? "（分类：" + nameOf("categories", last.category) + "，" + renderReason(r.category) + "）" : "";
+  return parts.join("；") + cat;
 }
 
 // ---------------------------------------------------------------- close / transfer / blacklist
@@ -345,7 +389,7 @@ function whyText(decisions) {
 $("btn-close").addEventListener("click", async () => {
   if (!st.current || !confirm("结束这个会话？")) return;
   const r = await api("POST", "/sessions/" + st.current + "/close");
-  if (!r.ok) alert(r.data.message);
+  if (!r.ok) alert(errText(r.data));
   st.current = null;
   $("chat-main").hidden = true;
   $("chat-empty").hidden = false;
@@ -360,7 +404,7 @@ $("btn-transfer").addEventListener("click", async () => {
   const groups = new Set();
   for (const a of agents.ok ? agents.data.agents : []) Object.keys(a.groups || {}).forEach(g => groups.add(g));
   if (routing && routing.session.skill_group) groups.add(routing.session.skill_group);
-  for (const g of groups) sel.append(h("option", { value: "group:" + g }, "技能组 " + g));
+  for (const g of groups) sel.append(h("option", { value: "group:" + g }, "技能组 " + nameOf("groups", g)));
   for (const a of agents.ok ? agents.data.agents : []) if (a.id !== st.me.id) sel.append(h("option", { value: "agent:" + a.id }, a.name + "（" + (STATUS[a.status] || a.status) + "）"));
   $("tr-error").textContent = "";
   $("dlg-transfer").showModal();
@@ -372,7 +416,7 @@ $("form-transfer").addEventListener("submit", async (e) => {
   const body = { problem: $("tr-problem").value, tried: $("tr-tried").value, expects: $("tr-expects").value };
   body[kind === "agent" ? "to_agent" : "to_group"] = id;
   const r = await api("POST", "/sessions/" + st.current + "/transfer", body);
-  if (!r.ok) { $("tr-error").textContent = r.data.message; return; }
+  if (!r.ok) { $("tr-error").textContent = errText(r.data); return; }
   $("dlg-transfer").close();
   loadSessions();
   openSession(st.current, true);
@@ -385,7 +429,7 @@ $("form-blacklist").addEventListener("submit", async (e) => {
   const d = st.detail, c = d.customer;
   const evidence = d.messages.filter(m => m.direction === "in").slice(-3).map(m => String(m.id));
   const r = await api("POST", "/blacklist", { platform: c.platform, shop: c.shop, buyer_id: c.buyer_id, level: $("bl-level").value, reason: $("bl-reason").value, evidence });
-  if (!r.ok) { $("bl-error").textContent = r.data.message; return; }
+  if (!r.ok) { $("bl-error").textContent = errText(r.data); return; }
   $("dlg-blacklist").close();
   $("reply-note").textContent = "拉黑申请已提交，等待组长审批";
 });
@@ -440,7 +484,7 @@ async function loadDashboard() {
 }
 async function decide(id, action) {
   const r = await api("POST", "/blacklist/" + id + "/" + action, {});
-  if (!r.ok) alert(r.data.message);
+  if (!r.ok) alert(errText(r.data));
   loadDashboard();
 }
 setInterval(() => { if (st.view === "dash" && st.token) loadDashboard(); }, 5000);
