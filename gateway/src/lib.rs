@@ -165,9 +165,12 @@ impl Gateway {
             metrics: metrics.clone(),
         };
         serving.start_all(&config.shops).await;
+        // Users: shared by the logins and the reloader (users.toml reloads live).
+        let users = Arc::new(services::auth::Auth::new(config.users.clone(), &config.api));
         let reload = Arc::new(reload::Reload {
             dir: config.dir.clone(),
             shops: Mutex::new(config.shops.clone()),
+            users: users.clone(),
             flow: flow.clone(),
             metrics: metrics.clone(),
             serving,
@@ -182,7 +185,8 @@ impl Gateway {
                 status.clone(),
             ),
             logins: services::logins::Logins::new(
-                services::auth::Auth::new(config.users.clone(), &config.api),
+                users.clone(),
+                config.dir.join(services::auth::USERS_FILE),
                 store.clone(),
                 config.api.admin_token.clone(),
                 routing.clone(),

@@ -5,9 +5,10 @@
 //! started with.
 //!
 //! Reloadable: `filters.toml` (privacy mask, compliance, restrict auto-reply), `shops.toml`
-//! (shops added, removed or changed: see [`reload_shops`]) and `routing.toml` (groups, agents,
-//! rules; sessions in flight keep working: see `Engine::reload`). Plugins, the store and the
-//! listener need a restart.
+//! (shops added, removed or changed: see [`reload_shops`]), `routing.toml` (groups, agents,
+//! rules; sessions in flight keep working: see `Engine::reload`) and `users.toml` (logins: a
+//! user removed or disabled there loses access at once, their tokens stop resolving). Plugins,
+//! the store and the listener need a restart.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -33,6 +34,8 @@ pub struct Reload {
     pub dir: PathBuf,
     /// The shops as `shops.toml` configured them at the last successful load.
     pub shops: Mutex<Vec<Shop>>,
+    /// The workbench users, replaced when `users.toml` changes.
+    pub users: Arc<crate::services::auth::Auth>,
     pub flow: Arc<Flow>,
     pub metrics: Arc<Metrics>,
     /// What a shops reload changes.
@@ -115,6 +118,9 @@ pub struct ReloadReport {
 /// configuration of its part, and every error is returned.
 pub async fn reload_all(gw: &Reload) -> Result<ReloadReport, Vec<ConfigError>> {
     let mut report = reload(gw)?;
+    if let Some(file) = reload_users(gw)? {
+        report.reloaded.push(file);
+    }
     if let Some(file) = reload_shops(gw).await? {
         report.reloaded.push(file);
     }
@@ -154,6 +160,33 @@ pub async fn reload_all(gw: &Reload) -> Result<ReloadReport, Vec<ConfigError>> {
         }
     }
     Ok(report)
+}
+
+/// Reloads `users.toml` when it lists other users than those in force: the file is checked
+/// whole (a bad file keeps the running users). A missing file keeps them too. Returns the file
+/// when the users changed.
+pub fn reload_users(gw: &Reload) -> Result<Option<String>, Vec<ConfigError>> {
+    let path = gw.dir.join(crate::services::auth::USERS_FILE);
+    let file = path.display().to_string();
+    if !path.exists() {
+        return Ok(None);
+    }
+    let mut errors = Vec::new();
+    let users = crate::config::load_users(&gw.dir, &mut errors);
+    if !errors.is_empty() {
+        crate::metrics::Metrics::count(&gw.metrics.config_reloads, "users", "rejected");
+        for e in &errors {
+            tracing::error!("reload rejected, the running users stay: {e}");
+        }
+        return Err(errors);
+    }
+    if users == gw.users.users() {
+        return Ok(None);
+    }
+    gw.users.set_users(users);
+    crate::metrics::Metrics::count(&gw.metrics.config_reloads, "users", "ok");
+    tracing::info!("configuration reloaded: {file}");
+    Ok(Some(file))
 }
 
 /// What a reload of shops.toml changes, by shop id.
@@ -312,7 +345,12 @@ fn modified(path: &PathBuf) -> Option<SystemTime> {
 
 /// Reloads on SIGHUP and when a watched file's modification time changes (checked every 2 s).
 pub async fn watch(gw: Arc<Reload>) {
-    let watched = [gw.dir.join(FILTERS_FILE), gw.dir.join(SHOPS_FILE), gw.dir.join(huiliu_routing::ROUTING_FILE)];
+    let watched = [
+        gw.dir.join(FILTERS_FILE),
+        gw.dir.join(SHOPS_FILE),
+        gw.dir.join(huiliu_routing::ROUTING_FILE),
+        gw.dir.join(crate::services::auth::USERS_FILE),
+    ];
     let mut last: Vec<_> = watched.iter().map(modified).collect();
     #[cfg(unix)]
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();

@@ -53,6 +53,18 @@ impl Store {
         })
     }
 
+    /// When a token stops working (ms since the epoch), if it exists.
+    pub async fn api_token_expiry(&self, token_hash: &str) -> Result<Option<Millis>, StoreError> {
+        let row = sqlx::query("SELECT expires_at FROM api_tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get(0)?),
+            None => None,
+        })
+    }
+
     /// Ends one token (logout); with `user`, every token of that user.
     pub async fn delete_api_tokens(&self, token_hash: Option<&str>, user: Option<&str>) -> Result<u64, StoreError> {
         let done = match (token_hash, user) {

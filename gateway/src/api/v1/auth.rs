@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::ApiState;
-use crate::api::caller::{Caller, bearer};
+use crate::api::caller::{Caller, ClientAddr, bearer};
 use crate::api::error::{ApiError, ApiResult, Json};
 use crate::services::ServiceError;
 use crate::services::logins::LoginFailure;
@@ -39,10 +39,14 @@ pub struct LoginOk {
     responses(
         (status = 200, description = "Logged in", body = LoginOk),
         (status = 401, description = "Wrong user id or password", body = crate::api::error::ErrorBody),
-        (status = 429, description = "Too many failed logins for this id; try later", body = crate::api::error::ErrorBody),
+        (status = 429, description = "Too many failed logins for this id or from this address; try later", body = crate::api::error::ErrorBody),
     ))]
-pub async fn login(State(state): State<Arc<ApiState>>, Json(body): Json<LoginBody>) -> ApiResult<LoginOk> {
-    match state.logins.login(&body.user, &body.password).await {
+pub async fn login(
+    State(state): State<Arc<ApiState>>,
+    ClientAddr(addr): ClientAddr,
+    Json(body): Json<LoginBody>,
+) -> ApiResult<LoginOk> {
+    match state.logins.login(&body.user, &body.password, addr).await {
         Ok(s) => Ok(Json(LoginOk { token: s.token, expires_at: s.expires_at, user: s.user })),
         Err(LoginFailure::BadCredentials) => {
             Err(ApiError(StatusCode::UNAUTHORIZED, "bad_credentials", "wrong user id or password".into()))

@@ -11,6 +11,7 @@
 //! ([`super::caller`]) before the handler runs; what a caller may see of a session is checked by
 //! the services: an agent their own sessions, a lead also their groups', an admin everything.
 
+mod accounts;
 mod admin;
 mod auth;
 mod blacklist;
@@ -85,6 +86,10 @@ pub fn routes() -> (Router<Arc<ApiState>>, Doc) {
         .routes(routes!(buyers::export))
         .routes(routes!(buyers::erase))
         .routes(routes!(directory::directory))
+        .routes(routes!(accounts::change_password))
+        .routes(routes!(accounts::list_users, accounts::add_user))
+        .routes(routes!(accounts::user_action))
+        .routes(routes!(accounts::reset_password))
         .split_for_parts();
     // After the routes: the shared answers go on every operation the routes declared.
     utoipa::Modify::modify(&Contract, &mut doc);
@@ -131,6 +136,7 @@ fn roles(method: &str, path: &str) -> &'static [&'static str] {
         ("get", "/status" | "/dashboard" | "/blacklist" | "/audit" | "/routing") => LEAD,
         ("post", "/blacklist/{id}/{action}" | "/messages/{id}/reveal") => LEAD,
         ("post", "/blacklist/reload" | "/config/reload") => ADMIN,
+        ("get", "/users") | ("post", "/users" | "/users/{id}/{action}" | "/users/{id}/password") => ADMIN,
         _ => ALL,
     }
 }

@@ -130,6 +130,19 @@ async function logout(expired) {
 }
 $("logout").addEventListener("click", () => logout(false));
 
+$("btn-password").addEventListener("click", () => {
+  $("pw-current").value = ""; $("pw-new").value = ""; $("pw-error").textContent = "";
+  $("dlg-password").showModal();
+});
+$("form-password").addEventListener("submit", async (e) => {
+  if (e.submitter && e.submitter.value === "cancel") return;
+  e.preventDefault();
+  const r = await api("POST", "/me/password", { current_password: $("pw-current").value, new_password: $("pw-new").value });
+  if (!r.ok) { $("pw-error").textContent = errText(r.data); return; }
+  $("dlg-password").close();
+  $("reply-note").textContent = "密码已修改";
+});
+
 async function start() {
   const r = await api("GET", "/me");
   if (!r.ok) return showLogin();
@@ -169,6 +182,15 @@ function connect() {
     st.retry = Math.min(st.retry * 2, 10000);
   };
 }
+// The server closed the stream because the token stopped working: back to the login, saying why.
+const CLOSED = { revoked: "登录已失效（已退出或密码已重置），请重新登录", expired: "登录已过期，请重新登录",
+  user_disabled: "账号已被停用，请联系管理员", user_removed: "账号已被删除，请联系管理员" };
+function streamClosed(reason) {
+  if (st.ws) { st.ws.onclose = null; }
+  st.token = null;
+  sessionStorage.removeItem("huiliu.token");
+  showLogin(CLOSED[reason] || "连接已关闭，请重新登录");
+}
 function setConn(cls, text) { const c = $("conn"); c.className = "conn " + cls; c.textContent = text; }
 
 let reloadTimer = null;
@@ -181,6 +203,7 @@ function onEvent(e) {
   st.recent.push(e);            // the last events, for support (st.recent in the console)
   if (st.recent.length > 50) st.recent.shift();
   if (e.type === "hello") { return; }
+  if (e.type === "closed") { streamClosed(e.reason); return; }
   if (e.type === "resync") { st.seq = e.seq; reloadSoon(); if (st.current) openSession(st.current, true); return; }
   if (e.seq) st.seq = e.seq;
   switch (e.type) {
