@@ -165,12 +165,15 @@ impl Gateway {
             metrics: metrics.clone(),
         };
         serving.start_all(&config.shops).await;
+        // Quick replies: shared by the desk and the reloader (quick_replies.toml reloads live).
+        let quick_replies = Arc::new(std::sync::RwLock::new(config.quick_replies.clone()));
         // Users: shared by the logins and the reloader (users.toml reloads live).
         let users = Arc::new(services::auth::Auth::new(config.users.clone(), &config.api));
         let reload = Arc::new(reload::Reload {
             dir: config.dir.clone(),
             shops: Mutex::new(config.shops.clone()),
             users: users.clone(),
+            quick_replies: quick_replies.clone(),
             flow: flow.clone(),
             metrics: metrics.clone(),
             serving,
@@ -181,7 +184,7 @@ impl Gateway {
                 store.clone(),
                 flow.outbox_wake.clone(),
                 sealer,
-                config.quick_replies.clone(),
+                quick_replies,
                 status.clone(),
             ),
             logins: services::logins::Logins::new(

@@ -7,7 +7,8 @@
 //! Reloadable: `filters.toml` (privacy mask, compliance, restrict auto-reply), `shops.toml`
 //! (shops added, removed or changed: see [`reload_shops`]), `routing.toml` (groups, agents,
 //! rules; sessions in flight keep working: see `Engine::reload`) and `users.toml` (logins: a
-//! user removed or disabled there loses access at once, their tokens stop resolving). Plugins,
+//! user removed or disabled there loses access at once, their tokens stop resolving) and
+//! `quick_replies.toml` (the templates offered from the next request on). Plugins,
 //! the store and the listener need a restart.
 
 use std::collections::BTreeMap;
@@ -36,6 +37,8 @@ pub struct Reload {
     pub shops: Mutex<Vec<Shop>>,
     /// The workbench users, replaced when `users.toml` changes.
     pub users: Arc<crate::services::auth::Auth>,
+    /// The quick-reply templates, replaced when `quick_replies.toml` changes.
+    pub quick_replies: Arc<std::sync::RwLock<Vec<crate::services::quick::QuickReply>>>,
     pub flow: Arc<Flow>,
     pub metrics: Arc<Metrics>,
     /// What a shops reload changes.
@@ -121,6 +124,9 @@ pub async fn reload_all(gw: &Reload) -> Result<ReloadReport, Vec<ConfigError>> {
     if let Some(file) = reload_users(gw)? {
         report.reloaded.push(file);
     }
+    if let Some(file) = reload_quick_replies(gw)? {
+        report.reloaded.push(file);
+    }
     if let Some(file) = reload_shops(gw).await? {
         report.reloaded.push(file);
     }
@@ -185,6 +191,30 @@ pub fn reload_users(gw: &Reload) -> Result<Option<String>, Vec<ConfigError>> {
     }
     gw.users.set_users(users);
     crate::metrics::Metrics::count(&gw.metrics.config_reloads, "users", "ok");
+    tracing::info!("configuration reloaded: {file}");
+    Ok(Some(file))
+}
+
+/// Reloads `quick_replies.toml` when its templates differ from those in force (a missing file
+/// means the built-in templates); a bad file keeps the running ones. Returns the file when
+/// the templates changed.
+pub fn reload_quick_replies(gw: &Reload) -> Result<Option<String>, Vec<ConfigError>> {
+    let file = gw.dir.join(crate::services::quick::QUICK_REPLIES_FILE).display().to_string();
+    let mut errors = Vec::new();
+    let replies = crate::config::load_quick_replies(&gw.dir, &mut errors);
+    if !errors.is_empty() {
+        crate::metrics::Metrics::count(&gw.metrics.config_reloads, "quick_replies", "rejected");
+        for e in &errors {
+            tracing::error!("reload rejected, the running quick replies stay: {e}");
+        }
+        return Err(errors);
+    }
+    let mut current = gw.quick_replies.write().unwrap_or_else(|p| p.into_inner());
+    if *current == replies {
+        return Ok(None);
+    }
+    *current = replies;
+    crate::metrics::Metrics::count(&gw.metrics.config_reloads, "quick_replies", "ok");
     tracing::info!("configuration reloaded: {file}");
     Ok(Some(file))
 }
@@ -350,6 +380,7 @@ pub async fn watch(gw: Arc<Reload>) {
         gw.dir.join(SHOPS_FILE),
         gw.dir.join(huiliu_routing::ROUTING_FILE),
         gw.dir.join(crate::services::auth::USERS_FILE),
+        gw.dir.join(crate::services::quick::QUICK_REPLIES_FILE),
     ];
     let mut last: Vec<_> = watched.iter().map(modified).collect();
     #[cfg(unix)]

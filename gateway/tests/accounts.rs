@@ -1,6 +1,6 @@
 //! Accounts through the API: a user changes their password; an admin adds, disables, enables
-//! and resets users (written to users.toml, audited, in force at once); users.toml reloads
-//! live; the login limiter counts per client address as well as per id; an open event stream
+//! and resets users (written to users.toml, audited, in force at once); users.toml and
+//! quick_replies.toml reload live; the login limiter counts per client address as well as per id; an open event stream
 //! closes with a reason when its token is revoked, expires or its user is disabled.
 
 mod common;
@@ -125,6 +125,29 @@ async fn users_toml_reloads_live() {
     let (st, body) = w.call("POST", "/config/reload", Some(&w.login("boss").await), None).await;
     assert_ne!(st, StatusCode::OK, "{body}");
     assert_eq!(login_as(&w, "a01", PASSWORD).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn quick_replies_reload_live() {
+    let w = world().await;
+    let token = w.login("a01").await;
+    let ids = |v: &Value| -> Vec<String> {
+        v["replies"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect()
+    };
+    let (_, before) = w.call("GET", "/quick-replies", Some(&token), None).await;
+    assert!(ids(&before).contains(&"greet".to_owned()), "the built-in templates: {before}");
+    let path = w._dir.path().join("quick_replies.toml");
+    std::fs::write(&path, "[[reply]]\nid = \"sorry\"\ntitle = \"致歉\"\ntext = \"{buyer}，抱歉让您久等了\"\n").unwrap();
+    let boss = w.login("boss").await;
+    let (st, body) = w.call("POST", "/config/reload", Some(&boss), None).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert!(body.to_string().contains("quick_replies.toml"), "{body}");
+    let (_, after) = w.call("GET", "/quick-replies", Some(&token), None).await;
+    assert_eq!(ids(&after), ["sorry"]);
+    // A broken file keeps them.
+    std::fs::write(&path, "[[reply]]\nid = \"x\"\n").unwrap();
+    assert_ne!(w.call("POST", "/config/reload", Some(&boss), None).await.0, StatusCode::OK);
+    assert_eq!(ids(&w.call("GET", "/quick-replies", Some(&token), None).await.1), ["sorry"]);
 }
 
 async fn login_from(w: &World, addr: SocketAddr, user: &str, password: &str) -> StatusCode {

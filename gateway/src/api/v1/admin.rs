@@ -183,7 +183,7 @@ pub struct QuickReplies {
 #[utoipa::path(get, path = "/quick-replies", tag = "admin", responses((status = 200, description = "Templates", body = QuickReplies)))]
 pub async fn quick_replies(State(state): State<Arc<ApiState>>, Caller(_): Caller) -> ApiResult<QuickReplies> {
     let variables = crate::services::quick::VARIABLES.iter().map(|v| (*v).to_owned()).collect();
-    Ok(Json(QuickReplies { replies: state.desk.quick_replies().to_vec(), variables }))
+    Ok(Json(QuickReplies { replies: state.desk.quick_replies(), variables }))
 }
 
 /// What a reload did.
