@@ -101,6 +101,23 @@ try {
   await page.screenshot({ path: join(SHOTS, "workbench.png") });
   step("delivered");
 
+  // Search: by nick and platform; the results replace the open list, closed ones included.
+  await page.fill("#q-text", "小鱼");
+  await page.selectOption("#q-kind", "nick");
+  await page.selectOption("#q-platform", "douyin");
+  await page.click("#q-go");
+  await page.waitForFunction(() => document.querySelector("#list-title").textContent === "搜索结果");
+  await page.locator("#sessions li", { hasText: "小鱼儿" }).waitFor();
+  const found = await page.locator("#sessions li").count();
+  await page.screenshot({ path: join(SHOTS, "search.png") });
+  // A nick nobody has finds nothing; clearing brings the open list back.
+  await page.fill("#q-text", "没有这个人");
+  await page.click("#q-go");
+  await page.locator("#no-sessions:not([hidden])").waitFor();
+  await page.click("#q-clear");
+  await page.locator("#sessions li", { hasText: "小鱼儿" }).waitFor();
+  step("search", String(found));
+
   // The lead's dashboard.
   await page.click("#logout");
   await page.waitForSelector("#login:not([hidden])");

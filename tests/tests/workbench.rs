@@ -174,11 +174,13 @@ fn an_agent_answers_a_buyer_in_the_browser_and_the_lead_sees_the_dashboard() {
     writeln!(stdin, "GO").unwrap();
 
     expect("delivered");
+    let found: usize = expect("search").parse().unwrap();
+    assert_eq!(found, 1, "searching 小鱼 on 抖音 finds the one conversation");
     let groups: usize = expect("dashboard").parse().unwrap();
     assert_eq!(groups, 1, "the lead sees their one group");
     expect("done");
     assert!(node.wait().unwrap().success());
-    for f in ["login.png", "workbench.png", "dashboard.png"] {
+    for f in ["login.png", "workbench.png", "search.png", "dashboard.png"] {
         let p = shots.join(f);
         assert!(Path::new(&p).metadata().is_ok_and(|m| m.len() > 10_000), "{} was saved", p.display());
         eprintln!("screenshot: {}", p.display());

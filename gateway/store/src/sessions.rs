@@ -96,6 +96,26 @@ impl Store {
         if filter.open_only {
             sql.push_str(" AND state <> 'closed'");
         }
+        // Text searches: LIKE with `\` escaping the pattern characters of the searched text.
+        let like = |s: &str| s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        if let Some(nick) = filter.nick.as_deref().filter(|s| !s.is_empty()) {
+            let clause = " AND customer_id IN (SELECT id FROM customers WHERE nick LIKE ? ESCAPE '\\')";
+            push(&mut sql, clause, Bind::T(format!("%{}%", like(nick))));
+        }
+        if let Some(order) = filter.order.as_deref().filter(|s| !s.is_empty()) {
+            push(
+                &mut sql,
+                " AND (customer_id IN (SELECT customer_id FROM trade_events WHERE order_id = ?)",
+                Bind::T(order.to_owned()),
+            );
+            let clause = " OR id IN (SELECT session_id FROM messages WHERE text LIKE ? ESCAPE '\\'))";
+            push(&mut sql, clause, Bind::T(format!("%{}%", like(order))));
+        }
+        if let Some(tail) = filter.phone_tail.as_deref().filter(|s| !s.is_empty()) {
+            // Masked mobiles read `138****5678`: three digits, four stars, the tail.
+            let clause = " AND id IN (SELECT session_id FROM messages WHERE text LIKE ? ESCAPE '\\')";
+            push(&mut sql, clause, Bind::T(format!("%___****{}%", like(tail))));
+        }
         if let Some(scope) = &filter.scope {
             push(&mut sql, " AND (agent = ?", Bind::T(scope.agent.clone()));
             for g in &scope.groups {
@@ -104,6 +124,7 @@ impl Store {
             sql.push(')');
         }
         push(&mut sql, " ORDER BY opened_at DESC, id DESC LIMIT ?", Bind::N(filter.limit.unwrap_or(50).clamp(1, 500)));
+        push(&mut sql, " OFFSET ?", Bind::N(filter.offset.unwrap_or(0).clamp(0, 100_000)));
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for b in binds {
             q = match b {

@@ -22,6 +22,7 @@ const st = {
   retry: 500,
   view: "desk",
   recent: [],
+  search: null,       // { params, offset } while the list shows search results
 };
 
 function h(tag, attrs, ...children) {
@@ -233,12 +234,60 @@ function onEvent(e) {
 // ---------------------------------------------------------------- session list
 
 async function loadSessions() {
+  if (st.search) return runSearch(false);
   const r = await api("GET", "/sessions?open=true&limit=200");
   if (!r.ok) return;
   st.sessions = r.data.sessions;
   st.sessions.sort((a, b) => (b.unread > 0) - (a.unread > 0) || b.last_message_at - a.last_message_at);
   renderList();
 }
+
+// ---------------------------------------------------------------- search (GET /sessions filters)
+// By nick, order number or phone tail (the server searches masked text only), platform, state
+// and the day a conversation came in, 50 a page; closed conversations included.
+
+const PAGE = 50;
+function searchParams() {
+  const p = new URLSearchParams();
+  const text = $("q-text").value.trim();
+  if (text) p.set($("q-kind").value, text);
+  if ($("q-platform").value) p.set("platform", $("q-platform").value);
+  if ($("q-state").value) p.set("state", $("q-state").value);
+  if ($("q-date").value) {
+    const from = new Date($("q-date").value + "T00:00:00+08:00").getTime();   // a Beijing day
+    p.set("from", from); p.set("to", from + 86400000);
+  }
+  return p;
+}
+async function runSearch(more) {
+  const p = new URLSearchParams(st.search.params);
+  p.set("limit", PAGE);
+  p.set("offset", more ? st.search.offset + PAGE : 0);
+  const r = await api("GET", "/sessions?" + p.toString());
+  if (!r.ok) { $("list-title").textContent = "搜索失败：" + errText(r.data); return; }
+  st.search.offset = Number(p.get("offset"));
+  st.sessions = more ? st.sessions.concat(r.data.sessions) : r.data.sessions;
+  $("list-title").textContent = "搜索结果";
+  $("q-clear").hidden = false;
+  $("q-more").hidden = r.data.sessions.length < PAGE;
+  renderList();
+}
+$("search").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const params = searchParams();
+  if (![...params.keys()].length) { clearSearch(); return; }
+  st.search = { params: params.toString(), offset: 0 };
+  runSearch(false);
+});
+function clearSearch() {
+  st.search = null;
+  $("q-text").value = ""; $("q-platform").value = ""; $("q-state").value = ""; $("q-date").value = "";
+  $("list-title").textContent = "会话";
+  $("q-clear").hidden = true; $("q-more").hidden = true;
+  loadSessions();
+}
+$("q-clear").addEventListener("click", clearSearch);
+$("q-more").addEventListener("click", () => runSearch(true));
 
 function renderList() {
   const ul = $("sessions");
