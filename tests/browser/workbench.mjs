@@ -71,7 +71,25 @@ try {
   await item.waitFor();
   const badge = await item.locator(".badge.douyin").textContent();
   if (badge !== "抖音") throw new Error(`platform badge says ${badge}`);
+  // The alert for a new conversation: a toast naming the group, a count in the tab title.
+  await page.locator('#toast[data-kind="new"]:not([hidden])', { hasText: "新会话" }).waitFor();
+  const toast = (await page.locator("#toast").textContent()).trim();
+  if (!toast.includes("售前")) throw new Error(`alert says ${toast}`);
+  const title = await page.title();
+  if (!title.startsWith("(1) ")) throw new Error(`tab title is ${title}`);
+  await page.screenshot({ path: join(SHOTS, "alert.png") });
+  step("alert", `${title} | ${toast}`);
   await item.click();
+  if ((await page.title()).startsWith("(")) throw new Error("opening the conversation did not clear the count");
+  // The switches are remembered per user: turn the title count off, reload, it stays off.
+  await page.click("#btn-alerts");
+  await page.uncheck("#al-title");
+  await page.click("#al-ok");
+  const saved = await page.evaluate(() => localStorage.getItem("huiliu.alerts.a01"));
+  if (!saved || JSON.parse(saved).title !== false) throw new Error(`alert switches not kept: ${saved}`);
+  await page.click("#btn-alerts");
+  await page.check("#al-title");
+  await page.click("#al-ok");
   await page.locator("#messages li.in", { hasText: buyerText }).waitFor();
 
   // The customer panel speaks Chinese: the group by its display name, the assignment reason

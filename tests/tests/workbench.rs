@@ -158,6 +158,8 @@ fn an_agent_answers_a_buyer_in_the_browser_and_the_lead_sees_the_dashboard() {
     assert!(rt.block_on(sim.deliver_chat(&chat)).acked);
     writeln!(stdin, "GO").unwrap();
 
+    let alert = expect("alert");
+    assert!(alert.starts_with("(1) ") && alert.contains("新会话"), "the new-conversation alert: {alert}");
     let why = expect("why");
     assert_eq!(why, "唯一有空位的客服（分类：售前，未命中关键词或条件：默认分类）", "the reason as the page shows it");
     let text = expect("replied");
@@ -180,7 +182,7 @@ fn an_agent_answers_a_buyer_in_the_browser_and_the_lead_sees_the_dashboard() {
     assert_eq!(groups, 1, "the lead sees their one group");
     expect("done");
     assert!(node.wait().unwrap().success());
-    for f in ["login.png", "workbench.png", "search.png", "dashboard.png"] {
+    for f in ["login.png", "alert.png", "workbench.png", "search.png", "dashboard.png"] {
         let p = shots.join(f);
         assert!(Path::new(&p).metadata().is_ok_and(|m| m.len() > 10_000), "{} was saved", p.display());
         eprintln!("screenshot: {}", p.display());

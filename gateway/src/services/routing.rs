@@ -243,6 +243,10 @@ impl Routing {
                     session_id,
                     agent: agent.clone(),
                     group: decision.group.clone(),
+                    trigger: serde_json::to_value(decision.trigger)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
                 });
             }
             Action::Queue { group, wait, position, decision, .. } => {

@@ -200,6 +200,91 @@ function reloadSoon() {
   reloadTimer = setTimeout(() => { loadSessions(); if (st.view === "dash") loadDashboard(); }, 150);
 }
 
+// ---------------------------------------------------------------- alerts
+// Sound, desktop notification and a count in the tab title for: a new conversation given to
+// me, a transfer to me, my first reply overdue, and (leads) a dashboard alarm. Each switch is
+// kept per user in this browser (localStorage), on by default except desktop notifications
+// (the browser asks for permission when they are switched on).
+
+const ALERT_DEFAULTS = { sound: true, notify: false, title: true, new: true, transfer: true, overdue: true, dashboard: true };
+const ALERT_KEYS = Object.keys(ALERT_DEFAULTS);
+function alertPrefs() {
+  try {
+    return Object.assign({}, ALERT_DEFAULTS, JSON.parse(localStorage.getItem("huiliu.alerts." + (st.me && st.me.id)) || "{}"));
+  } catch (_) { return Object.assign({}, ALERT_DEFAULTS); }
+}
+function saveAlertPrefs(p) { localStorage.setItem("huiliu.alerts." + st.me.id, JSON.stringify(p)); }
+const BASE_TITLE = document.title;
+let unseenAlerts = 0;
+function setTitleCount() {
+  const show = alertPrefs().title && unseenAlerts > 0;
+  document.title = show ? "(" + unseenAlerts + ") " + BASE_TITLE : BASE_TITLE;
+}
+function seenAlerts() { unseenAlerts = 0; setTitleCount(); $("toast").hidden = true; }
+let audio = null;
+function beep(urgent) {
+  try {
+    audio = audio || new AudioContext();
+    const now = audio.currentTime;
+    for (const [i, f] of (urgent ? [880, 660, 880] : [660, 880]).entries()) {
+      const o = audio.createOscillator(), g = audio.createGain();
+      o.frequency.value = f;
+      g.gain.setValueAtTime(0.15, now + i * 0.18);
+      g.gain.exponentialRampToValueAtTime(0.001, now + i * 0.18 + 0.16);
+      o.connect(g).connect(audio.destination);
+      o.start(now + i * 0.18); o.stop(now + i * 0.18 + 0.17);
+    }
+  } catch (_) { /* no audio in this browser */ }
+}
+// kind: new | transfer | overdue | dashboard.
+function raiseAlert(kind, text, sessionId) {
+  const p = alertPrefs();
+  if (!p[kind]) return;
+  unseenAlerts += 1;
+  setTitleCount();
+  const t = $("toast");
+  t.className = "toast " + kind;
+  t.setAttribute("data-kind", kind);
+  t.textContent = "🔔 " + text;
+  t.hidden = false;
+  t.onclick = () => { seenAlerts(); if (sessionId) openSession(sessionId); };
+  if (p.sound) beep(kind === "overdue" || kind === "dashboard");
+  if (p.notify && "Notification" in window && Notification.permission === "granted") {
+    const n = new Notification("汇流", { body: text, tag: kind + ":" + (sessionId || "") });
+    n.onclick = () => { window.focus(); if (sessionId) openSession(sessionId); n.close(); };
+  }
+}
+document.addEventListener("visibilitychange", () => { if (!document.hidden && st.current) setTitleCount(); });
+function alertFor(e) {
+  const me = st.me && st.me.id;
+  if (e.type === "assigned" && e.agent === me) {
+    if (e.trigger === "transfer") raiseAlert("transfer", "会话 #" + e.session_id + " 转接给你了", e.session_id);
+    else raiseAlert("new", "新会话 #" + e.session_id + "（" + nameOf("groups", e.group) + "）", e.session_id);
+  } else if (e.type === "alert" && e.kind === "first_response_overdue" && e.detail === me) {
+    raiseAlert("overdue", "会话 #" + e.session_id + " 首次回复已超时，请尽快回复", e.session_id);
+  } else if (e.type === "alert" && st.me && st.me.role !== "agent" && e.kind !== "first_response_overdue") {
+    raiseAlert("dashboard", "看板告警：" + (e.detail || e.kind), e.session_id);
+  } else if (e.type === "alert" && st.me && st.me.role !== "agent") {
+    raiseAlert("dashboard", "看板告警：会话 #" + e.session_id + " 首次回复超时（" + nameOf("agents", e.detail) + "）", e.session_id);
+  }
+}
+$("btn-alerts").addEventListener("click", () => {
+  const p = alertPrefs();
+  for (const k of ALERT_KEYS) $("al-" + k).checked = !!p[k];
+  $("al-dashboard-row").hidden = st.me.role === "agent";
+  $("dlg-alerts").showModal();
+});
+$("al-notify").addEventListener("change", () => {
+  if ($("al-notify").checked && "Notification" in window && Notification.permission === "default") Notification.requestPermission();
+});
+$("form-alerts").addEventListener("submit", (e) => {
+  if (e.submitter && e.submitter.value === "cancel") return;
+  const p = {};
+  for (const k of ALERT_KEYS) p[k] = $("al-" + k).checked;
+  saveAlertPrefs(p);
+  setTitleCount();
+});
+
 function onEvent(e) {
   st.recent.push(e);            // the last events, for support (st.recent in the console)
   if (st.recent.length > 50) st.recent.shift();
@@ -207,6 +292,7 @@ function onEvent(e) {
   if (e.type === "closed") { streamClosed(e.reason); return; }
   if (e.type === "resync") { st.seq = e.seq; reloadSoon(); if (st.current) openSession(st.current, true); return; }
   if (e.seq) st.seq = e.seq;
+  alertFor(e);
   switch (e.type) {
     case "message_in":
     case "assigned":
@@ -321,6 +407,7 @@ setInterval(() => {
 // ---------------------------------------------------------------- chat
 
 async function openSession(id, keepScroll) {
+  if (st.current !== id) seenAlerts();
   st.current = id;
   renderList();
   const r = await api("GET", "/sessions/" + id);
@@ -365,7 +452,7 @@ function renderMessages(messages, keepScroll) {
     const d = m.delivery;
     return h("li", { class: cls, "data-message": m.id },
       h("div", { class: "bubble" }, (m.content && m.content.length ? m.content : [{ type: "text", text: m.text }]).map(renderContent)),
-      h("div", { class: "meta" }, clock(m.created_at), m.direction === "out" ? " · " + (system ? "系统" : (m.author || "")) : "",
+      h("div", { class: "meta" }, clock(m.created_at), m.direction === "out" ? " · " + (system ? "系统" : nameOf("agents", m.author)) : "",
         m.direction === "out" && d ? h("span", { class: "delivery " + d, "data-delivery": d, title: m.delivery_error || "" }, " · " + (DELIVERY[d] || d)) : null,
         d === "failed" && m.delivery_error ? h("span", { class: "delivery failed" }, "（" + m.delivery_error + "）") : null));
   }));
