@@ -66,6 +66,8 @@ pub struct Gateway {
     outbox: Arc<outbox::Outbox>,
     channels: Arc<ingress::channels::Channels>,
     reload: Arc<reload::Reload>,
+    /// The lead's dashboard (its per-minute sampler runs in the background).
+    dashboard: Arc<services::dashboard::Dashboard>,
     /// The whole HTTP surface.
     router: axum::Router,
     /// Actions the routing restore produced, applied once background work starts.
@@ -178,6 +180,15 @@ impl Gateway {
             metrics: metrics.clone(),
             serving,
         });
+        let dashboard = Arc::new(services::dashboard::Dashboard {
+            config: config.dashboard.clone(),
+            store: store.clone(),
+            routing: routing.clone(),
+            blacklist: blacklist.clone(),
+            metrics: metrics.clone(),
+            status: status.clone(),
+            timeline: services::timeline::Timeline::new(),
+        });
         let api = api::ApiState {
             flow: flow.clone(),
             desk: services::desk::Desk::new(
@@ -197,14 +208,7 @@ impl Gateway {
                 metrics.clone(),
             ),
             blacklist: blacklist.clone(),
-            dashboard: services::dashboard::Dashboard {
-                config: config.dashboard.clone(),
-                store: store.clone(),
-                routing,
-                blacklist: blacklist.clone(),
-                metrics: metrics.clone(),
-                status: status.clone(),
-            },
+            dashboard: dashboard.clone(),
             metrics: metrics.clone(),
             status: status.clone(),
             reloader: reload.clone(),
@@ -230,9 +234,15 @@ impl Gateway {
             outbox,
             channels,
             reload,
+            dashboard,
             router,
             restore_actions: Mutex::new(restore_actions),
         }))
+    }
+
+    /// The lead's dashboard (figures, the day's per-minute series).
+    pub fn dashboard(&self) -> Arc<services::dashboard::Dashboard> {
+        self.dashboard.clone()
     }
 
     /// The whole HTTP surface: hooks, health, metrics, `/api/v1`, the workbench.
@@ -254,6 +264,7 @@ impl Gateway {
         tokio::spawn(outbox::run(self.outbox.clone()));
         tokio::spawn(sweep_retention(self.store.clone(), self.config.retention, self.metrics.clone()));
         tokio::spawn(outbox::tokens::run(self.outbox.clone()));
+        tokio::spawn(services::timeline::run(self.dashboard.clone()));
         let gw = self.clone();
         tokio::spawn(async move {
             let idle = gw.flow.idle_close_ms();

@@ -74,6 +74,7 @@ async fn every_endpoint_enforces_its_roles() {
         ("get", "/events", "/events".into(), None, May::All),
         ("get", "/status", "/status".into(), None, May::Lead),
         ("get", "/dashboard", "/dashboard".into(), None, May::Lead),
+        ("get", "/dashboard/series", "/dashboard/series?minutes=60".into(), None, May::Lead),
         ("get", "/agents", "/agents".into(), None, May::All),
         ("post", "/agents/{agent}/status", "/agents/a01/status".into(), Some(json!({"status": "online"})), May::Owner),
         ("get", "/sessions", "/sessions".into(), None, May::All),

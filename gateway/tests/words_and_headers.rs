@@ -55,6 +55,7 @@ async fn every_answer_carries_the_security_headers() {
         ("/", StatusCode::OK),
         ("/app.js", StatusCode::OK),
         ("/app.css", StatusCode::OK),
+        ("/vendor/uPlot.iife.min.js", StatusCode::OK),
         ("/api/v1/openapi.json", StatusCode::OK),
         ("/api/v1/me", StatusCode::UNAUTHORIZED),
         ("/api/v1/no-such-thing", StatusCode::NOT_FOUND),
@@ -90,4 +91,34 @@ async fn every_answer_carries_the_security_headers() {
         !html.contains(" onclick=") && !html.contains(" onload=") && !html.contains(" style="),
         "inline handler or style"
     );
+}
+
+#[tokio::test]
+async fn the_dashboard_series_has_a_point_a_minute_per_group_the_lead_oversees() {
+    let w = world().await;
+    w.gw.flow.set_status("a01", huiliu_routing::AgentStatus::Online).await.unwrap();
+    w.arrive(buyer_message("m1", "在吗"), huiliu_domain::now_millis()).await;
+    // Two samples as the per-minute sampler takes them, then the series.
+    let dashboard = w.gw.dashboard();
+    let now = huiliu_domain::now_millis();
+    dashboard.sample(now - 120_000).await.unwrap();
+    dashboard.sample(now - 60_000).await.unwrap();
+    let l1 = w.login("l1").await;
+    let (st, series) = w.call("GET", "/dashboard/series?minutes=60", Some(&l1), None).await;
+    assert_eq!(st, StatusCode::OK, "{series}");
+    let groups = series["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "l1 leads presales only: {series}");
+    assert_eq!(groups[0]["id"], "presales");
+    let points = groups[0]["points"].as_array().unwrap();
+    assert_eq!(points.len(), 3, "two samples and the point now: {series}");
+    let ats: Vec<i64> = points.iter().map(|p| p["at"].as_i64().unwrap()).collect();
+    assert!(ats.windows(2).all(|w| w[0] < w[1]), "oldest first: {ats:?}");
+    // The session was answered by nobody yet: a reply rate of 0 over the last 15 minutes.
+    assert_eq!(points[2]["reply_rate"], 0.0, "{series}");
+    assert_eq!(points[2]["queued"], 0);
+    // A shorter window leaves the older samples out.
+    let (_, short) = w.call("GET", "/dashboard/series?minutes=2", Some(&l1), None).await;
+    assert_eq!(short["groups"][0]["points"].as_array().unwrap().len(), 2, "{short}");
+    let (st, _) = w.call("GET", "/dashboard/series?minutes=0", Some(&l1), None).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
 }

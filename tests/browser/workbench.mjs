@@ -119,6 +119,30 @@ try {
   await page.screenshot({ path: join(SHOTS, "workbench.png") });
   step("delivered");
 
+  // Rich content: the buyer sends a picture, a product card and an order card.
+  step("rich-wait");
+  await go();
+  const thumb = page.locator("#messages li.in img.thumb");
+  await thumb.waitFor();
+  await page.locator('#messages .card.product[data-product="P1001"]', { hasText: "商品ID P1001" }).waitFor();
+  await page.locator('#messages .card.order[data-order="6930001"]', { hasText: "订单号 6930001" }).waitFor();
+  await page.waitForFunction(() => { const i = document.querySelector("#messages img.thumb"); return i && i.naturalWidth > 0; });
+  await thumb.click();
+  await page.locator("#dlg-image[open] #lightbox-img").waitFor();
+  await page.screenshot({ path: join(SHOTS, "rich.png") });
+  await page.keyboard.press("Escape");
+  await page.locator("#dlg-image[open]").waitFor({ state: "detached" });
+  // Keyboard: `/` searches the quick replies, Enter fills the box.
+  await page.locator("#messages").click();
+  await page.keyboard.press("/");
+  if (!(await page.evaluate(() => document.activeElement && document.activeElement.id === "quick-search"))) throw new Error("`/` did not focus the quick-reply search");
+  await page.keyboard.type("发货");
+  await page.keyboard.press("Enter");
+  const filled = await page.inputValue("#reply-text");
+  if (!filled.includes("发货")) throw new Error(`quick-reply search filled ${filled}`);
+  await page.fill("#reply-text", "");
+  step("rich", filled);
+
   // Search: by nick and platform; the results replace the open list, closed ones included.
   await page.fill("#q-text", "小鱼");
   await page.selectOption("#q-kind", "nick");
@@ -144,6 +168,12 @@ try {
   await page.locator("#dash-groups tbody tr").first().waitFor();
   await page.locator("#dash-agents tbody tr").first().waitFor();
   await page.locator("#dash-shops tbody tr").first().waitFor();
+  // The day in pictures: four charts drawn by the vendored uPlot, one line per group.
+  for (const id of ["chart-queued", "chart-wait", "chart-frt", "chart-rate"]) await page.locator(`#${id} canvas`).waitFor();
+  await page.waitForFunction(() => Number(document.querySelector("#charts").getAttribute("data-points")) >= 1);
+  const legend = (await page.locator("#chart-queued .u-legend").textContent()) || "";
+  if (!legend.includes("售前")) throw new Error(`chart legend says ${legend}`);
+  step("charts", await page.locator("#charts").getAttribute("data-points"));
   await page.screenshot({ path: join(SHOTS, "dashboard.png"), fullPage: true });
   noViolations("in the workbench or the dashboard");
   const groups = await page.locator("#dash-groups tbody tr").count();

@@ -47,6 +47,9 @@ group = "presales"
 "#;
 
 const PASSWORD: &str = "workbench-pass";
+/// A 160×100 PNG (a blue and orange checkerboard), sent as the buyer's picture: a data URL,
+/// because the page's Content-Security-Policy admits images from its own origin and `data:` only.
+const IMAGE: &str = "iVBORw0KGgoAAAANSUhEUgAAAKAAAABkCAIAAACO1KzYAAABCklEQVR42u3csQkAIAxE0UzhhK7h7HGHFFeEB/YH/7XBOrfHr1+Nn93MrtCAhQYsNGDAgO0CtgvYLmDAQgMWGrDQgO0CtgvYLmDAQgMWGrDQgAFngcXavQsYsNCAhQYMGLBdwHYB2wUMWGjAQgMWGrBdwHYB2wUMWGjAQgMWGjDgLLBYriqFBiw0YMCA7QK2C9guYMBCAxYasNCA7QK2C9guYMBCAxYasNCAAQO2658su64q7QIGLDRgoQELDdguYLuA7QIGLDRgoQELDdguYLuA7QIGLDRgoQEL7Z8sSK4q7QK2C9guYMBCAxYasNCA7QK2C9guYMBCAxYasNCA7QK2C9guYMBCr979zZ1tpQHOm/MAAAAASUVORK5CYII=";
 const BUYER_TEXT: &str = "请问这款保温杯还有货吗？";
 
 fn chromium() -> Option<PathBuf> {
@@ -176,13 +179,32 @@ fn an_agent_answers_a_buyer_in_the_browser_and_the_lead_sees_the_dashboard() {
     writeln!(stdin, "GO").unwrap();
 
     expect("delivered");
+    expect("rich-wait");
+    let at = now_ms();
+    let rich = [
+        ("wb-img", "image", format!("data:image/png;base64,{IMAGE}"), None),
+        ("wb-product", "product", "保温杯 500ml".to_owned(), Some("P1001")),
+        ("wb-order", "order", String::new(), Some("6930001")),
+    ];
+    for (i, (id, kind, text, ref_id)) in rich.into_iter().enumerate() {
+        let mut chat = BuyerChat::text(id, "buyer-wb", &text, at + i as i64);
+        chat.nick = "小鱼儿".into();
+        chat.msg_type = kind.into();
+        chat.ref_id = ref_id.map(str::to_owned);
+        assert!(rt.block_on(sim.deliver_chat(&chat)).acked, "{kind}");
+    }
+    writeln!(stdin, "GO").unwrap();
+    let filled = expect("rich");
+    assert!(filled.contains("发货"), "`/` found a quick reply: {filled}");
     let found: usize = expect("search").parse().unwrap();
     assert_eq!(found, 1, "searching 小鱼 on 抖音 finds the one conversation");
+    let points: usize = expect("charts").parse().unwrap();
+    assert!(points >= 1, "the charts have the point taken now at least");
     let groups: usize = expect("dashboard").parse().unwrap();
     assert_eq!(groups, 1, "the lead sees their one group");
     expect("done");
     assert!(node.wait().unwrap().success());
-    for f in ["login.png", "alert.png", "workbench.png", "search.png", "dashboard.png"] {
+    for f in ["login.png", "alert.png", "workbench.png", "rich.png", "search.png", "dashboard.png"] {
         let p = shots.join(f);
         assert!(Path::new(&p).metadata().is_ok_and(|m| m.len() > 10_000), "{} was saved", p.display());
         eprintln!("screenshot: {}", p.display());

@@ -48,7 +48,7 @@ pub struct ApiState {
     pub desk: Desk,
     pub logins: Logins,
     pub blacklist: Arc<Blacklist>,
-    pub dashboard: Dashboard,
+    pub dashboard: Arc<Dashboard>,
     pub metrics: Arc<Metrics>,
     pub status: Arc<Status>,
     pub reloader: Arc<dyn Reloader>,

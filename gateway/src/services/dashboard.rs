@@ -134,6 +134,8 @@ pub struct Dashboard {
     pub metrics: Arc<Metrics>,
     /// Shops' token states.
     pub status: Arc<super::status::Status>,
+    /// The per-minute samples of the day (`timeline.rs`).
+    pub timeline: Arc<super::timeline::Timeline>,
 }
 
 impl Dashboard {
@@ -150,6 +152,15 @@ impl Dashboard {
 
     /// The figures `me` may see.
     pub async fn figures(&self, me: &Principal) -> Result<Figures, ServiceError> {
+        self.figures_with_window(me, i64::from(self.config.window_minutes)).await
+    }
+
+    /// The figures with response figures over the last `window_minutes`.
+    pub(super) async fn figures_with_window(
+        &self,
+        me: &Principal,
+        window_minutes: i64,
+    ) -> Result<Figures, ServiceError> {
         let t = &self.config;
         let now = huiliu_domain::now_millis();
         let routing = match &self.routing {
@@ -219,7 +230,7 @@ impl Dashboard {
             };
             alerts.push(DashboardAlert { kind, group: None, session_id: None, value: 0, threshold: 0, message });
         }
-        let since = now - i64::from(t.window_minutes) * 60_000;
+        let since = now - window_minutes * 60_000;
         for stat in self.store.response_stats(since).await? {
             if let Some(row) = groups.get_mut(&stat.group) {
                 row.sessions = stat.sessions;
@@ -237,7 +248,7 @@ impl Dashboard {
                 backlog_alert: t.backlog_alert,
                 first_response_alert_s: t.first_response_alert_s,
             },
-            window_minutes: t.window_minutes,
+            window_minutes: u32::try_from(window_minutes).unwrap_or(t.window_minutes),
             groups: groups.into_values().collect(),
             agents,
             unanswered: backlog,

@@ -18,6 +18,7 @@ pub mod logins;
 pub mod quick;
 pub mod routing;
 pub mod status;
+pub mod timeline;
 pub mod users_file;
 
 use huiliu_store::StoreError;

@@ -90,6 +90,7 @@ pub fn routes() -> (Router<Arc<ApiState>>, Doc) {
         .routes(routes!(accounts::list_users, accounts::add_user))
         .routes(routes!(accounts::user_action))
         .routes(routes!(accounts::reset_password))
+        .routes(routes!(admin::dashboard_series))
         .split_for_parts();
     // After the routes: the shared answers go on every operation the routes declared.
     utoipa::Modify::modify(&Contract, &mut doc);
@@ -133,7 +134,7 @@ fn roles(method: &str, path: &str) -> &'static [&'static str] {
     const ADMIN: &[&str] = &["admin"];
     match (method, path) {
         ("get", "/openapi.json") | ("post", "/auth/login") => &[],
-        ("get", "/status" | "/dashboard" | "/blacklist" | "/audit" | "/routing") => LEAD,
+        ("get", "/status" | "/dashboard" | "/blacklist" | "/audit" | "/routing" | "/dashboard/series") => LEAD,
         ("post", "/blacklist/{id}/{action}" | "/messages/{id}/reveal") => LEAD,
         ("post", "/blacklist/reload" | "/config/reload") => ADMIN,
         ("get", "/users") | ("post", "/users" | "/users/{id}/{action}" | "/users/{id}/password") => ADMIN,

@@ -431,13 +431,22 @@ async function refreshMessages() {
   if (r.ok) renderMessages(r.data.messages, false);
 }
 
+// A buyer's picture as a thumbnail that opens large; product and order cards with their ids
+// (an order card also shows what the order events say of it: stage and amount).
 function renderContent(el) {
   switch (el.type) {
     case "text": return h("span", {}, el.text);
-    case "image": return h("img", { src: el.url, alt: el.fallback, loading: "lazy" });
-    case "product": return h("div", { class: "card product" }, h("b", {}, "商品"), el.title || el.product_id,
-      el.url ? h("div", {}, h("a", { href: el.url, target: "_blank", rel: "noopener" }, "查看商品")) : null);
-    case "order": return h("div", { class: "card order" }, h("b", {}, "订单"), el.order_id);
+    case "image": return h("img", { src: el.url, alt: el.fallback, loading: "lazy", class: "thumb", title: "点击查看大图",
+      onclick: () => { $("lightbox-img").src = el.url; $("lightbox-img").alt = el.fallback; $("dlg-image").showModal(); } });
+    case "product": return h("div", { class: "card product", "data-product": el.product_id }, h("b", {}, "商品"),
+      el.title ? h("div", {}, el.title) : null, h("div", { class: "id" }, "商品ID " + el.product_id),
+      el.url ? h("div", {}, h("a", { href: el.url, target: "_blank", rel: "noopener noreferrer" }, "查看商品")) : null);
+    case "order": {
+      const t = ((st.detail && st.detail.trades) || []).find(x => x.order_id === el.order_id);
+      return h("div", { class: "card order", "data-order": el.order_id }, h("b", {}, "订单"),
+        h("div", { class: "id" }, "订单号 " + el.order_id),
+        t ? h("div", { class: "sub" }, [t.stage, yuan(t.amount_fen)].filter(Boolean).join(" · ")) : null);
+    }
     case "emoji": return h("span", { title: el.code }, el.fallback);
     default: return h("span", {}, el.fallback || "");
   }
@@ -486,11 +495,46 @@ async function loadQuick(id) {
   const sel = $("quick");
   sel.replaceChildren(h("option", { value: "" }, "快捷短语…"));
   if (!r.ok) return;
+  quickReplies = r.data.replies;
+  $("quick-list").replaceChildren(...quickReplies.map(q => h("option", { value: q.title }, q.text.slice(0, 40))));
   for (const q of r.data.replies) {
     sel.append(h("option", { value: q.text, "data-id": q.id, title: q.missing.length ? "缺少：" + q.missing.join("、") : "" },
       q.title + (q.missing.length ? "（缺" + q.missing.join("、") + "）" : "")));
   }
 }
+// `/` searches the quick replies: a filtered list by title or text; Enter (or a pick) fills the box.
+let quickReplies = [];
+function fillQuick(q) { $("reply-text").value = q.text; $("reply-text").focus(); $("quick-search").value = ""; }
+$("quick-search").addEventListener("input", () => {
+  const v = $("quick-search").value.trim();
+  const exact = quickReplies.find(q => q.title === v);
+  if (exact) { fillQuick(exact); return; }
+  $("quick-list").replaceChildren(...quickReplies.filter(q => !v || q.title.includes(v) || q.text.includes(v))
+    .map(q => h("option", { value: q.title }, q.text.slice(0, 40))));
+});
+$("quick-search").addEventListener("keydown", (e) => {
+  if (e.key !== "Enter" || e.isComposing) return;
+  e.preventDefault();
+  const v = $("quick-search").value.trim();
+  const hit = quickReplies.find(q => q.title.includes(v) || q.text.includes(v));
+  if (hit) fillQuick(hit);
+});
+// Keyboard: Alt+N the next conversation with unread messages; `/` (outside a text field)
+// searches quick replies; Enter (and Ctrl+Enter) in the reply box sends (its own handler).
+function typing(t) { return t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable); }
+document.addEventListener("keydown", (e) => {
+  if (!st.token || st.view !== "desk") return;
+  if (e.altKey && (e.key === "n" || e.key === "N")) {
+    e.preventDefault();
+    const unread = st.sessions.filter(s => s.unread > 0);
+    const i = unread.findIndex(s => s.id === st.current);
+    const next = unread[(i + 1) % Math.max(1, unread.length)];
+    if (next) openSession(next.id);
+    return;
+  }
+  if (e.key === "/" && !typing(e.target) && st.current) { e.preventDefault(); $("quick-search").focus(); }
+});
+
 $("quick").addEventListener("change", () => {
   const v = $("quick").value;
   if (v) { $("reply-text").value = v; $("reply-text").focus(); }
@@ -638,9 +682,48 @@ async function loadDashboard() {
   $("dash-blacklist").tBodies[0].replaceChildren(...(bl.ok ? bl.data.entries : []).map(e => h("tr", {},
     h("td", {}, PLATFORM[e.platform] || e.platform), h("td", {}, e.buyer_id), h("td", {}, e.level), h("td", {}, e.reason), h("td", {}, e.proposed_by),
     h("td", {}, h("button", { onclick: () => decide(e.id, "approve") }, "批准"), " ", h("button", { onclick: () => decide(e.id, "reject") }, "驳回")))));
+  loadCharts();
   $("dash-foot").textContent = "阈值：等待 > " + t.wait_alert_s + " 秒，待回复 > " + t.backlog_alert + " 个，首响 > " + t.first_response_alert_s
     + " 秒；响应数据为最近 " + d.window_minutes + " 分钟。更新于 " + clock(d.now);
 }
+// The day in pictures (GET /dashboard/series): one line per group in each of four charts.
+const CHARTS = [
+  ["chart-queued", (p) => p.queued],
+  ["chart-wait", (p) => p.longest_wait_s],
+  ["chart-frt", (p) => p.first_response_s === null ? null : Math.round(p.first_response_s * 10) / 10],
+  ["chart-rate", (p) => p.reply_rate === null ? null : Math.round(p.reply_rate * 100)],
+];
+const COLORS = ["#1664ff", "#f53f3f", "#00b42a", "#ff7d00", "#722ed1", "#14c9c9"];
+const charts = {};
+async function loadCharts() {
+  if (typeof uPlot === "undefined") return;
+  const r = await api("GET", "/dashboard/series?minutes=1440");
+  if (!r.ok) return;
+  const groups = r.data.groups;
+  const xs = [...new Set(groups.flatMap(g => g.points.map(p => p.at)))].sort((a, b) => a - b);
+  for (const [id, pick] of CHARTS) {
+    const data = [xs.map(t => t / 1000)];
+    for (const g of groups) {
+      const at = new Map(g.points.map(p => [p.at, pick(p)]));
+      data.push(xs.map(t => at.has(t) ? at.get(t) : null));
+    }
+    const key = groups.map(g => g.id).join(",");
+    const el = $(id);
+    if (charts[id] && charts[id].key === key) { charts[id].plot.setData(data); continue; }
+    if (charts[id]) charts[id].plot.destroy();
+    const opts = {
+      width: Math.max(280, el.clientWidth || 480), height: 200,
+      series: [{ label: "时间", value: (u, v) => v === null ? "—" : clock(v * 1000) }].concat(groups.map((g, i) =>
+        ({ label: g.name, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: false, points: { show: xs.length < 3 } }))),
+      axes: [{ values: (u, vals) => vals.map(v => clock(v * 1000).slice(0, 5)) }, {}],
+      scales: { x: { time: true } },
+    };
+    el.replaceChildren();
+    charts[id] = { key, plot: new uPlot(opts, data, el) };
+  }
+  $("charts").setAttribute("data-points", String(xs.length));
+}
+
 async function decide(id, action) {
   const r = await api("POST", "/blacklist/" + id + "/" + action, {});
   if (!r.ok) alert(errText(r.data));
