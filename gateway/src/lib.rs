@@ -264,7 +264,7 @@ impl Gateway {
         tokio::spawn(outbox::run(self.outbox.clone()));
         tokio::spawn(sweep_retention(self.store.clone(), self.config.retention, self.metrics.clone()));
         tokio::spawn(outbox::tokens::run(self.outbox.clone()));
-        tokio::spawn(services::timeline::run(self.dashboard.clone()));
+        tokio::spawn(services::dashboard::sample_every_minute(self.dashboard.clone()));
         let gw = self.clone();
         tokio::spawn(async move {
             let idle = gw.flow.idle_close_ms();

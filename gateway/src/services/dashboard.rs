@@ -19,6 +19,7 @@ use utoipa::ToSchema;
 use super::ServiceError;
 use super::blacklist::Blacklist;
 use super::routing::Routing;
+use super::timeline::{GroupSeries, Point as TimelinePoint, Series as TimelineSeries};
 use crate::metrics::Metrics;
 
 /// `[dashboard]`: the lead dashboard's alarm thresholds (defaults from seeds/002, 飞鸽's
@@ -317,5 +318,65 @@ impl Dashboard {
             }
         }
         Ok((backlog, alerts))
+    }
+}
+
+impl Dashboard {
+    /// Every group's point now (queue live, responses over the last 15 minutes).
+    async fn points_now(
+        &self,
+        me: &Principal,
+        now: i64,
+    ) -> Result<BTreeMap<String, (String, TimelinePoint)>, ServiceError> {
+        let figures = self.figures_with_window(me, super::timeline::RESPONSE_WINDOW_MIN).await?;
+        Ok(figures
+            .groups
+            .into_iter()
+            .map(|g| {
+                let point = TimelinePoint {
+                    at: now,
+                    queued: g.queued,
+                    longest_wait_s: g.longest_wait_s,
+                    first_response_s: g.first_response_s,
+                    reply_rate: g.reply_rate,
+                };
+                (g.id, (g.name, point))
+            })
+            .collect())
+    }
+
+    /// Takes one sample of every group (the sampler calls it each minute).
+    pub async fn sample(&self, now: i64) -> Result<(), ServiceError> {
+        let points = self.points_now(&Principal::operator(), now).await?;
+        let groups = points.into_iter().map(|(id, (_, p))| (id, p)).collect();
+        self.timeline.record(now, groups);
+        Ok(())
+    }
+
+    /// The last `minutes` of samples of the groups `me` oversees, and a point taken now.
+    pub async fn series(&self, me: &Principal, minutes: u32) -> Result<TimelineSeries, ServiceError> {
+        let now = huiliu_domain::now_millis();
+        let since = now - i64::from(minutes) * 60_000;
+        let live = self.points_now(me, now).await?;
+        let groups = live
+            .into_iter()
+            .map(|(id, (name, now_point))| {
+                let mut points = self.timeline.points(&id, since);
+                points.push(now_point);
+                GroupSeries { id, name, points }
+            })
+            .collect();
+        Ok(TimelineSeries { now, step_minutes: 1, groups })
+    }
+}
+
+/// Samples every minute, forever (spawned with the gateway's background work).
+pub async fn sample_every_minute(dashboard: Arc<Dashboard>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        if let Err(e) = dashboard.sample(huiliu_domain::now_millis()).await {
+            tracing::warn!("dashboard sample failed: {e}");
+        }
     }
 }

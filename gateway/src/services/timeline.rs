@@ -5,17 +5,14 @@
 //!
 //! Queue length and longest wait are the live values at the sample; first-response time and
 //! reply rate are over the sessions opened in the 15 minutes before it (a sliding mean: one
-//! minute holds too few conversations to say anything).
+//! minute holds too few conversations to say anything). The dashboard takes the samples
+//! (`Dashboard::sample`, each minute from `dashboard::sample_every_minute`) and reads them.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use huiliu_domain::Principal;
 use serde::Serialize;
 use utoipa::ToSchema;
-
-use super::ServiceError;
-use super::dashboard::Dashboard;
 
 /// Samples kept: a day of minutes.
 pub const KEPT: usize = 1440;
@@ -73,69 +70,22 @@ impl Timeline {
         Arc::new(Timeline::default())
     }
 
+    /// Keeps one sample of every group (`groups`: group id → its point).
+    pub fn record(&self, at: i64, groups: BTreeMap<String, Point>) {
+        self.push(Sample { at, groups });
+    }
+
+    /// Group `id`'s points taken at or after `since`, oldest first.
+    pub fn points(&self, id: &str, since: i64) -> Vec<Point> {
+        let samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        samples.iter().filter(|s| s.at >= since).filter_map(|s| s.groups.get(id).cloned()).collect()
+    }
+
     fn push(&self, sample: Sample) {
         let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
         samples.push_back(sample);
         while samples.len() > KEPT {
             samples.pop_front();
-        }
-    }
-}
-
-impl Dashboard {
-    /// Every group's point now (queue live, responses over the last 15 minutes).
-    async fn points_now(&self, me: &Principal, now: i64) -> Result<BTreeMap<String, (String, Point)>, ServiceError> {
-        let figures = self.figures_with_window(me, RESPONSE_WINDOW_MIN).await?;
-        Ok(figures
-            .groups
-            .into_iter()
-            .map(|g| {
-                let point = Point {
-                    at: now,
-                    queued: g.queued,
-                    longest_wait_s: g.longest_wait_s,
-                    first_response_s: g.first_response_s,
-                    reply_rate: g.reply_rate,
-                };
-                (g.id, (g.name, point))
-            })
-            .collect())
-    }
-
-    /// Takes one sample of every group (the sampler calls it each minute).
-    pub async fn sample(&self, now: i64) -> Result<(), ServiceError> {
-        let points = self.points_now(&Principal::operator(), now).await?;
-        let groups = points.into_iter().map(|(id, (_, p))| (id, p)).collect();
-        self.timeline.push(Sample { at: now, groups });
-        Ok(())
-    }
-
-    /// The last `minutes` of samples of the groups `me` oversees, and a point taken now.
-    pub async fn series(&self, me: &Principal, minutes: u32) -> Result<Series, ServiceError> {
-        let now = huiliu_domain::now_millis();
-        let since = now - i64::from(minutes) * 60_000;
-        let live = self.points_now(me, now).await?;
-        let samples = self.timeline.samples.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let groups = live
-            .into_iter()
-            .map(|(id, (name, now_point))| {
-                let mut points: Vec<Point> =
-                    samples.iter().filter(|s| s.at >= since).filter_map(|s| s.groups.get(&id).cloned()).collect();
-                points.push(now_point);
-                GroupSeries { id, name, points }
-            })
-            .collect();
-        Ok(Series { now, step_minutes: 1, groups })
-    }
-}
-
-/// Samples every minute, forever (spawned with the gateway's background work).
-pub async fn run(dashboard: Arc<Dashboard>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-    loop {
-        tick.tick().await;
-        if let Err(e) = dashboard.sample(huiliu_domain::now_millis()).await {
-            tracing::warn!("dashboard sample failed: {e}");
         }
     }
 }
