@@ -212,6 +212,7 @@ impl Gateway {
             metrics: metrics.clone(),
             status: status.clone(),
             reloader: reload.clone(),
+            image_origins: config.api.image_origins.clone(),
         };
         let push = Arc::new(ingress::push::PushState {
             flow: flow.clone(),

@@ -52,10 +52,13 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     pub status: Arc<Status>,
     pub reloader: Arc<dyn Reloader>,
+    /// `api.image_origins`: where buyers' pictures may be shown from (the CSP's `img-src`).
+    pub image_origins: Vec<String>,
 }
 
 /// The router for the whole daemon.
 pub fn app(state: ApiState, push: Arc<PushState>) -> Router {
+    let csp = Arc::new(headers::policy(&state.image_origins));
     let (v1, _) = v1::routes();
     let state = Arc::new(state);
     Router::new()
@@ -68,7 +71,7 @@ pub fn app(state: ApiState, push: Arc<PushState>) -> Router {
         .merge(workbench::routes())
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::wrong_method)
-        .layer(axum::middleware::from_fn(headers::security_headers))
+        .layer(axum::middleware::from_fn_with_state(csp, headers::security_headers))
 }
 
 /// The OpenAPI document of `/api/v1`, as served (generated from the routes' declaration on the

@@ -161,6 +161,10 @@ pub struct ApiConfig {
     /// address for `login_lockout_s`. Default 20: higher than the per-id limit because a shop's
     /// agents often share one office address. The address is the TCP peer's.
     pub login_max_failures_per_address: u32,
+    /// Origins the workbench may show buyers' pictures from, added to the Content-Security-
+    /// Policy's `img-src` (default none: pictures hosted by a platform do not show). Each an
+    /// `https://` origin, the host may start with `*.`: e.g. `["https://*.alicdn.com"]`.
+    pub image_origins: Vec<String>,
 }
 
 impl Default for ApiConfig {
@@ -171,6 +175,7 @@ impl Default for ApiConfig {
             login_max_failures: 5,
             login_lockout_s: 300,
             login_max_failures_per_address: 20,
+            image_origins: Vec::new(),
         }
     }
 }
