@@ -245,7 +245,7 @@ function raiseAlert(kind, text, sessionId) {
   const t = $("toast");
   t.className = "toast " + kind;
   t.setAttribute("data-kind", kind);
-  t.textContent = "🔔 " + text;
+  t.textContent = "【提醒】" + text;   // no emoji: many office PCs lack an emoji font
   t.hidden = false;
   t.onclick = () => { seenAlerts(); if (sessionId) openSession(sessionId); };
   if (p.sound) beep(kind === "overdue" || kind === "dashboard");
