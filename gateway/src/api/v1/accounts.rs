@@ -90,11 +90,14 @@ pub struct NewUserBody {
     /// 8 to 128 characters.
     #[schema(min_length = 8, max_length = 128)]
     pub password: String,
-    /// Display name (default: the agent's name in routing.toml, else the id).
+    /// Display name (default: the agent's name in routing.toml, else the id). May be left out,
+    /// not sent as null.
     #[serde(default, deserialize_with = "crate::api::error::present")]
+    #[schema(nullable = false)]
     pub name: Option<String>,
-    /// Default: the agent's role in routing.toml, else `agent`.
+    /// Default: the agent's role in routing.toml, else `agent`. May be left out, not sent as null.
     #[serde(default, deserialize_with = "crate::api::error::present")]
+    #[schema(nullable = false)]
     pub role: Option<Role>,
     /// The groups a lead oversees (default: their groups in routing.toml).
     #[serde(default)]

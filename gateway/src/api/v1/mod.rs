@@ -48,7 +48,7 @@ a lead also their groups'. Every error is {code, message}."
     ),
     servers((url = "/api/v1")),
     security(("bearer" = [])),
-    components(schemas(ErrorBody, blacklist::ReviewAction))
+    components(schemas(ErrorBody, blacklist::ReviewAction, accounts::UserAction))
 )]
 struct ApiDoc;
 
