@@ -215,6 +215,13 @@ impl Store {
         begin_write(&self.pool, self.backend, &self.gate).await
     }
 
+    /// The write turn for a single statement that writes outside [`Store::write_tx`] (an
+    /// autocommit `INSERT`/`UPDATE`/`DELETE` on the pool): held until the statement is done.
+    /// `None` on PostgreSQL.
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        if self.backend == Backend::Sqlite { Some(self.gate.clone().lock_owned().await) } else { None }
+    }
+
     /// Stores a batch durably (idempotently) and returns one outcome per item. When this
     /// returns `Ok`, the batch is committed.
     pub async fn intake(&self, batch: IntakeBatch) -> Result<Vec<ItemOutcome>, StoreError> {

@@ -178,6 +178,7 @@ impl Store {
         if self.backend == super::Backend::Sqlite {
             // Deleted pages are zeroed (secure_delete); move them out of the WAL into the file
             // now, so no old page image of the buyer's text lingers in the log.
+            let _turn = self.write_turn().await;
             sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(self.pool()).await?;
         }
         Ok(Some(report))

@@ -168,6 +168,7 @@ impl Store {
         priority: i64,
         category: Option<&str>,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE sessions SET state = $1, agent = NULL, skill_group = COALESCE($2, skill_group), priority = $3, \
              category = COALESCE($4, category) WHERE id = $5 AND state <> 'closed'",
@@ -192,6 +193,7 @@ impl Store {
 
     /// Closes every open session idle since before `idle_before`; returns their ids.
     pub async fn close_idle(&self, idle_before: Millis, now: Millis) -> Result<Vec<i64>, StoreError> {
+        let _turn = self.write_turn().await;
         let ids: Vec<i64> = sqlx::query_scalar(
             "UPDATE sessions SET state = 'closed', closed_at = $1, close_reason = 'idle' \
              WHERE state <> 'closed' AND last_message_at < $2 RETURNING id",
@@ -210,6 +212,7 @@ impl Store {
         decision: &serde_json::Value,
         now: Millis,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query("INSERT INTO routing_decisions (session_id, at, decision) VALUES ($1, $2, $3)")
             .bind(session_id)
             .bind(now)
@@ -239,6 +242,7 @@ impl Store {
         note: &HandoverNote,
         now: Millis,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO transfers (session_id, from_agent, to_agent, to_group, problem, tried, expectation, at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -289,6 +293,7 @@ impl Store {
         idle_since: Option<Millis>,
         now: Millis,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO agent_presence (agent, status, max_sessions, idle_since, updated_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (agent) DO UPDATE SET status = excluded.status, max_sessions = excluded.max_sessions, \
