@@ -225,7 +225,7 @@ impl Routing {
     /// Records one action (store first, then the event hub). [`Action::NotifyBuyer`] records
     /// nothing here: its text goes to the buyer through the flow's reply door.
     pub async fn record(&self, action: &Action, now: Millis) -> Result<(), StoreError> {
-        tracing::info!(session = action.session(), "routing: {action}");
+        tracing::debug!(session = action.session(), "routing: {action}");
         let session_id = action.session() as i64;
         match action {
             Action::Assign { agent, decision, .. } => {

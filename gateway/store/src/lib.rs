@@ -226,7 +226,7 @@ impl Store {
     /// returns `Ok`, the batch is committed.
     pub async fn intake(&self, batch: IntakeBatch) -> Result<Vec<ItemOutcome>, StoreError> {
         let (done, wait) = oneshot::channel();
-        self.writer.send(intake::Job { batch, done }).await.map_err(|_| StoreError::Closed)?;
+        self.writer.send(intake::Job::Intake { batch, done }).await.map_err(|_| StoreError::Closed)?;
         wait.await.map_err(|_| StoreError::Closed)?
     }
 

@@ -72,20 +72,66 @@ pub enum ItemOutcome {
     Trade { customer_id: i64, session_id: Option<i64> },
 }
 
-pub(super) struct Job {
-    pub batch: IntakeBatch,
-    pub done: oneshot::Sender<Result<Vec<ItemOutcome>, StoreError>>,
+/// One unit of work for the writer, answered when its group committed.
+pub(crate) enum Job {
+    /// A push's (or channel batch's) events.
+    Intake { batch: IntakeBatch, done: oneshot::Sender<Result<Vec<ItemOutcome>, StoreError>> },
+    /// A routing assignment: committed in the same groups as intake, so opening conversations
+    /// flat out does not cost a commit (an fsync) each.
+    Assign { assignment: Assignment, done: oneshot::Sender<Result<(), StoreError>> },
+}
+
+/// What a committed job did.
+pub(crate) enum Done {
+    Intake(Vec<ItemOutcome>),
+    Assigned,
+}
+
+impl Job {
+    /// How much of a group this job fills.
+    fn weight(&self) -> usize {
+        match self {
+            Job::Intake { batch, .. } => batch.items.len().max(1),
+            Job::Assign { .. } => 1,
+        }
+    }
+
+    /// Hands the job its result.
+    fn answer(self, result: Result<Done, StoreError>) {
+        match self {
+            Job::Intake { done, .. } => {
+                let _ = done.send(result.and_then(|d| match d {
+                    Done::Intake(outcomes) => Ok(outcomes),
+                    Done::Assigned => Err(StoreError::Corrupt("an intake was answered as an assignment".into())),
+                }));
+            }
+            Job::Assign { done, .. } => {
+                let _ = done.send(result.map(|_| ()));
+            }
+        }
+    }
+}
+
+/// An agent took a session, with the routing decision that chose them (JSON).
+#[derive(Debug, Clone)]
+pub(crate) struct Assignment {
+    pub session_id: i64,
+    pub group: Option<String>,
+    pub agent: String,
+    pub priority: i64,
+    pub decision: Option<String>,
+    pub now: Millis,
 }
 
 /// Takes the next group off the channel: the first job (waiting for it) and, with group commit,
 /// every job already queued, up to `max_events` events.
 fn group(first: Job, rx: &mut mpsc::Receiver<Job>, group_commit: bool, max_events: usize) -> Vec<Job> {
-    let mut events = first.batch.items.len();
+    let mut events = first.weight();
     let mut jobs = vec![first];
     while group_commit && events < max_events {
         match rx.try_recv() {
             Ok(job) => {
-                events += job.batch.items.len();
+                events += job.weight();
                 jobs.push(job);
             }
             Err(_) => break,
@@ -97,11 +143,11 @@ fn group(first: Job, rx: &mut mpsc::Receiver<Job>, group_commit: bool, max_event
 /// Answers a group's jobs: each its outcomes on success; on failure a lone job gets the error,
 /// and a group is handed back to be redone one job at a time (one bad job must not fail its
 /// neighbours forever).
-fn settle(jobs: Vec<Job>, result: Result<Vec<Vec<ItemOutcome>>, StoreError>) -> Option<Vec<Job>> {
+fn settle(jobs: Vec<Job>, result: Result<Vec<Done>, StoreError>) -> Option<Vec<Job>> {
     match result {
         Ok(results) => {
             for (job, result) in jobs.into_iter().zip(results) {
-                let _ = job.done.send(Ok(result));
+                job.answer(Ok(result));
             }
             None
         }
@@ -111,7 +157,7 @@ fn settle(jobs: Vec<Job>, result: Result<Vec<Vec<ItemOutcome>>, StoreError>) -> 
         }
         Err(e) => {
             for job in jobs {
-                let _ = job.done.send(Err(StoreError::Corrupt(e.to_string())));
+                job.answer(Err(StoreError::Corrupt(e.to_string())));
             }
             None
         }
@@ -189,23 +235,47 @@ const INSERT_TRADE: &str = "INSERT INTO trade_events (customer_id, platform, sho
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 const ADD_LIFETIME: &str = "UPDATE customers SET lifetime_fen = lifetime_fen + $1 WHERE id = $2";
 const INSERT_NOTE: &str = "INSERT INTO messages (session_id, customer_id, direction, content, text, created_at) VALUES ($1, $2, 'system', $3, $4, $5)";
+const INSERT_DECISION: &str = "INSERT INTO routing_decisions (session_id, at, decision) VALUES ($1, $2, $3)";
+const ASSIGN_SESSION: &str = "UPDATE sessions SET state = 'assigned', agent = $1, skill_group = COALESCE($2, skill_group), \
+     priority = $3, assigned_at = $4 WHERE id = $5 AND state <> 'closed'";
+const LAST_AGENT: &str = "UPDATE customers SET last_agent = $1, last_agent_at = $2 WHERE id = (SELECT customer_id FROM sessions WHERE id = $3)";
 pub(crate) const CLOSE_SESSION: &str =
     "UPDATE sessions SET state = 'closed', closed_at = $1, close_reason = $2 WHERE id = $3 AND state <> 'closed'";
 
-/// Writes every job of a group inside the caller's transaction; one outcome list per job.
-async fn write_jobs<T: IntakeTx>(tx: &mut T, jobs: &[Job]) -> Result<Vec<Vec<ItemOutcome>>, StoreError> {
+/// Writes every job of a group inside the caller's transaction; one result per job.
+async fn write_jobs<T: IntakeTx>(tx: &mut T, jobs: &[Job]) -> Result<Vec<Done>, StoreError> {
     let mut all = Vec::with_capacity(jobs.len());
     for job in jobs {
-        let mut outcomes = Vec::with_capacity(job.batch.items.len());
-        for item in &job.batch.items {
-            outcomes.push(store_item(tx, item, &job.batch).await?);
-        }
-        for (platform, shop, dl) in &job.batch.dead_letters {
-            store_dead_letter(tx, platform, shop, dl, job.batch.now).await?;
-        }
-        all.push(outcomes);
+        all.push(match job {
+            Job::Intake { batch, .. } => {
+                let mut outcomes = Vec::with_capacity(batch.items.len());
+                for item in &batch.items {
+                    outcomes.push(store_item(tx, item, batch).await?);
+                }
+                for (platform, shop, dl) in &batch.dead_letters {
+                    store_dead_letter(tx, platform, shop, dl, batch.now).await?;
+                }
+                Done::Intake(outcomes)
+            }
+            Job::Assign { assignment, .. } => {
+                assign(tx, assignment).await?;
+                Done::Assigned
+            }
+        });
     }
     Ok(all)
+}
+
+/// Records an assignment: the decision, the session's agent, the customer's last agent.
+async fn assign<T: IntakeTx>(tx: &mut T, a: &Assignment) -> Result<(), StoreError> {
+    if let Some(decision) = &a.decision {
+        tx.execute(INSERT_DECISION, &[a.session_id.into(), a.now.into(), decision.as_str().into()]).await?;
+    }
+    let session =
+        [a.agent.as_str().into(), a.group.as_deref().into(), a.priority.into(), a.now.into(), a.session_id.into()];
+    tx.execute(ASSIGN_SESSION, &session).await?;
+    tx.execute(LAST_AGENT, &[a.agent.as_str().into(), a.now.into(), a.session_id.into()]).await?;
+    Ok(())
 }
 
 /// Inserts the dedupe key; false if it was there already.

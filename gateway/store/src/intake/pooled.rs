@@ -29,7 +29,7 @@ pub(crate) async fn writer(
         if let Some(jobs) = settle(jobs, result) {
             for job in jobs {
                 let result = write(std::slice::from_ref(&job)).await.map(|mut r| r.remove(0));
-                let _ = job.done.send(result);
+                job.answer(result);
             }
         }
     }

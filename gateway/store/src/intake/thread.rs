@@ -17,7 +17,7 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, TransactionBehavior};
 use tokio::sync::mpsc;
 
-use super::{IntakeTx, ItemOutcome, Job, StoreError, Val, group, settle, write_jobs};
+use super::{Done, IntakeTx, Job, StoreError, Val, group, settle, write_jobs};
 use crate::{StoreOptions, WriteGate};
 
 /// Opens the writer's connection to the SQLite file at `path` (already migrated) and starts the
@@ -50,7 +50,7 @@ fn run(mut conn: Connection, gate: WriteGate, mut rx: mpsc::Receiver<Job>, optio
         if let Some(jobs) = settle(jobs, result) {
             for job in jobs {
                 let result = write(&mut conn, &gate, std::slice::from_ref(&job)).map(|mut r| r.remove(0));
-                let _ = job.done.send(result);
+                job.answer(result);
             }
         }
     }
@@ -58,7 +58,7 @@ fn run(mut conn: Connection, gate: WriteGate, mut rx: mpsc::Receiver<Job>, optio
 }
 
 /// One group in one transaction, committed (synced) before it returns.
-fn write(conn: &mut Connection, gate: &WriteGate, jobs: &[Job]) -> Result<Vec<Vec<ItemOutcome>>, StoreError> {
+fn write(conn: &mut Connection, gate: &WriteGate, jobs: &[Job]) -> Result<Vec<Done>, StoreError> {
     let _turn = gate.blocking_lock();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let outcomes = ready(write_jobs(&mut ThreadTx(&tx), jobs))?;
