@@ -211,6 +211,11 @@ impl Routing {
         self.engine.lock().await.state()
     }
 
+    /// One agent's live state, without a snapshot of every agent.
+    pub async fn agent_state(&self, agent: &str) -> Option<huiliu_routing::AgentState> {
+        self.engine.lock().await.agent_state(agent)
+    }
+
     /// The configuration in force.
     pub async fn config(&self) -> RoutingConfig {
         self.engine.lock().await.config().clone()
