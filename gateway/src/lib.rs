@@ -266,6 +266,16 @@ impl Gateway {
         tokio::spawn(sweep_retention(self.store.clone(), self.config.retention, self.metrics.clone()));
         tokio::spawn(outbox::tokens::run(self.outbox.clone()));
         tokio::spawn(services::dashboard::sample_every_minute(self.dashboard.clone()));
+        let flow = self.flow.clone();
+        tokio::spawn(async move {
+            const SUMMARY_SECS: u64 = 60;
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(SUMMARY_SECS));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                flow.tally.log_summary(SUMMARY_SECS);
+            }
+        });
         let gw = self.clone();
         tokio::spawn(async move {
             let idle = gw.flow.idle_close_ms();

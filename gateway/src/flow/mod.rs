@@ -32,6 +32,7 @@
 mod inbound;
 mod reply;
 mod route;
+mod tally;
 
 use std::sync::{Arc, RwLock};
 
@@ -47,6 +48,7 @@ use crate::services::routing::Routing;
 pub use inbound::Ack;
 pub use reply::{Author, ReplyError, ReplyOutcome, ReplyRequest};
 pub use route::TransferError;
+pub use tally::{ShopTally, Tally};
 
 /// The authors the gateway writes as itself (routing notices, auto-replies): never an agent's.
 pub use huiliu_store::SYSTEM_AUTHORS as RESERVED_AUTHORS;
@@ -91,6 +93,8 @@ pub struct Flow {
     /// The delivery worker's world: connectors and the HTTP client, for the platform-side half
     /// of a transfer.
     outbox: Arc<crate::outbox::Outbox>,
+    /// What intake did per shop since the last summary line.
+    pub tally: Tally,
 }
 
 /// What a [`Flow`] is made of (the composition root fills it).
@@ -124,6 +128,7 @@ impl Flow {
             restrict_reply: RwLock::new(p.restrict_reply),
             routing: p.routing,
             outbox: p.outbox,
+            tally: Tally::default(),
         }
     }
 

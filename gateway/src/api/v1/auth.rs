@@ -92,7 +92,7 @@ pub struct Me {
 #[utoipa::path(get, path = "/me", tag = "auth", responses((status = 200, description = "The caller", body = Me)))]
 pub async fn me(State(state): State<Arc<ApiState>>, Caller(user): Caller) -> ApiResult<Me> {
     let agent = match &state.flow.routing {
-        Some(r) => r.state().await.agents.get(&user.id).cloned(),
+        Some(r) => r.agent_state(&user.id).await,
         None => None,
     };
     Ok(Json(Me { user, agent, event_seq: state.flow.events.last_seq() }))
