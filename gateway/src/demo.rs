@@ -212,8 +212,13 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
             name: None,
             role,
             groups: Vec::new(),
+            disabled: false,
         })
         .collect();
+    // And the users, so that password changes and the admin's user edits have a file to go to.
+    let users_file = data_dir.join(crate::services::auth::USERS_FILE);
+    std::fs::write(&users_file, crate::services::users_file::render(&config.users))
+        .map_err(|e| format!("cannot write {}: {e}", users_file.display()))?;
     let token = config.api.admin_token.clone();
     let addr = config.listen_addr();
     let gateway = Gateway::start(config).await.map_err(|e| e.to_string())?;
@@ -239,6 +244,8 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     tokio::spawn(live_log(gateway.clone()));
     tokio::spawn(demo_agent(gateway.clone()));
     let app = gateway.app();
+    // The peer's address reaches the handlers (the login limiter counts per address).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
         if options.duration_secs > 0 {
             tokio::select! {

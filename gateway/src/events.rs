@@ -47,8 +47,10 @@ pub enum GatewayEvent {
     Delivery { session_id: i64, message_id: i64, state: String, detail: Option<String> },
     /// An order or refund event was stored.
     Trade { customer_id: i64, session_id: Option<i64> },
-    /// Routing gave a session to an agent.
-    Assigned { session_id: i64, agent: String, group: String },
+    /// Routing gave a session to an agent. `trigger` says what made routing decide
+    /// (`arrival`, `transfer`, `drain`, `first_response_timeout` …; the decision's trigger), so
+    /// a workbench can tell a new conversation from a transfer to the agent.
+    Assigned { session_id: i64, agent: String, group: String, trigger: String },
     /// Routing put a session in a group's queue.
     Queued { session_id: i64, group: String, position: u32 },
     /// Routing took a session from an agent (a reassignment follows).
@@ -194,7 +196,7 @@ impl EventHub {
     pub fn send(&self, event: GatewayEvent) -> u64 {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let audience = match &event {
-            GatewayEvent::Assigned { session_id, agent, group } => {
+            GatewayEvent::Assigned { session_id, agent, group, .. } => {
                 let a = Audience { agent: Some(agent.clone()), group: Some(group.clone()) };
                 st.routes.insert(*session_id, a.clone());
                 a
@@ -340,7 +342,12 @@ mod tests {
         let mut rx = hub.subscribe();
         hub.send(msg(7));
         hub.send(GatewayEvent::Queued { session_id: 7, group: "presales".into(), position: 1 });
-        hub.send(GatewayEvent::Assigned { session_id: 7, agent: "a01".into(), group: "presales".into() });
+        hub.send(GatewayEvent::Assigned {
+            session_id: 7,
+            agent: "a01".into(),
+            group: "presales".into(),
+            trigger: "arrival".into(),
+        });
         hub.send(msg(7));
         hub.send(GatewayEvent::Alert { kind: "backlog".into(), session_id: None, detail: String::new() });
         let seen: Vec<Arc<Stamped>> = (0..5).map(|_| rx.try_recv().unwrap()).collect();
@@ -374,8 +381,18 @@ mod tests {
     #[test]
     fn each_event_reaches_only_the_clients_that_may_see_it() {
         let hub = EventHub::new();
-        hub.send(GatewayEvent::Assigned { session_id: 1, agent: "a1".into(), group: "pre".into() });
-        hub.send(GatewayEvent::Assigned { session_id: 2, agent: "a2".into(), group: "after".into() });
+        hub.send(GatewayEvent::Assigned {
+            session_id: 1,
+            agent: "a1".into(),
+            group: "pre".into(),
+            trigger: "arrival".into(),
+        });
+        hub.send(GatewayEvent::Assigned {
+            session_id: 2,
+            agent: "a2".into(),
+            group: "after".into(),
+            trigger: "transfer".into(),
+        });
         let mut a1 = hub.resume_for(&user("a1", Role::Agent, &["pre"]), u64::MAX);
         let mut a1_tab = hub.resume_for(&user("a1", Role::Agent, &["pre"]), u64::MAX);
         let mut a2 = hub.resume_for(&user("a2", Role::Agent, &["after"]), u64::MAX);

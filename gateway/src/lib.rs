@@ -66,6 +66,8 @@ pub struct Gateway {
     outbox: Arc<outbox::Outbox>,
     channels: Arc<ingress::channels::Channels>,
     reload: Arc<reload::Reload>,
+    /// The lead's dashboard (its per-minute sampler runs in the background).
+    dashboard: Arc<services::dashboard::Dashboard>,
     /// The whole HTTP surface.
     router: axum::Router,
     /// Actions the routing restore produced, applied once background work starts.
@@ -167,13 +169,28 @@ impl Gateway {
         serving.start_all(&config.shops).await;
         let knowledge = Arc::new(services::knowledge::Knowledge::new(config.knowledge.as_ref()));
         flow.set_knowledge(knowledge.clone());
+        // Quick replies: shared by the desk and the reloader (quick_replies.toml reloads live).
+        let quick_replies = Arc::new(std::sync::RwLock::new(config.quick_replies.clone()));
+        // Users: shared by the logins and the reloader (users.toml reloads live).
+        let users = Arc::new(services::auth::Auth::new(config.users.clone(), &config.api));
         let reload = Arc::new(reload::Reload {
             dir: config.dir.clone(),
             shops: Mutex::new(config.shops.clone()),
+            users: users.clone(),
+            quick_replies: quick_replies.clone(),
             flow: flow.clone(),
             metrics: metrics.clone(),
             serving,
             knowledge: knowledge.clone(),
+        });
+        let dashboard = Arc::new(services::dashboard::Dashboard {
+            config: config.dashboard.clone(),
+            store: store.clone(),
+            routing: routing.clone(),
+            blacklist: blacklist.clone(),
+            metrics: metrics.clone(),
+            status: status.clone(),
+            timeline: services::timeline::Timeline::new(),
         });
         let api = api::ApiState {
             flow: flow.clone(),
@@ -181,12 +198,13 @@ impl Gateway {
                 store.clone(),
                 flow.outbox_wake.clone(),
                 sealer,
-                config.quick_replies.clone(),
+                quick_replies,
                 status.clone(),
             )
             .with_knowledge(knowledge.clone()),
             logins: services::logins::Logins::new(
-                services::auth::Auth::new(config.users.clone(), &config.api),
+                users.clone(),
+                config.dir.join(services::auth::USERS_FILE),
                 store.clone(),
                 config.api.admin_token.clone(),
                 routing.clone(),
@@ -194,17 +212,11 @@ impl Gateway {
                 metrics.clone(),
             ),
             blacklist: blacklist.clone(),
-            dashboard: services::dashboard::Dashboard {
-                config: config.dashboard.clone(),
-                store: store.clone(),
-                routing,
-                blacklist: blacklist.clone(),
-                metrics: metrics.clone(),
-                status: status.clone(),
-            },
+            dashboard: dashboard.clone(),
             metrics: metrics.clone(),
             status: status.clone(),
             reloader: reload.clone(),
+            image_origins: config.api.image_origins.clone(),
         };
         let push = Arc::new(ingress::push::PushState {
             flow: flow.clone(),
@@ -227,9 +239,15 @@ impl Gateway {
             outbox,
             channels,
             reload,
+            dashboard,
             router,
             restore_actions: Mutex::new(restore_actions),
         }))
+    }
+
+    /// The lead's dashboard (figures, the day's per-minute series).
+    pub fn dashboard(&self) -> Arc<services::dashboard::Dashboard> {
+        self.dashboard.clone()
     }
 
     /// The whole HTTP surface: hooks, health, metrics, `/api/v1`, the workbench.
@@ -252,6 +270,17 @@ impl Gateway {
         tokio::spawn(flow::followup::run(self.flow.clone()));
         tokio::spawn(sweep_retention(self.store.clone(), self.config.retention, self.metrics.clone()));
         tokio::spawn(outbox::tokens::run(self.outbox.clone()));
+        tokio::spawn(services::dashboard::sample_every_minute(self.dashboard.clone()));
+        let flow = self.flow.clone();
+        tokio::spawn(async move {
+            const SUMMARY_SECS: u64 = 60;
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(SUMMARY_SECS));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                flow.tally.log_summary(SUMMARY_SECS);
+            }
+        });
         let gw = self.clone();
         tokio::spawn(async move {
             let idle = gw.flow.idle_close_ms();

@@ -246,7 +246,14 @@ enum RouteCommand {
         /// The sample event file (JSON).
         #[arg(long)]
         event: PathBuf,
+        /// The language of the explanation: `zh` (Chinese, the default) or `en`.
+        #[arg(long, default_value = "zh", value_parser = parse_lang)]
+        lang: huiliu_routing::Lang,
     },
+}
+
+fn parse_lang(s: &str) -> Result<huiliu_routing::Lang, String> {
+    huiliu_routing::Lang::parse(s).ok_or_else(|| format!("`{s}`: expected zh or en"))
 }
 
 #[derive(Subcommand)]
@@ -336,7 +343,7 @@ fn main() -> ExitCode {
             println!("{}", huiliu_gateway::api::openapi_document());
             ExitCode::SUCCESS
         }
-        Command::Route { command: RouteCommand::Explain { config, event } } => route_explain(config, event),
+        Command::Route { command: RouteCommand::Explain { config, event, lang } } => route_explain(config, event, lang),
         Command::Blacklist { command } => blacklist(command),
         Command::Demo { listen, data, rate, duration } => {
             demo(DemoOptions { listen, data_dir: data, rate, duration_secs: duration })
@@ -426,7 +433,9 @@ fn serve(a: ConfigArg) -> ExitCode {
         };
         tracing::info!("huiliu listening on http://{}", listener.local_addr().unwrap_or(addr));
         gateway.spawn_background();
-        let served = axum::serve(listener, gateway.app()).with_graceful_shutdown(shutdown_signal()).await;
+        // The peer's address reaches the handlers (the login limiter counts per address).
+        let app = gateway.app().into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await;
         match served {
             Ok(()) => {
                 tracing::info!("huiliu stopped");
@@ -611,7 +620,7 @@ fn faq(command: FaqCommand) -> ExitCode {
     }
 }
 
-fn route_explain(a: ConfigArg, event: PathBuf) -> ExitCode {
+fn route_explain(a: ConfigArg, event: PathBuf, lang: huiliu_routing::Lang) -> ExitCode {
     let cfg = match load_or_report(&a) {
         Ok(c) => c,
         Err(code) => return code,
@@ -647,7 +656,9 @@ fn route_explain(a: ConfigArg, event: PathBuf) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    print!("{}", huiliu_routing::explain(&routing, &state, &sample));
+    let mut names = huiliu_routing::Names::with_platforms();
+    names.shops = cfg.shops.iter().map(|s| (s.id.clone(), s.name.clone())).collect();
+    print!("{}", huiliu_routing::explain_in(&routing, &state, &sample, lang, &names));
     ExitCode::SUCCESS
 }
 

@@ -5,10 +5,11 @@
 //! started with.
 //!
 //! Reloadable: `filters.toml` (privacy mask, compliance, restrict auto-reply), `shops.toml`
-//! (shops added, removed or changed: see [`reload_shops`]) and `routing.toml` (groups, agents,
-//! rules; sessions in flight keep working: see `Engine::reload`) and `faq.toml` (the knowledge
-//! base, with the CSV exports it names). Plugins, the store and the
-//! listener need a restart.
+//! (shops added, removed or changed: see [`reload_shops`]), `routing.toml` (groups, agents,
+//! rules; sessions in flight keep working: see `Engine::reload`), `faq.toml` (the knowledge
+//! base, with the CSV exports it names), `users.toml` (logins: a user removed or disabled there
+//! loses access at once, their tokens stop resolving) and `quick_replies.toml` (the templates
+//! offered from the next request on). Plugins, the store and the listener need a restart.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -34,6 +35,10 @@ pub struct Reload {
     pub dir: PathBuf,
     /// The shops as `shops.toml` configured them at the last successful load.
     pub shops: Mutex<Vec<Shop>>,
+    /// The workbench users, replaced when `users.toml` changes.
+    pub users: Arc<crate::services::auth::Auth>,
+    /// The quick-reply templates, replaced when `quick_replies.toml` changes.
+    pub quick_replies: Arc<std::sync::RwLock<Vec<crate::services::quick::QuickReply>>>,
     pub flow: Arc<Flow>,
     pub metrics: Arc<Metrics>,
     /// What a shops reload changes.
@@ -118,6 +123,12 @@ pub struct ReloadReport {
 /// configuration of its part, and every error is returned.
 pub async fn reload_all(gw: &Reload) -> Result<ReloadReport, Vec<ConfigError>> {
     let mut report = reload(gw)?;
+    if let Some(file) = reload_users(gw)? {
+        report.reloaded.push(file);
+    }
+    if let Some(file) = reload_quick_replies(gw)? {
+        report.reloaded.push(file);
+    }
     if let Some(file) = reload_shops(gw).await? {
         report.reloaded.push(file);
     }
@@ -180,6 +191,57 @@ fn reload_knowledge(gw: &Reload) -> Result<Option<String>, Vec<ConfigError>> {
     }
     crate::metrics::Metrics::count(&gw.metrics.config_reloads, "knowledge", "ok");
     tracing::info!(entries, "configuration reloaded: {file}");
+    Ok(Some(file))
+}
+
+/// Reloads `users.toml` when it lists other users than those in force: the file is checked
+/// whole (a bad file keeps the running users). A missing file keeps them too. Returns the file
+/// when the users changed.
+pub fn reload_users(gw: &Reload) -> Result<Option<String>, Vec<ConfigError>> {
+    let path = gw.dir.join(crate::services::auth::USERS_FILE);
+    let file = path.display().to_string();
+    if !path.exists() {
+        return Ok(None);
+    }
+    let mut errors = Vec::new();
+    let users = crate::config::load_users(&gw.dir, &mut errors);
+    if !errors.is_empty() {
+        crate::metrics::Metrics::count(&gw.metrics.config_reloads, "users", "rejected");
+        for e in &errors {
+            tracing::error!("reload rejected, the running users stay: {e}");
+        }
+        return Err(errors);
+    }
+    if users == gw.users.users() {
+        return Ok(None);
+    }
+    gw.users.set_users(users);
+    crate::metrics::Metrics::count(&gw.metrics.config_reloads, "users", "ok");
+    tracing::info!("configuration reloaded: {file}");
+    Ok(Some(file))
+}
+
+/// Reloads `quick_replies.toml` when its templates differ from those in force (a missing file
+/// means the built-in templates); a bad file keeps the running ones. Returns the file when
+/// the templates changed.
+pub fn reload_quick_replies(gw: &Reload) -> Result<Option<String>, Vec<ConfigError>> {
+    let file = gw.dir.join(crate::services::quick::QUICK_REPLIES_FILE).display().to_string();
+    let mut errors = Vec::new();
+    let replies = crate::config::load_quick_replies(&gw.dir, &mut errors);
+    if !errors.is_empty() {
+        crate::metrics::Metrics::count(&gw.metrics.config_reloads, "quick_replies", "rejected");
+        for e in &errors {
+            tracing::error!("reload rejected, the running quick replies stay: {e}");
+        }
+        return Err(errors);
+    }
+    let mut current = gw.quick_replies.write().unwrap_or_else(|p| p.into_inner());
+    if *current == replies {
+        return Ok(None);
+    }
+    *current = replies;
+    crate::metrics::Metrics::count(&gw.metrics.config_reloads, "quick_replies", "ok");
+    tracing::info!("configuration reloaded: {file}");
     Ok(Some(file))
 }
 
@@ -344,6 +406,8 @@ pub async fn watch(gw: Arc<Reload>) {
         gw.dir.join(SHOPS_FILE),
         gw.dir.join(huiliu_routing::ROUTING_FILE),
         gw.dir.join(huiliu_knowledge::FAQ_FILE),
+        gw.dir.join(crate::services::auth::USERS_FILE),
+        gw.dir.join(crate::services::quick::QUICK_REPLIES_FILE),
     ];
     let mut last: Vec<_> = watched.iter().map(modified).collect();
     #[cfg(unix)]

@@ -74,6 +74,7 @@ async fn every_endpoint_enforces_its_roles() {
         ("get", "/events", "/events".into(), None, May::All),
         ("get", "/status", "/status".into(), None, May::Lead),
         ("get", "/dashboard", "/dashboard".into(), None, May::Lead),
+        ("get", "/dashboard/series", "/dashboard/series?minutes=60".into(), None, May::Lead),
         ("get", "/agents", "/agents".into(), None, May::All),
         ("post", "/agents/{agent}/status", "/agents/a01/status".into(), Some(json!({"status": "online"})), May::Owner),
         ("get", "/sessions", "/sessions".into(), None, May::All),
@@ -92,6 +93,25 @@ async fn every_endpoint_enforces_its_roles() {
         ),
         ("get", "/sessions/{id}/explain", format!("/sessions/{s}/explain"), None, May::Owner),
         ("get", "/quick-replies", "/quick-replies".into(), None, May::All),
+        ("get", "/directory", "/directory".into(), None, May::All),
+        (
+            "post",
+            "/me/password",
+            "/me/password".into(),
+            Some(json!({"current_password": "not it", "new_password": "long enough"})),
+            May::All,
+        ),
+        ("get", "/users", "/users".into(), None, May::Admin),
+        // An id that is taken: refused (409) after the permission check, nothing written.
+        ("post", "/users", "/users".into(), Some(json!({"id": "a01", "password": "long enough"})), May::Admin),
+        ("post", "/users/{id}/{action}", "/users/nobody/enable".into(), None, May::Admin),
+        (
+            "post",
+            "/users/{id}/password",
+            "/users/nobody/password".into(),
+            Some(json!({"password": "long enough"})),
+            May::Admin,
+        ),
         ("get", "/customers/{id}/history", format!("/customers/{c}/history"), None, May::Owner),
         (
             "put",

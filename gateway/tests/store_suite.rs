@@ -233,6 +233,31 @@ suite! {
         assert_eq!((inbound, sessions), (100, 17));
     };
 
+    other_writers_keep_their_turn_during_flat_out_intake => |store: Store| async move {
+        // SQLite: intake runs on its own thread and connection; replies, closes and the rest
+        // write through the pool. Every one of them must commit while intake never pauses.
+        let ItemOutcome::Message { session_id, .. } = one(&store, chat("first", "b0", "在吗"), Screen::Pass, T0).await else { panic!() };
+        let mut intakes = Vec::new();
+        for w in 0..16 {
+            let store = store.clone();
+            intakes.push(tokio::spawn(async move {
+                for i in 0..60 {
+                    let id = format!("w{w}-{i}");
+                    let out = store.intake(batch(vec![item(chat(&id, &format!("b{}", i % 40), "hi"), Screen::Pass)], T0)).await.unwrap();
+                    assert!(matches!(out[0], ItemOutcome::Message { .. }), "{out:?}");
+                }
+            }));
+        }
+        for i in 0..40 {
+            store.enqueue_reply(&reply(session_id, &format!("c{i}"), "好的"), T0 + i).await.unwrap();
+        }
+        for t in intakes {
+            t.await.unwrap();
+        }
+        let (inbound, outbound, _) = store.counts().await.unwrap();
+        assert_eq!((inbound, outbound), (16 * 60 + 1, 40));
+    };
+
     dead_letters_are_kept_once => |store: Store| async move {
         let dl = DeadLetter { reason: "bad json".into(), event_id: Some("x1".into()), raw: b"{nope".to_vec() };
         for _ in 0..2 {

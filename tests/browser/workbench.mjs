@@ -31,6 +31,14 @@ try {
   const page = await browser.newPage({ viewport: { width: 1440, height: 900 }, locale: "zh-CN" });
   page.setDefaultTimeout(20000);
   page.on("pageerror", (e) => console.log(`PAGEERROR ${e.message}`));
+  // The daemon's Content-Security-Policy is in force: anything it blocks is a failure.
+  const violations = [];
+  page.on("console", (m) => {
+    if (/Content Security Policy|Refused to (load|execute|apply|connect|frame)/.test(m.text())) violations.push(m.text());
+  });
+  const noViolations = (where) => {
+    if (violations.length) throw new Error(`CSP violation ${where}: ${violations.join(" / ")}`);
+  };
 
   async function login(user) {
     await page.goto(BASE + "/");
@@ -63,7 +71,25 @@ try {
   await item.waitFor();
   const badge = await item.locator(".badge.douyin").textContent();
   if (badge !== "抖音") throw new Error(`platform badge says ${badge}`);
+  // The alert for a new conversation: a toast naming the group, a count in the tab title.
+  await page.locator('#toast[data-kind="new"]:not([hidden])', { hasText: "新会话" }).waitFor();
+  const toast = (await page.locator("#toast").textContent()).trim();
+  if (!toast.includes("售前")) throw new Error(`alert says ${toast}`);
+  const title = await page.title();
+  if (!title.startsWith("(1) ")) throw new Error(`tab title is ${title}`);
+  await page.screenshot({ path: join(SHOTS, "alert.png") });
+  step("alert", `${title} | ${toast}`);
   await item.click();
+  if ((await page.title()).startsWith("(")) throw new Error("opening the conversation did not clear the count");
+  // The switches are remembered per user: turn the title count off, reload, it stays off.
+  await page.click("#btn-alerts");
+  await page.uncheck("#al-title");
+  await page.click("#al-ok");
+  const saved = await page.evaluate(() => localStorage.getItem("huiliu.alerts.a01"));
+  if (!saved || JSON.parse(saved).title !== false) throw new Error(`alert switches not kept: ${saved}`);
+  await page.click("#btn-alerts");
+  await page.check("#al-title");
+  await page.click("#al-ok");
   await page.locator("#messages li.in", { hasText: buyerText }).waitFor();
 
   // Agent assist (智能推荐): the knowledge base's answers beside the reply box; one click puts
@@ -74,6 +100,13 @@ try {
   const suggested = await page.inputValue("#reply-text");
   if (!suggested.includes("现货")) throw new Error(`the suggestion did not fill the box: ${suggested}`);
   await page.screenshot({ path: join(SHOTS, "suggestions.png") });
+  // The customer panel speaks Chinese: the group by its display name, the assignment reason
+  // rendered from its code (no English words, no config ids).
+  const group = (await page.locator('#customer dd[data-group]').textContent()).trim();
+  if (group !== "售前") throw new Error(`skill group shown as ${group}`);
+  const why = (await page.locator("#cust-why").textContent()).trim();
+  if (!/[\u4e00-\u9fff]/.test(why) || /[A-Za-z]{3,}/.test(why)) throw new Error(`assignment reason not in Chinese: ${why}`);
+  step("why", why);
 
   // Reply with a quick reply (filled in with the buyer's nick and the agent's name).
   const option = page.locator('#quick option[data-id="greet"]');
@@ -94,6 +127,47 @@ try {
   await page.screenshot({ path: join(SHOTS, "workbench.png") });
   step("delivered");
 
+  // Rich content: the buyer sends a picture, a product card and an order card.
+  step("rich-wait");
+  await go();
+  const thumb = page.locator("#messages li.in img.thumb");
+  await thumb.waitFor();
+  await page.locator('#messages .card.product[data-product="P1001"]', { hasText: "商品ID P1001" }).waitFor();
+  await page.locator('#messages .card.order[data-order="6930001"]', { hasText: "订单号 6930001" }).waitFor();
+  await page.waitForFunction(() => { const i = document.querySelector("#messages img.thumb"); return i && i.naturalWidth > 0; });
+  await thumb.click();
+  await page.locator("#dlg-image[open] #lightbox-img").waitFor();
+  await page.screenshot({ path: join(SHOTS, "rich.png") });
+  await page.keyboard.press("Escape");
+  await page.locator("#dlg-image[open]").waitFor({ state: "detached" });
+  // Keyboard: `/` searches the quick replies, Enter fills the box.
+  await page.locator("#messages").click();
+  await page.keyboard.press("/");
+  if (!(await page.evaluate(() => document.activeElement && document.activeElement.id === "quick-search"))) throw new Error("`/` did not focus the quick-reply search");
+  await page.keyboard.type("发货");
+  await page.keyboard.press("Enter");
+  const filled = await page.inputValue("#reply-text");
+  if (!filled.includes("发货")) throw new Error(`quick-reply search filled ${filled}`);
+  await page.fill("#reply-text", "");
+  step("rich", filled);
+
+  // Search: by nick and platform; the results replace the open list, closed ones included.
+  await page.fill("#q-text", "小鱼");
+  await page.selectOption("#q-kind", "nick");
+  await page.selectOption("#q-platform", "douyin");
+  await page.click("#q-go");
+  await page.waitForFunction(() => document.querySelector("#list-title").textContent === "搜索结果");
+  await page.locator("#sessions li", { hasText: "小鱼儿" }).waitFor();
+  const found = await page.locator("#sessions li").count();
+  await page.screenshot({ path: join(SHOTS, "search.png") });
+  // A nick nobody has finds nothing; clearing brings the open list back.
+  await page.fill("#q-text", "没有这个人");
+  await page.click("#q-go");
+  await page.locator("#no-sessions:not([hidden])").waitFor();
+  await page.click("#q-clear");
+  await page.locator("#sessions li", { hasText: "小鱼儿" }).waitFor();
+  step("search", String(found));
+
   // The lead's dashboard.
   await page.click("#logout");
   await page.waitForSelector("#login:not([hidden])");
@@ -102,7 +176,14 @@ try {
   await page.locator("#dash-groups tbody tr").first().waitFor();
   await page.locator("#dash-agents tbody tr").first().waitFor();
   await page.locator("#dash-shops tbody tr").first().waitFor();
+  // The day in pictures: four charts drawn by the vendored uPlot, one line per group.
+  for (const id of ["chart-queued", "chart-wait", "chart-frt", "chart-rate"]) await page.locator(`#${id} canvas`).waitFor();
+  await page.waitForFunction(() => Number(document.querySelector("#charts").getAttribute("data-points")) >= 1);
+  const legend = (await page.locator("#chart-queued .u-legend").textContent()) || "";
+  if (!legend.includes("售前")) throw new Error(`chart legend says ${legend}`);
+  step("charts", await page.locator("#charts").getAttribute("data-points"));
   await page.screenshot({ path: join(SHOTS, "dashboard.png"), fullPage: true });
+  noViolations("in the workbench or the dashboard");
   const groups = await page.locator("#dash-groups tbody tr").count();
   step("dashboard", String(groups));
   await browser.close();

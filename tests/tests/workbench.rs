@@ -1,7 +1,9 @@
 //! The workbench in real headless Chromium against the real daemon and the Douyin simulator:
 //! an agent logs in, a buyer writes, the session appears without a reload, the agent answers
 //! with a quick reply, the simulator receives a correctly signed send, the reply shows as
-//! delivered, and the lead opens the dashboard. Screenshots go to `target/screenshots/`.
+//! delivered, and the lead opens the dashboard. The customer panel shows the group and the
+//! assignment reason in Chinese; the page runs under the daemon's Content-Security-Policy and
+//! any violation fails the test. Screenshots go to `target/screenshots/`.
 //!
 //! Needs Debian's `chromium` and `npm ci --prefix tests/browser` (playwright-core), both done by
 //! `.ci/run`. Without them the test says SKIPPED and passes, unless `HUILIU_BROWSER_TEST=1`
@@ -45,6 +47,9 @@ group = "presales"
 "#;
 
 const PASSWORD: &str = "workbench-pass";
+/// A 160×100 PNG (a blue and orange checkerboard), sent as the buyer's picture: a data URL,
+/// because the page's Content-Security-Policy admits images from its own origin and `data:` only.
+const IMAGE: &str = "iVBORw0KGgoAAAANSUhEUgAAAKAAAABkCAIAAACO1KzYAAABCklEQVR42u3csQkAIAxE0UzhhK7h7HGHFFeEB/YH/7XBOrfHr1+Nn93MrtCAhQYsNGDAgO0CtgvYLmDAQgMWGrDQgO0CtgvYLmDAQgMWGrDQgAFngcXavQsYsNCAhQYMGLBdwHYB2wUMWGjAQgMWGrBdwHYB2wUMWGjAQgMWGjDgLLBYriqFBiw0YMCA7QK2C9guYMBCAxYasNCA7QK2C9guYMBCAxYasNCAAQO2658su64q7QIGLDRgoQELDdguYLuA7QIGLDRgoQELDdguYLuA7QIGLDRgoQEL7Z8sSK4q7QK2C9guYMBCAxYasNCA7QK2C9guYMBCAxYasNCA7QK2C9guYMBCr979zZ1tpQHOm/MAAAAASUVORK5CYII=";
 const BUYER_TEXT: &str = "请问这款保温杯还有货吗？";
 
 fn chromium() -> Option<PathBuf> {
@@ -158,6 +163,10 @@ fn an_agent_answers_a_buyer_in_the_browser_and_the_lead_sees_the_dashboard() {
     assert!(rt.block_on(sim.deliver_chat(&chat)).acked);
     writeln!(stdin, "GO").unwrap();
 
+    let alert = expect("alert");
+    assert!(alert.starts_with("(1) ") && alert.contains("新会话"), "the new-conversation alert: {alert}");
+    let why = expect("why");
+    assert_eq!(why, "唯一有空位的客服（分类：售前，未命中关键词或条件：默认分类）", "the reason as the page shows it");
     let text = expect("replied");
     assert!(text.contains("小鱼儿") && text.contains("小美"), "quick reply filled in: {text}");
     let got = daemon.wait_for("the reply at the simulator", 20, || {
@@ -172,11 +181,32 @@ fn an_agent_answers_a_buyer_in_the_browser_and_the_lead_sees_the_dashboard() {
     writeln!(stdin, "GO").unwrap();
 
     expect("delivered");
+    expect("rich-wait");
+    let at = now_ms();
+    let rich = [
+        ("wb-img", "image", format!("data:image/png;base64,{IMAGE}"), None),
+        ("wb-product", "product", "保温杯 500ml".to_owned(), Some("P1001")),
+        ("wb-order", "order", String::new(), Some("6930001")),
+    ];
+    for (i, (id, kind, text, ref_id)) in rich.into_iter().enumerate() {
+        let mut chat = BuyerChat::text(id, "buyer-wb", &text, at + i as i64);
+        chat.nick = "小鱼儿".into();
+        chat.msg_type = kind.into();
+        chat.ref_id = ref_id.map(str::to_owned);
+        assert!(rt.block_on(sim.deliver_chat(&chat)).acked, "{kind}");
+    }
+    writeln!(stdin, "GO").unwrap();
+    let filled = expect("rich");
+    assert!(filled.contains("发货"), "`/` found a quick reply: {filled}");
+    let found: usize = expect("search").parse().unwrap();
+    assert_eq!(found, 1, "searching 小鱼 on 抖音 finds the one conversation");
+    let points: usize = expect("charts").parse().unwrap();
+    assert!(points >= 1, "the charts have the point taken now at least");
     let groups: usize = expect("dashboard").parse().unwrap();
     assert_eq!(groups, 1, "the lead sees their one group");
     expect("done");
     assert!(node.wait().unwrap().success());
-    for f in ["login.png", "workbench.png", "dashboard.png"] {
+    for f in ["login.png", "alert.png", "workbench.png", "rich.png", "search.png", "dashboard.png"] {
         let p = shots.join(f);
         assert!(Path::new(&p).metadata().is_ok_and(|m| m.len() > 10_000), "{} was saved", p.display());
         eprintln!("screenshot: {}", p.display());

@@ -238,6 +238,16 @@ pub struct SessionFilter {
     pub customer: Option<i64>,
     /// Only what a user may see: sessions with `agent`, or in one of `groups`.
     pub scope: Option<Scope>,
+    /// Only customers whose nick contains this.
+    pub nick: Option<String>,
+    /// Only sessions of a customer with this order number (order events), or whose (masked)
+    /// messages contain it.
+    pub order: Option<String>,
+    /// Only sessions whose masked messages show a mobile number ending so (`138****5678`
+    /// keeps the last four digits). Searches masked text only, never sealed originals.
+    pub phone_tail: Option<String>,
+    /// Skip this many (paging; with `limit`).
+    pub offset: Option<i64>,
 }
 
 /// The sessions a user may see: their own, and those of their skill groups.

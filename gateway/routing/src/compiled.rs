@@ -7,6 +7,7 @@ use unicode_normalization::UnicodeNormalization;
 
 use super::calendar::Calendar;
 use super::config::{Messages, OnLeave, Policy, Role, RoutingConfig};
+use super::reason::Reason;
 
 /// Interned strings (platforms, shops, tags). Lives as long as the router, across reloads,
 /// so the facts kept for queued conversations stay valid.
@@ -283,18 +284,18 @@ impl Compiled {
 
     /// The category of a buyer's text and facts, and why. Categories are tried in order; an
     /// open refund counts as a hit for the refund category.
-    pub(crate) fn categorize(&self, text: &str, open_refund: bool) -> (u16, String) {
+    pub(crate) fn categorize(&self, text: &str, open_refund: bool) -> (u16, Reason) {
         let folded = fold(text);
         for (i, c) in self.categories.iter().enumerate() {
             let i = i as u16;
             if open_refund && self.refund_category == Some(i) {
-                return (i, "the buyer has an open refund".into());
+                return (i, Reason::new("category.open_refund"));
             }
             if let Some(k) = c.keywords.iter().find(|k| folded.contains(k.as_str())) {
-                return (i, format!("keyword `{k}`"));
+                return (i, Reason::new("category.keyword").with("keyword", k));
             }
         }
-        (self.default_category, "no keyword or fact matched: default category".into())
+        (self.default_category, Reason::new("category.default"))
     }
 
     pub(crate) fn category_id(&self, c: u16) -> &str {
@@ -302,12 +303,14 @@ impl Compiled {
     }
 
     /// The first rule that matches, with the reasons the earlier ones did not.
-    pub(crate) fn match_rule(&self, f: &Facts, strings: &Interner) -> (Option<usize>, Vec<String>) {
+    pub(crate) fn match_rule(&self, f: &Facts, strings: &Interner) -> (Option<usize>, Vec<Reason>) {
         let mut misses = Vec::new();
         for (i, rule) in self.rules.iter().enumerate() {
             match self.rule_miss(rule, f, strings) {
                 None => return (Some(i), misses),
-                Some(why) => misses.push(format!("rule #{i} {}: {why}", rule.name)),
+                Some(why) => {
+                    misses.push(Reason::new("rule.skipped").with("index", i).with("rule", &rule.name).inner(why))
+                }
             }
         }
         (None, misses)
@@ -329,32 +332,42 @@ impl Compiled {
             && rule.open_refund.is_none_or(|r| r == f.open_refund)
     }
 
-    fn rule_miss(&self, rule: &Rule, f: &Facts, s: &Interner) -> Option<String> {
+    fn rule_miss(&self, rule: &Rule, f: &Facts, s: &Interner) -> Option<Reason> {
         let names = |v: &[u32]| v.iter().map(|i| s.name(*i)).collect::<Vec<_>>().join("|");
         if !rule.platforms.is_empty() && !rule.platforms.contains(&f.platform) {
-            return Some(format!("platform `{}` is not {}", s.name(f.platform), names(&rule.platforms)));
+            return Some(
+                Reason::new("rule.miss.platform")
+                    .with("platform", s.name(f.platform))
+                    .with("want_platforms", names(&rule.platforms)),
+            );
         }
         if !rule.shops.is_empty() && !rule.shops.contains(&f.shop) {
-            return Some(format!("shop `{}` is not {}", s.name(f.shop), names(&rule.shops)));
+            return Some(
+                Reason::new("rule.miss.shop").with("shop", s.name(f.shop)).with("want_shops", names(&rule.shops)),
+            );
         }
         if let Some(v) = rule.vip_min.filter(|v| f.vip < *v) {
-            return Some(format!("VIP level {} < {v}", f.vip));
+            return Some(Reason::new("rule.miss.vip").with("has", f.vip).with("needs", v));
         }
         if let Some(v) = rule.fans_min.filter(|v| f.fans < *v) {
-            return Some(format!("fan level {} < {v}", f.fans));
+            return Some(Reason::new("rule.miss.fans").with("has", f.fans).with("needs", v));
         }
         if !rule.categories.is_empty() && !rule.categories.contains(&f.category) {
             let want: Vec<&str> = rule.categories.iter().map(|c| self.category_id(*c)).collect();
-            return Some(format!("category {} is not {}", self.category_id(f.category), want.join("|")));
+            return Some(
+                Reason::new("rule.miss.category")
+                    .with("category", self.category_id(f.category))
+                    .with("want_categories", want.join("|")),
+            );
         }
         if !rule.tags.is_empty() && !rule.tags.iter().any(|t| f.tags.contains(t)) {
-            return Some(format!("no tag of {}", names(&rule.tags)));
+            return Some(Reason::new("rule.miss.tags").with("tags", names(&rule.tags)));
         }
         if let Some(r) = rule.returning.filter(|r| *r != f.returning) {
-            return Some(if r { "not a returning customer".into() } else { "a returning customer".into() });
+            return Some(Reason::new(if r { "rule.miss.not_returning" } else { "rule.miss.returning" }));
         }
         if let Some(r) = rule.open_refund.filter(|r| *r != f.open_refund) {
-            return Some(if r { "no open refund".into() } else { "has an open refund".into() });
+            return Some(Reason::new(if r { "rule.miss.no_refund" } else { "rule.miss.has_refund" }));
         }
         None
     }
@@ -392,6 +405,6 @@ mod tests {
         assert_eq!(cat("这款有红色吗", false), "presales");
         assert_eq!(cat("", false), "presales");
         let (_, why) = c.categorize("我要退货", false);
-        assert!(why.contains("退货"), "{why}");
+        assert_eq!(why.english(), "keyword `退货`");
     }
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{Policy, RoutingConfig};
 use super::engine::{AgentState, Engine, RouterState};
+use super::reason::{Lang, Names, Reason};
 use super::types::{AgentStatus, Conversation, Decision, Eligibility, Trigger, WaitState};
 use huiliu_domain::ConfigError;
 
@@ -168,105 +169,202 @@ impl fmt::Display for DryRunError {
     }
 }
 
-/// "Where would this message go, and why", for people: the text `huiliu route explain
-/// --config DIR --event FILE` prints. Errors (bad config, bad event time) are explained too.
+/// "Where would this message go, and why", for people, in English with ids: see
+/// [`explain_in`]. Errors (bad config, bad event time) are explained too.
 pub fn explain(config: &RoutingConfig, state: &RouterState, event: &SampleEvent) -> String {
+    explain_in(config, state, event, Lang::En, &Names::default())
+}
+
+/// "Where would this message go, and why" in `lang`, groups, agents, categories and shops
+/// shown by `names` (to which the configuration's own names are added): the text
+/// `huiliu route explain --config DIR --event FILE [--lang en]` prints.
+pub fn explain_in(
+    config: &RoutingConfig,
+    state: &RouterState,
+    event: &SampleEvent,
+    lang: Lang,
+    names: &Names,
+) -> String {
+    let mut names = names.clone();
+    names.add_routing(config);
     match dry_run(config, state, event) {
-        Ok(d) => d.to_string(),
+        Ok(d) => render_decision(&d, lang, &names),
         Err(e) => e.to_string(),
     }
 }
 
-fn policy_name(p: Policy) -> &'static str {
-    match p {
-        Policy::LeastLoad => "least_load",
-        Policy::RoundRobin => "round_robin",
-        Policy::ProficiencyFirst => "proficiency_first",
+fn policy_name(p: Policy, lang: Lang) -> &'static str {
+    match (p, lang) {
+        (Policy::LeastLoad, Lang::En) => "least_load",
+        (Policy::RoundRobin, Lang::En) => "round_robin",
+        (Policy::ProficiencyFirst, Lang::En) => "proficiency_first",
+        (Policy::LeastLoad, Lang::Zh) => "负载最低优先",
+        (Policy::RoundRobin, Lang::Zh) => "轮流分配",
+        (Policy::ProficiencyFirst, Lang::Zh) => "熟练度优先",
     }
 }
 
-fn trigger_name(t: Trigger) -> String {
+fn trigger_name(t: Trigger, lang: Lang) -> String {
+    if lang == Lang::Zh {
+        return match t {
+            Trigger::Arrival => "新会话进线",
+            Trigger::Drain => "有空位，排队出队",
+            Trigger::Overflow => "等待超时，溢出",
+            Trigger::StickyExpired => "等待上次客服超时",
+            Trigger::TransferWaitExpired => "等待转接对象超时",
+            Trigger::FirstResponseTimeout => "首次回复超时",
+            Trigger::AgentLeft => "客服离开",
+            Trigger::Transfer => "转接",
+            Trigger::Reload => "配置重载",
+            Trigger::Restore => "重启恢复",
+        }
+        .to_owned();
+    }
     serde_json::to_value(t).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
-/// The human form of a decision (several lines).
-impl fmt::Display for Decision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut s = String::new();
+/// A reason of a decision: its code when the decision has one, else the recorded English
+/// text (decisions recorded before codes existed).
+fn said(code: Option<&Reason>, text: &str, lang: Lang, names: &Names) -> String {
+    match code.filter(|r| !r.code.is_empty()) {
+        Some(r) => r.render(lang, names),
+        None => text.to_owned(),
+    }
+}
+
+/// The human form of a decision (several lines) in `lang`, ids shown by `names`:
+/// what `huiliu route explain` prints.
+pub fn render_decision(d: &Decision, lang: Lang, names: &Names) -> String {
+    let zh = lang == Lang::Zh;
+    let r = &d.reasons;
+    let show = |table: &std::collections::BTreeMap<String, String>, id: &str| -> String {
+        match table.get(id) {
+            Some(n) if zh && n != id => format!("{n}（{id}）"),
+            _ => id.to_owned(),
+        }
+    };
+    let mut s = String::new();
+    let at = huiliu_sdk::time::beijing_datetime(d.at);
+    let trigger = trigger_name(d.trigger, lang);
+    if zh {
+        let _ = writeln!(s, "会话 {}，北京时间 {at}，{trigger}", d.session);
         let _ = writeln!(
             s,
-            "Session {} at {} (Beijing), {}",
-            self.session,
-            huiliu_sdk::time::beijing_datetime(self.at),
-            trigger_name(self.trigger)
+            "分类：{} — {}",
+            show(&names.categories, &d.category),
+            said(Some(&r.category), &d.category_why, lang, names)
         );
-        let _ = writeln!(s, "Category: {} — {}", self.category, self.category_why);
-        for skipped in &self.rules_skipped {
-            let _ = writeln!(s, "  not {skipped}");
+    } else {
+        let _ = writeln!(s, "Session {} at {at} (Beijing), {trigger}", d.session);
+        let _ = writeln!(s, "Category: {} — {}", d.category, said(Some(&r.category), &d.category_why, lang, names));
+    }
+    for (i, skipped) in d.rules_skipped.iter().enumerate() {
+        let text = said(r.rules_skipped.get(i), skipped, lang, names);
+        let _ = writeln!(s, "  {}{text}", if zh { "未命中 " } else { "not " });
+    }
+    match (&d.rule, zh) {
+        (Some(rule), false) => {
+            let _ = writeln!(s, "Rule: #{} {} (priority {})", rule.index, rule.name, d.priority);
         }
-        match &self.rule {
-            Some(r) => {
-                let _ = writeln!(s, "Rule: #{} {} (priority {})", r.index, r.name, self.priority);
-            }
-            None => {
-                let _ = writeln!(s, "Rule: none matched — fallback group");
-            }
+        (Some(rule), true) => {
+            let _ = writeln!(s, "规则：#{} {}（优先级 {}）", rule.index, rule.name, d.priority);
         }
-        if let Some(sticky) = &self.sticky {
-            let _ = writeln!(s, "Sticky: {sticky}");
+        (None, false) => {
+            let _ = writeln!(s, "Rule: none matched — fallback group");
         }
-        for step in &self.path {
-            let _ = writeln!(s, "Path: {step}");
+        (None, true) => {
+            let _ = writeln!(s, "规则：均未命中 — 使用兜底技能组");
         }
-        let _ = writeln!(s, "Group: {} (target #{}), policy {}", self.group, self.target, policy_name(self.policy));
-        if self.members > 0 {
+    }
+    if let Some(sticky) = &d.sticky {
+        let text = said(r.sticky.as_ref(), sticky, lang, names);
+        let _ = writeln!(s, "{}{text}", if zh { "老客：" } else { "Sticky: " });
+    }
+    for (i, step) in d.path.iter().enumerate() {
+        let text = said(r.path.get(i), step, lang, names);
+        let _ = writeln!(s, "{}{text}", if zh { "经过：" } else { "Path: " });
+    }
+    let group = show(&names.groups, &d.group);
+    if zh {
+        let _ = writeln!(s, "技能组：{group}（第 {} 个目标），分配策略：{}", d.target, policy_name(d.policy, lang));
+    } else {
+        let _ = writeln!(s, "Group: {group} (target #{}), policy {}", d.target, policy_name(d.policy, lang));
+    }
+    if d.members > 0 {
+        if zh {
+            let _ =
+                writeln!(s, "组员：{} 人，在线 {} 人，有空位 {} 人", d.members, d.members_online, d.members_with_room);
+        } else {
+            let _ =
+                writeln!(s, "Members: {}, online {}, with room {}", d.members, d.members_online, d.members_with_room);
+        }
+    }
+    for c in &d.candidates {
+        let mark = if c.eligibility == Eligibility::Eligible { "+" } else { "-" };
+        let prof = match (c.proficiency, zh) {
+            (0, _) => String::new(),
+            (p, false) => format!(" proficiency {p}"),
+            (p, true) => format!(" 熟练度 {p}"),
+        };
+        let name = if c.name == c.agent { String::new() } else { format!(" {}", c.name) };
+        let why = c.eligibility.reason().render(lang, names);
+        let sep = if zh { "：" } else { ": " };
+        let _ = writeln!(s, "  {mark} {}{name} {}/{}{prof}{sep}{why}", c.agent, c.active, c.cap);
+    }
+    let why = said(Some(&r.why), &d.why, lang, names);
+    let agent = |id: &str| show(&names.agents, id);
+    let line = match (&d.chosen, &d.wait, zh) {
+        (Some(a), _, false) => format!("Chosen: {} — {why}", agent(a)),
+        (Some(a), _, true) => format!("分配给：{} — {why}", agent(a)),
+        (None, Some(WaitState::ForAgent { agent: a, until }), false) => {
+            format!("Waits for {} until {} — {why}", agent(a), huiliu_sdk::time::beijing_datetime(*until))
+        }
+        (None, Some(WaitState::ForAgent { agent: a, until }), true) => {
+            format!("等待 {} 至 {} — {why}", agent(a), huiliu_sdk::time::beijing_datetime(*until))
+        }
+        (None, Some(WaitState::OffHours { opens_at }), false) => {
+            let when =
+                opens_at.map_or("never (no opening within two years)".to_owned(), huiliu_sdk::time::beijing_datetime);
+            format!("Waits: off hours, opens {when} — {why}")
+        }
+        (None, Some(WaitState::OffHours { opens_at }), true) => {
+            let when = opens_at.map_or("两年内无接待时间".to_owned(), huiliu_sdk::time::beijing_datetime);
+            format!("等待：非接待时间，{when} 开始接待 — {why}")
+        }
+        (None, Some(WaitState::Overflow), false) => format!("Waits: overflow (queue full) — {why}"),
+        (None, Some(WaitState::Overflow), true) => format!("等待：排队已满，保留依次接待 — {why}"),
+        (None, _, false) => format!("Waits in the queue — {why}"),
+        (None, _, true) => format!("排队等待 — {why}"),
+    };
+    let _ = writeln!(s, "{line}");
+    if let Some(h) = &d.handover {
+        let from = h.from_agent.as_deref().map(agent);
+        if zh {
             let _ = writeln!(
                 s,
-                "Members: {}, online {}, with room {}",
-                self.members, self.members_online, self.members_with_room
+                "转接自 {}：问题：{}；已尝试：{}；买家期望：{}",
+                from.as_deref().unwrap_or("排队"),
+                h.note.problem,
+                h.note.tried,
+                h.note.expectation
             );
-        }
-        for c in &self.candidates {
-            let mark = if c.eligibility == Eligibility::Eligible { "+" } else { "-" };
-            let prof = if c.proficiency > 0 { format!(" proficiency {}", c.proficiency) } else { String::new() };
-            let name = if c.name == c.agent { String::new() } else { format!(" {}", c.name) };
-            let _ = writeln!(s, "  {mark} {}{name} {}/{}{prof}: {}", c.agent, c.active, c.cap, c.eligibility);
-        }
-        match (&self.chosen, &self.wait) {
-            (Some(agent), _) => {
-                let _ = writeln!(s, "Chosen: {agent} — {}", self.why);
-            }
-            (None, Some(WaitState::ForAgent { agent, until })) => {
-                let _ = writeln!(
-                    s,
-                    "Waits for {agent} until {} — {}",
-                    huiliu_sdk::time::beijing_datetime(*until),
-                    self.why
-                );
-            }
-            (None, Some(WaitState::OffHours { opens_at })) => {
-                let when = opens_at.map_or("never (no opening within two years)".to_owned(), |o| {
-                    huiliu_sdk::time::beijing_datetime(o)
-                });
-                let _ = writeln!(s, "Waits: off hours, opens {when} — {}", self.why);
-            }
-            (None, Some(WaitState::Overflow)) => {
-                let _ = writeln!(s, "Waits: overflow (queue full) — {}", self.why);
-            }
-            (None, _) => {
-                let _ = writeln!(s, "Waits in the queue — {}", self.why);
-            }
-        }
-        if let Some(h) = &self.handover {
+        } else {
             let _ = writeln!(
                 s,
                 "Handover from {}: problem: {}; tried: {}; buyer expects: {}",
-                h.from_agent.as_deref().unwrap_or("the queue"),
+                from.as_deref().unwrap_or("the queue"),
                 h.note.problem,
                 h.note.tried,
                 h.note.expectation
             );
         }
-        f.write_str(&s)
+    }
+    s
+}
+
+/// The English form of a decision (several lines), ids as they are.
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&render_decision(self, Lang::En, &Names::default()))
     }
 }

@@ -97,6 +97,7 @@ mod compiled;
 pub mod config;
 mod engine;
 mod explain;
+pub mod reason;
 mod treap;
 mod types;
 
@@ -108,8 +109,9 @@ pub use config::{
     ROUTING_FILE, Role, RoutingConfig, RoutingSettings, RuleConfig, TargetConfig, default_categories, parse,
 };
 pub use engine::{AgentState, Engine, RestoredAgent, RestoredSession, RouterState};
-pub use explain::{DryRunError, EventTime, SampleAgent, SampleEvent, dry_run, explain};
+pub use explain::{DryRunError, EventTime, SampleAgent, SampleEvent, dry_run, explain, explain_in, render_decision};
+pub use reason::{Lang, Names, Reason};
 pub use types::{
-    Action, AgentStatus, AgentView, Candidate, Conversation, Decision, Eligibility, Handover, HandoverNote,
-    RouterError, RuleRef, SessionId, SessionView, TransferTo, Trigger, UnassignReason, WaitState,
+    Action, AgentStatus, AgentView, Candidate, Conversation, Decision, DecisionReasons, Eligibility, Handover,
+    HandoverNote, RouterError, RuleRef, SessionId, SessionView, TransferTo, Trigger, UnassignReason, WaitState,
 };

@@ -5,6 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::config::Policy;
+use super::reason::Reason;
 
 /// The gateway's id for a session (one conversation of one buyer with one shop).
 pub type SessionId = u64;
@@ -150,19 +151,30 @@ pub enum Eligibility {
     Excluded,
 }
 
+impl Eligibility {
+    /// The eligibility as a reason code (`eligibility.*`).
+    pub fn reason(&self) -> Reason {
+        match self {
+            Eligibility::Eligible => Reason::new("eligibility.eligible"),
+            Eligibility::Offline => Reason::new("eligibility.offline"),
+            Eligibility::Away => Reason::new("eligibility.away"),
+            Eligibility::Busy => Reason::new("eligibility.busy"),
+            Eligibility::AtCap { active, cap } => {
+                Reason::new("eligibility.at_cap").with("active", active).with("cap", cap)
+            }
+            Eligibility::NotServingShop => Reason::new("eligibility.not_serving_shop"),
+            Eligibility::NotInGroup => Reason::new("eligibility.not_in_group"),
+            Eligibility::BelowProficiency { has, needs } => {
+                Reason::new("eligibility.below_proficiency").with("has", has).with("needs", needs)
+            }
+            Eligibility::Excluded => Reason::new("eligibility.excluded"),
+        }
+    }
+}
+
 impl fmt::Display for Eligibility {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Eligibility::Eligible => f.write_str("eligible"),
-            Eligibility::Offline => f.write_str("offline"),
-            Eligibility::Away => f.write_str("away"),
-            Eligibility::Busy => f.write_str("busy (no new conversations)"),
-            Eligibility::AtCap { active, cap } => write!(f, "at cap {active}/{cap}"),
-            Eligibility::NotServingShop => f.write_str("not serving this shop"),
-            Eligibility::NotInGroup => f.write_str("not in the group"),
-            Eligibility::BelowProficiency { has, needs } => write!(f, "proficiency {has} < {needs}"),
-            Eligibility::Excluded => f.write_str("handed this conversation off"),
-        }
+        f.write_str(&self.reason().english())
     }
 }
 
@@ -227,6 +239,53 @@ pub struct Decision {
     pub handover: Option<Handover>,
     /// Earlier steps of this decision (overflows on a full queue, on-duty redirects).
     pub path: Vec<String>,
+    /// The same reasons as codes with parameters, for renderings in any language (the
+    /// strings above are their English forms). Absent in decisions recorded before codes.
+    #[serde(default)]
+    pub reasons: DecisionReasons,
+}
+
+/// A decision's reasons as data ([`Reason`]): what `why`, `category_why`, `sticky`, `path`
+/// and `rules_skipped` say, in codes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DecisionReasons {
+    pub why: Reason,
+    pub category: Reason,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sticky: Option<Reason>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub path: Vec<Reason>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules_skipped: Vec<Reason>,
+}
+
+impl Decision {
+    /// Sets why the agent was chosen or the conversation waits (code and English text).
+    pub fn set_why(&mut self, r: Reason) {
+        self.why = r.english();
+        self.reasons.why = r;
+    }
+
+    pub fn set_category_why(&mut self, r: Reason) {
+        self.category_why = r.english();
+        self.reasons.category = r;
+    }
+
+    pub fn set_sticky(&mut self, r: Option<Reason>) {
+        self.sticky = r.as_ref().map(Reason::english);
+        self.reasons.sticky = r;
+    }
+
+    pub fn set_path(&mut self, path: Vec<Reason>) {
+        self.path = path.iter().map(Reason::english).collect();
+        self.reasons.path = path;
+    }
+
+    pub fn set_rules_skipped(&mut self, skipped: Vec<Reason>) {
+        self.rules_skipped = skipped.iter().map(Reason::english).collect();
+        self.reasons.rules_skipped = skipped;
+    }
 }
 
 /// What the gateway must do. Actions are returned in order; executing them in order keeps

@@ -76,3 +76,16 @@ impl FromRequestParts<Arc<ApiState>> for Admin {
         Ok(Admin(require(Caller::from_request_parts(parts, state).await?.0, Role::Admin)?))
     }
 }
+
+/// The client's address: the TCP peer the listener saw (`None` in-process, where no listener
+/// recorded one). For the login limiter.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
+        Ok(ClientAddr(peer.map(|c| c.0.ip())))
+    }
+}

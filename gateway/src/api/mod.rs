@@ -8,6 +8,7 @@
 
 pub mod caller;
 pub mod error;
+pub mod headers;
 mod v1;
 mod workbench;
 
@@ -47,14 +48,17 @@ pub struct ApiState {
     pub desk: Desk,
     pub logins: Logins,
     pub blacklist: Arc<Blacklist>,
-    pub dashboard: Dashboard,
+    pub dashboard: Arc<Dashboard>,
     pub metrics: Arc<Metrics>,
     pub status: Arc<Status>,
     pub reloader: Arc<dyn Reloader>,
+    /// `api.image_origins`: where buyers' pictures may be shown from (the CSP's `img-src`).
+    pub image_origins: Vec<String>,
 }
 
 /// The router for the whole daemon.
 pub fn app(state: ApiState, push: Arc<PushState>) -> Router {
+    let csp = Arc::new(headers::policy(&state.image_origins));
     let (v1, _) = v1::routes();
     let state = Arc::new(state);
     Router::new()
@@ -67,6 +71,7 @@ pub fn app(state: ApiState, push: Arc<PushState>) -> Router {
         .merge(workbench::routes())
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::wrong_method)
+        .layer(axum::middleware::from_fn_with_state(csp, headers::security_headers))
 }
 
 /// The OpenAPI document of `/api/v1`, as served (generated from the routes' declaration on the

@@ -306,7 +306,16 @@ pub fn load_partial(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> (Gatewa
             if let Some(v) = section(&main, "outbox", &main_file, &mut errors) {
                 cfg.outbox = v;
             }
-            if let Some(v) = section(&main, "api", &main_file, &mut errors) {
+            if let Some(v) = section::<ApiConfig>(&main, "api", &main_file, &mut errors) {
+                for (i, origin) in v.image_origins.iter().enumerate() {
+                    if let Err(message) = crate::api::headers::check_image_origin(origin) {
+                        errors.push(ConfigError {
+                            file: main_file.clone(),
+                            key: format!("api.image_origins[{i}]"),
+                            message,
+                        });
+                    }
+                }
                 cfg.api = v;
             }
             if let Some(v) = section(&main, "dashboard", &main_file, &mut errors) {

@@ -78,12 +78,14 @@ impl Flow {
                 .inc_by(dead_letters.len() as u64);
             tracing::warn!(platform, shop, count = dead_letters.len(), "kept undecodable push units as dead letters");
         }
+        let dead = dead_letters.len();
         let dead_letters = dead_letters.into_iter().map(|d| (platform.to_owned(), shop.to_owned(), d)).collect();
         let summaries: Vec<(String, String)> =
             items.iter().map(|i| (i.event.shop.clone(), i.event.event_id.clone())).collect();
         // [3] dedupe + session + durable append
         let batch = IntakeBatch { items, dead_letters, now, idle_close_ms: self.idle_close_ms };
         let outcomes = self.store.intake(batch).await?;
+        self.tally.add(platform, &outcomes, summaries.iter().map(|(shop, _)| shop.as_str()), (shop, dead));
         // [5] notify agents (ids only; the hub is in-process and never blocks).
         for (outcome, (shop, event_id)) in outcomes.iter().zip(summaries) {
             self.announce(platform, &shop, outcome, event_id);
@@ -165,7 +167,7 @@ impl Flow {
             }
             ItemOutcome::Blocked => {
                 self.metrics.blocked.get_or_create(&label).inc();
-                tracing::info!(platform, shop, "blocked buyer's message dropped");
+                tracing::debug!(platform, shop, "blocked buyer's message dropped");
             }
             ItemOutcome::Message { session_id, message_id, new_session, customer_id, .. } => {
                 self.metrics.stored.get_or_create(&label).inc();

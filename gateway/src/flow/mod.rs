@@ -38,6 +38,7 @@ pub mod followup;
 mod inbound;
 mod reply;
 mod route;
+mod tally;
 
 use std::sync::{Arc, OnceLock, RwLock};
 
@@ -53,6 +54,7 @@ use crate::services::routing::Routing;
 pub use inbound::Ack;
 pub use reply::{Author, ReplyError, ReplyOutcome, ReplyRequest};
 pub use route::TransferError;
+pub use tally::{ShopTally, Tally};
 
 /// The authors the gateway writes as itself (routing notices, auto-replies): never an agent's.
 pub use huiliu_store::SYSTEM_AUTHORS as RESERVED_AUTHORS;
@@ -99,6 +101,8 @@ pub struct Flow {
     outbox: Arc<crate::outbox::Outbox>,
     /// The knowledge base, when the bot may answer first (set once at start).
     knowledge: OnceLock<Arc<crate::services::knowledge::Knowledge>>,
+    /// What intake did per shop since the last summary line.
+    pub tally: Tally,
 }
 
 /// What a [`Flow`] is made of (the composition root fills it).
@@ -133,6 +137,7 @@ impl Flow {
             routing: p.routing,
             outbox: p.outbox,
             knowledge: OnceLock::new(),
+            tally: Tally::default(),
         }
     }
 

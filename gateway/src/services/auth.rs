@@ -9,7 +9,7 @@
 //! `api.login_lockout_s`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -38,6 +38,10 @@ pub struct UserConfig {
     /// The skill groups a lead oversees. Default: the agent's groups in `routing.toml`.
     #[serde(default)]
     pub groups: Vec<String>,
+    /// A disabled user cannot log in, and their tokens stop working (admins set it with
+    /// `POST /api/v1/users/{id}/disable`). Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -153,15 +157,30 @@ pub struct ApiConfig {
     pub login_max_failures: u32,
     /// How long a locked id stays locked (seconds). Default 300.
     pub login_lockout_s: u32,
+    /// Failed logins in a row from one client address (whatever ids they name) that lock the
+    /// address for `login_lockout_s`. Default 20: higher than the per-id limit because a shop's
+    /// agents often share one office address. The address is the TCP peer's.
+    pub login_max_failures_per_address: u32,
+    /// Origins the workbench may show buyers' pictures from, added to the Content-Security-
+    /// Policy's `img-src` (default none: pictures hosted by a platform do not show). Each an
+    /// `https://` origin, the host may start with `*.`: e.g. `["https://*.alicdn.com"]`.
+    pub image_origins: Vec<String>,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { admin_token: String::new(), token_ttl_minutes: 720, login_max_failures: 5, login_lockout_s: 300 }
+        ApiConfig {
+            admin_token: String::new(),
+            token_ttl_minutes: 720,
+            login_max_failures: 5,
+            login_lockout_s: 300,
+            login_max_failures_per_address: 20,
+            image_origins: Vec::new(),
+        }
     }
 }
 
-/// Failed logins of one id.
+/// Failed logins of one id or one address.
 #[derive(Debug, Clone, Copy)]
 struct Failures {
     count: u32,
@@ -169,13 +188,24 @@ struct Failures {
     locked_until: i64,
 }
 
+impl Failures {
+    const NONE: Failures = Failures { count: 0, last: 0, locked_until: 0 };
+}
+
 /// Users and the login limiter.
 #[derive(Debug)]
 pub struct Auth {
-    users: Vec<UserConfig>,
+    /// Replaced whole when `users.toml` is reloaded or edited through the API.
+    users: RwLock<Vec<UserConfig>>,
+    /// Bumped whenever a token may have stopped working (a logout, a user disabled, removed
+    /// or reset): open event streams check their token again.
+    revocations: tokio::sync::watch::Sender<u64>,
     failures: Mutex<HashMap<String, Failures>>,
+    /// Failed logins by client address.
+    address_failures: Mutex<HashMap<std::net::IpAddr, Failures>>,
     pub token_ttl_ms: i64,
     max_failures: u32,
+    max_address_failures: u32,
     lockout_ms: i64,
 }
 
@@ -191,35 +221,66 @@ pub enum LoginError {
 impl Auth {
     pub fn new(users: Vec<UserConfig>, api: &ApiConfig) -> Auth {
         Auth {
-            users,
+            users: RwLock::new(users),
+            revocations: tokio::sync::watch::Sender::new(0),
             failures: Mutex::new(HashMap::new()),
+            address_failures: Mutex::new(HashMap::new()),
             token_ttl_ms: i64::from(api.token_ttl_minutes) * 60_000,
             max_failures: api.login_max_failures.max(1),
+            max_address_failures: api.login_max_failures_per_address.max(1),
             lockout_ms: i64::from(api.login_lockout_s) * 1000,
         }
     }
 
-    pub fn user(&self, id: &str) -> Option<&UserConfig> {
-        self.users.iter().find(|u| u.id == id)
+    pub fn user(&self, id: &str) -> Option<UserConfig> {
+        self.users.read().unwrap_or_else(|p| p.into_inner()).iter().find(|u| u.id == id).cloned()
     }
 
-    pub fn users(&self) -> &[UserConfig] {
-        &self.users
+    pub fn users(&self) -> Vec<UserConfig> {
+        self.users.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Checks a password (Argon2 work runs on a blocking thread), counting failures per id.
-    pub async fn login(&self, id: &str, password: &str, now: i64) -> Result<&UserConfig, LoginError> {
+    /// The users after a reload of `users.toml` (or an edit through the API).
+    pub fn set_users(&self, users: Vec<UserConfig>) {
+        *self.users.write().unwrap_or_else(|p| p.into_inner()) = users;
+        self.tokens_may_have_ended();
+    }
+
+    /// Tells open event streams to check their token again.
+    pub fn tokens_may_have_ended(&self) {
+        self.revocations.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that changes whenever a token may have stopped working.
+    pub fn revocations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.revocations.subscribe()
+    }
+
+    /// Checks a password (Argon2 work runs on a blocking thread), counting failures per id and
+    /// per client address (`None`: not known, e.g. an in-process call): either streak locks.
+    pub async fn login(
+        &self,
+        id: &str,
+        password: &str,
+        addr: Option<std::net::IpAddr>,
+        now: i64,
+    ) -> Result<UserConfig, LoginError> {
         let key = id.trim().to_lowercase();
+        let locked = |f: Option<&Failures>| {
+            f.filter(|f| f.locked_until > now)
+                .map(|f| LoginError::Locked(((f.locked_until - now) as u64).div_ceil(1000)))
+        };
+        if let Some(addr) = addr
+            && let Some(e) = locked(self.address_failures.lock().unwrap_or_else(|p| p.into_inner()).get(&addr))
         {
-            let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(f) = failures.get(&key)
-                && f.locked_until > now
-            {
-                return Err(LoginError::Locked(((f.locked_until - now) as u64).div_ceil(1000)));
-            }
+            return Err(e);
         }
-        let user = self.user(id);
-        let hash = user.map_or_else(|| decoy_hash().to_owned(), |u| u.password_hash.clone());
+        if let Some(e) = locked(self.failures.lock().unwrap_or_else(|p| p.into_inner()).get(&key)) {
+            return Err(e);
+        }
+        // A disabled user fails like a wrong password (after the same hashing work).
+        let user = self.user(id).filter(|u| !u.disabled);
+        let hash = user.as_ref().map_or_else(|| decoy_hash().to_owned(), |u| u.password_hash.clone());
         let password = password.to_owned();
         let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password)).await.unwrap_or(false);
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
@@ -229,19 +290,34 @@ impl Auth {
                 Ok(u)
             }
             _ => {
-                // A failure streak older than the lockout starts over.
-                let f = failures.entry(key).or_insert(Failures { count: 0, last: now, locked_until: 0 });
-                if now - f.last > self.lockout_ms {
-                    f.count = 0;
-                }
-                f.count += 1;
-                f.last = now;
-                if f.count >= self.max_failures {
-                    f.count = 0;
-                    f.locked_until = now + self.lockout_ms;
+                self.count_failure(failures.entry(key).or_insert(Failures::NONE), self.max_failures, now);
+                drop(failures);
+                if let Some(addr) = addr {
+                    let mut by_addr = self.address_failures.lock().unwrap_or_else(|p| p.into_inner());
+                    // Bounded: under a spray from many addresses, forget streaks that ended.
+                    if by_addr.len() > 100_000 {
+                        by_addr.retain(|_, f| f.locked_until > now || now - f.last <= self.lockout_ms);
+                    }
+                    self.count_failure(by_addr.entry(addr).or_insert(Failures::NONE), self.max_address_failures, now);
                 }
                 Err(LoginError::BadCredentials)
             }
+        }
+    }
+}
+
+impl Auth {
+    /// One more failure in `f`'s streak; `max` in a row lock it for the lockout. A streak older
+    /// than the lockout starts over.
+    fn count_failure(&self, f: &mut Failures, max: u32, now: i64) {
+        if now - f.last > self.lockout_ms {
+            f.count = 0;
+        }
+        f.count += 1;
+        f.last = now;
+        if f.count >= max {
+            f.count = 0;
+            f.locked_until = now + self.lockout_ms;
         }
     }
 }
@@ -289,21 +365,49 @@ mod tests {
             name: None,
             role: None,
             groups: vec![],
+            disabled: false,
         };
         let auth = Auth::new(vec![user], &api());
-        assert!(auth.login("a01", "right", 0).await.is_ok());
+        assert!(auth.login("a01", "right", None, 0).await.is_ok());
         for t in 1..=2 {
-            assert_eq!(auth.login("a01", "wrong", t).await.unwrap_err(), LoginError::BadCredentials);
+            assert_eq!(auth.login("a01", "wrong", None, t).await.unwrap_err(), LoginError::BadCredentials);
         }
         // The third failure locks the id; even the right password is refused until it ends.
-        assert_eq!(auth.login("A01", "wrong", 3).await.unwrap_err(), LoginError::BadCredentials);
-        assert_eq!(auth.login("a01", "right", 1_000).await.unwrap_err(), LoginError::Locked(60));
-        assert!(auth.login("a01", "right", 61_000).await.is_ok());
+        assert_eq!(auth.login("A01", "wrong", None, 3).await.unwrap_err(), LoginError::BadCredentials);
+        assert_eq!(auth.login("a01", "right", None, 1_000).await.unwrap_err(), LoginError::Locked(60));
+        assert!(auth.login("a01", "right", None, 61_000).await.is_ok());
         // Unknown ids fail the same way and are limited too.
         for t in 0..3 {
-            assert_eq!(auth.login("nobody", "x", t).await.unwrap_err(), LoginError::BadCredentials);
+            assert_eq!(auth.login("nobody", "x", None, t).await.unwrap_err(), LoginError::BadCredentials);
         }
-        assert!(matches!(auth.login("nobody", "x", 10).await.unwrap_err(), LoginError::Locked(_)));
+        assert!(matches!(auth.login("nobody", "x", None, 10).await.unwrap_err(), LoginError::Locked(_)));
+    }
+
+    #[tokio::test]
+    async fn failed_logins_lock_the_address_whatever_ids_it_tries() {
+        let user = |id: &str| UserConfig {
+            id: id.into(),
+            password_hash: hash_password("right"),
+            name: None,
+            role: None,
+            groups: vec![],
+            disabled: false,
+        };
+        let api = ApiConfig { login_max_failures: 3, login_max_failures_per_address: 4, ..api() };
+        let auth = Auth::new(vec![user("a01"), user("a02")], &api);
+        let spray: std::net::IpAddr = "203.0.113.7".parse().unwrap();
+        let office: std::net::IpAddr = "198.51.100.2".parse().unwrap();
+        // Four ids, one failure each: no id is locked, but the address is.
+        for (t, id) in ["a01", "a02", "x1", "x2"].iter().enumerate() {
+            let e = auth.login(id, "guess", Some(spray), t as i64).await.unwrap_err();
+            assert_eq!(e, LoginError::BadCredentials);
+        }
+        assert_eq!(auth.login("a01", "right", Some(spray), 1_000).await.unwrap_err(), LoginError::Locked(60));
+        // The same id from another address, and from an unknown one, still logs in.
+        assert!(auth.login("a01", "right", Some(office), 1_000).await.is_ok());
+        assert!(auth.login("a02", "right", None, 1_000).await.is_ok());
+        // The lock ends with the lockout.
+        assert!(auth.login("a01", "right", Some(spray), 61_000).await.is_ok());
     }
 
     #[test]
@@ -321,6 +425,7 @@ mod tests {
             name: None,
             role,
             groups,
+            disabled: false,
         };
         let lead = principal(&u("lead1", None, vec![]), Some(&routing));
         assert_eq!((lead.role, lead.name.as_str(), lead.groups.clone()), (Role::Lead, "阿强", vec!["g1".to_string()]));

@@ -19,6 +19,7 @@ use utoipa::ToSchema;
 use super::ServiceError;
 use super::blacklist::Blacklist;
 use super::routing::Routing;
+use super::timeline::{GroupSeries, Point as TimelinePoint, Series as TimelineSeries};
 use crate::metrics::Metrics;
 
 /// `[dashboard]`: the lead dashboard's alarm thresholds (defaults from seeds/002, 飞鸽's
@@ -134,11 +135,33 @@ pub struct Dashboard {
     pub metrics: Arc<Metrics>,
     /// Shops' token states.
     pub status: Arc<super::status::Status>,
+    /// The per-minute samples of the day (`timeline.rs`).
+    pub timeline: Arc<super::timeline::Timeline>,
 }
 
 impl Dashboard {
+    /// Display names by id (shops, agents, groups, categories, platforms) from the running
+    /// configuration: what reasons and lists are shown with.
+    pub async fn names(&self) -> huiliu_routing::Names {
+        let mut names = huiliu_routing::Names::with_platforms();
+        names.shops = self.status.shop_names();
+        if let Some(routing) = &self.routing {
+            routing.with_config(|cfg| names.add_routing(cfg)).await;
+        }
+        names
+    }
+
     /// The figures `me` may see.
     pub async fn figures(&self, me: &Principal) -> Result<Figures, ServiceError> {
+        self.figures_with_window(me, i64::from(self.config.window_minutes)).await
+    }
+
+    /// The figures with response figures over the last `window_minutes`.
+    pub(super) async fn figures_with_window(
+        &self,
+        me: &Principal,
+        window_minutes: i64,
+    ) -> Result<Figures, ServiceError> {
         let t = &self.config;
         let now = huiliu_domain::now_millis();
         let routing = match &self.routing {
@@ -208,7 +231,7 @@ impl Dashboard {
             };
             alerts.push(DashboardAlert { kind, group: None, session_id: None, value: 0, threshold: 0, message });
         }
-        let since = now - i64::from(t.window_minutes) * 60_000;
+        let since = now - window_minutes * 60_000;
         for stat in self.store.response_stats(since).await? {
             if let Some(row) = groups.get_mut(&stat.group) {
                 row.sessions = stat.sessions;
@@ -226,7 +249,7 @@ impl Dashboard {
                 backlog_alert: t.backlog_alert,
                 first_response_alert_s: t.first_response_alert_s,
             },
-            window_minutes: t.window_minutes,
+            window_minutes: u32::try_from(window_minutes).unwrap_or(t.window_minutes),
             groups: groups.into_values().collect(),
             agents,
             unanswered: backlog,
@@ -295,5 +318,65 @@ impl Dashboard {
             }
         }
         Ok((backlog, alerts))
+    }
+}
+
+impl Dashboard {
+    /// Every group's point now (queue live, responses over the last 15 minutes).
+    async fn points_now(
+        &self,
+        me: &Principal,
+        now: i64,
+    ) -> Result<BTreeMap<String, (String, TimelinePoint)>, ServiceError> {
+        let figures = self.figures_with_window(me, super::timeline::RESPONSE_WINDOW_MIN).await?;
+        Ok(figures
+            .groups
+            .into_iter()
+            .map(|g| {
+                let point = TimelinePoint {
+                    at: now,
+                    queued: g.queued,
+                    longest_wait_s: g.longest_wait_s,
+                    first_response_s: g.first_response_s,
+                    reply_rate: g.reply_rate,
+                };
+                (g.id, (g.name, point))
+            })
+            .collect())
+    }
+
+    /// Takes one sample of every group (the sampler calls it each minute).
+    pub async fn sample(&self, now: i64) -> Result<(), ServiceError> {
+        let points = self.points_now(&Principal::operator(), now).await?;
+        let groups = points.into_iter().map(|(id, (_, p))| (id, p)).collect();
+        self.timeline.record(now, groups);
+        Ok(())
+    }
+
+    /// The last `minutes` of samples of the groups `me` oversees, and a point taken now.
+    pub async fn series(&self, me: &Principal, minutes: u32) -> Result<TimelineSeries, ServiceError> {
+        let now = huiliu_domain::now_millis();
+        let since = now - i64::from(minutes) * 60_000;
+        let live = self.points_now(me, now).await?;
+        let groups = live
+            .into_iter()
+            .map(|(id, (name, now_point))| {
+                let mut points = self.timeline.points(&id, since);
+                points.push(now_point);
+                GroupSeries { id, name, points }
+            })
+            .collect();
+        Ok(TimelineSeries { now, step_minutes: 1, groups })
+    }
+}
+
+/// Samples every minute, forever (spawned with the gateway's background work).
+pub async fn sample_every_minute(dashboard: Arc<Dashboard>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        if let Err(e) = dashboard.sample(huiliu_domain::now_millis()).await {
+            tracing::warn!("dashboard sample failed: {e}");
+        }
     }
 }

@@ -98,7 +98,8 @@ pub struct Desk {
     outbox_wake: Arc<Notify>,
     /// Keeps originals of masked messages, when configured.
     sealer: Option<huiliu_privacy::seal::Sealer>,
-    quick_replies: Vec<QuickReply>,
+    /// Replaced when `quick_replies.toml` is reloaded (shared with the reloader).
+    quick_replies: Arc<std::sync::RwLock<Vec<QuickReply>>>,
     /// What is running (shop display names, which change when shops.toml is reloaded).
     status: Arc<super::status::Status>,
     /// The knowledge base, for agent assist.
@@ -110,7 +111,7 @@ impl Desk {
         store: Store,
         outbox_wake: Arc<Notify>,
         sealer: Option<huiliu_privacy::seal::Sealer>,
-        quick_replies: Vec<QuickReply>,
+        quick_replies: Arc<std::sync::RwLock<Vec<QuickReply>>>,
         status: Arc<super::status::Status>,
     ) -> Desk {
         Desk { store, outbox_wake, sealer, quick_replies, status, knowledge: Arc::default() }
@@ -294,8 +295,8 @@ impl Desk {
     }
 
     /// The quick-reply templates as configured.
-    pub fn quick_replies(&self) -> &[QuickReply] {
-        &self.quick_replies
+    pub fn quick_replies(&self) -> Vec<QuickReply> {
+        self.quick_replies.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The quick replies filled in for one session (buyer nick, latest order, agent, shop).
@@ -311,7 +312,7 @@ impl Desk {
         if let Some(order) = order {
             values.insert("order", order);
         }
-        Ok(self.quick_replies.iter().map(|r| super::quick::render(r, &values)).collect())
+        Ok(self.quick_replies().iter().map(|r| super::quick::render(r, &values)).collect())
     }
 
     /// Reveals the original of a masked message to a lead or admin, audited with the reason.

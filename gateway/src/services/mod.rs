@@ -19,6 +19,8 @@ pub mod logins;
 pub mod quick;
 pub mod routing;
 pub mod status;
+pub mod timeline;
+pub mod users_file;
 
 use huiliu_store::StoreError;
 

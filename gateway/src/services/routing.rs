@@ -211,6 +211,11 @@ impl Routing {
         self.engine.lock().await.state()
     }
 
+    /// One agent's live state, without a snapshot of every agent.
+    pub async fn agent_state(&self, agent: &str) -> Option<huiliu_routing::AgentState> {
+        self.engine.lock().await.agent_state(agent)
+    }
+
     /// The configuration in force.
     pub async fn config(&self) -> RoutingConfig {
         self.engine.lock().await.config().clone()
@@ -225,7 +230,7 @@ impl Routing {
     /// Records one action (store first, then the event hub). [`Action::NotifyBuyer`] records
     /// nothing here: its text goes to the buyer through the flow's reply door.
     pub async fn record(&self, action: &Action, now: Millis) -> Result<(), StoreError> {
-        tracing::info!(session = action.session(), "routing: {action}");
+        tracing::debug!(session = action.session(), "routing: {action}");
         let session_id = action.session() as i64;
         match action {
             Action::Assign { agent, decision, .. } => {
@@ -243,6 +248,10 @@ impl Routing {
                     session_id,
                     agent: agent.clone(),
                     group: decision.group.clone(),
+                    trigger: serde_json::to_value(decision.trigger)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
                 });
             }
             Action::Queue { group, wait, position, decision, .. } => {

@@ -131,6 +131,11 @@ impl Status {
         self.shops_state().errors.clone()
     }
 
+    /// Every configured shop's display name, by shop id.
+    pub fn shop_names(&self) -> BTreeMap<String, String> {
+        self.shops_state().names.clone()
+    }
+
     /// The display name of shop `id` (the id when it has none or is not configured).
     pub fn shop_name(&self, id: &str) -> String {
         self.shops_state().names.get(id).cloned().unwrap_or_else(|| id.to_owned())

@@ -17,6 +17,7 @@ impl Store {
         detail: &str,
         now: Millis,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query("INSERT INTO audit_log (at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)")
             .bind(now)
             .bind(actor)

@@ -264,7 +264,7 @@ fn verb(to: EntryState) -> &'static str {
 }
 
 async fn audit_in(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tx: &mut sqlx::AnyConnection,
     actor: &str,
     action: &str,
     id: i64,
@@ -277,7 +277,7 @@ async fn audit_in(
         .bind(action)
         .bind(format!("blacklist:{id}"))
         .bind(detail)
-        .execute(&mut **tx)
+        .execute(tx)
         .await?;
     Ok(())
 }

@@ -49,6 +49,7 @@ impl Store {
 
     /// Sets a customer's tags and notes.
     pub async fn set_customer_profile(&self, id: i64, tags: &[String], notes: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE customers SET tags = $1, notes = $2 WHERE id = $3")
             .bind(json(&tags))
             .bind(notes)

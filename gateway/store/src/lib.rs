@@ -55,6 +55,8 @@ pub enum Backend {
 pub enum StoreError {
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("unsupported database URL `{0}` (use sqlite://PATH or postgres://…)")]
     BadUrl(String),
     #[error("stored data is corrupt: {0}")]
@@ -118,6 +120,40 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     writer: mpsc::Sender<intake::Job>,
+    gate: WriteGate,
+}
+
+/// Whose turn it is to write, in this process: the intake writer takes it per group, every
+/// other write transaction ([`Store::write_tx`]) before its `BEGIN`. SQLite allows one writer
+/// at a time; queueing here, first come first served, replaces waiting in SQLite's busy
+/// handler (which sleeps and retries, and under flat-out intake could starve the others).
+/// PostgreSQL needs no turn: its writers run side by side.
+pub(crate) type WriteGate = std::sync::Arc<tokio::sync::Mutex<()>>;
+
+/// A write transaction holding the write turn until it commits or is dropped (rolled back).
+/// Derefs to the connection, like a sqlx transaction.
+pub(crate) struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        Ok(self.tx.commit().await?)
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
 }
 
 impl Store {
@@ -148,10 +184,18 @@ impl Store {
             });
         }
         let pool = pool_options.connect_with(connect).await?;
-        migrate(&pool, backend).await?;
+        let gate = WriteGate::default();
+        migrate(&pool, backend, &gate).await?;
         let (tx, rx) = mpsc::channel(4096);
-        tokio::spawn(intake::writer(pool.clone(), backend, rx, options));
-        Ok(Store { pool, backend, writer: tx })
+        match sqlite_file(&url) {
+            Some(path) if backend == Backend::Sqlite => {
+                intake::spawn_thread_writer(std::path::Path::new(path), gate.clone(), rx, options)?
+            }
+            _ => {
+                tokio::spawn(intake::pooled_writer(pool.clone(), backend, gate.clone(), rx, options));
+            }
+        }
+        Ok(Store { pool, backend, writer: tx, gate })
     }
 
     /// The backend in use.
@@ -167,15 +211,22 @@ impl Store {
     /// Begins a transaction that will write. On SQLite it takes the write lock up front
     /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first cannot upgrade while another
     /// writer commits and fails with "database is locked" instead of waiting.
-    pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
-        begin_write(&self.pool, self.backend).await
+    pub(crate) async fn write_tx(&self) -> Result<WriteTx, StoreError> {
+        begin_write(&self.pool, self.backend, &self.gate).await
+    }
+
+    /// The write turn for a single statement that writes outside [`Store::write_tx`] (an
+    /// autocommit `INSERT`/`UPDATE`/`DELETE` on the pool): held until the statement is done.
+    /// `None` on PostgreSQL.
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        if self.backend == Backend::Sqlite { Some(self.gate.clone().lock_owned().await) } else { None }
     }
 
     /// Stores a batch durably (idempotently) and returns one outcome per item. When this
     /// returns `Ok`, the batch is committed.
     pub async fn intake(&self, batch: IntakeBatch) -> Result<Vec<ItemOutcome>, StoreError> {
         let (done, wait) = oneshot::channel();
-        self.writer.send(intake::Job { batch, done }).await.map_err(|_| StoreError::Closed)?;
+        self.writer.send(intake::Job::Intake { batch, done }).await.map_err(|_| StoreError::Closed)?;
         wait.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -203,14 +254,22 @@ impl Store {
 }
 
 /// See [`Store::write_tx`].
-pub(crate) async fn begin_write(
-    pool: &AnyPool,
-    backend: Backend,
-) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+pub(crate) async fn begin_write(pool: &AnyPool, backend: Backend, gate: &WriteGate) -> Result<WriteTx, StoreError> {
     Ok(match backend {
-        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
-        Backend::Postgres => pool.begin().await?,
+        Backend::Sqlite => {
+            let turn = gate.clone().lock_owned().await;
+            WriteTx { tx: pool.begin_with("BEGIN IMMEDIATE").await?, _turn: Some(turn) }
+        }
+        Backend::Postgres => WriteTx { tx: pool.begin().await?, _turn: None },
     })
+}
+
+/// The file behind a normalized SQLite URL (`sqlite://PATH?…`); `None` for an in-memory
+/// database, which only the pool's own connections can see.
+fn sqlite_file(url: &str) -> Option<&str> {
+    let path = url.strip_prefix("sqlite://")?;
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    (!path.is_empty() && !path.contains(":memory:")).then_some(path)
 }
 
 /// Accepts `sqlite://path`, `sqlite:path`, a bare file path (SQLite) or `postgres://…`.
@@ -270,7 +329,7 @@ async fn applied_versions(pool: &AnyPool) -> Result<Vec<i64>, StoreError> {
 
 /// Applies every migration not yet recorded, each in its own transaction; refuses a database
 /// whose schema is newer than this binary knows.
-async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
+async fn migrate(pool: &AnyPool, backend: Backend, gate: &WriteGate) -> Result<(), StoreError> {
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
     )
@@ -285,7 +344,7 @@ async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
         if applied.contains(version) {
             continue;
         }
-        let mut tx = begin_write(pool, backend).await?;
+        let mut tx = begin_write(pool, backend, gate).await?;
         for statement in schema::statements(sql, backend) {
             // Our own constant migration text.
             sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&mut *tx).await?;

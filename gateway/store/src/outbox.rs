@@ -120,6 +120,7 @@ impl Store {
             .fetch_optional(self.pool())
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("session {session_id}")))?;
+        let _turn = self.write_turn().await;
         Ok(sqlx::query_scalar(
             "INSERT INTO messages (session_id, customer_id, direction, author, content, text, delivery, delivery_error, created_at) \
              VALUES ($1, $2, 'out', $3, $4, $5, 'failed', $6, $7) RETURNING id",
@@ -170,6 +171,7 @@ impl Store {
     /// Claims a due row for one attempt until `lease_until` (so another worker, or this one
     /// after a crash, retries only after the lease). False if someone else has it.
     pub async fn claim_outbox(&self, id: i64, now: Millis, lease_until: Millis) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query(
             "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, updated_at = $2 \
              WHERE id = $3 AND state = 'pending' AND next_attempt_at <= $2",
@@ -193,6 +195,7 @@ impl Store {
         lease_until: Millis,
         now: Millis,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE outbox SET parts_sent = $1, next_attempt_at = $2, updated_at = $3, \
              platform_msg_id = CASE WHEN $4 IS NULL THEN platform_msg_id \
@@ -256,6 +259,7 @@ impl Store {
 
     /// Schedules another attempt at `next_at`, keeping the last error for operators.
     pub async fn outbox_retry_at(&self, id: i64, next_at: Millis, error: &str, now: Millis) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE outbox SET next_attempt_at = $1, last_error = $2, updated_at = $3 WHERE id = $4 AND state = 'pending'")
             .bind(next_at)
             .bind(error)

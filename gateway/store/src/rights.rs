@@ -178,7 +178,23 @@ impl Store {
         if self.backend == super::Backend::Sqlite {
             // Deleted pages are zeroed (secure_delete); move them out of the WAL into the file
             // now, so no old page image of the buyer's text lingers in the log.
-            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(self.pool()).await?;
+            // A checkpoint that meets another (the intake checkpointer's) answers "busy" and
+            // does nothing: try again until one has run whole.
+            let _turn = self.write_turn().await;
+            let mut tries = 0;
+            loop {
+                let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(self.pool()).await?;
+                let busy: i64 = row.try_get(0)?;
+                tries += 1;
+                if busy == 0 {
+                    break;
+                }
+                if tries == 100 {
+                    tracing::warn!("the WAL could not be checkpointed after the erasure; the next checkpoint will");
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
         }
         Ok(Some(report))
     }

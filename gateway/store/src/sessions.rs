@@ -8,7 +8,7 @@ use huiliu_sdk::Millis;
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::intake::close_session;
+use super::intake::{Assignment, Job, close_session};
 use super::{Store, StoreError};
 use huiliu_domain::session::{HandoverNote, Session, SessionFilter, SessionState, Transfer};
 
@@ -96,6 +96,26 @@ impl Store {
         if filter.open_only {
             sql.push_str(" AND state <> 'closed'");
         }
+        // Text searches: LIKE with `\` escaping the pattern characters of the searched text.
+        let like = |s: &str| s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        if let Some(nick) = filter.nick.as_deref().filter(|s| !s.is_empty()) {
+            let clause = " AND customer_id IN (SELECT id FROM customers WHERE nick LIKE ? ESCAPE '\\')";
+            push(&mut sql, clause, Bind::T(format!("%{}%", like(nick))));
+        }
+        if let Some(order) = filter.order.as_deref().filter(|s| !s.is_empty()) {
+            push(
+                &mut sql,
+                " AND (customer_id IN (SELECT customer_id FROM trade_events WHERE order_id = ?)",
+                Bind::T(order.to_owned()),
+            );
+            let clause = " OR id IN (SELECT session_id FROM messages WHERE text LIKE ? ESCAPE '\\'))";
+            push(&mut sql, clause, Bind::T(format!("%{}%", like(order))));
+        }
+        if let Some(tail) = filter.phone_tail.as_deref().filter(|s| !s.is_empty()) {
+            // Masked mobiles read `138****5678`: three digits, four stars, the tail.
+            let clause = " AND id IN (SELECT session_id FROM messages WHERE text LIKE ? ESCAPE '\\')";
+            push(&mut sql, clause, Bind::T(format!("%___****{}%", like(tail))));
+        }
         if let Some(scope) = &filter.scope {
             push(&mut sql, " AND (agent = ?", Bind::T(scope.agent.clone()));
             for g in &scope.groups {
@@ -104,6 +124,7 @@ impl Store {
             sql.push(')');
         }
         push(&mut sql, " ORDER BY opened_at DESC, id DESC LIMIT ?", Bind::N(filter.limit.unwrap_or(50).clamp(1, 500)));
+        push(&mut sql, " OFFSET ?", Bind::N(filter.offset.unwrap_or(0).clamp(0, 100_000)));
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for b in binds {
             q = match b {
@@ -126,37 +147,20 @@ impl Store {
         decision: Option<&serde_json::Value>,
         now: Millis,
     ) -> Result<(), StoreError> {
-        let mut tx = self.write_tx().await?;
-        // The decision in the same commit: one durable write per assignment, not two.
-        if let Some(decision) = decision {
-            sqlx::query("INSERT INTO routing_decisions (session_id, at, decision) VALUES ($1, $2, $3)")
-                .bind(session_id)
-                .bind(now)
-                .bind(decision.to_string())
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query(
-            "UPDATE sessions SET state = 'assigned', agent = $1, skill_group = COALESCE($2, skill_group), priority = $3, \
-             assigned_at = $4 WHERE id = $5 AND state <> 'closed'",
-        )
-        .bind(agent)
-        .bind(group.map(str::to_owned))
-        .bind(priority)
-        .bind(now)
-        .bind(session_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE customers SET last_agent = $1, last_agent_at = $2 WHERE id = (SELECT customer_id FROM sessions WHERE id = $3)",
-        )
-        .bind(agent)
-        .bind(now)
-        .bind(session_id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        // The decision in the same commit, and the commit shared with intake's (the writer's
+        // group): one durable write per assignment would cap new conversations at the disk's
+        // sync rate.
+        let assignment = Assignment {
+            session_id,
+            group: group.map(str::to_owned),
+            agent: agent.to_owned(),
+            priority,
+            decision: decision.map(ToString::to_string),
+            now,
+        };
+        let (done, wait) = tokio::sync::oneshot::channel();
+        self.writer.send(Job::Assign { assignment, done }).await.map_err(|_| StoreError::Closed)?;
+        wait.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Records that the session waits in `group`'s queue (or off-hours / bot).
@@ -168,6 +172,7 @@ impl Store {
         priority: i64,
         category: Option<&str>,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE sessions SET state = $1, agent = NULL, skill_group = COALESCE($2, skill_group), priority = $3, \
              category = COALESCE($4, category) WHERE id = $5 AND state <> 'closed'",
@@ -192,6 +197,7 @@ impl Store {
 
     /// Closes every open session idle since before `idle_before`; returns their ids.
     pub async fn close_idle(&self, idle_before: Millis, now: Millis) -> Result<Vec<i64>, StoreError> {
+        let _turn = self.write_turn().await;
         let ids: Vec<i64> = sqlx::query_scalar(
             "UPDATE sessions SET state = 'closed', closed_at = $1, close_reason = 'idle' \
              WHERE state <> 'closed' AND last_message_at < $2 RETURNING id",
@@ -210,6 +216,7 @@ impl Store {
         decision: &serde_json::Value,
         now: Millis,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query("INSERT INTO routing_decisions (session_id, at, decision) VALUES ($1, $2, $3)")
             .bind(session_id)
             .bind(now)
@@ -239,6 +246,7 @@ impl Store {
         note: &HandoverNote,
         now: Millis,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO transfers (session_id, from_agent, to_agent, to_group, problem, tried, expectation, at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -289,6 +297,7 @@ impl Store {
         idle_since: Option<Millis>,
         now: Millis,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO agent_presence (agent, status, max_sessions, idle_since, updated_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (agent) DO UPDATE SET status = excluded.status, max_sessions = excluded.max_sessions, \

@@ -25,6 +25,7 @@ impl Store {
         grant: &TokenGrant,
         now: Millis,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO tokens (platform, shop, access_token, expires_at, refresh_token, refresh_expires_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (platform, shop) DO UPDATE SET \

@@ -30,6 +30,7 @@ impl Store {
         now: Millis,
         expires_at: Millis,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query("INSERT INTO api_tokens (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(token_hash)
             .bind(user)
@@ -53,10 +54,23 @@ impl Store {
         })
     }
 
+    /// When a token stops working (ms since the epoch), if it exists.
+    pub async fn api_token_expiry(&self, token_hash: &str) -> Result<Option<Millis>, StoreError> {
+        let row = sqlx::query("SELECT expires_at FROM api_tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get(0)?),
+            None => None,
+        })
+    }
+
     /// Ends one token (logout); with `user`, every token of that user.
     pub async fn delete_api_tokens(&self, token_hash: Option<&str>, user: Option<&str>) -> Result<u64, StoreError> {
         let done = match (token_hash, user) {
             (Some(h), _) => {
+                let _turn = self.write_turn().await;
                 sqlx::query("DELETE FROM api_tokens WHERE token_hash = $1").bind(h).execute(self.pool()).await?
             }
             (None, Some(u)) => {
@@ -69,6 +83,7 @@ impl Store {
 
     /// Drops expired tokens.
     pub async fn purge_api_tokens(&self, now: Millis) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
         Ok(sqlx::query("DELETE FROM api_tokens WHERE expires_at <= $1")
             .bind(now)
             .execute(self.pool())

@@ -15,7 +15,7 @@ impl Engine {
         exclude: u32,
         now: i64,
         trigger: Trigger,
-        path: Vec<String>,
+        path: Vec<crate::reason::Reason>,
         out: &mut Vec<Action>,
     ) {
         let Some(s) = self.sessions.get(&sid) else { return };

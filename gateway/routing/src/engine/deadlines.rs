@@ -1,6 +1,7 @@
 //! Time: the deadline index, advancing to `now` (deadlines and group openings in time order),
 //! overflow and personal waits that expire, and first-response limits.
 
+use crate::reason::Reason;
 use crate::types::{Action, SessionId, Trigger, UnassignReason};
 
 use super::{Engine, LaneKey, Outcome, Place, Plan, Route, clamp_time};
@@ -75,7 +76,7 @@ impl Engine {
                     let route = Route { rule: s.rule, target: s.target + 1, pinned: None };
                     let exclude = s.exclude;
                     self.detach(sid);
-                    let path = vec![format!("waited at {from} (in queue {waited} s): overflow to the next target")];
+                    let path = vec![Reason::new("path.overflow").with("group", &from).with("waited_s", waited)];
                     self.route_and_apply(sid, route, exclude, at, Trigger::Overflow, path, out);
                 }
                 None => {}
@@ -98,7 +99,11 @@ impl Engine {
         let rule = s.rule;
         let mut d = self.base_decision(sid, &s.facts, rule, at, Trigger::FirstResponseTimeout);
         d.target = usize::from(s.target);
-        d.path = vec![format!("{agent_id} did not answer within {} s", self.cfg.settings.response_ms / 1000)];
+        d.set_path(vec![
+            Reason::new("path.no_first_response")
+                .with("agent", &agent_id)
+                .with("limit_s", self.cfg.settings.response_ms / 1000),
+        ]);
         self.detach(sid);
         out.push(Action::Unassign { session: sid, agent: agent_id, reason: UnassignReason::NoFirstResponse });
         self.describe_group(&mut d, g, shop, 1, agent, Some(other), at);

@@ -3,7 +3,8 @@
 
 use crate::compiled::Facts;
 use crate::config::Policy;
-use crate::types::{AgentStatus, Candidate, Decision, Eligibility, RuleRef, SessionId, Trigger};
+use crate::reason::Reason;
+use crate::types::{AgentStatus, Candidate, Decision, DecisionReasons, Eligibility, RuleRef, SessionId, Trigger};
 
 use super::Engine;
 use super::agents::{AgentKey, key_of, sort_candidates};
@@ -42,6 +43,7 @@ impl Engine {
             why: String::new(),
             handover: None,
             path: Vec::new(),
+            reasons: DecisionReasons { category: Reason::new("category.at_arrival"), ..DecisionReasons::default() },
         }
     }
 
@@ -116,54 +118,46 @@ impl Engine {
         }
         if let Some(a) = chosen {
             d.chosen = Some(self.cfg.agents[a as usize].id.clone());
-            d.why = self.why_chosen(group.policy, &ranked, a);
+            d.set_why(self.why_chosen(group.policy, &ranked, a));
         } else {
             let online = live.online;
-            d.why = if !group.calendar.is_open(now) {
-                "the group is closed".to_owned()
+            d.set_why(if !group.calendar.is_open(now) {
+                Reason::new("why.group_closed")
             } else if online == 0 {
-                "no member is online".to_owned()
+                Reason::new("why.nobody_online")
             } else {
-                format!(
-                    "no eligible agent has room ({} members, {online} online, {} with room)",
-                    d.members, live.with_room
-                )
-            };
+                Reason::new("why.no_room")
+                    .with("members", d.members)
+                    .with("online", online)
+                    .with("with_room", live.with_room)
+            });
         }
     }
 
-    fn why_chosen(&self, policy: Policy, ranked: &[(u8, AgentKey)], a: u32) -> String {
+    fn why_chosen(&self, policy: Policy, ranked: &[(u8, AgentKey)], a: u32) -> Reason {
         let name = |a: u32| self.cfg.agents[a as usize].id.as_str();
         let me = ranked.iter().find(|(_, k)| k.agent == a);
         let next = ranked.iter().find(|(_, k)| k.agent != a);
         let (Some((my_prof, me)), Some((next_prof, next))) = (me, next) else {
-            return "the only agent with room".to_owned();
+            return Reason::new("why.only_agent");
         };
         let time = |t: i64| huiliu_sdk::time::beijing_datetime(t).get(11..).unwrap_or_default().to_owned();
         match policy {
-            Policy::RoundRobin => format!("round robin: assigned least recently (next in turn: {})", name(next.agent)),
-            Policy::ProficiencyFirst if my_prof != next_prof => {
-                format!("highest proficiency {my_prof} (next: {} with {next_prof})", name(next.agent))
-            }
+            Policy::RoundRobin => Reason::new("why.round_robin").with("next", name(next.agent)),
+            Policy::ProficiencyFirst if my_prof != next_prof => Reason::new("why.highest_proficiency")
+                .with("has", my_prof)
+                .with("next", name(next.agent))
+                .with("next_has", next_prof),
             _ => {
-                let prefix = if policy == Policy::ProficiencyFirst {
-                    format!("proficiency {my_prof} like {}; ", name(next.agent))
-                } else {
-                    String::new()
-                };
+                let prefix = if policy == Policy::ProficiencyFirst { "why.prefix_proficiency" } else { "" };
                 let (ml, nl) = (self.load_of(me), self.load_of(next));
-                if me.load == next.load {
-                    format!(
-                        "{prefix}least load {} tied with {} {}, broken by idle time (idle since {} vs {})",
-                        ml,
-                        name(next.agent),
-                        nl,
-                        time(me.tie),
-                        time(next.tie)
-                    )
+                let r = if me.load == next.load {
+                    Reason::new("why.least_load_tied").with("idle", time(me.tie)).with("next_idle", time(next.tie))
                 } else {
-                    format!("{prefix}least load {ml} (next: {} {nl})", name(next.agent))
-                }
+                    Reason::new("why.least_load")
+                };
+                let r = r.with("prefix", prefix).with("load", ml).with("next", name(next.agent)).with("next_load", nl);
+                if prefix.is_empty() { r } else { r.with("has", my_prof) }
             }
         }
     }

@@ -80,26 +80,16 @@ impl Engine {
     pub fn state(&self) -> RouterState {
         RouterState {
             now: self.now,
-            agents: self
-                .cfg
-                .agents
-                .iter()
-                .zip(&self.agents)
-                .map(|(d, l)| {
-                    (
-                        d.id.clone(),
-                        AgentState {
-                            status: l.status,
-                            active: l.active,
-                            max_sessions: l.cap_override,
-                            idle_since: l.idle_since,
-                            last_assigned: l.rr,
-                        },
-                    )
-                })
-                .collect(),
+            agents: self.cfg.agents.iter().zip(&self.agents).map(|(d, l)| (d.id.clone(), agent_state(l))).collect(),
             queued: self.cfg.groups.iter().zip(&self.groups).map(|(d, g)| (d.id.clone(), g.queued)).collect(),
         }
+    }
+
+    /// One agent's live state (what [`Engine::state`] holds for them), without a snapshot of
+    /// everyone: `/api/v1/me` asks on every workbench load.
+    pub fn agent_state(&self, id: &str) -> Option<AgentState> {
+        let i = self.agent_ix(id).ok()? as usize;
+        self.agents.get(i).map(agent_state)
     }
 
     // ----- dry runs ---------------------------------------------------------------------
@@ -167,4 +157,14 @@ pub struct AgentState {
     /// Rotation counter of the last assignment (round robin).
     #[serde(default)]
     pub last_assigned: u64,
+}
+
+fn agent_state(l: &super::AgentLive) -> AgentState {
+    AgentState {
+        status: l.status,
+        active: l.active,
+        max_sessions: l.cap_override,
+        idle_since: l.idle_since,
+        last_assigned: l.rr,
+    }
 }

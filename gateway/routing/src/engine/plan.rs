@@ -3,12 +3,13 @@
 //! Planning only reads the engine; `apply` carries the plan out.
 
 use crate::compiled::{Facts, Target};
+use crate::reason::Reason;
 use crate::types::{Conversation, Decision, Eligibility, SessionId, Trigger, WaitState};
 
 use super::{Engine, LaneKey, NONE, Outcome, Place, Plan, Route, Sess, Wait};
 
 impl Engine {
-    pub(super) fn facts(&mut self, c: &Conversation) -> (Facts, String) {
+    pub(super) fn facts(&mut self, c: &Conversation) -> (Facts, Reason) {
         let (category, why) = self.cfg.categorize(&c.text, c.has_open_refund);
         let mut tags: Vec<u32> = c.tags.iter().map(|t| self.strings.intern(t)).collect();
         tags.sort_unstable();
@@ -56,7 +57,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn plan_arrival(&self, conv: &Conversation, facts: &Facts, category_why: String, now: i64) -> Plan {
+    pub(super) fn plan_arrival(&self, conv: &Conversation, facts: &Facts, category_why: Reason, now: i64) -> Plan {
         let (rule, skipped) = if self.full_decisions {
             let (r, s) = self.cfg.match_rule(facts, &self.strings);
             (r.map(|r| r as u16), s)
@@ -67,8 +68,8 @@ impl Engine {
         if let Some(last) = &conv.last_agent {
             match self.plan_sticky(conv.session, last, conv.last_agent_at, facts, rule, now) {
                 Ok(mut plan) => {
-                    plan.decision.category_why = category_why;
-                    plan.decision.rules_skipped = skipped;
+                    plan.decision.set_category_why(category_why);
+                    plan.decision.set_rules_skipped(skipped);
                     return plan;
                 }
                 Err(note) => sticky_note = Some(note),
@@ -83,9 +84,9 @@ impl Engine {
             Trigger::Arrival,
             Vec::new(),
         );
-        plan.decision.category_why = category_why;
-        plan.decision.rules_skipped = skipped;
-        plan.decision.sticky = sticky_note;
+        plan.decision.set_category_why(category_why);
+        plan.decision.set_rules_skipped(skipped);
+        plan.decision.set_sticky(sticky_note);
         plan
     }
 
@@ -98,33 +99,33 @@ impl Engine {
         facts: &Facts,
         rule: Option<u16>,
         now: i64,
-    ) -> Result<Plan, String> {
+    ) -> Result<Plan, Reason> {
         let s = &self.cfg.settings;
         if s.sticky_ttl_ms == 0 {
-            return Err("sticky routing is off (sticky_ttl_s = 0)".into());
+            return Err(Reason::new("sticky.off"));
         }
         if rule.and_then(|r| self.cfg.rules.get(r as usize)).is_some_and(|r| !r.sticky) {
-            return Err("the rule turns sticky routing off".into());
+            return Err(Reason::new("sticky.rule_off"));
         }
         let Some(&a) = self.cfg.agent_ix.get(last) else {
-            return Err(format!("last agent {last} is not in the configuration"));
+            return Err(Reason::new("sticky.unknown_agent").with("last", last));
         };
         if let Some(at) = last_at
             && now.saturating_sub(at) > s.sticky_ttl_ms
         {
-            return Err(format!("last agent {last} served this buyer more than {} s ago", s.sticky_ttl_ms / 1000));
+            return Err(Reason::new("sticky.expired").with("last", last).with("ttl_s", s.sticky_ttl_ms / 1000));
         }
         let def = &self.cfg.agents[a as usize];
         // Only the rule's primary group: later targets are overflow, not where the buyer belongs.
         let targets = self.targets(rule, None);
-        let Some(&t) = targets.first() else { return Err("the rule has no target".into()) };
+        let Some(&t) = targets.first() else { return Err(Reason::new("sticky.no_target")) };
         let ti = 0;
         if def.proficiency(t.group).is_none() {
             let g = &self.cfg.groups[t.group as usize].id;
-            return Err(format!("last agent {last} is not in the rule's first group {g}"));
+            return Err(Reason::new("sticky.not_in_group").with("last", last).with("group", g));
         }
         if !def.serves(facts.shop) {
-            return Err(format!("last agent {last} does not serve this shop"));
+            return Err(Reason::new("sticky.not_serving_shop").with("last", last));
         }
         let mut d = self.base_decision(sid, facts, rule, now, Trigger::Arrival);
         d.target = ti;
@@ -144,22 +145,29 @@ impl Engine {
         };
         match eligibility {
             Eligibility::Eligible => {
-                d.sticky = Some(format!("returning buyer: back to their last agent {last}"));
+                d.set_sticky(Some(Reason::new("sticky.back").with("last", last)));
                 d.chosen = Some(def.id.clone());
-                d.why = format!("sticky: last agent {last} is online with room ({}/{})", live.active, self.cap(a));
+                d.set_why(
+                    Reason::new("why.sticky_room")
+                        .with("last", last)
+                        .with("active", live.active)
+                        .with("cap", self.cap(a)),
+                );
                 Ok(plan(Outcome::Assign(a), d))
             }
             Eligibility::AtCap { .. } | Eligibility::Busy if s.sticky_wait_ms > 0 => {
-                d.sticky = Some(format!(
-                    "returning buyer: waiting up to {} s for their last agent {last} ({eligibility})",
-                    s.sticky_wait_ms / 1000
+                d.set_sticky(Some(
+                    Reason::new("sticky.waiting")
+                        .with("wait_s", s.sticky_wait_ms / 1000)
+                        .with("last", last)
+                        .inner(eligibility.reason()),
                 ));
-                d.why = format!("sticky wait for {last}");
+                d.set_why(Reason::new("why.sticky_wait").with("last", last));
                 let until = now.saturating_add(s.sticky_wait_ms);
                 d.wait = Some(WaitState::ForAgent { agent: def.id.clone(), until });
                 Ok(plan(Outcome::Wait { lane: LaneKey::Agent(a), wait: Wait::Sticky, deadline: until }, d))
             }
-            other => Err(format!("last agent {last} is {other}: normal routing")),
+            other => Err(Reason::new("sticky.unavailable").with("last", last).inner(other.reason())),
         }
     }
 
@@ -173,19 +181,19 @@ impl Engine {
         exclude: u32,
         now: i64,
         trigger: Trigger,
-        mut path: Vec<String>,
+        mut path: Vec<Reason>,
     ) -> Plan {
         let targets = self.targets(route.rule, route.pinned);
         let mut d = self.base_decision(sid, facts, route.rule, now, trigger);
         if route.pinned.is_some() {
-            path.push("transferred to the group".into());
+            path.push(Reason::new("path.transferred_to_group"));
         }
         let n = targets.len();
         let mut i = usize::from(route.target).min(n.saturating_sub(1));
         let pinned = route.pinned.is_some();
         let Some(_) = targets.get(i) else {
             // Impossible after validation (there is always a fallback); wait in group 0.
-            d.why = "no target".into();
+            d.set_why(Reason::new("why.no_target"));
             return Plan {
                 outcome: Outcome::Wait {
                     lane: LaneKey::Group { group: 0, shop: facts.shop, min_prof: 1, exclude },
@@ -210,7 +218,9 @@ impl Engine {
                 && let Some(duty) = self.cfg.groups[g as usize].on_duty
                 && self.cfg.groups[duty as usize].calendar.is_open(now)
             {
-                path.push(format!("{gname} is closed: on-duty group {}", self.cfg.groups[duty as usize].id));
+                path.push(
+                    Reason::new("path.on_duty").with("group", gname).with("duty", &self.cfg.groups[duty as usize].id),
+                );
                 serve = (duty, 1, true);
             }
             let (sg, min_prof, open) = serve;
@@ -220,11 +230,11 @@ impl Engine {
             if open {
                 if let Some(a) = self.best_agent(sg, facts.shop, min_prof, exclude) {
                     self.describe_group(&mut d, sg, facts.shop, min_prof, exclude, Some(a), now);
-                    d.path = path;
+                    d.set_path(path);
                     return done(Outcome::Assign(a), d);
                 }
                 if !last && t.wait_ms == 0 {
-                    path.push(format!("nobody in {gname} has room and the target's wait is 0: next target"));
+                    path.push(Reason::new("path.no_room_next").with("group", gname));
                     i += 1;
                     continue;
                 }
@@ -233,31 +243,37 @@ impl Engine {
                 let lane = LaneKey::Group { group: sg, shop: facts.shop, min_prof, exclude };
                 if limit.is_none_or(|l| queued < l) {
                     self.describe_group(&mut d, sg, facts.shop, min_prof, exclude, None, now);
-                    d.path = path;
+                    d.set_path(path);
                     d.wait = Some(WaitState::Queued);
                     let deadline = if last || pinned { i64::MAX } else { now.saturating_add(t.wait_ms) };
                     return done(Outcome::Wait { lane, wait: Wait::Queued, deadline }, d);
                 }
                 let l = limit.unwrap_or(0);
                 if !last {
-                    path.push(format!("the queue of {gname} is full ({queued}/{l}): next target"));
+                    path.push(
+                        Reason::new("path.queue_full_next")
+                            .with("group", gname)
+                            .with("queued", queued)
+                            .with("limit", l),
+                    );
                     i += 1;
                     continue;
                 }
                 self.describe_group(&mut d, sg, facts.shop, min_prof, exclude, None, now);
-                d.why = format!("{}; the queue is full ({queued}/{l}): kept, served in turn", d.why);
-                d.path = path;
+                let inner = std::mem::take(&mut d.reasons.why);
+                d.set_why(Reason::new("why.queue_full_kept").with("queued", queued).with("limit", l).inner(inner));
+                d.set_path(path);
                 d.wait = Some(WaitState::Overflow);
                 return done(Outcome::Wait { lane, wait: Wait::Overflow, deadline: i64::MAX }, d);
             }
             if !last && t.wait_ms == 0 {
-                path.push(format!("{gname} is closed and the target's wait is 0: next target"));
+                path.push(Reason::new("path.closed_next").with("group", gname));
                 i += 1;
                 continue;
             }
             let opens = cal.next_open(now);
             self.describe_group(&mut d, g, facts.shop, t.min_prof, exclude, None, now);
-            d.path = path;
+            d.set_path(path);
             d.wait = Some(WaitState::OffHours { opens_at: opens });
             let deadline =
                 if last || pinned { i64::MAX } else { opens.map_or(i64::MAX, |o| o.saturating_add(t.wait_ms)) };

@@ -1,6 +1,7 @@
 //! The queue: lanes (order-statistic treaps keyed by the aged priority key), positions,
 //! wait states and estimates, and draining freed capacity to the most urgent conversation.
 
+use crate::reason::Reason;
 use crate::treap::{Key, NIL};
 use crate::types::{Action, SessionId, Trigger, WaitState};
 
@@ -171,10 +172,11 @@ impl Engine {
                 d.group = self.cfg.groups[g as usize].id.clone();
                 d.candidates = vec![self.candidate(agent, g, shop, 1, NONE)];
                 d.chosen = Some(who.clone());
-                d.why = format!("{who}, whom it was waiting for, has room now (waited {waited} s)");
+                d.set_why(Reason::new("why.waited_agent_free").with("agent", &who).with("waited_s", waited));
             } else {
                 self.describe_group(&mut d, g, shop, min_prof, exclude, Some(agent), now);
-                d.why = format!("capacity freed after {waited} s waiting: {}", d.why);
+                let inner = std::mem::take(&mut d.reasons.why);
+                d.set_why(Reason::new("why.capacity_freed").with("waited_s", waited).inner(inner));
             }
             self.detach(sid);
             let plan = Plan { outcome: Outcome::Assign(agent), group: g, target, min_prof, pinned, decision: d };

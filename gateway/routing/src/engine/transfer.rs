@@ -1,5 +1,6 @@
 //! Transfers to a named agent or to a group, with a handover note.
 
+use crate::reason::Reason;
 use crate::types::{
     Action, AgentStatus, Handover, HandoverNote, RouterError, SessionId, TransferTo, Trigger, UnassignReason,
 };
@@ -105,18 +106,20 @@ impl Engine {
         d.candidates = vec![self.candidate(a, g, shop, 1, exclude)];
         let outcome = if self.available(a) {
             d.chosen = Some(id.to_owned());
-            d.why = format!("transferred to {id} by name");
+            d.set_why(Reason::new("why.transfer_to_agent").with("agent", id));
             Outcome::Assign(a)
         } else {
             let until = now.saturating_add(self.cfg.settings.transfer_wait_ms);
-            d.why = format!(
-                "transferred to {id}, who is {}: waiting up to {} s, then the group",
-                if live.status == AgentStatus::Busy {
-                    "busy".to_owned()
-                } else {
-                    format!("at cap {}/{}", live.active, self.cap(a))
-                },
-                self.cfg.settings.transfer_wait_ms / 1000
+            let state = if live.status == AgentStatus::Busy {
+                Reason::new("eligibility.busy_short")
+            } else {
+                Reason::new("eligibility.at_cap").with("active", live.active).with("cap", self.cap(a))
+            };
+            d.set_why(
+                Reason::new("why.transfer_wait")
+                    .with("agent", id)
+                    .with("wait_s", self.cfg.settings.transfer_wait_ms / 1000)
+                    .inner(state),
             );
             Outcome::Wait { lane: LaneKey::Agent(a), wait: Wait::ForTransfer, deadline: until }
         };

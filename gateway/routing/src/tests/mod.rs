@@ -708,6 +708,57 @@ fn explain_lists_every_candidate_and_why() {
 }
 
 #[test]
+fn explain_speaks_chinese_with_display_names() {
+    let config = cfg(BASE);
+    let event = SampleEvent::from_json(
+        r#"{
+        "at": "2025-06-18 10:00:00",
+        "platform": "taobao", "shop": "tb-main", "buyer": "b1",
+        "text": "东西坏了我要退货",
+        "agents_status": {
+            "a1": { "status": "online", "active": 2 },
+            "a3": { "status": "online", "active": 1 }
+        }
+    }"#,
+    )
+    .unwrap();
+    let mut names = Names::with_platforms();
+    names.shops.insert("tb-main".into(), "淘宝旗舰店".into());
+    let text = explain_in(&config, &RouterState::default(), &event, Lang::Zh, &names);
+    for want in [
+        "会话 0，北京时间 2025-06-18 10:00:00，新会话进线",
+        "分类：售后（aftersales） — 命中关键词「退货」",
+        "未命中 规则 #0 投诉优先：分类「售后」不是 投诉",
+        "规则：#2 售后（优先级 0）",
+        "技能组：售后（aftersales）（第 0 个目标），分配策略：负载最低优先",
+        "+ a3 老李 1/3 熟练度 5：可接待",
+        "- a1 小美 2/2 熟练度 2：已达接待上限 2/2",
+        "分配给：老李（a3） — 唯一有空位的客服",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    // No English word of the English rendering is left.
+    for english in ["Category", "Rule", "Group", "Chosen", "eligible", "the only agent", "policy"] {
+        assert!(!text.contains(english), "{english:?} in:\n{text}");
+    }
+    // And the English one is what it always was.
+    assert_eq!(
+        explain_in(&config, &RouterState::default(), &event, Lang::En, &Names::default()),
+        explain(&config, &RouterState::default(), &event)
+    );
+    // A decision's reasons round-trip as data and render the same after storage.
+    let d = dry_run(&config, &RouterState::default(), &event).unwrap();
+    let stored: Decision = serde_json::from_value(serde_json::to_value(&d).unwrap()).unwrap();
+    assert_eq!(stored.reasons.why.code, "why.only_agent");
+    assert_eq!(render_decision(&stored, Lang::Zh, &names), render_decision(&d, Lang::Zh, &names));
+    // A decision recorded before reason codes still renders (its English text).
+    let mut old = serde_json::to_value(&d).unwrap();
+    old.as_object_mut().unwrap().remove("reasons");
+    let old: Decision = serde_json::from_value(old).unwrap();
+    assert!(render_decision(&old, Lang::Zh, &names).contains("— the only agent with room"));
+}
+
+#[test]
 fn extreme_inputs_do_not_panic() {
     let mut r = router();
     for t in [i64::MIN, -1, 0, i64::MAX - 1, i64::MAX] {

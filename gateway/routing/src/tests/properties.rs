@@ -162,7 +162,13 @@ proptest! {
             fans_level: u32::from(fans),
             ..SampleEvent::default()
         };
-        let dry = dry_run(r.config(), &r.state(), &event).unwrap();
+        let state = r.state();
+        // One agent's state, read without the snapshot, is what the snapshot holds for them.
+        for agent in AGENTS {
+            prop_assert_eq!(r.agent_state(agent), state.agents.get(agent).cloned());
+        }
+        prop_assert_eq!(r.agent_state("nobody"), None);
+        let dry = dry_run(r.config(), &state, &event).unwrap();
         let mut c = event.conversation();
         c.session = 10_000;
         let out = r.arrive(c, now).unwrap();

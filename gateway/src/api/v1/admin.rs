@@ -183,7 +183,7 @@ pub struct QuickReplies {
 #[utoipa::path(get, path = "/quick-replies", tag = "admin", responses((status = 200, description = "Templates", body = QuickReplies)))]
 pub async fn quick_replies(State(state): State<Arc<ApiState>>, Caller(_): Caller) -> ApiResult<QuickReplies> {
     let variables = crate::services::quick::VARIABLES.iter().map(|v| (*v).to_owned()).collect();
-    Ok(Json(QuickReplies { replies: state.desk.quick_replies().to_vec(), variables }))
+    Ok(Json(QuickReplies { replies: state.desk.quick_replies(), variables }))
 }
 
 /// What a reload did.
@@ -238,4 +238,27 @@ pub async fn knowledge_figures(
     Lead(_): Lead,
 ) -> ApiResult<crate::services::knowledge::KnowledgeFigures> {
     Ok(Json(state.desk.knowledge_figures()))
+}
+
+/// How much of the day.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SeriesQuery {
+    /// The last this many minutes (default 1440: the day).
+    #[param(minimum = 1, maximum = 1440)]
+    minutes: Option<i64>,
+}
+
+/// The day in pictures: per-minute queue length, longest wait, first-response time and reply
+/// rate of each group the caller oversees (lead: their groups; admin: all), oldest first, the
+/// last point taken now.
+#[utoipa::path(get, path = "/dashboard/series", tag = "admin", params(SeriesQuery),
+    responses((status = 200, description = "Per-minute series", body = crate::services::timeline::Series)))]
+pub async fn dashboard_series(
+    State(state): State<Arc<ApiState>>,
+    Lead(me): Lead,
+    crate::api::error::Query(q): crate::api::error::Query<SeriesQuery>,
+) -> ApiResult<crate::services::timeline::Series> {
+    let minutes = super::sessions::bounded(q.minutes, 1, 1440, "minutes")?.unwrap_or(1440);
+    Ok(Json(state.dashboard.series(&me, minutes as u32).await?))
 }

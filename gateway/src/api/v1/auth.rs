@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::ApiState;
-use crate::api::caller::{Caller, bearer};
+use crate::api::caller::{Caller, ClientAddr, bearer};
 use crate::api::error::{ApiError, ApiResult, Json};
 use crate::services::ServiceError;
 use crate::services::logins::LoginFailure;
@@ -39,10 +39,14 @@ pub struct LoginOk {
     responses(
         (status = 200, description = "Logged in", body = LoginOk),
         (status = 401, description = "Wrong user id or password", body = crate::api::error::ErrorBody),
-        (status = 429, description = "Too many failed logins for this id; try later", body = crate::api::error::ErrorBody),
+        (status = 429, description = "Too many failed logins for this id or from this address; try later", body = crate::api::error::ErrorBody),
     ))]
-pub async fn login(State(state): State<Arc<ApiState>>, Json(body): Json<LoginBody>) -> ApiResult<LoginOk> {
-    match state.logins.login(&body.user, &body.password).await {
+pub async fn login(
+    State(state): State<Arc<ApiState>>,
+    ClientAddr(addr): ClientAddr,
+    Json(body): Json<LoginBody>,
+) -> ApiResult<LoginOk> {
+    match state.logins.login(&body.user, &body.password, addr).await {
         Ok(s) => Ok(Json(LoginOk { token: s.token, expires_at: s.expires_at, user: s.user })),
         Err(LoginFailure::BadCredentials) => {
             Err(ApiError(StatusCode::UNAUTHORIZED, "bad_credentials", "wrong user id or password".into()))
@@ -88,7 +92,7 @@ pub struct Me {
 #[utoipa::path(get, path = "/me", tag = "auth", responses((status = 200, description = "The caller", body = Me)))]
 pub async fn me(State(state): State<Arc<ApiState>>, Caller(user): Caller) -> ApiResult<Me> {
     let agent = match &state.flow.routing {
-        Some(r) => r.state().await.agents.get(&user.id).cloned(),
+        Some(r) => r.agent_state(&user.id).await,
         None => None,
     };
     Ok(Json(Me { user, agent, event_seq: state.flow.events.last_seq() }))

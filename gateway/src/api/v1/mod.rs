@@ -11,11 +11,13 @@
 //! ([`super::caller`]) before the handler runs; what a caller may see of a session is checked by
 //! the services: an agent their own sessions, a lead also their groups', an admin everything.
 
+mod accounts;
 mod admin;
 mod auth;
 mod blacklist;
 mod buyers;
 mod customers;
+mod directory;
 mod sessions;
 mod stream;
 
@@ -46,7 +48,7 @@ a lead also their groups'. Every error is {code, message}."
     ),
     servers((url = "/api/v1")),
     security(("bearer" = [])),
-    components(schemas(ErrorBody, blacklist::ReviewAction))
+    components(schemas(ErrorBody, blacklist::ReviewAction, accounts::UserAction))
 )]
 struct ApiDoc;
 
@@ -85,6 +87,12 @@ pub fn routes() -> (Router<Arc<ApiState>>, Doc) {
         .routes(routes!(buyers::erase))
         .routes(routes!(sessions::suggestions))
         .routes(routes!(admin::knowledge_figures))
+        .routes(routes!(directory::directory))
+        .routes(routes!(accounts::change_password))
+        .routes(routes!(accounts::list_users, accounts::add_user))
+        .routes(routes!(accounts::user_action))
+        .routes(routes!(accounts::reset_password))
+        .routes(routes!(admin::dashboard_series))
         .split_for_parts();
     // After the routes: the shared answers go on every operation the routes declared.
     utoipa::Modify::modify(&Contract, &mut doc);
@@ -128,9 +136,10 @@ fn roles(method: &str, path: &str) -> &'static [&'static str] {
     const ADMIN: &[&str] = &["admin"];
     match (method, path) {
         ("get", "/openapi.json") | ("post", "/auth/login") => &[],
-        ("get", "/status" | "/dashboard" | "/blacklist" | "/audit" | "/routing") => LEAD,
+        ("get", "/status" | "/dashboard" | "/blacklist" | "/audit" | "/routing" | "/dashboard/series") => LEAD,
         ("post", "/blacklist/{id}/{action}" | "/messages/{id}/reveal") => LEAD,
         ("post", "/blacklist/reload" | "/config/reload") => ADMIN,
+        ("get", "/users") | ("post", "/users" | "/users/{id}/{action}" | "/users/{id}/password") => ADMIN,
         _ => ALL,
     }
 }

@@ -46,6 +46,19 @@ pub struct SessionQuery {
     limit: Option<i64>,
     /// `true`: only sessions that are not closed.
     open: Option<bool>,
+    /// Only buyers whose nick contains this.
+    #[param(max_length = 64)]
+    nick: Option<String>,
+    /// Only buyers with this order number (order events), or sessions whose messages contain it.
+    #[param(max_length = 64)]
+    order: Option<String>,
+    /// Only sessions whose (masked) messages show a mobile number ending with these digits
+    /// (masked text keeps the last four: `138****5678`). Originals are never searched.
+    #[param(max_length = 11)]
+    phone_tail: Option<String>,
+    /// Skip this many (paging: the next page is `offset + limit`).
+    #[param(minimum = 0, maximum = 100000)]
+    offset: Option<i64>,
 }
 
 /// The session list.
@@ -63,6 +76,12 @@ pub async fn list(
     Query(q): Query<SessionQuery>,
 ) -> ApiResult<SessionList> {
     let limit = bounded(q.limit, 1, 500, "limit")?;
+    let offset = bounded(q.offset, 0, 100_000, "offset")?;
+    for (name, value, max) in [("nick", &q.nick, 64), ("order", &q.order, 64), ("phone_tail", &q.phone_tail, 11)] {
+        if value.as_ref().is_some_and(|v| v.chars().count() > max) {
+            return Err(ApiError::bad_request("bad_query", format!("`{name}` has at most {max} characters")));
+        }
+    }
     let query = SessionFilter {
         shop: q.shop,
         platform: q.platform,
@@ -74,6 +93,10 @@ pub async fn list(
         open_only: q.open.unwrap_or(false),
         customer: None,
         scope: None, // the desk sets the caller's
+        nick: q.nick,
+        order: q.order,
+        phone_tail: q.phone_tail,
+        offset,
     };
     Ok(Json(SessionList { sessions: state.desk.list(&me, query).await? }))
 }

@@ -5,6 +5,11 @@
 //! `at` and `type` (see [`crate::events::GatewayEvent`]), only those the user may see. The
 //! first frame is `{"type":"hello","seq":N,...}`, N being the last event published.
 //!
+//! The token is watched while the stream is open: when it is revoked (logout, the user's
+//! password reset), expires, or its user is disabled or removed, the server sends
+//! `{"type":"closed","reason":"revoked"|"expired"|"user_disabled"|"user_removed"}` and closes
+//! the socket (close code 4001).
+//!
 //! Resume: reconnect with `?since=<last seq seen>`; the missed events (that the user may see)
 //! come first, then live ones, none twice. When `since` is older than the events kept (or the
 //! client fell too far behind), the server sends `{"type":"resync"}`: reload the lists, then go
@@ -63,6 +68,7 @@ pub async fn events(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     // Who first: an anonymous caller hears 401 whether or not they asked for a WebSocket.
+    let token = q.token.clone().or_else(|| bearer(&headers).map(str::to_owned)).unwrap_or_default();
     let user = resolve(&state, q.token.as_deref().or_else(|| bearer(&headers))).await?;
     let since = match q.since {
         Some(s) if s < 0 => return Err(ApiError::bad_request("bad_query", "`since` must not be negative")),
@@ -74,7 +80,7 @@ pub async fn events(
         Ok(ws) => Ok(ws
             .read_buffer_size(4 * 1024)
             .write_buffer_size(8 * 1024)
-            .on_upgrade(move |socket| serve(state, user, since, socket))),
+            .on_upgrade(move |socket| serve(state, user, token, since, socket))),
         Err(WebSocketUpgradeRejection::ConnectionNotUpgradable(r)) => {
             Err(ApiError(StatusCode::UPGRADE_REQUIRED, "upgrade_required", r.body_text()))
         }
@@ -87,8 +93,32 @@ pub async fn events(
 fn frame(e: &Stamped) -> Message {
     Message::Text(Utf8Bytes::from(serde_json::to_string(e).unwrap_or_default()))
 }
-async fn serve(state: Arc<ApiState>, user: Principal, since: Option<u64>, mut socket: WebSocket) {
+/// Waits until `token` may have stopped working: a revocation signal, or its expiry.
+async fn token_check_due(revocations: &mut tokio::sync::watch::Receiver<u64>, expires_at: Option<i64>) {
+    let until_expiry = async {
+        match expires_at {
+            Some(at) => {
+                let ms = at.saturating_sub(huiliu_domain::now_millis()).max(0) as u64;
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        changed = revocations.changed() => {
+            if changed.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        _ = until_expiry => {}
+    }
+}
+
+async fn serve(state: Arc<ApiState>, user: Principal, token: String, since: Option<u64>, mut socket: WebSocket) {
     let hub = &state.flow.events;
+    let mut revocations = state.logins.revocations();
+    revocations.mark_unchanged();
+    let mut expires_at = state.logins.token_expiry(&token).await.ok().flatten();
     let mut sub = hub.resume_for(&user, since.unwrap_or(u64::MAX));
     state.metrics.stream_clients.inc();
     let guard = Subscribed(state.clone(), std::cell::Cell::new(sub.id));
@@ -140,6 +170,20 @@ async fn serve(state: Arc<ApiState>, user: Principal, since: Option<u64>, mut so
                     if socket.send(Message::Ping(Default::default())).await.is_err() {
                         return;
                     }
+                }
+                _ = token_check_due(&mut revocations, expires_at) => {
+                    if let Ok(Some(_)) = state.logins.resolve(&token).await {
+                        // Still good (another user's token ended, or the expiry moved).
+                        expires_at = state.logins.token_expiry(&token).await.ok().flatten();
+                        continue;
+                    }
+                    let reason = state.logins.why_ended(&token, &user.id).await;
+                    tracing::info!(user = %user.id, reason, "event stream closed: the token no longer works");
+                    let msg = json!({"type": "closed", "reason": reason});
+                    let _ = socket.send(Message::Text(msg.to_string().into())).await;
+                    let close = axum::extract::ws::CloseFrame { code: 4001, reason: Utf8Bytes::from(reason) };
+                    let _ = socket.send(Message::Close(Some(close))).await;
+                    return;
                 }
             }
         }

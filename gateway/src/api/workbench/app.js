@@ -2,7 +2,7 @@
 // buyer or a platform is put in the page with textContent, never as HTML.
 "use strict";
 
-const PLATFORM = { taobao: "淘宝", douyin: "抖音", jd: "京东" };
+const PLATFORM = { taobao: "淘宝", douyin: "抖音", jd: "京东", wechat_shop: "微信小店" };
 const STATE = { queued: "排队中", assigned: "接待中", bot: "机器人", off_hours: "非工作时间", closed: "已结束" };
 const DELIVERY = { pending: "发送中", sent: "已送达", failed: "发送失败" };
 const STATUS = { online: "在线", busy: "忙碌", away: "小休", offline: "离线" };
@@ -22,6 +22,7 @@ const st = {
   retry: 500,
   view: "desk",
   recent: [],
+  search: null,       // { params, offset } while the list shows search results
 };
 
 function h(tag, attrs, ...children) {
@@ -63,6 +64,43 @@ function clock(ms) {
 }
 function yuan(fen) { return fen === null || fen === undefined ? "" : "¥" + (fen / 100).toFixed(2); }
 
+// ---------------------------------------------------------------- words (GET /directory)
+// Display names by id and the zh-CN catalog of reason and error codes, from the daemon: the
+// same catalog `huiliu route explain` prints with (gateway/routing/src/reason.rs).
+
+// Before login the directory cannot be read: the login page's own refusals are known here.
+const dict = { names: { shops: {}, agents: {}, groups: {}, categories: {}, platforms: {} }, reasons: {},
+  errors: { bad_credentials: "账号或密码错误", too_many_attempts: "尝试次数过多，请稍后再试", invalid_body: "请填写账号和密码" } };
+async function loadDirectory() {
+  const r = await api("GET", "/directory");
+  if (r.ok) { dict.names = r.data.names; dict.reasons = r.data.reasons; Object.assign(dict.errors, r.data.errors); }
+}
+const TABLE_OF = { agent: "agents", next: "agents", last: "agents", group: "groups", duty: "groups", shop: "shops", platform: "platforms", category: "categories" };
+function nameOf(table, id) {
+  if (id === null || id === undefined || id === "") return "";
+  return (dict.names[table] && dict.names[table][id]) || (table === "platforms" && PLATFORM[id]) || id;
+}
+function showParam(key, v) {
+  const base = { want_shops: "shop", want_platforms: "platform", want_categories: "category" }[key] || key.replace(/s+$/, "");
+  if (String(v).includes("|")) return String(v).split("|").map(x => showParam(base, x)).join("、");
+  return TABLE_OF[base] ? nameOf(TABLE_OF[base], v) : v;
+}
+// A reason {code, params, inner} in Chinese; an unknown code shows as itself.
+function renderReason(r) {
+  if (!r || !r.code) return "";
+  const p = r.params || {}, t = dict.reasons[r.code];
+  if (!t) return (r.code + " " + Object.entries(p).map(([k, v]) => k + "=" + v).join(" ")).trim();
+  return t.replace(/\{([a-z_]+)\}/g, (m, k) => {
+    if (k === "inner") return r.inner ? renderReason(r.inner) : "";
+    if (k === "prefix") return p.prefix ? renderReason({ code: p.prefix, params: p }) : "";
+    return k in p ? showParam(k, p[k]) : m;
+  });
+}
+// An API refusal {code, message} in Chinese when the code is known.
+function errText(data, fallback) {
+  return (data && dict.errors[data.code]) || (data && data.message) || fallback || "操作失败";
+}
+
 // ---------------------------------------------------------------- login
 
 function showLogin(message) {
@@ -77,7 +115,7 @@ $("login-form").addEventListener("submit", async (e) => {
   $("login-submit").disabled = true;
   const r = await api("POST", "/auth/login", { user: $("login-user").value.trim(), password: $("login-password").value });
   $("login-submit").disabled = false;
-  if (!r.ok) { $("login-error").textContent = r.data.message || "登录失败"; return; }
+  if (!r.ok) { $("login-error").textContent = errText(r.data, "登录失败"); return; }
   st.token = r.data.token;
   sessionStorage.setItem("huiliu.token", st.token);
   $("login-password").value = "";
@@ -93,11 +131,25 @@ async function logout(expired) {
 }
 $("logout").addEventListener("click", () => logout(false));
 
+$("btn-password").addEventListener("click", () => {
+  $("pw-current").value = ""; $("pw-new").value = ""; $("pw-error").textContent = "";
+  $("dlg-password").showModal();
+});
+$("form-password").addEventListener("submit", async (e) => {
+  if (e.submitter && e.submitter.value === "cancel") return;
+  e.preventDefault();
+  const r = await api("POST", "/me/password", { current_password: $("pw-current").value, new_password: $("pw-new").value });
+  if (!r.ok) { $("pw-error").textContent = errText(r.data); return; }
+  $("dlg-password").close();
+  $("reply-note").textContent = "密码已修改";
+});
+
 async function start() {
   const r = await api("GET", "/me");
   if (!r.ok) return showLogin();
   st.me = r.data.user;
   st.seq = r.data.event_seq || 0;
+  await loadDirectory();
   $("login").hidden = true;
   $("app").hidden = false;
   $("me").textContent = st.me.name + "（" + (ROLE[st.me.role] || st.me.role) + "）";
@@ -112,7 +164,7 @@ async function start() {
 
 $("status").addEventListener("change", async () => {
   const r = await api("POST", "/agents/" + encodeURIComponent(st.me.id) + "/status", { status: $("status").value });
-  if (!r.ok) alert(r.data.message);
+  if (!r.ok) alert(errText(r.data));
 });
 
 // ---------------------------------------------------------------- event stream
@@ -131,6 +183,15 @@ function connect() {
     st.retry = Math.min(st.retry * 2, 10000);
   };
 }
+// The server closed the stream because the token stopped working: back to the login, saying why.
+const CLOSED = { revoked: "登录已失效（已退出或密码已重置），请重新登录", expired: "登录已过期，请重新登录",
+  user_disabled: "账号已被停用，请联系管理员", user_removed: "账号已被删除，请联系管理员" };
+function streamClosed(reason) {
+  if (st.ws) { st.ws.onclose = null; }
+  st.token = null;
+  sessionStorage.removeItem("huiliu.token");
+  showLogin(CLOSED[reason] || "连接已关闭，请重新登录");
+}
 function setConn(cls, text) { const c = $("conn"); c.className = "conn " + cls; c.textContent = text; }
 
 let reloadTimer = null;
@@ -139,12 +200,99 @@ function reloadSoon() {
   reloadTimer = setTimeout(() => { loadSessions(); if (st.view === "dash") loadDashboard(); }, 150);
 }
 
+// ---------------------------------------------------------------- alerts
+// Sound, desktop notification and a count in the tab title for: a new conversation given to
+// me, a transfer to me, my first reply overdue, and (leads) a dashboard alarm. Each switch is
+// kept per user in this browser (localStorage), on by default except desktop notifications
+// (the browser asks for permission when they are switched on).
+
+const ALERT_DEFAULTS = { sound: true, notify: false, title: true, new: true, transfer: true, overdue: true, dashboard: true };
+const ALERT_KEYS = Object.keys(ALERT_DEFAULTS);
+function alertPrefs() {
+  try {
+    return Object.assign({}, ALERT_DEFAULTS, JSON.parse(localStorage.getItem("huiliu.alerts." + (st.me && st.me.id)) || "{}"));
+  } catch (_) { return Object.assign({}, ALERT_DEFAULTS); }
+}
+function saveAlertPrefs(p) { localStorage.setItem("huiliu.alerts." + st.me.id, JSON.stringify(p)); }
+const BASE_TITLE = document.title;
+let unseenAlerts = 0;
+function setTitleCount() {
+  const show = alertPrefs().title && unseenAlerts > 0;
+  document.title = show ? "(" + unseenAlerts + ") " + BASE_TITLE : BASE_TITLE;
+}
+function seenAlerts() { unseenAlerts = 0; setTitleCount(); $("toast").hidden = true; }
+let audio = null;
+function beep(urgent) {
+  try {
+    audio = audio || new AudioContext();
+    const now = audio.currentTime;
+    for (const [i, f] of (urgent ? [880, 660, 880] : [660, 880]).entries()) {
+      const o = audio.createOscillator(), g = audio.createGain();
+      o.frequency.value = f;
+      g.gain.setValueAtTime(0.15, now + i * 0.18);
+      g.gain.exponentialRampToValueAtTime(0.001, now + i * 0.18 + 0.16);
+      o.connect(g).connect(audio.destination);
+      o.start(now + i * 0.18); o.stop(now + i * 0.18 + 0.17);
+    }
+  } catch (_) { /* no audio in this browser */ }
+}
+// kind: new | transfer | overdue | dashboard.
+function raiseAlert(kind, text, sessionId) {
+  const p = alertPrefs();
+  if (!p[kind]) return;
+  unseenAlerts += 1;
+  setTitleCount();
+  const t = $("toast");
+  t.className = "toast " + kind;
+  t.setAttribute("data-kind", kind);
+  t.textContent = "【提醒】" + text;   // no emoji: many office PCs lack an emoji font
+  t.hidden = false;
+  t.onclick = () => { seenAlerts(); if (sessionId) openSession(sessionId); };
+  if (p.sound) beep(kind === "overdue" || kind === "dashboard");
+  if (p.notify && "Notification" in window && Notification.permission === "granted") {
+    const n = new Notification("汇流", { body: text, tag: kind + ":" + (sessionId || "") });
+    n.onclick = () => { window.focus(); if (sessionId) openSession(sessionId); n.close(); };
+  }
+}
+document.addEventListener("visibilitychange", () => { if (!document.hidden && st.current) setTitleCount(); });
+function alertFor(e) {
+  const me = st.me && st.me.id;
+  if (e.type === "assigned" && e.agent === me) {
+    if (e.trigger === "transfer") raiseAlert("transfer", "会话 #" + e.session_id + " 转接给你了", e.session_id);
+    else raiseAlert("new", "新会话 #" + e.session_id + "（" + nameOf("groups", e.group) + "）", e.session_id);
+  } else if (e.type === "alert" && e.kind === "first_response_overdue" && e.detail === me) {
+    raiseAlert("overdue", "会话 #" + e.session_id + " 首次回复已超时，请尽快回复", e.session_id);
+  } else if (e.type === "alert" && st.me && st.me.role !== "agent" && e.kind !== "first_response_overdue") {
+    raiseAlert("dashboard", "看板告警：" + (e.detail || e.kind), e.session_id);
+  } else if (e.type === "alert" && st.me && st.me.role !== "agent") {
+    raiseAlert("dashboard", "看板告警：会话 #" + e.session_id + " 首次回复超时（" + nameOf("agents", e.detail) + "）", e.session_id);
+  }
+}
+$("btn-alerts").addEventListener("click", () => {
+  const p = alertPrefs();
+  for (const k of ALERT_KEYS) $("al-" + k).checked = !!p[k];
+  $("al-dashboard-row").hidden = st.me.role === "agent";
+  $("dlg-alerts").showModal();
+});
+$("al-notify").addEventListener("change", () => {
+  if ($("al-notify").checked && "Notification" in window && Notification.permission === "default") Notification.requestPermission();
+});
+$("form-alerts").addEventListener("submit", (e) => {
+  if (e.submitter && e.submitter.value === "cancel") return;
+  const p = {};
+  for (const k of ALERT_KEYS) p[k] = $("al-" + k).checked;
+  saveAlertPrefs(p);
+  setTitleCount();
+});
+
 function onEvent(e) {
   st.recent.push(e);            // the last events, for support (st.recent in the console)
   if (st.recent.length > 50) st.recent.shift();
   if (e.type === "hello") { return; }
+  if (e.type === "closed") { streamClosed(e.reason); return; }
   if (e.type === "resync") { st.seq = e.seq; reloadSoon(); if (st.current) openSession(st.current, true); return; }
   if (e.seq) st.seq = e.seq;
+  alertFor(e);
   switch (e.type) {
     case "message_in":
     case "assigned":
@@ -172,12 +320,60 @@ function onEvent(e) {
 // ---------------------------------------------------------------- session list
 
 async function loadSessions() {
+  if (st.search) return runSearch(false);
   const r = await api("GET", "/sessions?open=true&limit=200");
   if (!r.ok) return;
   st.sessions = r.data.sessions;
   st.sessions.sort((a, b) => (b.unread > 0) - (a.unread > 0) || b.last_message_at - a.last_message_at);
   renderList();
 }
+
+// ---------------------------------------------------------------- search (GET /sessions filters)
+// By nick, order number or phone tail (the server searches masked text only), platform, state
+// and the day a conversation came in, 50 a page; closed conversations included.
+
+const PAGE = 50;
+function searchParams() {
+  const p = new URLSearchParams();
+  const text = $("q-text").value.trim();
+  if (text) p.set($("q-kind").value, text);
+  if ($("q-platform").value) p.set("platform", $("q-platform").value);
+  if ($("q-state").value) p.set("state", $("q-state").value);
+  if ($("q-date").value) {
+    const from = new Date($("q-date").value + "T00:00:00+08:00").getTime();   // a Beijing day
+    p.set("from", from); p.set("to", from + 86400000);
+  }
+  return p;
+}
+async function runSearch(more) {
+  const p = new URLSearchParams(st.search.params);
+  p.set("limit", PAGE);
+  p.set("offset", more ? st.search.offset + PAGE : 0);
+  const r = await api("GET", "/sessions?" + p.toString());
+  if (!r.ok) { $("list-title").textContent = "搜索失败：" + errText(r.data); return; }
+  st.search.offset = Number(p.get("offset"));
+  st.sessions = more ? st.sessions.concat(r.data.sessions) : r.data.sessions;
+  $("list-title").textContent = "搜索结果";
+  $("q-clear").hidden = false;
+  $("q-more").hidden = r.data.sessions.length < PAGE;
+  renderList();
+}
+$("search").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const params = searchParams();
+  if (![...params.keys()].length) { clearSearch(); return; }
+  st.search = { params: params.toString(), offset: 0 };
+  runSearch(false);
+});
+function clearSearch() {
+  st.search = null;
+  $("q-text").value = ""; $("q-platform").value = ""; $("q-state").value = ""; $("q-date").value = "";
+  $("list-title").textContent = "会话";
+  $("q-clear").hidden = true; $("q-more").hidden = true;
+  loadSessions();
+}
+$("q-clear").addEventListener("click", clearSearch);
+$("q-more").addEventListener("click", () => runSearch(true));
 
 function renderList() {
   const ul = $("sessions");
@@ -211,16 +407,17 @@ setInterval(() => {
 // ---------------------------------------------------------------- chat
 
 async function openSession(id, keepScroll) {
+  if (st.current !== id) seenAlerts();
   st.current = id;
   renderList();
   const r = await api("GET", "/sessions/" + id);
-  if (!r.ok) { $("chat-empty").textContent = r.data.message; return; }
+  if (!r.ok) { $("chat-empty").textContent = errText(r.data); return; }
   st.detail = r.data;
   $("chat-empty").hidden = true;
   $("chat-main").hidden = false;
   const s = r.data.session, c = r.data.customer || {};
   $("chat-title").replaceChildren(h("span", { class: "badge " + s.platform }, PLATFORM[s.platform] || s.platform), " ",
-    c.nick || ("买家 " + c.id), " · 会话 #" + s.id, " · ", STATE[s.state] || s.state, s.agent ? " · " + s.agent : "");
+    c.nick || ("买家 " + c.id), " · 会话 #" + s.id, " · ", STATE[s.state] || s.state, s.agent ? " · " + nameOf("agents", s.agent) : "");
   const closed = s.state === "closed";
   for (const b of ["btn-send", "btn-transfer", "btn-close"]) $(b).disabled = closed;
   renderMessages(r.data.messages, keepScroll);
@@ -235,13 +432,22 @@ async function refreshMessages() {
   if (r.ok) renderMessages(r.data.messages, false);
 }
 
+// A buyer's picture as a thumbnail that opens large; product and order cards with their ids
+// (an order card also shows what the order events say of it: stage and amount).
 function renderContent(el) {
   switch (el.type) {
     case "text": return h("span", {}, el.text);
-    case "image": return h("img", { src: el.url, alt: el.fallback, loading: "lazy" });
-    case "product": return h("div", { class: "card product" }, h("b", {}, "商品"), el.title || el.product_id,
-      el.url ? h("div", {}, h("a", { href: el.url, target: "_blank", rel: "noopener" }, "查看商品")) : null);
-    case "order": return h("div", { class: "card order" }, h("b", {}, "订单"), el.order_id);
+    case "image": return h("img", { src: el.url, alt: el.fallback, loading: "lazy", class: "thumb", title: "点击查看大图",
+      onclick: () => { $("lightbox-img").src = el.url; $("lightbox-img").alt = el.fallback; $("dlg-image").showModal(); } });
+    case "product": return h("div", { class: "card product", "data-product": el.product_id }, h("b", {}, "商品"),
+      el.title ? h("div", {}, el.title) : null, h("div", { class: "id" }, "商品ID " + el.product_id),
+      el.url ? h("div", {}, h("a", { href: el.url, target: "_blank", rel: "noopener noreferrer" }, "查看商品")) : null);
+    case "order": {
+      const t = ((st.detail && st.detail.trades) || []).find(x => x.order_id === el.order_id);
+      return h("div", { class: "card order", "data-order": el.order_id }, h("b", {}, "订单"),
+        h("div", { class: "id" }, "订单号 " + el.order_id),
+        t ? h("div", { class: "sub" }, [t.stage, yuan(t.amount_fen)].filter(Boolean).join(" · ")) : null);
+    }
     case "emoji": return h("span", { title: el.code }, el.fallback);
     default: return h("span", {}, el.fallback || "");
   }
@@ -258,6 +464,7 @@ function renderMessages(messages, keepScroll) {
     return h("li", { class: cls, "data-message": m.id },
       h("div", { class: "bubble" }, (m.content && m.content.length ? m.content : [{ type: "text", text: m.text }]).map(renderContent)),
       h("div", { class: "meta" }, clock(m.created_at), m.direction === "out" ? " · " + (system ? "系统" : bot ? "智能客服" : (m.author || "")) : "",
+      h("div", { class: "meta" }, clock(m.created_at), m.direction === "out" ? " · " + (system ? "系统" : nameOf("agents", m.author)) : "",
         m.direction === "out" && d ? h("span", { class: "delivery " + d, "data-delivery": d, title: m.delivery_error || "" }, " · " + (DELIVERY[d] || d)) : null,
         d === "failed" && m.delivery_error ? h("span", { class: "delivery failed" }, "（" + m.delivery_error + "）") : null));
   }));
@@ -291,11 +498,46 @@ async function loadQuick(id) {
   const sel = $("quick");
   sel.replaceChildren(h("option", { value: "" }, "快捷短语…"));
   if (!r.ok) return;
+  quickReplies = r.data.replies;
+  $("quick-list").replaceChildren(...quickReplies.map(q => h("option", { value: q.title }, q.text.slice(0, 40))));
   for (const q of r.data.replies) {
     sel.append(h("option", { value: q.text, "data-id": q.id, title: q.missing.length ? "缺少：" + q.missing.join("、") : "" },
       q.title + (q.missing.length ? "（缺" + q.missing.join("、") + "）" : "")));
   }
 }
+// `/` searches the quick replies: a filtered list by title or text; Enter (or a pick) fills the box.
+let quickReplies = [];
+function fillQuick(q) { $("reply-text").value = q.text; $("reply-text").focus(); $("quick-search").value = ""; }
+$("quick-search").addEventListener("input", () => {
+  const v = $("quick-search").value.trim();
+  const exact = quickReplies.find(q => q.title === v);
+  if (exact) { fillQuick(exact); return; }
+  $("quick-list").replaceChildren(...quickReplies.filter(q => !v || q.title.includes(v) || q.text.includes(v))
+    .map(q => h("option", { value: q.title }, q.text.slice(0, 40))));
+});
+$("quick-search").addEventListener("keydown", (e) => {
+  if (e.key !== "Enter" || e.isComposing) return;
+  e.preventDefault();
+  const v = $("quick-search").value.trim();
+  const hit = quickReplies.find(q => q.title.includes(v) || q.text.includes(v));
+  if (hit) fillQuick(hit);
+});
+// Keyboard: Alt+N the next conversation with unread messages; `/` (outside a text field)
+// searches quick replies; Enter (and Ctrl+Enter) in the reply box sends (its own handler).
+function typing(t) { return t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable); }
+document.addEventListener("keydown", (e) => {
+  if (!st.token || st.view !== "desk") return;
+  if (e.altKey && (e.key === "n" || e.key === "N")) {
+    e.preventDefault();
+    const unread = st.sessions.filter(s => s.unread > 0);
+    const i = unread.findIndex(s => s.id === st.current);
+    const next = unread[(i + 1) % Math.max(1, unread.length)];
+    if (next) openSession(next.id);
+    return;
+  }
+  if (e.key === "/" && !typing(e.target) && st.current) { e.preventDefault(); $("quick-search").focus(); }
+});
+
 $("quick").addEventListener("change", () => {
   const v = $("quick").value;
   if (v) { $("reply-text").value = v; $("reply-text").focus(); }
@@ -333,17 +575,17 @@ function renderCustomer(d) {
   $("customer").replaceChildren(
     h("h3", {}, c.nick || ("买家 " + c.id)),
     h("dl", {},
-      h("dt", {}, "平台"), h("dd", {}, PLATFORM[c.platform] || c.platform, " · ", c.shop),
+      h("dt", {}, "平台"), h("dd", {}, nameOf("platforms", c.platform), " · ", nameOf("shops", c.shop)),
       h("dt", {}, "会员"), h("dd", {}, c.vip_level > 0 ? "VIP" + c.vip_level : "普通"),
       h("dt", {}, "粉丝"), h("dd", {}, c.fans_level > 0 ? "粉丝团 " + c.fans_level + " 级" : "—"),
       h("dt", {}, "累计消费"), h("dd", {}, yuan(c.lifetime_fen)),
-      h("dt", {}, "技能组"), h("dd", {}, s.skill_group || "—"),
-      h("dt", {}, "上次客服"), h("dd", {}, c.last_agent || "—")),
+      h("dt", {}, "技能组"), h("dd", { "data-group": s.skill_group || "" }, nameOf("groups", s.skill_group) || "—"),
+      h("dt", {}, "上次客服"), h("dd", {}, nameOf("agents", c.last_agent) || "—")),
     h("h4", {}, "标签"), h("div", {}, (c.tags || []).map(t => h("span", { class: "tag" }, t))), tags,
     h("h4", {}, "备注"), notes,
     h("div", {}, h("button", { id: "cust-save", onclick: async () => {
       const r = await api("PUT", "/customers/" + c.id + "/profile", { tags: tags.value.split(/[,，]/).map(x => x.trim()).filter(Boolean), notes: notes.value });
-      saved.textContent = r.ok ? " 已保存" : " " + r.data.message;
+      saved.textContent = r.ok ? " 已保存" : " " + errText(r.data);
     } }, "保存"), saved),
     h("h4", {}, "最近订单"), orders.length ? h("ul", {}, orders.slice(0, 5).map(t => h("li", {}, t.order_id || "", " ", t.stage, " ", yuan(t.amount_fen)))) : h("p", { class: "muted" }, "无"),
     h("h4", {}, "退款"), refunds.length ? h("ul", {}, refunds.slice(0, 5).map(t => h("li", {}, t.refund_id || t.order_id || "", " ", t.stage, " ", yuan(t.amount_fen)))) : h("p", { class: "muted" }, "无"),
@@ -351,12 +593,18 @@ function renderCustomer(d) {
       const r = await api("GET", "/customers/" + c.id + "/history?limit=20");
       if (r.ok) history.replaceChildren(...r.data.messages.map(m => h("li", {}, clock(m.created_at), " ", m.direction === "in" ? "买家：" : "回复：", m.text)));
     } }, "加载")), history,
-    h("h4", {}, "分配原因"), h("p", { class: "muted" }, whyText(d.decisions)));
+    h("h4", {}, "分配原因"), h("p", { class: "muted", id: "cust-why" }, whyText(d.decisions)));
 }
+// The last decision in Chinese: the steps on the way, then why; older decisions (recorded
+// before reason codes) show their English text.
 function whyText(decisions) {
   if (!decisions || !decisions.length) return "—";
-  const last = decisions[decisions.length - 1];
-  return last.why || JSON.stringify(last).slice(0, 200);
+  const last = decisions[decisions.length - 1], r = last.reasons;
+  if (!r || !r.why || !r.why.code) return last.why || "—";
+  const parts = (r.path || []).map(renderReason);
+  parts.push(renderReason(r.why));
+  const cat = r.category && r.category.code ? "（分类：" + nameOf("categories", last.category) + "，" + renderReason(r.category) + "）" : "";
+  return parts.join("；") + cat;
 }
 
 // ---------------------------------------------------------------- close / transfer / blacklist
@@ -364,7 +612,7 @@ function whyText(decisions) {
 $("btn-close").addEventListener("click", async () => {
   if (!st.current || !confirm("结束这个会话？")) return;
   const r = await api("POST", "/sessions/" + st.current + "/close");
-  if (!r.ok) alert(r.data.message);
+  if (!r.ok) alert(errText(r.data));
   st.current = null;
   $("chat-main").hidden = true;
   $("chat-empty").hidden = false;
@@ -379,7 +627,7 @@ $("btn-transfer").addEventListener("click", async () => {
   const groups = new Set();
   for (const a of agents.ok ? agents.data.agents : []) Object.keys(a.groups || {}).forEach(g => groups.add(g));
   if (routing && routing.session.skill_group) groups.add(routing.session.skill_group);
-  for (const g of groups) sel.append(h("option", { value: "group:" + g }, "技能组 " + g));
+  for (const g of groups) sel.append(h("option", { value: "group:" + g }, "技能组 " + nameOf("groups", g)));
   for (const a of agents.ok ? agents.data.agents : []) if (a.id !== st.me.id) sel.append(h("option", { value: "agent:" + a.id }, a.name + "（" + (STATUS[a.status] || a.status) + "）"));
   $("tr-error").textContent = "";
   $("dlg-transfer").showModal();
@@ -391,7 +639,7 @@ $("form-transfer").addEventListener("submit", async (e) => {
   const body = { problem: $("tr-problem").value, tried: $("tr-tried").value, expects: $("tr-expects").value };
   body[kind === "agent" ? "to_agent" : "to_group"] = id;
   const r = await api("POST", "/sessions/" + st.current + "/transfer", body);
-  if (!r.ok) { $("tr-error").textContent = r.data.message; return; }
+  if (!r.ok) { $("tr-error").textContent = errText(r.data); return; }
   $("dlg-transfer").close();
   loadSessions();
   openSession(st.current, true);
@@ -404,7 +652,7 @@ $("form-blacklist").addEventListener("submit", async (e) => {
   const d = st.detail, c = d.customer;
   const evidence = d.messages.filter(m => m.direction === "in").slice(-3).map(m => String(m.id));
   const r = await api("POST", "/blacklist", { platform: c.platform, shop: c.shop, buyer_id: c.buyer_id, level: $("bl-level").value, reason: $("bl-reason").value, evidence });
-  if (!r.ok) { $("bl-error").textContent = r.data.message; return; }
+  if (!r.ok) { $("bl-error").textContent = errText(r.data); return; }
   $("dlg-blacklist").close();
   $("reply-note").textContent = "拉黑申请已提交，等待组长审批";
 });
@@ -463,12 +711,51 @@ async function loadDashboard() {
   $("dash-blacklist").tBodies[0].replaceChildren(...(bl.ok ? bl.data.entries : []).map(e => h("tr", {},
     h("td", {}, PLATFORM[e.platform] || e.platform), h("td", {}, e.buyer_id), h("td", {}, e.level), h("td", {}, e.reason), h("td", {}, e.proposed_by),
     h("td", {}, h("button", { onclick: () => decide(e.id, "approve") }, "批准"), " ", h("button", { onclick: () => decide(e.id, "reject") }, "驳回")))));
+  loadCharts();
   $("dash-foot").textContent = "阈值：等待 > " + t.wait_alert_s + " 秒，待回复 > " + t.backlog_alert + " 个，首响 > " + t.first_response_alert_s
     + " 秒；响应数据为最近 " + d.window_minutes + " 分钟。更新于 " + clock(d.now);
 }
+// The day in pictures (GET /dashboard/series): one line per group in each of four charts.
+const CHARTS = [
+  ["chart-queued", (p) => p.queued],
+  ["chart-wait", (p) => p.longest_wait_s],
+  ["chart-frt", (p) => p.first_response_s === null ? null : Math.round(p.first_response_s * 10) / 10],
+  ["chart-rate", (p) => p.reply_rate === null ? null : Math.round(p.reply_rate * 100)],
+];
+const COLORS = ["#1664ff", "#f53f3f", "#00b42a", "#ff7d00", "#722ed1", "#14c9c9"];
+const charts = {};
+async function loadCharts() {
+  if (typeof uPlot === "undefined") return;
+  const r = await api("GET", "/dashboard/series?minutes=1440");
+  if (!r.ok) return;
+  const groups = r.data.groups;
+  const xs = [...new Set(groups.flatMap(g => g.points.map(p => p.at)))].sort((a, b) => a - b);
+  for (const [id, pick] of CHARTS) {
+    const data = [xs.map(t => t / 1000)];
+    for (const g of groups) {
+      const at = new Map(g.points.map(p => [p.at, pick(p)]));
+      data.push(xs.map(t => at.has(t) ? at.get(t) : null));
+    }
+    const key = groups.map(g => g.id).join(",");
+    const el = $(id);
+    if (charts[id] && charts[id].key === key) { charts[id].plot.setData(data); continue; }
+    if (charts[id]) charts[id].plot.destroy();
+    const opts = {
+      width: Math.max(280, el.clientWidth || 480), height: 200,
+      series: [{ label: "时间", value: (u, v) => v === null ? "—" : clock(v * 1000) }].concat(groups.map((g, i) =>
+        ({ label: g.name, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: false, points: { show: xs.length < 3 } }))),
+      axes: [{ values: (u, vals) => vals.map(v => clock(v * 1000).slice(0, 5)) }, {}],
+      scales: { x: { time: true } },
+    };
+    el.replaceChildren();
+    charts[id] = { key, plot: new uPlot(opts, data, el) };
+  }
+  $("charts").setAttribute("data-points", String(xs.length));
+}
+
 async function decide(id, action) {
   const r = await api("POST", "/blacklist/" + id + "/" + action, {});
-  if (!r.ok) alert(r.data.message);
+  if (!r.ok) alert(errText(r.data));
   loadDashboard();
 }
 setInterval(() => { if (st.view === "dash" && st.token) loadDashboard(); }, 5000);
