@@ -30,6 +30,13 @@ impl Flow {
     /// agent is needed for it), false when routing should take it.
     pub(super) async fn bot_turn(&self, session_id: i64) -> bool {
         let Some(kb) = self.knowledge.get().and_then(|k| k.current()) else { return false };
+        // Most messages belong to a conversation an agent already holds: answered from the
+        // engine's memory, without reading the session from the store.
+        if let Some(routing) = &self.routing
+            && matches!(routing.session(session_id).await, Some(huiliu_routing::SessionView::Assigned { .. }))
+        {
+            return false;
+        }
         let Ok(Some(session)) = self.store.session(session_id).await else { return false };
         let now = huiliu_domain::now_millis();
         let minute = huiliu_knowledge::beijing_minute(now);
