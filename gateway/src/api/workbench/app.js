@@ -463,8 +463,7 @@ function renderMessages(messages, keepScroll) {
     const d = m.delivery;
     return h("li", { class: cls, "data-message": m.id },
       h("div", { class: "bubble" }, (m.content && m.content.length ? m.content : [{ type: "text", text: m.text }]).map(renderContent)),
-      h("div", { class: "meta" }, clock(m.created_at), m.direction === "out" ? " · " + (system ? "系统" : bot ? "智能客服" : (m.author || "")) : "",
-      h("div", { class: "meta" }, clock(m.created_at), m.direction === "out" ? " · " + (system ? "系统" : nameOf("agents", m.author)) : "",
+      h("div", { class: "meta" }, clock(m.created_at), m.direction === "out" ? " · " + (system ? "系统" : bot ? "智能客服" : nameOf("agents", m.author)) : "",
         m.direction === "out" && d ? h("span", { class: "delivery " + d, "data-delivery": d, title: m.delivery_error || "" }, " · " + (DELIVERY[d] || d)) : null,
         d === "failed" && m.delivery_error ? h("span", { class: "delivery failed" }, "（" + m.delivery_error + "）") : null));
   }));
