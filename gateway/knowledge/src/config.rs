@@ -400,22 +400,7 @@ impl FaqConfig {
     }
 }
 
-/// The `{name}` placeholders of a template, in order.
-pub fn placeholders(text: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find('{') {
-        let after = &rest[start + 1..];
-        match after.find('}') {
-            Some(end) => {
-                out.push(&after[..end]);
-                rest = &after[end + 1..];
-            }
-            None => break,
-        }
-    }
-    out
-}
+pub use huiliu_domain::text::placeholders;
 
 #[cfg(test)]
 mod tests {

@@ -67,30 +67,13 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<QuickReply>, Vec<ConfigError>
         if r.text.trim().is_empty() {
             errors.push(err("text", "must not be empty".into()));
         }
-        for v in variables(&r.text) {
+        for v in huiliu_domain::text::placeholders(&r.text) {
             if !VARIABLES.contains(&v) {
                 errors.push(err("text", format!("unknown variable {{{v}}} (known: {})", VARIABLES.join(", "))));
             }
         }
     }
     if errors.is_empty() { Ok(parsed.reply) } else { Err(errors) }
-}
-
-/// The `{name}` variables in a template.
-fn variables(text: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find('{') {
-        let after = &rest[start + 1..];
-        match after.find('}') {
-            Some(end) => {
-                out.push(&after[..end]);
-                rest = &after[end + 1..];
-            }
-            None => break,
-        }
-    }
-    out
 }
 
 /// A template filled in for one session.
@@ -155,7 +138,7 @@ mod tests {
         assert!(text[0].contains("unknown variable {nick}"), "{text:?}");
         assert!(parse("[[reply]]\nid = \"a\"\ntitle = \"A\"\ntext = \"{buyer}\"\n", "q").is_ok());
         for d in defaults() {
-            assert!(variables(&d.text).iter().all(|v| VARIABLES.contains(v)), "{}", d.id);
+            assert!(huiliu_domain::text::placeholders(&d.text).iter().all(|v| VARIABLES.contains(v)), "{}", d.id);
         }
     }
 }
