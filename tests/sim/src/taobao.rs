@@ -98,8 +98,10 @@ pub(crate) struct Shared {
     user_id: i64,
     tokens: Mutex<Tokens>,
     tmc: Mutex<TmcState>,
-    /// Bumped on every confirm; `wait_confirmed` watches it.
-    confirms: watch::Sender<u64>,
+    /// Who waits for which message's confirm: each confirm wakes only its own waiters (a
+    /// broadcast to every waiter made the simulator, not the gateway, the bottleneck of a paced
+    /// TMC run: thousands of waiters woken per confirm).
+    waiters: Mutex<HashMap<i64, Vec<tokio::sync::oneshot::Sender<()>>>>,
     shutdown: watch::Sender<bool>,
     seq: AtomicU64,
     active_push: AtomicBool,
@@ -205,17 +207,25 @@ impl Shared {
     }
 
     async fn wait_confirmed(&self, id: i64, timeout: Duration) -> bool {
-        let mut rx = self.confirms.subscribe();
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            rx.borrow_and_update();
-            if self.is_confirmed(id) {
-                return true;
-            }
-            match tokio::time::timeout_at(deadline, rx.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) | Err(_) => return self.is_confirmed(id),
-            }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // Registered before the check, so a confirm in between is not missed.
+        self.waiters.lock().unwrap_or_else(|p| p.into_inner()).entry(id).or_default().push(tx);
+        if self.is_confirmed(id) {
+            self.waiters.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            return true;
+        }
+        if matches!(tokio::time::timeout(timeout, rx).await, Ok(Ok(()))) {
+            return true;
+        }
+        self.waiters.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        self.is_confirmed(id)
+    }
+
+    /// Wakes whoever waits for `id`'s confirm.
+    pub(crate) fn wake_confirmed(&self, id: i64) {
+        let waiting = self.waiters.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        for w in waiting.into_iter().flatten() {
+            let _ = w.send(());
         }
     }
 
@@ -343,7 +353,7 @@ impl TaobaoSim {
                 redeliveries: 0,
                 sessions: Vec::new(),
             }),
-            confirms: watch::Sender::new(0),
+            waiters: Mutex::new(HashMap::new()),
             shutdown: watch::Sender::new(false),
             seq: AtomicU64::new(1),
             active_push: AtomicBool::new(true),

@@ -120,7 +120,7 @@ impl Shared {
             m.state = MsgState::Confirmed;
             tmc.confirmed.push(id);
             drop(tmc);
-            self.confirms.send_modify(|n| *n += 1);
+            self.wake_confirmed(id);
         }
         Ok(())
     }
