@@ -122,6 +122,9 @@ struct Tokens {
 pub(crate) struct TmcState {
     next_id: i64,
     messages: BTreeMap<i64, TmcMessage>,
+    /// Ids not confirmed yet (pending or in flight), in id order: what a push looks through,
+    /// instead of every message ever enqueued.
+    unconfirmed: std::collections::BTreeSet<i64>,
     confirmed: Vec<i64>,
     redeliveries: u32,
     sessions: Vec<tmc::Session>,
@@ -182,6 +185,7 @@ impl Shared {
         let mut tmc = self.tmc();
         let id = tmc.next_id;
         tmc.next_id += 1;
+        tmc.unconfirmed.insert(id);
         tmc.messages.insert(
             id,
             TmcMessage {
@@ -349,6 +353,7 @@ impl TaobaoSim {
             tmc: Mutex::new(TmcState {
                 next_id: FIRST_TMC_ID,
                 messages: BTreeMap::new(),
+                unconfirmed: Default::default(),
                 confirmed: Vec::new(),
                 redeliveries: 0,
                 sessions: Vec::new(),

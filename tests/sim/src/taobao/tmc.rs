@@ -85,8 +85,9 @@ impl Shared {
         let now = Instant::now();
         let after = self.redeliver_after();
         let due: Vec<i64> = tmc
-            .messages
-            .values()
+            .unconfirmed
+            .iter()
+            .filter_map(|id| tmc.messages.get(id))
             .filter(|m| match m.state {
                 MsgState::Pending => true,
                 MsgState::InFlight { since, .. } => stale_too && now.duration_since(since) >= after,
@@ -118,6 +119,7 @@ impl Shared {
         let Some(m) = tmc.messages.get_mut(&id) else { return Err(format!("tmc confirm: unknown id {id}")) };
         if m.state != MsgState::Confirmed {
             m.state = MsgState::Confirmed;
+            tmc.unconfirmed.remove(&id);
             tmc.confirmed.push(id);
             drop(tmc);
             self.wake_confirmed(id);
