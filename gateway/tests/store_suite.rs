@@ -258,6 +258,29 @@ suite! {
         assert_eq!((inbound, outbound), (16 * 60 + 1, 40));
     };
 
+    routing_reads_what_it_needs_in_one_query => |store: Store| async move {
+        let ItemOutcome::Message { session_id, customer_id, .. } = one(&store, chat("m1", "b1", "发货了吗"), Screen::Pass, T0).await else { panic!() };
+        one(&store, chat("m2", "b1", "在吗"), Screen::Pass, T0 + 1).await;
+        let i = store.routing_inputs(session_id).await.unwrap().unwrap();
+        assert_eq!(i.state, SessionState::Queued);
+        assert_eq!((i.platform.as_str(), i.shop.as_str(), i.buyer_id.as_str()), ("douyin", "dy-1", "b1"));
+        assert_eq!((i.customer_id, i.vip_level, i.fans_level), (customer_id, 2, 0));
+        assert_eq!(i.first_text, "发货了吗", "the first buyer message, not the latest");
+        assert!(!i.has_open_refund && i.last_agent.is_none());
+        // The same answers as the separate reads it replaces.
+        assert_eq!(i.first_text, store.first_inbound_text(session_id).await.unwrap());
+        let refund = trade("r1", "b1", EventKind::Refund(RefundEvent { stage: RefundStage::Requested, refund_id: "R9".into(), order_id: None, amount_fen: Some(100) }));
+        one(&store, refund, Screen::Pass, T0 + 2).await;
+        assert!(store.routing_inputs(session_id).await.unwrap().unwrap().has_open_refund);
+        let done = trade("r2", "b1", EventKind::Refund(RefundEvent { stage: RefundStage::Succeeded, refund_id: "R9".into(), order_id: None, amount_fen: Some(100) }));
+        one(&store, done, Screen::Pass, T0 + 3).await;
+        assert!(!store.routing_inputs(session_id).await.unwrap().unwrap().has_open_refund, "a finished refund is not open");
+        store.assign(session_id, Some("presales"), "a1", 0, None, T0 + 4).await.unwrap();
+        let i = store.routing_inputs(session_id).await.unwrap().unwrap();
+        assert_eq!((i.state, i.last_agent.as_deref(), i.last_agent_at), (SessionState::Assigned, Some("a1"), Some(T0 + 4)));
+        assert!(store.routing_inputs(session_id + 1000).await.unwrap().is_none());
+    };
+
     dead_letters_are_kept_once => |store: Store| async move {
         let dl = DeadLetter { reason: "bad json".into(), event_id: Some("x1".into()), raw: b"{nope".to_vec() };
         for _ in 0..2 {

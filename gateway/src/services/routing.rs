@@ -128,16 +128,30 @@ impl Routing {
         if self.engine.lock().await.session(session_id as u64).is_some() {
             return Vec::new();
         }
-        let Ok(Some(session)) = self.store.session(session_id).await else { return Vec::new() };
-        if matches!(session.state, SessionState::Closed | SessionState::Bot | SessionState::Assigned) {
-            return Vec::new();
-        }
-        let conversation = match conversation(&self.store, &session).await {
-            Ok(c) => c,
+        let inputs = match self.store.routing_inputs(session_id).await {
+            Ok(Some(i)) => i,
+            Ok(None) => return Vec::new(),
             Err(e) => {
                 tracing::error!(session = session_id, "cannot read the session for routing: {e}");
                 return Vec::new();
             }
+        };
+        if matches!(inputs.state, SessionState::Closed | SessionState::Bot | SessionState::Assigned) {
+            return Vec::new();
+        }
+        let conversation = Conversation {
+            session: session_id as u64,
+            platform: inputs.platform,
+            shop: inputs.shop,
+            buyer: inputs.buyer_id,
+            text: inputs.first_text,
+            vip_level: inputs.vip_level.clamp(0, i64::from(u32::MAX)) as u32,
+            fans_level: inputs.fans_level.clamp(0, i64::from(u32::MAX)) as u32,
+            tags: inputs.tags,
+            has_open_refund: inputs.has_open_refund,
+            returning: inputs.last_agent.is_some(),
+            last_agent: inputs.last_agent,
+            last_agent_at: inputs.last_agent_at,
         };
         let mut engine = self.engine.lock().await;
         // A session the engine took meanwhile (a second message) is not a new arrival.

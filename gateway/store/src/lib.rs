@@ -28,6 +28,7 @@ mod sessions;
 mod tokens;
 mod workbench;
 
+pub use customers::RoutingInputs;
 pub use workbench::ResponseStats;
 
 use std::str::FromStr;
