@@ -253,12 +253,12 @@ fn agents_reply_as_their_own_sub_account_and_a_transfer_hands_the_buyer_over_on_
     });
     assert_eq!(forward.buyer_id, "cntaobao买家AAHbuyer7", "{forward:?}");
     assert_eq!(forward.content, "cntaobaotbshop:阿强", "handed to b1's account: {forward:?}");
-    assert_eq!(
-        daemon.metric(r#"huiliu_platform_transfers_total{platform="taobao",reason="delivered"}"#),
-        1.0,
-        "{}",
-        daemon.log_text()
-    );
+    // Counted once the platform's answer is back, a moment after the simulator saw the call.
+    daemon.wait_for("the platform transfer counted as delivered", 10, || {
+        let n = daemon.metric(r#"huiliu_platform_transfers_total{platform="taobao",reason="delivered"}"#);
+        (n >= 1.0).then_some(n)
+    });
+    assert_eq!(daemon.metric(r#"huiliu_platform_transfers_total{platform="taobao",reason="delivered"}"#), 1.0);
     // b1 now answers as b1.
     let (status, body) = daemon.api(
         "POST",
