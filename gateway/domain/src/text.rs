@@ -27,6 +27,25 @@ pub fn placeholders(text: &str) -> Vec<&str> {
     out
 }
 
+/// `s` as a TOML basic string (`"…"`, quotes, backslashes and control characters escaped), for
+/// the config files the daemon writes (users.toml edits, `huiliu faq import`).
+pub fn toml_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -36,6 +55,12 @@ mod tests {
         assert_eq!(placeholders("亲 {buyer}，订单 {order} 已发货"), ["buyer", "order"]);
         assert_eq!(placeholders("{a}{b} {c"), ["a", "b"]);
         assert!(placeholders("没有").is_empty());
+    }
+
+    #[test]
+    fn toml_strings_escape_what_toml_requires() {
+        assert_eq!(toml_string("小美"), "\"小美\"");
+        assert_eq!(toml_string("a\"b\\c\nd\te\u{7f}"), "\"a\\\"b\\\\c\\nd\\te\\u007F\"");
     }
 
     #[test]

@@ -113,21 +113,7 @@ fn records(text: &str) -> Result<Vec<Vec<String>>, (usize, String)> {
 
 /// Writes entries as `[[entry]]` tables, for `huiliu faq import` (to paste into faq.toml).
 pub fn to_toml(entries: &[Entry]) -> String {
-    let quote = |s: &str| {
-        let mut out = String::from("\"");
-        for c in s.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\t' => out.push_str("\\t"),
-                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04X}", c as u32)),
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-        out
-    };
+    let quote = huiliu_domain::text::toml_string;
     let mut out = String::new();
     for e in entries {
         out.push_str("[[entry]]\n");

@@ -7,23 +7,7 @@ use std::path::Path;
 
 use super::auth::{UserConfig, parse_users};
 
-/// A TOML basic string.
-fn quoted(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+use huiliu_domain::text::toml_string as quoted;
 
 /// The `[[user]]` block of `user`, as written for a new user.
 fn block(u: &UserConfig) -> String {
