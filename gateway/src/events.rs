@@ -15,7 +15,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 
 use huiliu_domain::{Principal, Role};
@@ -27,7 +27,7 @@ pub const RING: usize = 8192;
 pub const CLIENT_QUEUE: usize = 1024;
 
 /// Something happened that a listener may want to show.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum GatewayEvent {
     /// A buyer message was stored. `event_id` is the platform's own message id (what the
@@ -95,7 +95,8 @@ pub struct Audience {
 /// A numbered event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Stamped {
-    /// 1, 2, 3… in publishing order, for this process.
+    /// 1, 2, 3… in publishing order: for this process, or in a cluster the event stream's
+    /// sequence (the same number on every node).
     pub seq: u64,
     /// When it was published (ms).
     pub at: i64,
@@ -164,6 +165,9 @@ struct HubState {
 pub struct EventHub {
     state: Arc<Mutex<HubState>>,
     tx: broadcast::Sender<Arc<Stamped>>,
+    /// In a cluster: where [`EventHub::send`] hands events (to the cluster's stream); the hub
+    /// is then fed by [`EventHub::ingest`] in the stream's order.
+    global: Arc<std::sync::OnceLock<mpsc::UnboundedSender<GatewayEvent>>>,
 }
 
 /// A resume point older than the hub remembers: the client must reload its lists.
@@ -180,7 +184,7 @@ impl Default for EventHub {
 
 impl EventHub {
     pub fn new() -> EventHub {
-        EventHub { state: Arc::default(), tx: broadcast::channel(4096).0 }
+        EventHub { state: Arc::default(), tx: broadcast::channel(4096).0, global: Arc::default() }
     }
 
     /// Records where open sessions are (at start, from the store), so that their events reach
@@ -192,9 +196,45 @@ impl EventHub {
         }
     }
 
-    /// Publishes an event.
+    /// Publishes an event. In a cluster it goes to the cluster's stream first and is numbered
+    /// when it comes back (the answer is then 0).
     pub fn send(&self, event: GatewayEvent) -> u64 {
+        if let Some(global) = self.global.get() {
+            let _ = global.send(event);
+            return 0;
+        }
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let seq = st.seq + 1;
+        self.publish(&mut st, seq, huiliu_domain::now_millis(), event);
+        seq
+    }
+
+    /// From now on events go to `global` (the cluster's stream) and come back through
+    /// [`EventHub::ingest`].
+    pub fn go_global(&self, global: mpsc::UnboundedSender<GatewayEvent>) {
+        let _ = self.global.set(global);
+    }
+
+    /// Whether events are numbered by the cluster's stream (the same on every node).
+    pub fn is_global(&self) -> bool {
+        self.global.get().is_some()
+    }
+
+    /// An event from the cluster's stream, numbered `seq` there; one already seen is ignored.
+    pub fn ingest(&self, seq: u64, at: i64, event: GatewayEvent) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if seq > st.seq {
+            self.publish(&mut st, seq, at, event);
+        }
+    }
+
+    /// A stream sequence number this node cannot read (skipped, so later ones still count).
+    pub fn skip(&self, seq: u64) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.seq = st.seq.max(seq);
+    }
+
+    fn publish(&self, st: &mut HubState, seq: u64, at: i64, event: GatewayEvent) {
         let audience = match &event {
             GatewayEvent::Assigned { session_id, agent, group, .. } => {
                 let a = Audience { agent: Some(agent.clone()), group: Some(group.clone()) };
@@ -219,8 +259,8 @@ impl EventHub {
                 None => Audience::default(),
             },
         };
-        st.seq += 1;
-        let stamped = Arc::new(Stamped { seq: st.seq, at: huiliu_domain::now_millis(), audience, event });
+        st.seq = seq;
+        let stamped = Arc::new(Stamped { seq, at, audience, event });
         if st.ring.len() == RING {
             st.ring.pop_front();
         }
@@ -228,7 +268,6 @@ impl EventHub {
         // Sent under the lock: subscribers see events in `seq` order.
         let _ = self.tx.send(stamped.clone());
         st.deliver(&stamped);
-        st.seq
     }
 
     /// Live events from now on.

@@ -13,7 +13,8 @@
 //! 2. the edge: `api/` (the HTTP surface and `/api/v1`), `ingress/` (pushes and channels);
 //! 3. the flow: `flow/` — the one inbound flow and the one reply door;
 //! 4. services and workers: `services/`, `outbox/`;
-//! 5. infrastructure: `plugins/` (the plugin host), `events.rs`, `metrics.rs`;
+//! 5. infrastructure: `plugins/` (the plugin host), `events.rs`, `metrics.rs`, `cluster/`
+//!    (leases and NATS, for several nodes);
 //!
 //! and below them the crates `huiliu-store`, `huiliu-routing`, `huiliu-privacy`, `huiliu-domain`,
 //! `huiliu-sdk`.
@@ -25,6 +26,7 @@
 #![deny(unsafe_code)]
 
 pub mod api;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod events;
@@ -72,6 +74,8 @@ pub struct Gateway {
     router: axum::Router,
     /// Actions the routing restore produced, applied once background work starts.
     restore_actions: Mutex<Vec<huiliu_routing::Action>>,
+    /// In a cluster: this node's leases and its NATS connection.
+    pub cluster: Option<(Arc<cluster::Leases>, cluster::Bus)>,
 }
 
 /// Why the gateway could not start.
@@ -85,6 +89,8 @@ pub enum StartError {
     Filters(String),
     #[error("routing could not be restored: {0}")]
     Routing(String),
+    #[error("cannot join the cluster: {0}")]
+    Cluster(String),
 }
 
 impl Gateway {
@@ -114,6 +120,17 @@ impl Gateway {
             .then(|| huiliu_privacy::seal::Sealer::from_hex(&config.privacy.seal_key))
             .transpose()
             .map_err(|e| StartError::Filters(format!("privacy.seal_key: {e}")))?;
+        let cluster = match &config.cluster {
+            Some(c) => {
+                let bus = cluster::Bus::connect(c).await.map_err(StartError::Cluster)?;
+                let address = if c.advertise.is_empty() { config.server.listen.clone() } else { c.advertise.clone() };
+                let leases = Arc::new(cluster::Leases::new(store.clone(), c, address, metrics.clone()));
+                bus.carry_events(&events, metrics.clone());
+                tracing::info!(node = %c.node_id, nats = %c.nats_url, cluster = %c.name, "cluster node");
+                Some((leases, bus))
+            }
+            None => None,
+        };
         let (routing, restore_actions) = match &config.routing {
             Some(routing) => {
                 let now = huiliu_domain::now_millis();
@@ -121,7 +138,17 @@ impl Gateway {
                     services::routing::Routing::restore(routing.clone(), &store, metrics.clone(), events.clone(), now)
                         .await
                         .map_err(StartError::Routing)?;
-                (Some(Arc::new(r)), actions)
+                match &cluster {
+                    // The routing leader rebuilds the engine when it takes the lease.
+                    Some((leases, bus)) => (
+                        Some(Arc::new(r.in_cluster(services::routing::RoutingCluster {
+                            bus: bus.clone(),
+                            leases: leases.clone(),
+                        }))),
+                        Vec::new(),
+                    ),
+                    None => (Some(Arc::new(r)), actions),
+                }
             }
             None => (None, Vec::new()),
         };
@@ -157,6 +184,7 @@ impl Gateway {
             http,
             status: status.clone(),
             request_timeout_ms: config.outbox.request_timeout_ms,
+            leases: cluster.as_ref().map(|(l, _)| l.clone()),
         });
         let serving = reload::Serving {
             host: host.clone(),
@@ -217,6 +245,7 @@ impl Gateway {
             status: status.clone(),
             reloader: reload.clone(),
             image_origins: config.api.image_origins.clone(),
+            cluster: cluster.clone(),
         };
         let push = Arc::new(ingress::push::PushState {
             flow: flow.clone(),
@@ -242,6 +271,7 @@ impl Gateway {
             dashboard,
             router,
             restore_actions: Mutex::new(restore_actions),
+            cluster,
         }))
     }
 
@@ -258,6 +288,10 @@ impl Gateway {
     /// Starts the channels, the live reload, routing's deadlines, the outbox worker, the token
     /// refresher, the follow-ups on order events and the idle-session sweeper.
     pub fn spawn_background(self: &Arc<Self>) {
+        if let Some((leases, bus)) = &self.cluster {
+            tokio::spawn(leases.clone().run());
+            tokio::spawn(self.flow.clone().lead_routing(leases.clone(), bus.clone()));
+        }
         ingress::channels::spawn_all(&self.channels);
         tokio::spawn(reload::watch(self.reload.clone()));
         let (flow, restored) =

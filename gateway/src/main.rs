@@ -107,6 +107,11 @@ enum Command {
         #[command(subcommand)]
         command: RouteCommand,
     },
+    /// Several nodes: `huiliu cluster status --config DIR` lists nodes, leases, epochs and ages.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
     /// Inspect connector plugins.
     Plugins {
         #[command(subcommand)]
@@ -297,6 +302,12 @@ enum FaqCommand {
 }
 
 #[derive(Subcommand)]
+enum ClusterCommand {
+    /// The nodes seen, the leases with holder, epoch and age, from the shared database.
+    Status(ConfigArg),
+}
+
+#[derive(Subcommand)]
 enum PluginsCommand {
     /// List loaded plugins and rejected files with the reason.
     List(ConfigArg),
@@ -308,6 +319,9 @@ fn main() -> ExitCode {
         Command::Serve(a) => serve(a),
         Command::Check(a) => check(a),
         Command::Plugins { command: PluginsCommand::List(a) } => plugins_list(a),
+        Command::Cluster { command: ClusterCommand::Status(a) } => {
+            ops_command(&a, |cfg| async move { huiliu_gateway::ops::cluster_status(&cfg).await })
+        }
         Command::Mask(a) => mask(a),
         Command::Faq { command } => faq(command),
         Command::Backup { config, to } => {
@@ -436,6 +450,10 @@ fn serve(a: ConfigArg) -> ExitCode {
         // The peer's address reaches the handlers (the login limiter counts per address).
         let app = gateway.app().into_make_service_with_connect_info::<std::net::SocketAddr>();
         let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await;
+        if let Some((leases, _)) = &gateway.cluster {
+            // The other nodes take over at once instead of waiting the leases out.
+            leases.release_all().await;
+        }
         match served {
             Ok(()) => {
                 tracing::info!("huiliu stopped");

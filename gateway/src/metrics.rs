@@ -123,6 +123,27 @@ pub struct Metrics {
     pub stream_clients: Gauge,
     /// Open conversations waiting for an answer, as of the last dashboard read.
     pub backlog: Gauge,
+    /// Cluster leases this node holds now (`kind`: `routing`, `channel`).
+    pub cluster_leases_held: Family<KindLabels, Gauge>,
+    /// Cluster leases this node took (`kind`); one taken under an epoch above 1 is a takeover.
+    pub cluster_lease_takeovers: Family<KindLabels, Counter>,
+    /// Cluster leases this node lost before it let them go (`kind`; a failed renewal, a pause).
+    pub cluster_leases_lost: Family<KindLabels, Counter>,
+    /// Routing writes refused because this node's lease was no longer current (`kind`:
+    /// `assign`, `unassign`, `queue`), and assignments refused by the store's cap or claim check.
+    pub cluster_fenced_writes: Family<KindLabels, Counter>,
+    /// Events this node published to the cluster's event stream.
+    pub cluster_events_published: Counter,
+    /// Events this node received from the cluster's event stream.
+    pub cluster_events_received: Counter,
+    /// Routing requests forwarded to the routing leader (`kind`: the operation), by result.
+    pub cluster_forwarded: Family<KindResultLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindResultLabels {
+    pub kind: String,
+    pub result: String,
 }
 
 impl Default for Metrics {
@@ -168,7 +189,41 @@ impl Metrics {
             logins: Family::default(),
             stream_clients: Gauge::default(),
             backlog: Gauge::default(),
+            cluster_leases_held: Family::default(),
+            cluster_lease_takeovers: Family::default(),
+            cluster_leases_lost: Family::default(),
+            cluster_fenced_writes: Family::default(),
+            cluster_events_published: Counter::default(),
+            cluster_events_received: Counter::default(),
+            cluster_forwarded: Family::default(),
         };
+        registry.register("cluster_leases_held", "Cluster leases this node holds", m.cluster_leases_held.clone());
+        registry.register(
+            "cluster_lease_takeovers",
+            "Cluster leases this node took (epoch above 1: from another holder)",
+            m.cluster_lease_takeovers.clone(),
+        );
+        registry.register("cluster_leases_lost", "Cluster leases this node lost", m.cluster_leases_lost.clone());
+        registry.register(
+            "cluster_fenced_writes",
+            "Routing writes the store refused: stale lease epoch, agent cap or session already claimed",
+            m.cluster_fenced_writes.clone(),
+        );
+        registry.register(
+            "cluster_events_published",
+            "Events published to the cluster's event stream",
+            m.cluster_events_published.clone(),
+        );
+        registry.register(
+            "cluster_events_received",
+            "Events received from the cluster's event stream",
+            m.cluster_events_received.clone(),
+        );
+        registry.register(
+            "cluster_forwarded",
+            "Routing requests forwarded to the routing leader",
+            m.cluster_forwarded.clone(),
+        );
         registry.register("plugin_panics", "Panics caught inside plugin calls", m.plugin_panics.clone());
         registry.register("plugins_loaded", "Plugin libraries loaded", m.plugins_loaded.clone());
         registry.register(

@@ -188,3 +188,45 @@ pub async fn erase_buyer(
         None => Err(format!("nothing is stored about {}", buyer.subject())),
     }
 }
+
+/// `huiliu cluster status`: the nodes and leases as the shared database has them.
+pub async fn cluster_status(cfg: &GatewayConfig) -> Result<String, String> {
+    let Some(cluster) = &cfg.cluster else {
+        return Err("no [cluster] section in huiliu.toml: this daemon runs as one node".into());
+    };
+    let url = cfg.store_url();
+    let store = Store::open(&url, StoreOptions::default()).await.map_err(|e| e.to_string())?;
+    let view = store.cluster_view().await.map_err(|e| e.to_string())?;
+    let secs = |ms: i64| format!("{:.1}s", ms as f64 / 1000.0);
+    let mut out = format!(
+        "cluster {} (this config: node {}), database {}\n",
+        cluster.name,
+        cluster.node_id,
+        crate::redact_url(&url)
+    );
+    out.push_str(&format!("\nnodes ({}):\n", view.nodes.len()));
+    for n in &view.nodes {
+        let age = view.now - n.seen_at;
+        let state = if age <= cluster.lease_ttl_ms as i64 { "alive" } else { "silent" };
+        out.push_str(&format!(
+            "  {:<16} {:<22} {state:<6} last seen {} ago, up {}\n",
+            n.node,
+            n.address,
+            secs(age),
+            secs(view.now - n.started_at)
+        ));
+    }
+    out.push_str(&format!("\nleases ({}):\n", view.leases.len()));
+    for l in &view.leases {
+        let left = l.expires_at - view.now;
+        let state = if left > 0 { format!("expires in {}", secs(left)) } else { "lapsed".to_owned() };
+        out.push_str(&format!(
+            "  {:<40} holder {:<16} epoch {:<5} held for {}, {state}\n",
+            l.name,
+            l.holder,
+            l.epoch,
+            secs(view.now - l.acquired_at)
+        ));
+    }
+    Ok(out.trim_end().to_owned())
+}

@@ -639,3 +639,75 @@ mod erasure {
         }
     }
 }
+
+/// Several nodes: a lease is held by one node at a time under a rising epoch, and a routing write
+/// under a stale epoch, above the agent's cap or of a session already claimed writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_leases_fence_stale_holders_and_caps_hold_under_concurrent_assignments() {
+    use huiliu_store::{Fence, FencedAssign, StoreError};
+    let Some(f) = postgres().await else { return };
+    let store = f.store.clone();
+    let session = |o: ItemOutcome| match o {
+        ItemOutcome::Message { session_id, .. } => session_id,
+        other => panic!("{other:?}"),
+    };
+    let mut sessions = Vec::new();
+    for i in 0..12 {
+        sessions.push(session(one(&store, chat(&format!("m{i}"), &format!("b{i}"), "在吗"), Screen::Pass, T0).await));
+    }
+    // Node a takes the lease; b cannot while it is held.
+    assert_eq!(store.lease_acquire("routing", "a", 400).await.unwrap(), Some(1));
+    assert_eq!(store.lease_acquire("routing", "b", 400).await.unwrap(), None);
+    let a = Fence { lease: "routing".into(), holder: "a".into(), epoch: 1 };
+    assert!(store.lease_renew(&a, 400).await.unwrap());
+    let assign = |sid: i64, agent: &'static str, cap: u32| FencedAssign {
+        session_id: sid,
+        group: Some("pre"),
+        agent,
+        priority: 0,
+        decision: None,
+        cap: Some(cap),
+        now: T0,
+    };
+    store.assign_fenced(&a, &assign(sessions[0], "x", 1)).await.unwrap();
+    let over = store.assign_fenced(&a, &assign(sessions[1], "x", 1)).await.unwrap_err();
+    assert!(matches!(over, StoreError::OverCap { held: 1, cap: 1, .. }), "{over}");
+    let claimed = store.assign_fenced(&a, &assign(sessions[0], "y", 5)).await.unwrap_err();
+    assert!(matches!(claimed, StoreError::Claimed(_)), "{claimed}");
+    // Unassigned under the lease, the session can be claimed by another agent.
+    assert!(store.unassign_fenced(&a, sessions[0], "x").await.unwrap());
+    store.assign_fenced(&a, &assign(sessions[0], "y", 5)).await.unwrap();
+
+    // Ten assignments to one agent with a cap of 3, at once: exactly 3 are taken.
+    let tries = sessions[2..].iter().map(|&sid| {
+        let (store, a) = (store.clone(), a.clone());
+        tokio::spawn(async move { store.assign_fenced(&a, &assign(sid, "z", 3)).await })
+    });
+    let results: Vec<_> = futures_util::future::join_all(tries).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 3, "{results:?}");
+    assert!(results.iter().filter_map(|r| r.as_ref().err()).all(|e| matches!(e, StoreError::OverCap { .. })));
+
+    // a stops renewing; b takes over under epoch 2; every write of a is refused from then on.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(store.lease_acquire("routing", "b", 5_000).await.unwrap(), Some(2));
+    assert!(!store.lease_renew(&a, 400).await.unwrap(), "a stale holder cannot renew");
+    let fenced = store.assign_fenced(&a, &assign(sessions[1], "w", 5)).await.unwrap_err();
+    assert!(matches!(&fenced, StoreError::Fenced(m) if m.contains("held by b under epoch 2")), "{fenced}");
+    let fenced = store.unassign_fenced(&a, sessions[0], "y").await.unwrap_err();
+    assert!(matches!(fenced, StoreError::Fenced(_)), "{fenced}");
+    let decision = serde_json::json!({});
+    let fenced = store
+        .queue_fenced(&a, sessions[1], SessionState::Queued, Some("pre"), 0, None, &decision, T0)
+        .await
+        .unwrap_err();
+    assert!(matches!(fenced, StoreError::Fenced(_)), "{fenced}");
+    assert_eq!(store.session(sessions[1]).await.unwrap().unwrap().agent, None, "nothing written");
+    let b = Fence { lease: "routing".into(), holder: "b".into(), epoch: 2 };
+    store.assign_fenced(&b, &assign(sessions[1], "w", 5)).await.unwrap();
+    // A clean release lets the next node in at once, under a higher epoch.
+    store.lease_release(&b).await.unwrap();
+    assert_eq!(store.lease_acquire("routing", "a", 5_000).await.unwrap(), Some(3));
+    let view = store.cluster_view().await.unwrap();
+    assert_eq!(view.leases.len(), 1);
+    assert_eq!((view.leases[0].holder.as_str(), view.leases[0].epoch), ("a", 3));
+}

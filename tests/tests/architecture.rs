@@ -95,7 +95,10 @@ const DAEMON_LAYERS: &[(&str, &[&str])] = &[
     ("the edge: the HTTP surface with the agent API, the platform ingress", &["api", "ingress"]),
     ("the flow: the one inbound flow and the one reply door", &["flow"]),
     ("services and the delivery worker", &["services", "outbox"]),
-    ("infrastructure: the plugin host, the event hub, metrics", &["plugins", "events", "metrics"]),
+    (
+        "infrastructure: the plugin host, the event hub, metrics, cluster leases and NATS",
+        &["plugins", "events", "metrics", "cluster"],
+    ),
 ];
 
 /// Imports from a lower layer to a higher one that exist today, as (from module, to module,

@@ -54,6 +54,8 @@ pub struct ApiState {
     pub reloader: Arc<dyn Reloader>,
     /// `api.image_origins`: where buyers' pictures may be shown from (the CSP's `img-src`).
     pub image_origins: Vec<String>,
+    /// In a cluster: this node's leases and NATS connection (shown on `/readyz`).
+    pub cluster: Option<(Arc<crate::cluster::Leases>, crate::cluster::Bus)>,
 }
 
 /// The router for the whole daemon.
@@ -104,6 +106,12 @@ async fn readyz(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
         "channel_states": state.status.channel_states(),
         "shop_tokens": state.status.tokens(),
         "problems": problems,
+        "cluster": state.cluster.as_ref().map(|(leases, bus)| json!({
+            "node": leases.node(),
+            "nats": if bus.connected() { "connected" } else { "disconnected" },
+            "leases": leases.held().into_iter().map(|(name, epoch)| json!({"name": name, "epoch": epoch})).collect::<Vec<_>>(),
+            "routing_leader": state.flow.routing.as_ref().is_some_and(|r| r.leads()),
+        })),
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body))

@@ -162,6 +162,8 @@ pub struct GatewayConfig {
     pub privacy: PrivacyConfig,
     /// `[retention]`: how long personal data is kept.
     pub retention: huiliu_store::Retention,
+    /// `[cluster]`: several nodes on PostgreSQL and NATS (none: one node, as by default).
+    pub cluster: Option<crate::cluster::ClusterConfig>,
     /// `users.toml`: workbench logins (none when the file is absent).
     pub users: Vec<crate::services::auth::UserConfig>,
     /// `quick_replies.toml`: the workbench's reply templates (built-in ones when absent).
@@ -221,6 +223,7 @@ impl GatewayConfig {
             dashboard: DashboardConfig::default(),
             privacy: PrivacyConfig::default(),
             retention: huiliu_store::Retention::default(),
+            cluster: None,
             users: Vec::new(),
             quick_replies: crate::services::quick::defaults(),
             filters: huiliu_privacy::FiltersConfig::default(),
@@ -285,6 +288,7 @@ pub fn load_partial(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> (Gatewa
                     "dashboard",
                     "privacy",
                     "retention",
+                    "cluster",
                 ],
                 &mut errors,
             );
@@ -327,6 +331,7 @@ pub fn load_partial(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> (Gatewa
             if let Some(v) = section(&main, "retention", &main_file, &mut errors) {
                 cfg.retention = v;
             }
+            cfg.cluster = section(&main, "cluster", &main_file, &mut errors);
         }
     }
     if cfg.server.listen.parse::<SocketAddr>().is_err() {
@@ -355,6 +360,11 @@ pub fn load_partial(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> (Gatewa
         && let Err(message) = huiliu_privacy::seal::Sealer::from_hex(&cfg.privacy.seal_key)
     {
         errors.push(ConfigError { file: main_file.clone(), key: "privacy.seal_key".into(), message });
+    }
+    if let Some(cluster) = &cfg.cluster {
+        for (key, message) in cluster.validate(&cfg.store.url) {
+            errors.push(ConfigError { file: main_file.clone(), key, message });
+        }
     }
     for (key, message) in cfg.retention.validate() {
         errors.push(ConfigError { file: main_file.clone(), key, message });

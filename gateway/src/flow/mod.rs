@@ -34,6 +34,7 @@
 //! - Routing runs after the acknowledgement, never before it.
 
 mod bot;
+mod cluster;
 pub mod followup;
 mod inbound;
 mod reply;

@@ -37,6 +37,8 @@ pub struct Channels {
     pub status: Arc<Status>,
     /// Timeout of one platform API call (polls).
     pub request_timeout_ms: u64,
+    /// In a cluster: each channel runs on the node holding its lease only.
+    pub leases: Option<Arc<crate::cluster::Leases>>,
 }
 
 /// Starts a task for every channel every shop's connector needs.
@@ -68,11 +70,18 @@ pub fn spawn_for(gw: &Arc<Channels>, connector: &Arc<ShopConnector>) {
         };
         tokio::spawn(async move {
             let (channel, kind) = kind;
+            let lease = gw.leases.clone().map(|l| {
+                let name = crate::cluster::channel_lease(&c.platform, &c.shop, &channel);
+                (l, name)
+            });
             tokio::select! {
-                () = keep(gw, c.clone(), channel.clone(), kind) => {}
+                () = keep_leased(gw, c.clone(), channel.clone(), kind) => {}
                 () = c.until_retired() => {
                     tracing::info!(shop = %c.shop, channel, "channel closed: the shop's configuration changed");
                 }
+            }
+            if let Some((leases, name)) = lease {
+                leases.unwant(&name).await;
             }
         });
     }
@@ -103,6 +112,39 @@ const HEALTHY_SESSION: Duration = Duration::from_secs(30);
 /// How often a stopped channel (the platform refused what only an operator can fix, e.g. the
 /// credentials) is tried again, so that fixed credentials recover without a restart.
 pub const STOPPED_RETRY: Duration = Duration::from_secs(600);
+
+/// Keeps one channel open for the life of the process; in a cluster, only while this node
+/// holds the channel's lease (a TMC group or a JD stream is read by one node at a time).
+async fn keep_leased(gw: Arc<Channels>, connector: Arc<ShopConnector>, channel: String, kind: Kind) {
+    let Some(leases) = gw.leases.clone() else {
+        return keep(gw, connector, channel, kind).await;
+    };
+    let name = crate::cluster::channel_lease(&connector.platform, &connector.shop, &channel);
+    let mut held = leases.want(&name);
+    loop {
+        let epoch = *held.borrow_and_update();
+        let Some(epoch) = epoch else {
+            set_status(
+                &gw,
+                &connector,
+                &channel,
+                state_now(status::ChannelState::Connecting, "held by another node", false, None),
+            );
+            if held.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        tracing::info!(shop = %connector.shop, channel, epoch, "this node reads the channel");
+        tokio::select! {
+            () = keep(gw.clone(), connector.clone(), channel.clone(), kind) => return,
+            _ = held.wait_for(|e| *e != Some(epoch)) => {
+                let _ = connector.channel_closed(&channel, huiliu_domain::now_millis());
+                tracing::warn!(shop = %connector.shop, channel, "channel left: this node lost its lease");
+            }
+        }
+    }
+}
 
 /// Keeps one channel open for the life of the process.
 async fn keep(gw: Arc<Channels>, connector: Arc<ShopConnector>, channel: String, kind: Kind) {

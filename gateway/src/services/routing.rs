@@ -8,17 +8,99 @@
 //!
 //! Architecture invariant: every routing decision is recorded on its session
 //! (`routing_decisions`) with its reason before anyone is told about it.
+//!
+//! In a cluster (`[cluster]`) one node at a time runs the engine: the holder of the routing
+//! lease ([`crate::cluster::ROUTING_LEASE`]), whose engine was rebuilt from the store when it took
+//! the lease ([`Routing::take_over`]). On the other nodes the same calls are forwarded to it
+//! over NATS ([`RoutingRequest`]) and answer nothing to apply. The leader records every
+//! assignment, unassignment and queueing under its epoch (`huiliu_store::Fence`): the store
+//! refuses them once another node took over, and an assignment above the agent's cap or of a
+//! session assigned already.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use huiliu_domain::session::{Session, SessionState};
 use huiliu_routing::{Action, AgentStatus, Conversation, Engine, RestoredAgent, RestoredSession, RoutingConfig};
 use huiliu_sdk::Millis;
-use huiliu_store::{Store, StoreError};
+use huiliu_store::{Fence, FencedAssign, Store, StoreError};
+use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, Notify};
 
+use crate::cluster::{Bus, Leases, ROUTING_LEASE};
 use crate::events::{EventHub, GatewayEvent};
-use crate::metrics::{GroupLabels, Metrics};
+use crate::metrics::{GroupLabels, KindLabels, KindResultLabels, Metrics};
+
+/// What a node asks the routing leader (JSON over NATS, `{cluster}.routing`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum RoutingRequest {
+    /// A session needs an agent (no answer awaited).
+    Arrive {
+        session: i64,
+    },
+    /// An agent replied (no answer awaited).
+    FirstResponse {
+        session: i64,
+    },
+    /// A session closed (no answer awaited).
+    Close {
+        session: i64,
+    },
+    SetStatus {
+        agent: String,
+        status: AgentStatus,
+    },
+    Transfer {
+        session: i64,
+        to: huiliu_routing::TransferTo,
+        note: huiliu_routing::HandoverNote,
+    },
+    State,
+    AgentState {
+        agent: String,
+    },
+}
+
+impl RoutingRequest {
+    /// The operation's word (metrics).
+    pub fn op(&self) -> &'static str {
+        match self {
+            RoutingRequest::Arrive { .. } => "arrive",
+            RoutingRequest::FirstResponse { .. } => "first_response",
+            RoutingRequest::Close { .. } => "close",
+            RoutingRequest::SetStatus { .. } => "set_status",
+            RoutingRequest::Transfer { .. } => "transfer",
+            RoutingRequest::State => "state",
+            RoutingRequest::AgentState { .. } => "agent_state",
+        }
+    }
+
+    /// Whether the sender waits for an answer.
+    pub fn awaits_answer(&self) -> bool {
+        !matches!(
+            self,
+            RoutingRequest::Arrive { .. } | RoutingRequest::FirstResponse { .. } | RoutingRequest::Close { .. }
+        )
+    }
+}
+
+/// The leader's answer: `Ok(body)` or the refusal in words.
+pub type RoutingAnswer = Result<serde_json::Value, String>;
+
+/// The cluster side of routing: the bus to the leader and this node's leases.
+#[derive(Debug)]
+pub struct RoutingCluster {
+    pub bus: Bus,
+    pub leases: Arc<Leases>,
+}
+
+enum Mode<'a> {
+    /// One node, or this node leads.
+    Local,
+    /// Another node leads: forward.
+    Follow(&'a RoutingCluster),
+}
 
 /// The live routing engine and what it records.
 #[derive(Debug)]
@@ -29,6 +111,9 @@ pub struct Routing {
     store: Store,
     metrics: Arc<Metrics>,
     events: EventHub,
+    cluster: Option<RoutingCluster>,
+    /// In a cluster: the routing lease's epoch the engine was rebuilt under (0: not leading).
+    led: AtomicI64,
 }
 
 fn status_word(s: AgentStatus) -> &'static str {
@@ -74,6 +159,42 @@ pub async fn conversation(store: &Store, session: &Session) -> Result<Conversati
     })
 }
 
+/// The engine rebuilt from the store: agents' recorded presence, assignments and waiting
+/// sessions with their arrival times, and the actions the rebuild produced.
+async fn rebuild(config: RoutingConfig, store: &Store, now: Millis) -> Result<(Engine, Vec<Action>), String> {
+    let agents: Vec<RestoredAgent> = store
+        .presences()
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|(id, status, max, idle)| RestoredAgent {
+            id,
+            status: parse_status(&status).unwrap_or_default(),
+            max_sessions: max.map(|m| m.clamp(0, 1000) as u32),
+            idle_since: idle,
+        })
+        .collect();
+    let mut sessions = Vec::new();
+    for s in store.open_sessions().await.map_err(|e| e.to_string())? {
+        if matches!(s.state, SessionState::Bot) {
+            continue; // held by the auto-reply: no agent work
+        }
+        let conversation = conversation(store, &s).await.map_err(|e| e.to_string())?;
+        sessions.push(RestoredSession {
+            conversation,
+            enqueued_at: s.opened_at,
+            agent: s.agent.clone().filter(|_| s.state == SessionState::Assigned),
+            assigned_at: s.assigned_at,
+            responded: s.first_response_at.is_some(),
+        });
+    }
+    let restored = sessions.len();
+    let (engine, actions) = Engine::restore(config, &agents, sessions, now)
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))?;
+    tracing::info!(sessions = restored, agents = agents.len(), "routing state rebuilt from the store");
+    Ok((engine, actions))
+}
+
 impl Routing {
     /// Rebuilds the engine from the store: agents' recorded presence, assignments and waiting
     /// sessions with their arrival times. Returns the actions the restore produced (to apply
@@ -85,44 +206,93 @@ impl Routing {
         events: EventHub,
         now: Millis,
     ) -> Result<(Routing, Vec<Action>), String> {
-        let agents: Vec<RestoredAgent> = store
-            .presences()
-            .await
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|(id, status, max, idle)| RestoredAgent {
-                id,
-                status: parse_status(&status).unwrap_or_default(),
-                max_sessions: max.map(|m| m.clamp(0, 1000) as u32),
-                idle_since: idle,
-            })
-            .collect();
-        let mut sessions = Vec::new();
-        for s in store.open_sessions().await.map_err(|e| e.to_string())? {
-            if matches!(s.state, SessionState::Bot) {
-                continue; // held by the auto-reply: no agent work
-            }
-            let conversation = conversation(store, &s).await.map_err(|e| e.to_string())?;
-            sessions.push(RestoredSession {
-                conversation,
-                enqueued_at: s.opened_at,
-                agent: s.agent.clone().filter(|_| s.state == SessionState::Assigned),
-                assigned_at: s.assigned_at,
-                responded: s.first_response_at.is_some(),
-            });
-        }
-        let restored = sessions.len();
-        let (engine, actions) = Engine::restore(config, &agents, sessions, now)
-            .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))?;
-        tracing::info!(sessions = restored, agents = agents.len(), "routing state rebuilt from the store");
-        let routing =
-            Routing { engine: Mutex::new(engine), wake: Notify::new(), store: store.clone(), metrics, events };
+        let (engine, actions) = rebuild(config, store, now).await?;
+        let routing = Routing {
+            engine: Mutex::new(engine),
+            wake: Notify::new(),
+            store: store.clone(),
+            metrics,
+            events,
+            cluster: None,
+            led: AtomicI64::new(0),
+        };
         Ok((routing, actions))
+    }
+
+    /// Makes this a cluster node's routing: it forwards to the leader until it leads.
+    pub fn in_cluster(mut self, cluster: RoutingCluster) -> Routing {
+        self.cluster = Some(cluster);
+        self
+    }
+
+    fn mode(&self) -> Mode<'_> {
+        let Some(cluster) = &self.cluster else { return Mode::Local };
+        let led = self.led.load(Ordering::SeqCst);
+        match cluster.leases.fence(ROUTING_LEASE) {
+            Some(f) if led != 0 && f.epoch == led => Mode::Local,
+            _ => Mode::Follow(cluster),
+        }
+    }
+
+    /// Whether this node runs the engine (always, on one node).
+    pub fn leads(&self) -> bool {
+        matches!(self.mode(), Mode::Local)
+    }
+
+    /// This node took the routing lease under `epoch`: the engine is rebuilt from the store (the
+    /// agents' recorded presence, every open session), and the actions of the rebuild returned,
+    /// to apply.
+    pub async fn take_over(&self, epoch: i64, now: Millis) -> Result<Vec<Action>, String> {
+        let mut engine = self.engine.lock().await;
+        let (fresh, actions) = rebuild(engine.config().clone(), &self.store, now).await?;
+        *engine = fresh;
+        self.led.store(epoch, Ordering::SeqCst);
+        tracing::info!(epoch, "routing: this node leads");
+        Ok(actions)
+    }
+
+    /// This node no longer holds the routing lease: it stops deciding.
+    pub fn step_down(&self) {
+        if self.led.swap(0, Ordering::SeqCst) != 0 {
+            tracing::warn!("routing: this node no longer leads");
+        }
+    }
+
+    /// Sends `request` to the routing leader; requests that want no answer are only published.
+    async fn forward(&self, cluster: &RoutingCluster, request: RoutingRequest) -> RoutingAnswer {
+        let op = request.op();
+        let payload: bytes::Bytes = serde_json::to_vec(&request).map_err(|e| e.to_string())?.into();
+        let subject = cluster.bus.routing_subject();
+        let result = if request.awaits_answer() {
+            match cluster.bus.client.request(subject, payload).await {
+                Ok(reply) => serde_json::from_slice::<RoutingAnswer>(&reply.payload)
+                    .unwrap_or_else(|e| Err(format!("the routing leader's answer was not understood: {e}"))),
+                Err(e) => Err(format!("no routing leader answered ({e}); try again in a few seconds")),
+            }
+        } else {
+            cluster
+                .bus
+                .client
+                .publish(subject, payload)
+                .await
+                .map(|_| serde_json::Value::Null)
+                .map_err(|e| e.to_string())
+        };
+        let word = if result.is_ok() { "ok" } else { "error" };
+        self.metrics.cluster_forwarded.get_or_create(&KindResultLabels { kind: op.into(), result: word.into() }).inc();
+        if let Err(e) = &result {
+            tracing::warn!(op, "routing request to the leader failed: {e}");
+        }
+        result
     }
 
     /// A session needs an agent: the actions that place it (none when the engine already holds
     /// it, or the session is closed, held by the auto-reply or assigned).
     pub async fn arrive(&self, session_id: i64, now: Millis) -> Vec<Action> {
+        if let Mode::Follow(c) = self.mode() {
+            let _ = self.forward(c, RoutingRequest::Arrive { session: session_id }).await;
+            return Vec::new();
+        }
         // Most messages belong to a conversation the engine already holds: answer that from
         // memory, without a store read per message.
         if self.engine.lock().await.session(session_id as u64).is_some() {
@@ -166,16 +336,43 @@ impl Routing {
 
     /// The agent replied (stops the first-response clock).
     pub async fn first_response(&self, session_id: i64, now: Millis) -> Vec<Action> {
+        if let Mode::Follow(c) = self.mode() {
+            let _ = self.forward(c, RoutingRequest::FirstResponse { session: session_id }).await;
+            return Vec::new();
+        }
         self.engine.lock().await.first_response(session_id as u64, now).unwrap_or_default()
     }
 
     /// The session closed (frees the agent's capacity).
     pub async fn close(&self, session_id: i64, now: Millis) -> Vec<Action> {
+        if let Mode::Follow(c) = self.mode() {
+            let _ = self.forward(c, RoutingRequest::Close { session: session_id }).await;
+            return Vec::new();
+        }
         self.engine.lock().await.close(session_id as u64, now).unwrap_or_default()
     }
 
     /// An agent's status changes; the presence is recorded for restarts.
     pub async fn set_status(&self, agent: &str, status: AgentStatus, now: Millis) -> Result<Vec<Action>, String> {
+        if let Mode::Follow(c) = self.mode() {
+            // Recorded here first: a leader taking over later restores it from the store.
+            if !self.with_config(|cfg| cfg.agents.iter().any(|a| a.id == agent)).await {
+                return Err(format!("unknown agent `{agent}`"));
+            }
+            if let Err(e) = self.store.save_presence(agent, status_word(status), None, Some(now), now).await {
+                return Err(format!("presence not recorded: {e}"));
+            }
+            let request = RoutingRequest::SetStatus { agent: agent.to_owned(), status };
+            if let Err(e) = self.forward(c, request).await {
+                if !e.starts_with("no routing leader") {
+                    return Err(e);
+                }
+                // No leader right now: the status stands in the store for the next one.
+                self.events
+                    .send(GatewayEvent::AgentStatus { agent: agent.to_owned(), status: status_word(status).into() });
+            }
+            return Ok(Vec::new());
+        }
         let actions = self.engine.lock().await.set_status(agent, status, now).map_err(|e| e.to_string())?;
         if let Err(e) = self.store.save_presence(agent, status_word(status), None, Some(now), now).await {
             tracing::warn!(agent, "presence not recorded: {e}");
@@ -193,41 +390,97 @@ impl Routing {
         note: huiliu_routing::HandoverNote,
         now: Millis,
     ) -> Result<Vec<Action>, String> {
+        if let Mode::Follow(c) = self.mode() {
+            return self
+                .forward(c, RoutingRequest::Transfer { session: session_id, to, note })
+                .await
+                .map(|_| Vec::new());
+        }
         self.engine.lock().await.transfer(session_id as u64, to, note, now).map_err(|e| e.to_string())
     }
 
     /// Swaps in a new routing configuration; `Err` keeps the running one.
     pub async fn reload(&self, config: RoutingConfig, now: Millis) -> Result<Vec<Action>, Vec<String>> {
-        self.engine
+        let leads = self.leads();
+        let actions = self
+            .engine
             .lock()
             .await
             .reload(config, now)
-            .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())
+            .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+        // A follower keeps the configuration (for the API) and decides nothing.
+        Ok(if leads { actions } else { Vec::new() })
     }
 
     /// What fell due at `now` (overflow waits, first-response limits, opening hours, sticky waits).
     pub async fn tick(&self, now: Millis) -> Vec<Action> {
+        if !self.leads() {
+            return Vec::new();
+        }
         self.engine.lock().await.tick(now)
     }
 
-    /// When the engine next needs [`Routing::tick`].
+    /// When the engine next needs [`Routing::tick`] (never on a follower).
     pub async fn next_deadline(&self) -> Option<Millis> {
+        if !self.leads() {
+            return None;
+        }
         self.engine.lock().await.next_deadline()
     }
 
-    /// Where the engine has a session (assigned and whether answered, or waiting).
+    /// Where the engine has a session (assigned and whether answered, or waiting); a follower
+    /// knows nothing (callers read the store).
     pub async fn session(&self, session_id: i64) -> Option<huiliu_routing::SessionView> {
+        if !self.leads() {
+            return None;
+        }
         self.engine.lock().await.session(session_id as u64)
     }
 
-    /// A snapshot of the engine's state (queues, agents) for the API and the dashboard.
+    /// A snapshot of the engine's state (queues, agents) for the API and the dashboard (on a
+    /// follower, the leader's; its own stale one when no leader answers).
     pub async fn state(&self) -> huiliu_routing::RouterState {
+        if let Mode::Follow(c) = self.mode()
+            && let Ok(body) = self.forward(c, RoutingRequest::State).await
+            && let Ok(state) = serde_json::from_value(body)
+        {
+            return state;
+        }
         self.engine.lock().await.state()
     }
 
     /// One agent's live state, without a snapshot of every agent.
     pub async fn agent_state(&self, agent: &str) -> Option<huiliu_routing::AgentState> {
+        if let Mode::Follow(c) = self.mode()
+            && let Ok(body) = self.forward(c, RoutingRequest::AgentState { agent: agent.to_owned() }).await
+            && let Ok(state) = serde_json::from_value(body)
+        {
+            return state;
+        }
         self.engine.lock().await.agent_state(agent)
+    }
+
+    /// Answers a request forwarded by another node; only the leader is asked. The actions are
+    /// returned for the caller (the flow) to apply.
+    pub async fn serve(&self, request: RoutingRequest, now: Millis) -> (RoutingAnswer, Vec<Action>) {
+        let none = |r: Result<Vec<Action>, String>| match r {
+            Ok(actions) => (Ok(serde_json::Value::Null), actions),
+            Err(e) => (Err(e), Vec::new()),
+        };
+        match request {
+            RoutingRequest::Arrive { session } => none(Ok(self.arrive(session, now).await)),
+            RoutingRequest::FirstResponse { session } => none(Ok(self.first_response(session, now).await)),
+            RoutingRequest::Close { session } => none(Ok(self.close(session, now).await)),
+            RoutingRequest::SetStatus { agent, status } => none(self.set_status(&agent, status, now).await),
+            RoutingRequest::Transfer { session, to, note } => none(self.transfer(session, to, note, now).await),
+            RoutingRequest::State => {
+                (serde_json::to_value(self.engine.lock().await.state()).map_err(|e| e.to_string()), Vec::new())
+            }
+            RoutingRequest::AgentState { agent } => (
+                serde_json::to_value(self.engine.lock().await.agent_state(&agent)).map_err(|e| e.to_string()),
+                Vec::new(),
+            ),
+        }
     }
 
     /// The configuration in force.
@@ -246,11 +499,107 @@ impl Routing {
     pub async fn record(&self, action: &Action, now: Millis) -> Result<(), StoreError> {
         tracing::debug!(session = action.session(), "routing: {action}");
         let session_id = action.session() as i64;
+        let fence = self.cluster.as_ref().map(|c| Fence {
+            lease: ROUTING_LEASE.into(),
+            holder: c.leases.node().to_owned(),
+            // The epoch the engine decided under, even if the lease has lapsed since: the store
+            // is the judge.
+            epoch: self.led.load(Ordering::SeqCst),
+        });
+        match self.record_in_store(action, fence.as_ref(), now).await {
+            Err(e @ (StoreError::Fenced(_) | StoreError::OverCap { .. } | StoreError::Claimed(_))) => {
+                let kind = match (&e, action) {
+                    (StoreError::Fenced(_), Action::Assign { .. }) => "assign",
+                    (StoreError::Fenced(_), Action::Unassign { .. }) => "unassign",
+                    (StoreError::Fenced(_), _) => "queue",
+                    (StoreError::OverCap { .. }, _) => "over_cap",
+                    _ => "claimed",
+                };
+                self.metrics.cluster_fenced_writes.get_or_create(&KindLabels { kind: kind.into() }).inc();
+                tracing::error!(session = session_id, "routing write refused by the store ({kind}): {e}");
+                // This node's engine no longer matches the store: stop deciding and let the
+                // lease be taken again (by any node), from the store.
+                self.step_down();
+                if let (Some(c), Some(f)) = (&self.cluster, &fence) {
+                    c.leases.relinquish(f).await;
+                }
+                return Err(e);
+            }
+            other => other?,
+        }
+        self.announce(action, now).await;
+        Ok(())
+    }
+
+    /// What recording `action` writes (under `fence` in a cluster).
+    async fn record_in_store(&self, action: &Action, fence: Option<&Fence>, now: Millis) -> Result<(), StoreError> {
+        let session_id = action.session() as i64;
         match action {
             Action::Assign { agent, decision, .. } => {
                 let recorded = serde_json::to_value(decision).unwrap_or_default();
                 let priority = i64::from(decision.priority);
-                self.store.assign(session_id, Some(&decision.group), agent, priority, Some(&recorded), now).await?;
+                match fence {
+                    None => {
+                        self.store
+                            .assign(session_id, Some(&decision.group), agent, priority, Some(&recorded), now)
+                            .await
+                    }
+                    Some(fence) => {
+                        let cap = self.engine.lock().await.agent_cap(agent);
+                        let a = FencedAssign {
+                            session_id,
+                            group: Some(&decision.group),
+                            agent,
+                            priority,
+                            decision: Some(&recorded),
+                            cap,
+                            now,
+                        };
+                        self.store.assign_fenced(fence, &a).await
+                    }
+                }
+            }
+            Action::Queue { group, wait, decision, .. } => {
+                let state = match wait {
+                    huiliu_routing::WaitState::OffHours { .. } => SessionState::OffHours,
+                    _ => SessionState::Queued,
+                };
+                let recorded = serde_json::to_value(decision).unwrap_or_default();
+                let priority = i64::from(decision.priority);
+                match fence {
+                    None => {
+                        self.store.record_decision(session_id, &recorded, now).await?;
+                        self.store.set_waiting(session_id, state, Some(group), priority, Some(&decision.category)).await
+                    }
+                    Some(fence) => {
+                        self.store
+                            .queue_fenced(
+                                fence,
+                                session_id,
+                                state,
+                                Some(group),
+                                priority,
+                                Some(&decision.category),
+                                &recorded,
+                                now,
+                            )
+                            .await
+                    }
+                }
+            }
+            Action::Unassign { agent, .. } => match fence {
+                None => Ok(()),
+                Some(fence) => self.store.unassign_fenced(fence, session_id, agent).await.map(|_| ()),
+            },
+            Action::NotifyBuyer { .. } | Action::FirstResponseOverdue { .. } => Ok(()),
+        }
+    }
+
+    /// Tells the event hub (and the metrics) what was recorded.
+    async fn announce(&self, action: &Action, now: Millis) {
+        let session_id = action.session() as i64;
+        match action {
+            Action::Assign { agent, decision, .. } => {
                 self.metrics.assigned.get_or_create(&GroupLabels { group: decision.group.clone() }).inc();
                 if let Ok(Some(s)) = self.store.session(session_id).await
                     && s.assigned_at == Some(now)
@@ -268,17 +617,7 @@ impl Routing {
                         .unwrap_or_default(),
                 });
             }
-            Action::Queue { group, wait, position, decision, .. } => {
-                self.store
-                    .record_decision(session_id, &serde_json::to_value(decision).unwrap_or_default(), now)
-                    .await?;
-                let state = match wait {
-                    huiliu_routing::WaitState::OffHours { .. } => SessionState::OffHours,
-                    _ => SessionState::Queued,
-                };
-                self.store
-                    .set_waiting(session_id, state, Some(group), i64::from(decision.priority), Some(&decision.category))
-                    .await?;
+            Action::Queue { group, position, .. } => {
                 self.events.send(GatewayEvent::Queued { session_id, group: group.clone(), position: *position });
             }
             Action::NotifyBuyer { .. } => {}
@@ -294,6 +633,5 @@ impl Routing {
                 });
             }
         }
-        Ok(())
     }
 }

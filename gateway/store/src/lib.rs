@@ -17,6 +17,7 @@
 
 mod audit;
 pub mod blacklist;
+mod cluster;
 mod customers;
 mod intake;
 mod messages;
@@ -28,6 +29,7 @@ mod sessions;
 mod tokens;
 mod workbench;
 
+pub use cluster::{ClusterView, Fence, FencedAssign, LeaseRow, NodeRow};
 pub use customers::RoutingInputs;
 pub use workbench::ResponseStats;
 
@@ -73,6 +75,15 @@ pub enum StoreError {
     SchemaTooNew { database: i64, binary: i64 },
     #[error("{0}")]
     Unsupported(String),
+    /// A routing write under a lease this node no longer holds (cluster): nothing was written.
+    #[error("fenced: {0}")]
+    Fenced(String),
+    /// An assignment that would put an agent above their cap (cluster): nothing was written.
+    #[error("agent {agent} already holds {held} sessions (cap {cap})")]
+    OverCap { agent: String, held: i64, cap: u32 },
+    /// An assignment of a session that is assigned or closed already (cluster): nothing written.
+    #[error("not claimed: {0}")]
+    Claimed(String),
 }
 
 /// Where a database's schema stands against this binary's migrations.

@@ -14,6 +14,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "workbench logins", V4),
     (5, "replies sent one element at a time", V5),
     (6, "sessions indexed by state and close time, not by last message", V6),
+    (7, "cluster leases with epochs, nodes", V7),
 ];
 
 const V1: &str = r#"
@@ -229,4 +230,23 @@ ALTER TABLE outbox ADD COLUMN parts_sent BIGINT NOT NULL DEFAULT 0
 const V6: &str = r#"
 DROP INDEX sessions_by_state;
 CREATE INDEX sessions_by_state ON sessions (state, closed_at)
+"#;
+
+// Several nodes on one PostgreSQL database (`[cluster]`): who holds what (the routing queues, a
+// shop's long-lived channel) under which epoch (a fencing token, raised at every takeover) until
+// when (the database's clock, ms), and the nodes seen. Created on SQLite too, unused there.
+const V7: &str = r#"
+CREATE TABLE cluster_leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    epoch BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    acquired_at BIGINT NOT NULL
+);
+CREATE TABLE cluster_nodes (
+    node TEXT PRIMARY KEY,
+    address TEXT NOT NULL,
+    started_at BIGINT NOT NULL,
+    seen_at BIGINT NOT NULL
+)
 "#;

@@ -79,6 +79,11 @@ impl Engine {
         self.cfg.agent_ix.get(id).copied().ok_or_else(|| RouterError::UnknownAgent(id.to_owned()))
     }
 
+    /// An agent's cap in force (configured, or set at run time); `None` for an unknown agent.
+    pub fn agent_cap(&self, id: &str) -> Option<u32> {
+        self.agent_ix(id).ok().map(|a| self.cap(a))
+    }
+
     pub(crate) fn cap(&self, a: u32) -> u32 {
         let i = a as usize;
         self.agents[i].cap_override.unwrap_or(self.cfg.agents[i].cap)

@@ -127,7 +127,15 @@ async fn serve(state: Arc<ApiState>, user: Principal, token: String, since: Opti
         return;
     }
     // The last event this client has been given (or that a resync covered).
-    let mut sent = since.unwrap_or(sub.last).min(sub.last);
+    // A `since` ahead of this process's numbering came from before a restart (the numbers
+    // start again at 1): everything kept counts as missed. In a cluster the numbers are the
+    // event stream's, the same on every node: a `since` ahead is an event this node has not read
+    // from the stream yet, and it must not be given twice.
+    let mut sent = match since {
+        Some(s) if hub.is_global() => s,
+        Some(s) => s.min(sub.last),
+        None => sub.last,
+    };
     let mut ping = tokio::time::interval(Duration::from_secs(20));
     ping.tick().await;
     loop {
