@@ -121,12 +121,22 @@ pub struct Launch<'a> {
     pub files: Vec<(&'a str, String)>,
     /// `RUST_LOG` (default `info`, as shipped).
     pub log_level: &'a str,
+    /// The store (default: `sqlite://huiliu.db` in the config directory).
+    pub store_url: Option<String>,
 }
 
 impl<'a> Launch<'a> {
     /// The debug daemon with `plugins_dir` and `shops_toml`.
     pub fn new(plugins_dir: &'a Path, shops_toml: &'a str) -> Launch<'a> {
-        Launch { bin: None, plugins_dir, shops_toml, extra_toml: "", files: Vec::new(), log_level: "info" }
+        Launch {
+            bin: None,
+            plugins_dir,
+            shops_toml,
+            extra_toml: "",
+            files: Vec::new(),
+            log_level: "info",
+            store_url: None,
+        }
     }
 }
 
@@ -145,14 +155,15 @@ impl Daemon {
 
     /// Starts a daemon as `launch` says and waits for `/healthz`.
     pub fn launch(launch: Launch<'_>) -> Daemon {
-        let Launch { bin, plugins_dir, shops_toml, extra_toml, files, log_level } = launch;
+        let Launch { bin, plugins_dir, shops_toml, extra_toml, files, log_level, store_url } = launch;
+        let store_url = store_url.unwrap_or_else(|| "sqlite://huiliu.db".to_owned());
         let bin = bin.unwrap_or_else(|| artifacts().huiliu());
         let config_dir = tempfile::tempdir().expect("temp dir");
         let addr = format!("127.0.0.1:{}", free_port());
         std::fs::write(
             config_dir.path().join("huiliu.toml"),
             format!(
-                "[server]\nlisten = \"{addr}\"\n[plugins]\ndir = \"{}\"\n[store]\nurl = \"sqlite://huiliu.db\"\n[api]\nadmin_token = \"{API_TOKEN}\"\n{extra_toml}",
+                "[server]\nlisten = \"{addr}\"\n[plugins]\ndir = \"{}\"\n[store]\nurl = \"{store_url}\"\n[api]\nadmin_token = \"{API_TOKEN}\"\n{extra_toml}",
                 plugins_dir.display()
             ),
         )

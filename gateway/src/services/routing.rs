@@ -159,6 +159,11 @@ pub async fn conversation(store: &Store, session: &Session) -> Result<Conversati
     })
 }
 
+/// Whether a database error is one a retry may not meet again (deadlock, serialization).
+fn transient(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40P01" | "40001")))
+}
+
 /// The engine rebuilt from the store: agents' recorded presence, assignments and waiting
 /// sessions with their arrival times, and the actions the rebuild produced.
 async fn rebuild(config: RoutingConfig, store: &Store, now: Millis) -> Result<(Engine, Vec<Action>), String> {
@@ -506,7 +511,19 @@ impl Routing {
             // is the judge.
             epoch: self.led.load(Ordering::SeqCst),
         });
-        match self.record_in_store(action, fence.as_ref(), now).await {
+        let mut recorded = self.record_in_store(action, fence.as_ref(), now).await;
+        // A deadlock or serialization failure against a concurrent transaction (intake on
+        // another node) wrote nothing: tried again, a few times.
+        for _ in 0..3 {
+            match &recorded {
+                Err(StoreError::Db(sqlx_error)) if fence.is_some() && transient(sqlx_error) => {
+                    tracing::debug!(session = session_id, "routing write tried again: {sqlx_error}");
+                    recorded = self.record_in_store(action, fence.as_ref(), now).await;
+                }
+                _ => break,
+            }
+        }
+        match recorded {
             Err(e @ (StoreError::Fenced(_) | StoreError::OverCap { .. } | StoreError::Claimed(_))) => {
                 let kind = match (&e, action) {
                     (StoreError::Fenced(_), Action::Assign { .. }) => "assign",
@@ -525,7 +542,17 @@ impl Routing {
                 }
                 return Err(e);
             }
-            other => other?,
+            Err(e) => {
+                if let (Some(c), Some(f)) = (&self.cluster, &fence) {
+                    // The engine decided something the store does not hold: rebuild from the
+                    // store rather than go on with a different picture.
+                    tracing::error!(session = session_id, "routing write failed, rebuilding from the store: {e}");
+                    self.step_down();
+                    c.leases.relinquish(f).await;
+                }
+                return Err(e);
+            }
+            Ok(()) => {}
         }
         self.announce(action, now).await;
         Ok(())

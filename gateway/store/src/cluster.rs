@@ -236,6 +236,17 @@ impl Store {
                 return Err(StoreError::OverCap { agent: a.agent.to_owned(), held, cap });
             }
         }
+        // The customer row before the session row: the order intake locks them in, so the two
+        // never wait on each other in a cycle.
+        sqlx::query(
+            "UPDATE customers SET last_agent = $1, last_agent_at = $2 \
+             WHERE id = (SELECT customer_id FROM sessions WHERE id = $3)",
+        )
+        .bind(a.agent)
+        .bind(a.now)
+        .bind(a.session_id)
+        .execute(&mut *tx)
+        .await?;
         let claimed = sqlx::query(
             "UPDATE sessions SET state = 'assigned', agent = $1, skill_group = COALESCE($2, skill_group), \
              priority = $3, assigned_at = $4 WHERE id = $5 AND state NOT IN ('closed', 'assigned')",
@@ -267,15 +278,6 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query(
-            "UPDATE customers SET last_agent = $1, last_agent_at = $2 \
-             WHERE id = (SELECT customer_id FROM sessions WHERE id = $3)",
-        )
-        .bind(a.agent)
-        .bind(a.now)
-        .bind(a.session_id)
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await
     }
 
