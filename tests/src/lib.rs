@@ -371,3 +371,4 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     out
 }
 pub mod load;
+pub mod proxy;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use huiliu_e2e::load::{Api, PASSWORD, agent_id, routing_toml, users_toml};
+use huiliu_e2e::proxy::Proxy;
 use huiliu_e2e::{Daemon, Launch, artifacts, shop_toml};
 use huiliu_sim::douyin::DouyinSim;
 use huiliu_sim::taobao::TaobaoSim;
@@ -58,16 +59,47 @@ struct Cluster {
     db: String,
     douyin: DouyinSim,
     taobao: TaobaoSim,
+    /// Between the nodes and NATS / PostgreSQL, when asked for.
+    nats_proxy: Option<Proxy>,
+    pg_proxy: Option<Proxy>,
     rt: tokio::runtime::Runtime,
     ttl_ms: u64,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+/// One cluster at a time: three daemons each are what two cores can carry with the timings
+/// the tests check.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn host_port(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest).to_owned()
 }
 
 impl Cluster {
     /// `n` nodes on a fresh database and a cluster name of their own on the NATS server.
     fn start(n: usize, ttl_ms: u64, tag: &str) -> Option<Cluster> {
+        Self::start_via(n, ttl_ms, tag, false, false)
+    }
+
+    /// [`Cluster::start`], with the nodes reaching NATS and/or PostgreSQL through a proxy the
+    /// test can cut.
+    fn start_via(n: usize, ttl_ms: u64, tag: &str, proxy_nats: bool, proxy_pg: bool) -> Option<Cluster> {
         let (pg, nats) = services()?;
+        let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
         let db = fresh_database(&pg, tag);
         let rt = huiliu_e2e::runtime();
+        let nats_proxy = proxy_nats.then(|| Proxy::start(&rt, &host_port(&nats)));
+        let pg_proxy = proxy_pg.then(|| Proxy::start(&rt, &host_port(&pg)));
+        let nats = match &nats_proxy {
+            Some(p) => format!("nats://{}", p.addr),
+            None => nats,
+        };
+        let node_db = match &pg_proxy {
+            Some(p) => db.replacen(&host_port(&db), &p.addr, 1),
+            None => db.clone(),
+        };
         let faults = Arc::new(Faults::default());
         let douyin = rt.block_on(DouyinSim::start(SimConfig::sample("7000555"), faults.clone())).expect("douyin");
         let taobao = rt.block_on(TaobaoSim::start(SimConfig::sample("cl-tb-shop"), faults)).expect("taobao");
@@ -85,14 +117,14 @@ impl Cluster {
             );
             nodes.push(Daemon::launch(Launch {
                 files: vec![("routing.toml", routing_toml(AGENTS, CAP)), ("users.toml", users_toml(AGENTS))],
-                store_url: Some(db.clone()),
+                store_url: Some(node_db.clone()),
                 extra_toml: &extra,
                 log_level: "info,huiliu_gateway::cluster=debug",
                 ..Launch::new(plugins.path(), &shops)
             }));
         }
         std::mem::forget(plugins); // the daemons load from it for the whole test
-        Some(Cluster { nodes, db, douyin, taobao, rt, ttl_ms })
+        Some(Cluster { nodes, db, douyin, taobao, nats_proxy, pg_proxy, rt, ttl_ms, _serial: serial })
     }
 
     fn readyz(&self, i: usize) -> Value {
@@ -487,4 +519,105 @@ fn a_paused_leader_wakes_fenced_and_nothing_is_assigned_twice() {
         "cluster: n{leader} paused, n{new_leader} took over in {takeover:?}; on waking: lease lost, {fenced} fenced \
          writes refused; cap sampled {samples} times"
     );
+}
+
+#[test]
+fn nats_unreachable_for_ten_seconds_loses_no_event_and_no_arrival() {
+    let Some(c) = Cluster::start_via(3, 3_000, "nats", true, false) else { return };
+    let leader = c.wait_leader(&[0, 1, 2], 15);
+    let _tokens = c.agents_online();
+    let watch_node = (leader + 1) % 3;
+    let admin = Watcher::connect(&c.rt, &c.nodes[watch_node].addr, huiliu_e2e::API_TOKEN, None);
+    let sampler = CapSampler::start(&c.db);
+    for b in 0..2 {
+        assert!(c.push(b, &format!("n{b}"), &format!("nb-{b}"), "在吗"));
+    }
+    c.nodes[0].wait_for("2 assigned", 20, || (c.loads().values().sum::<u32>() == 2).then_some(()));
+
+    let proxy = c.nats_proxy.as_ref().expect("NATS proxy");
+    proxy.cut();
+    let cut_at = Instant::now();
+    // Pushes go on at every node: intake needs only the database.
+    for b in 2..8 {
+        assert!(c.push(b % 3, &format!("n{b}"), &format!("nb-{b}"), "在吗"), "push {b} while NATS is away");
+    }
+    let ready = c.readyz(watch_node);
+    assert_eq!(ready["cluster"]["nats"], "disconnected", "{ready}");
+    std::thread::sleep(Duration::from_secs(10).saturating_sub(cut_at.elapsed()));
+    proxy.restore();
+
+    // The arrivals held at the followers reach the leader; the events held at every node reach
+    // the stream; the watcher sees them all, in order, once.
+    c.nodes[0].wait_for("6 assigned after NATS came back", 30, || (c.loads().values().sum::<u32>() == 6).then_some(()));
+    let assigned: BTreeSet<i64> = psql(&c.db, "SELECT id FROM sessions WHERE state = 'assigned'")
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    c.nodes[0].wait_for("the watcher to see every assignment", 30, || {
+        let seen: BTreeSet<i64> = admin
+            .events()
+            .iter()
+            .filter(|e| e["type"] == "assigned")
+            .filter_map(|e| e["session_id"].as_i64())
+            .collect();
+        (seen == assigned).then_some(())
+    });
+    c.nodes[0].wait_for("the watcher to see every message", 30, || {
+        let ids: BTreeSet<String> = admin
+            .events()
+            .iter()
+            .filter(|e| e["type"] == "message_in")
+            .filter_map(|e| e["event_id"].as_str().map(str::to_owned))
+            .collect();
+        (ids.len() == 8).then_some(())
+    });
+    let samples = sampler.finish();
+    let seqs: Vec<u64> = admin.events().iter().filter_map(|e| e["seq"].as_u64()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "numbers rise, none twice: {seqs:?}");
+    let given = assignments(&admin.events());
+    assert!(given.values().all(|a| a.len() == 1), "{given:?}");
+    assert_eq!(c.count("SELECT COUNT(*) FROM messages WHERE direction = 'in'"), 8);
+    eprintln!("cluster: NATS cut for 10 s; {} events seen in order; cap sampled {samples} times", seqs.len());
+}
+
+#[test]
+fn postgresql_unreachable_makes_pushes_nacked_and_the_cluster_recovers_by_itself() {
+    let Some(c) = Cluster::start_via(3, 3_000, "pg", false, true) else { return };
+    c.wait_leader(&[0, 1, 2], 15);
+    let _tokens = c.agents_online();
+    let sampler = CapSampler::start(&c.db);
+    for b in 0..2 {
+        assert!(c.push(b, &format!("p{b}"), &format!("pb-{b}"), "在吗"));
+    }
+    c.nodes[0].wait_for("2 assigned", 20, || (c.loads().values().sum::<u32>() == 2).then_some(()));
+
+    let proxy = c.pg_proxy.as_ref().expect("PostgreSQL proxy");
+    proxy.cut();
+    // Nothing can be stored: the platform is not acknowledged (it redelivers later).
+    c.douyin.set_push_retry(0, Duration::from_millis(100));
+    for b in 2..5 {
+        assert!(
+            !c.push(b % 3, &format!("p{b}"), &format!("pb-{b}"), "在吗"),
+            "push {b} acknowledged without a database"
+        );
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    proxy.restore();
+    // The platform redelivers: now stored, once each, and routed — no operator involved.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for b in 2..5 {
+        while !c.push(b % 3, &format!("p{b}"), &format!("pb-{b}"), "在吗") {
+            assert!(Instant::now() < deadline, "push {b} still refused after the database came back");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+    let leader = c.wait_leader(&[0, 1, 2], 30);
+    c.nodes[leader].wait_for("5 assigned after the database came back", 30, || {
+        (c.loads().values().sum::<u32>() == 5).then_some(())
+    });
+    let samples = sampler.finish();
+    assert_eq!(c.count("SELECT COUNT(*) FROM messages WHERE direction = 'in'"), 5);
+    let ready = c.readyz(leader);
+    assert_eq!(ready["ready"], true, "{ready}");
+    eprintln!("cluster: PostgreSQL cut for 5 s, recovered with leader n{leader}; cap sampled {samples} times");
 }

@@ -85,6 +85,9 @@ impl RoutingRequest {
     }
 }
 
+/// How long a forwarded arrival, first reply or close is tried before it is left to the store.
+pub const FORWARD_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// The leader's answer: `Ok(body)` or the refusal in words.
 pub type RoutingAnswer = Result<serde_json::Value, String>;
 
@@ -263,25 +266,48 @@ impl Routing {
         }
     }
 
-    /// Sends `request` to the routing leader; requests that want no answer are only published.
+    /// Sends `request` to the routing leader. A request whose caller waits (status, transfer,
+    /// state) is answered or refused now; one whose caller does not (an arrival, a first reply,
+    /// a close) is sent in the background until the leader confirms it — through a NATS outage or
+    /// a takeover — for up to [`FORWARD_PATIENCE`] (after that the store still holds it, and the
+    /// next leader's rebuild finds it).
     async fn forward(&self, cluster: &RoutingCluster, request: RoutingRequest) -> RoutingAnswer {
         let op = request.op();
         let payload: bytes::Bytes = serde_json::to_vec(&request).map_err(|e| e.to_string())?.into();
         let subject = cluster.bus.routing_subject();
-        let result = if request.awaits_answer() {
-            match cluster.bus.client.request(subject, payload).await {
-                Ok(reply) => serde_json::from_slice::<RoutingAnswer>(&reply.payload)
-                    .unwrap_or_else(|e| Err(format!("the routing leader's answer was not understood: {e}"))),
-                Err(e) => Err(format!("no routing leader answered ({e}); try again in a few seconds")),
-            }
-        } else {
-            cluster
-                .bus
-                .client
-                .publish(subject, payload)
-                .await
-                .map(|_| serde_json::Value::Null)
-                .map_err(|e| e.to_string())
+        if !request.awaits_answer() {
+            let (client, metrics) = (cluster.bus.client.clone(), self.metrics.clone());
+            tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let mut pause = std::time::Duration::from_millis(100);
+                let result = loop {
+                    match client.request(subject.clone(), payload.clone()).await {
+                        Ok(_) => break "ok",
+                        Err(e) if started.elapsed() < FORWARD_PATIENCE => {
+                            tracing::debug!(op, "routing request not confirmed yet: {e}");
+                            tokio::time::sleep(pause).await;
+                            pause = (pause * 2).min(std::time::Duration::from_secs(2));
+                        }
+                        Err(e) => {
+                            tracing::warn!(
+                                op,
+                                "routing request given up (the store keeps it for the next leader): {e}"
+                            );
+                            break "error";
+                        }
+                    }
+                };
+                metrics
+                    .cluster_forwarded
+                    .get_or_create(&KindResultLabels { kind: op.into(), result: result.into() })
+                    .inc();
+            });
+            return Ok(serde_json::Value::Null);
+        }
+        let result = match cluster.bus.client.request(subject, payload).await {
+            Ok(reply) => serde_json::from_slice::<RoutingAnswer>(&reply.payload)
+                .unwrap_or_else(|e| Err(format!("the routing leader's answer was not understood: {e}"))),
+            Err(e) => Err(format!("no routing leader answered ({e}); try again in a few seconds")),
         };
         let word = if result.is_ok() { "ok" } else { "error" };
         self.metrics.cluster_forwarded.get_or_create(&KindResultLabels { kind: op.into(), result: word.into() }).inc();
