@@ -13,7 +13,11 @@
 //!   stack as the daemon, own process) driven flat out by the same generator;
 //! - `douyin`, `taobao`: the daemon flat out, then paced at half that rate;
 //! - `sessions`: memory and latency with 10k and 100k open sessions;
-//! - `agents`: memory and latency with 1k and 10k agents connected on the event stream.
+//! - `agents`: memory and latency with 1k and 10k agents connected on the event stream;
+//! - `cluster`: 1 node, then 3 nodes on PostgreSQL (`HUILIU_LOAD_POSTGRES_URL`) and NATS
+//!   (`HUILIU_LOAD_NATS_URL`), Douyin pushes round-robin over the nodes, agents' streams on the
+//!   first node; then `kill -9` of the routing leader under paced traffic and the time until
+//!   another node leads (docs/cluster.md). Skipped without both URLs.
 //!
 //! `HUILIU_LOAD_SECS` (default 10) is the length of each timed run; `HUILIU_LOAD_WORKERS`
 //! (default 32) the deliveries in flight when flat out; `HUILIU_LOAD_QUICK=1` shrinks every
@@ -374,6 +378,17 @@ async fn run_all(s: &Settings) {
         daemon.kill9();
     }
 
+    if s.wants("cluster") {
+        match (std::env::var("HUILIU_LOAD_POSTGRES_URL"), std::env::var("HUILIU_LOAD_NATS_URL")) {
+            (Ok(pg), Ok(nats)) => {
+                for n in [1, 3] {
+                    cluster_phase(s, &sims, plugins.path(), &pg, &nats, n).await;
+                }
+            }
+            _ => println!("  cluster: SKIPPED (set HUILIU_LOAD_POSTGRES_URL and HUILIU_LOAD_NATS_URL)"),
+        }
+    }
+
     if s.wants("agents") {
         let steps: &[usize] = if s.quick { &[100, 1000] } else { &[1000, 10_000] };
         for &agents in steps {
@@ -419,5 +434,152 @@ async fn run_all(s: &Settings) {
             drop(consumer);
             daemon.kill9();
         }
+    }
+}
+
+fn psql(url: &str, sql: &str) -> String {
+    let out = std::process::Command::new("psql").arg(url).args(["-tAc", sql]).output().expect("psql");
+    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Whether node `d` leads routing now.
+async fn leads(api: &Api) -> bool {
+    let (_, body) = api.call("GET", "/readyz", "", None).await;
+    body["cluster"]["routing_leader"] == true
+}
+
+/// `n` release nodes on a fresh PostgreSQL database: flat out and half paced through a
+/// round-robin balancer; with 3 nodes, `kill -9` of the leader under paced traffic.
+async fn cluster_phase(s: &Settings, sims: &Sims, plugins: &std::path::Path, pg: &str, nats: &str, n: usize) {
+    let name = format!("huiliu_t_bench_{}_{n}", std::process::id());
+    psql(pg, &format!("DROP DATABASE IF EXISTS {name}"));
+    psql(pg, &format!("CREATE DATABASE {name}"));
+    let db = format!("{}/{name}", pg.rsplit_once('/').expect("URL with a database").0);
+    let agents = 20;
+    let shops = sims.shops_toml();
+    let cluster = format!("b{}{n}", std::process::id());
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        let extra = format!(
+            "[cluster]\nnode_id = \"n{i}\"\nnats_url = \"{nats}\"\nname = \"{cluster}\"\nlease_ttl_ms = 5000\nrenew_interval_ms = 1000\n"
+        );
+        nodes.push(Daemon::launch(Launch {
+            bin: Some(release_artifacts().huiliu()),
+            files: vec![("routing.toml", routing_toml(agents, 1000)), ("users.toml", users_toml(agents))],
+            store_url: Some(db.clone()),
+            extra_toml: &extra,
+            ..Launch::new(plugins, &shops)
+        }));
+    }
+    let apis: Vec<Api> = nodes.iter().map(|d| Api::new(&d.addr)).collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let leader = 'found: loop {
+        for (i, a) in apis.iter().enumerate() {
+            if leads(a).await {
+                break 'found i;
+            }
+        }
+        assert!(Instant::now() < deadline, "no routing leader");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // The agents read their streams on a node that does not lead (with 3 nodes): the event of a
+    // push crosses NATS to reach them.
+    let stream_node = (leader + 1) % n;
+    sims.douyin.set_gateways(nodes.iter().map(|d| format!("http://{}/hooks/douyin/dy-1", d.addr)).collect());
+    let ids: Vec<String> = (0..agents).map(agent_id).collect();
+    let tokens = apis[stream_node].agents_online(&ids, 8).await;
+    let consumer = Consumer::connect(&nodes[stream_node].addr, &tokens, 32).await;
+    let platform = Platform::Douyin(sims.douyin.clone());
+    let pool = if s.quick { 500 } else { 2000 };
+    let warm = load::drive(
+        &platform,
+        &format!("c{n}-warm"),
+        Duration::from_secs(600),
+        Some(pool),
+        Pace::FlatOut { workers: s.workers },
+        fresh_buyers(if n == 1 { "c1w" } else { "c3w" }, 0),
+    )
+    .await;
+    assert_eq!(warm.acked, pool, "cluster warm-up acknowledged");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let prefix = if n == 1 { "c1w" } else { "c3w" };
+    let pid = nodes[leader].child.id();
+    let (mut flat, _) = measured(
+        &format!("cluster, {n} node(s): flat out"),
+        pid,
+        Some(&consumer),
+        load::drive(
+            &platform,
+            &format!("c{n}-flat"),
+            s.run_for(),
+            None,
+            Pace::FlatOut { workers: s.workers },
+            buyers(prefix, pool),
+        ),
+    )
+    .await;
+    flat.note = format!("cpu % of the routing leader n{leader}; agents' streams on n{stream_node}");
+    println!("  ({})", flat.note);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let half = (flat.rate / 2.0).max(10.0);
+    measured(
+        &format!("cluster, {n} node(s): {half:.0}/s (half)"),
+        pid,
+        Some(&consumer),
+        load::drive(
+            &platform,
+            &format!("c{n}-half"),
+            s.run_for(),
+            None,
+            Pace::Rate { per_s: half, max_in_flight: 4096 },
+            buyers(prefix, pool),
+        ),
+    )
+    .await;
+    if n == 3 {
+        // kill -9 of the routing leader under paced traffic.
+        let victim = leader;
+        let traffic = load::drive(
+            &platform,
+            "c3-kill",
+            s.run_for(),
+            None,
+            Pace::Rate { per_s: half, max_in_flight: 4096 },
+            fresh_buyers("c3k", 0),
+        );
+        let victim_pid = nodes[victim].child.id().to_string();
+        let survivors: Vec<usize> = (0..3).filter(|&i| i != victim).collect();
+        let watch = async {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let killed = Instant::now();
+            let _ = std::process::Command::new("kill").args(["-9", &victim_pid]).status();
+            while killed.elapsed() < Duration::from_secs(30) {
+                for &i in &survivors {
+                    if leads(&apis[i]).await {
+                        return Some(killed.elapsed());
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            None
+        };
+        let (run, takeover) = tokio::join!(traffic, watch);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let stored: u64 =
+            psql(&db, "SELECT COUNT(*) FROM messages WHERE direction = 'in' AND platform_msg_id LIKE '%c3-kill%'")
+                .parse()
+                .unwrap_or(0);
+        let unassigned: u64 = psql(&db, "SELECT COUNT(*) FROM sessions WHERE state = 'queued'").parse().unwrap_or(0);
+        println!(
+            "  kill -9 of the routing leader n{victim} under {half:.0}/s: another node led after {}; {} pushes acknowledged, {} failed after the balancer's retries, {stored} stored; {unassigned} conversations waiting",
+            takeover.map_or("more than 30 s".to_owned(), |t| format!("{:.2} s", t.as_secs_f64())),
+            run.acked,
+            run.failed
+        );
+    }
+    drop(consumer);
+    for mut d in nodes {
+        d.kill9();
     }
 }

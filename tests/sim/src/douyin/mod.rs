@@ -119,6 +119,9 @@ pub(crate) struct Shared {
     pub(crate) journal: Journal,
     pub(crate) addr: SocketAddr,
     pub(crate) hook_url: Mutex<Option<String>>,
+    /// Several gateway nodes behind a round-robin balancer (`set_gateways`), when set.
+    pub(crate) hook_urls: Mutex<Vec<String>>,
+    pub(crate) next_hook: AtomicU64,
     pub(crate) tokens: Mutex<Tokens>,
     /// client_msg_id → msg_id, for the platform's dedupe.
     pub(crate) sent_ids: Mutex<HashMap<String, String>>,
@@ -184,6 +187,8 @@ impl DouyinSim {
             journal: Journal::default(),
             addr,
             hook_url: Mutex::new(None),
+            hook_urls: Mutex::new(Vec::new()),
+            next_hook: AtomicU64::new(0),
             tokens: Mutex::new(tokens),
             sent_ids: Mutex::new(HashMap::new()),
             seq: AtomicU64::new(0),
@@ -240,6 +245,14 @@ impl DouyinSim {
     /// Sets the gateway's push URL, e.g. `http://127.0.0.1:8080/hooks/douyin/dy-shop-1`.
     pub fn set_gateway(&self, hook_url: String) {
         *lock(&self.shared().hook_url) = Some(hook_url);
+        lock(&self.shared().hook_urls).clear();
+    }
+
+    /// Pushes go to these hook URLs in turn, as through a round-robin load balancer in front of
+    /// several gateway nodes (a retry goes to the next one).
+    pub fn set_gateways(&self, hook_urls: Vec<String>) {
+        *lock(&self.shared().hook_url) = hook_urls.first().cloned();
+        *lock(&self.shared().hook_urls) = hook_urls;
     }
 
     /// Retries after an unacked push and the pause between attempts (default 3 and 200 ms).

@@ -164,7 +164,14 @@ const NO_GATEWAY: &str = "no gateway hook URL set";
 
 /// One HTTP push. Acked only on HTTP 200 with exactly `{"code":0,"msg":"success"}`.
 pub(crate) async fn attempt(shared: &Shared, body: &[u8], sign_ok: bool) -> Delivery {
-    let Some(url) = lock(&shared.hook_url).clone() else {
+    let balanced = {
+        let urls = lock(&shared.hook_urls);
+        (!urls.is_empty()).then(|| {
+            let i = shared.next_hook.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as usize;
+            urls[i % urls.len()].clone()
+        })
+    };
+    let Some(url) = balanced.or_else(|| lock(&shared.hook_url).clone()) else {
         return Delivery { acked: false, status: 0, detail: NO_GATEWAY.into() };
     };
     let cfg = &shared.cfg;
