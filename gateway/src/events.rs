@@ -297,6 +297,11 @@ impl EventHub {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).remove_client(id);
     }
 
+    /// The agents with a stream client subscribed now.
+    pub fn connected_agents(&self) -> Vec<String> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).by_agent.keys().cloned().collect()
+    }
+
     /// Stream clients subscribed now.
     pub fn clients(&self) -> usize {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).clients.len()

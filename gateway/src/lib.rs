@@ -291,6 +291,9 @@ impl Gateway {
         if let Some((leases, bus)) = &self.cluster {
             tokio::spawn(leases.clone().run());
             tokio::spawn(self.flow.clone().lead_routing(leases.clone(), bus.clone()));
+            if let Some(config) = &self.config.cluster {
+                tokio::spawn(self.flow.clone().keep_presence(config.clone()));
+            }
         }
         ingress::channels::spawn_all(&self.channels);
         tokio::spawn(reload::watch(self.reload.clone()));

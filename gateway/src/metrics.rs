@@ -138,6 +138,8 @@ pub struct Metrics {
     pub cluster_events_received: Counter,
     /// Routing requests forwarded to the routing leader (`kind`: the operation), by result.
     pub cluster_forwarded: Family<KindResultLabels, Counter>,
+    /// Agents set offline because their node died and they did not reconnect in the grace period.
+    pub cluster_agents_orphaned: Family<KindLabels, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -196,6 +198,7 @@ impl Metrics {
             cluster_events_published: Counter::default(),
             cluster_events_received: Counter::default(),
             cluster_forwarded: Family::default(),
+            cluster_agents_orphaned: Family::default(),
         };
         registry.register("cluster_leases_held", "Cluster leases this node holds", m.cluster_leases_held.clone());
         registry.register(
@@ -218,6 +221,11 @@ impl Metrics {
             "cluster_events_received",
             "Events received from the cluster's event stream",
             m.cluster_events_received.clone(),
+        );
+        registry.register(
+            "cluster_agents_orphaned",
+            "Agents set offline: their node died and they did not reconnect within the grace period",
+            m.cluster_agents_orphaned.clone(),
         );
         registry.register(
             "cluster_forwarded",

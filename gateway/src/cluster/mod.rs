@@ -49,6 +49,10 @@ pub struct ClusterConfig {
     pub advertise: String,
     /// How long a routing request to the leader may take (ms).
     pub request_timeout_ms: u64,
+    /// An agent whose event stream was on a node that died, and who has not reconnected to
+    /// another node within this (ms), is set offline (their conversations follow routing.toml's
+    /// `on_offline`). Agents on a living node are never set offline for a closed stream.
+    pub presence_grace_ms: u64,
 }
 
 impl Default for ClusterConfig {
@@ -61,6 +65,7 @@ impl Default for ClusterConfig {
             renew_interval_ms: 1_000,
             advertise: String::new(),
             request_timeout_ms: 3_000,
+            presence_grace_ms: 60_000,
         }
     }
 }
@@ -91,6 +96,9 @@ impl ClusterConfig {
         }
         if self.request_timeout_ms == 0 {
             err("request_timeout_ms", "must be above 0".into());
+        }
+        if self.presence_grace_ms < 1_000 {
+            err("presence_grace_ms", "must be at least 1000".into());
         }
         if !(store_url.starts_with("postgres://") || store_url.starts_with("postgresql://")) {
             out.push((

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 
 use super::Flow;
-use crate::cluster::{Bus, Leases, ROUTING_LEASE};
+use crate::cluster::{Bus, ClusterConfig, Leases, ROUTING_LEASE};
+use crate::metrics::KindLabels;
 use crate::services::routing::RoutingRequest;
 
 impl Flow {
@@ -84,6 +85,53 @@ impl Flow {
             let body = serde_json::to_vec(&answer).unwrap_or_default();
             if let Err(e) = client.publish(reply, body.into()).await {
                 tracing::warn!("routing answer not sent: {e}");
+            }
+        }
+    }
+}
+
+impl Flow {
+    /// Presence across nodes, for the life of the process: this node records which agents have
+    /// an event stream open on it; the routing leader sets offline the agents whose node died
+    /// and who did not reconnect anywhere within `presence_grace_ms`.
+    pub async fn keep_presence(self: Arc<Self>, config: ClusterConfig) {
+        let Some(routing) = self.routing.clone() else { return };
+        let mut every = tokio::time::interval(std::time::Duration::from_millis(config.renew_interval_ms));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            if let Err(e) = self.store.streams_seen(&config.node_id, &self.events.connected_agents()).await {
+                tracing::warn!("agents' streams not recorded: {e}");
+            }
+            if !routing.leads() {
+                continue;
+            }
+            let gone =
+                match self.store.orphaned_agents(config.presence_grace_ms as i64, config.lease_ttl_ms as i64).await {
+                    Ok(gone) => gone,
+                    Err(e) => {
+                        tracing::warn!("agents of dead nodes not read: {e}");
+                        continue;
+                    }
+                };
+            for agent in gone {
+                let online =
+                    routing.agent_state(&agent).await.is_some_and(|s| s.status != huiliu_routing::AgentStatus::Offline);
+                if online {
+                    tracing::warn!(
+                        agent,
+                        grace_ms = config.presence_grace_ms,
+                        "agent set offline: their node stopped and they did not reconnect to another within the grace period"
+                    );
+                    if let Err(e) = self.set_status(&agent, huiliu_routing::AgentStatus::Offline).await {
+                        tracing::warn!(agent, "agent not set offline: {e}");
+                        continue;
+                    }
+                    self.metrics.cluster_agents_orphaned.get_or_create(&KindLabels { kind: "offline".into() }).inc();
+                }
+                if let Err(e) = self.store.forget_streams(&agent).await {
+                    tracing::warn!(agent, "agent's streams not forgotten: {e}");
+                }
             }
         }
     }

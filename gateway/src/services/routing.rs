@@ -139,6 +139,24 @@ pub fn parse_status(s: &str) -> Option<AgentStatus> {
     })
 }
 
+/// What routing may look at for a session, from its routing inputs (all text masked).
+fn conversation_of(session_id: i64, inputs: huiliu_store::RoutingInputs) -> Conversation {
+    Conversation {
+        session: session_id as u64,
+        platform: inputs.platform,
+        shop: inputs.shop,
+        buyer: inputs.buyer_id,
+        text: inputs.first_text,
+        vip_level: inputs.vip_level.clamp(0, i64::from(u32::MAX)) as u32,
+        fans_level: inputs.fans_level.clamp(0, i64::from(u32::MAX)) as u32,
+        tags: inputs.tags,
+        has_open_refund: inputs.has_open_refund,
+        returning: inputs.last_agent.is_some(),
+        last_agent: inputs.last_agent,
+        last_agent_at: inputs.last_agent_at,
+    }
+}
+
 /// What routing may look at for a session, read from the store (all text masked).
 pub async fn conversation(store: &Store, session: &Session) -> Result<Conversation, StoreError> {
     let customer = store.customer(session.customer_id).await?;
@@ -183,11 +201,17 @@ async fn rebuild(config: RoutingConfig, store: &Store, now: Millis) -> Result<(E
         })
         .collect();
     let mut sessions = Vec::new();
+    // Two reads, not three per session: a takeover waits for this.
+    let mut inputs = store.open_routing_inputs().await.map_err(|e| e.to_string())?;
     for s in store.open_sessions().await.map_err(|e| e.to_string())? {
         if matches!(s.state, SessionState::Bot) {
             continue; // held by the auto-reply: no agent work
         }
-        let conversation = conversation(store, &s).await.map_err(|e| e.to_string())?;
+        let conversation = match inputs.remove(&s.id) {
+            Some(i) => conversation_of(s.id, i),
+            // Opened between the two reads.
+            None => conversation(store, &s).await.map_err(|e| e.to_string())?,
+        };
         sessions.push(RestoredSession {
             conversation,
             enqueued_at: s.opened_at,
@@ -251,11 +275,12 @@ impl Routing {
     /// agents' recorded presence, every open session), and the actions of the rebuild returned,
     /// to apply.
     pub async fn take_over(&self, epoch: i64, now: Millis) -> Result<Vec<Action>, String> {
+        let started = std::time::Instant::now();
         let mut engine = self.engine.lock().await;
         let (fresh, actions) = rebuild(engine.config().clone(), &self.store, now).await?;
         *engine = fresh;
         self.led.store(epoch, Ordering::SeqCst);
-        tracing::info!(epoch, "routing: this node leads");
+        tracing::info!(epoch, rebuilt_ms = started.elapsed().as_millis() as u64, "routing: this node leads");
         Ok(actions)
     }
 
@@ -340,20 +365,7 @@ impl Routing {
         if matches!(inputs.state, SessionState::Closed | SessionState::Bot | SessionState::Assigned) {
             return Vec::new();
         }
-        let conversation = Conversation {
-            session: session_id as u64,
-            platform: inputs.platform,
-            shop: inputs.shop,
-            buyer: inputs.buyer_id,
-            text: inputs.first_text,
-            vip_level: inputs.vip_level.clamp(0, i64::from(u32::MAX)) as u32,
-            fans_level: inputs.fans_level.clamp(0, i64::from(u32::MAX)) as u32,
-            tags: inputs.tags,
-            has_open_refund: inputs.has_open_refund,
-            returning: inputs.last_agent.is_some(),
-            last_agent: inputs.last_agent,
-            last_agent_at: inputs.last_agent_at,
-        };
+        let conversation = conversation_of(session_id, inputs);
         let mut engine = self.engine.lock().await;
         // A session the engine took meanwhile (a second message) is not a new arrival.
         if engine.session(session_id as u64).is_some() {

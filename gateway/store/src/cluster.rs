@@ -179,6 +179,44 @@ impl Store {
         Ok(ClusterView { now, leases, nodes })
     }
 
+    /// Records that `agents` have an event stream open on `node` now.
+    pub async fn streams_seen(&self, node: &str, agents: &[String]) -> Result<(), StoreError> {
+        self.require_postgres()?;
+        if agents.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "INSERT INTO cluster_streams (agent, node, seen_at) \
+             SELECT a, $2, {DB_NOW} FROM unnest(string_to_array($1, E'\\n')) AS a \
+             ON CONFLICT (agent, node) DO UPDATE SET seen_at = excluded.seen_at"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(agents.join("\n")).bind(node).execute(self.pool()).await?;
+        Ok(())
+    }
+
+    /// Agents whose event stream was on a node silent for `node_silent_ms` and who have had no
+    /// stream anywhere for `grace_ms`: their node died and they did not come back.
+    pub async fn orphaned_agents(&self, grace_ms: i64, node_silent_ms: i64) -> Result<Vec<String>, StoreError> {
+        self.require_postgres()?;
+        let sql = format!(
+            "SELECT DISTINCT s.agent FROM cluster_streams s JOIN cluster_nodes n ON n.node = s.node \
+             WHERE n.seen_at < {DB_NOW} - $2 AND NOT EXISTS (SELECT 1 FROM cluster_streams t \
+             WHERE t.agent = s.agent AND t.seen_at >= {DB_NOW} - $1) ORDER BY s.agent"
+        );
+        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(grace_ms)
+            .bind(node_silent_ms)
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    /// Forgets an agent's recorded streams (they were set offline).
+    pub async fn forget_streams(&self, agent: &str) -> Result<(), StoreError> {
+        self.require_postgres()?;
+        sqlx::query("DELETE FROM cluster_streams WHERE agent = $1").bind(agent).execute(self.pool()).await?;
+        Ok(())
+    }
+
     /// Begins a routing write under `fence`: the lease row is read `FOR SHARE` (a takeover waits
     /// for this transaction) and must still be the holder's, under its epoch, unexpired.
     async fn fenced_tx(&self, fence: &Fence) -> Result<crate::WriteTx, StoreError> {

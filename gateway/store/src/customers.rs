@@ -93,23 +93,33 @@ impl Store {
     /// gone. (Four reads before; at thousands of new conversations a second they were most of
     /// routing's cost.)
     pub async fn routing_inputs(&self, session_id: i64) -> Result<Option<RoutingInputs>, StoreError> {
-        let row = sqlx::query(
-            "SELECT s.state, s.platform, s.shop, s.customer_id, COALESCE(c.buyer_id, ''), COALESCE(c.vip_level, 0), \
-             COALESCE(c.fans_level, 0), COALESCE(c.tags, '[]'), c.last_agent, c.last_agent_at, \
-             COALESCE((SELECT m.text FROM messages m WHERE m.session_id = s.id AND m.direction = 'in' ORDER BY m.id LIMIT 1), ''), \
-             CAST(CASE WHEN EXISTS (SELECT 1 FROM trade_events t WHERE t.customer_id = s.customer_id AND t.kind = 'refund') \
-               THEN 1 ELSE 0 END AS BIGINT) \
-             FROM sessions s LEFT JOIN customers c ON c.id = s.customer_id WHERE s.id = $1",
-        )
-        .bind(session_id)
-        .fetch_optional(self.pool())
-        .await?;
-        let Some(r) = row else { return Ok(None) };
+        let sql = format!("{ROUTING_INPUTS} WHERE s.id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(session_id).fetch_optional(self.pool()).await?;
+        match row {
+            Some(r) => Ok(Some(self.routing_inputs_from(&r).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// [`Store::routing_inputs`] of every open session, by session id, in one read: what a
+    /// routing engine rebuilt from the store (a restart, a cluster takeover) needs, without a
+    /// query per session.
+    pub async fn open_routing_inputs(&self) -> Result<std::collections::HashMap<i64, RoutingInputs>, StoreError> {
+        let sql = format!("{ROUTING_INPUTS} WHERE s.state <> 'closed'");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(self.pool()).await?;
+        let mut out = std::collections::HashMap::with_capacity(rows.len());
+        for r in &rows {
+            out.insert(r.try_get::<i64, _>(12)?, self.routing_inputs_from(r).await?);
+        }
+        Ok(out)
+    }
+
+    async fn routing_inputs_from(&self, r: &sqlx::any::AnyRow) -> Result<RoutingInputs, StoreError> {
         let state: String = r.try_get(0)?;
         let tags: String = r.try_get(7)?;
         let customer_id: i64 = r.try_get(3)?;
         let has_refunds: i64 = r.try_get(11)?;
-        Ok(Some(RoutingInputs {
+        Ok(RoutingInputs {
             state: SessionState::parse(&state)
                 .ok_or_else(|| StoreError::Corrupt(format!("session state `{state}`")))?,
             platform: r.try_get(1)?,
@@ -123,7 +133,7 @@ impl Store {
             last_agent_at: r.try_get(9)?,
             first_text: r.try_get(10)?,
             has_open_refund: has_refunds == 1 && self.has_open_refund(customer_id).await?,
-        }))
+        })
     }
 
     pub async fn has_open_refund(&self, customer_id: i64) -> Result<bool, StoreError> {
@@ -140,6 +150,14 @@ impl Store {
         Ok(open.values().any(|o| *o))
     }
 }
+
+/// The read behind [`Store::routing_inputs`]; a `WHERE` on `s` follows.
+const ROUTING_INPUTS: &str = "SELECT s.state, s.platform, s.shop, s.customer_id, COALESCE(c.buyer_id, ''), \
+     COALESCE(c.vip_level, 0), COALESCE(c.fans_level, 0), COALESCE(c.tags, '[]'), c.last_agent, c.last_agent_at, \
+     COALESCE((SELECT m.text FROM messages m WHERE m.session_id = s.id AND m.direction = 'in' ORDER BY m.id LIMIT 1), ''), \
+     CAST(CASE WHEN EXISTS (SELECT 1 FROM trade_events t WHERE t.customer_id = s.customer_id AND t.kind = 'refund') \
+       THEN 1 ELSE 0 END AS BIGINT), s.id \
+     FROM sessions s LEFT JOIN customers c ON c.id = s.customer_id";
 
 /// See [`Store::routing_inputs`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,7 +14,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "workbench logins", V4),
     (5, "replies sent one element at a time", V5),
     (6, "sessions indexed by state and close time, not by last message", V6),
-    (7, "cluster leases with epochs, nodes", V7),
+    (7, "cluster leases with epochs, nodes, agents' event streams per node", V7),
 ];
 
 const V1: &str = r#"
@@ -248,5 +248,11 @@ CREATE TABLE cluster_nodes (
     address TEXT NOT NULL,
     started_at BIGINT NOT NULL,
     seen_at BIGINT NOT NULL
+);
+CREATE TABLE cluster_streams (
+    agent TEXT NOT NULL,
+    node TEXT NOT NULL,
+    seen_at BIGINT NOT NULL,
+    PRIMARY KEY (agent, node)
 )
 "#;
