@@ -294,6 +294,7 @@ impl Gateway {
             if let Some(config) = &self.config.cluster {
                 tokio::spawn(self.flow.clone().keep_presence(config.clone()));
             }
+            carry_blacklist(self.blacklist.clone(), bus.clone());
         }
         ingress::channels::spawn_all(&self.channels);
         tokio::spawn(reload::watch(self.reload.clone()));
@@ -345,6 +346,37 @@ impl Gateway {
             }
         });
     }
+}
+
+/// In a cluster, a blacklist decision made through one node reaches every node at once (NATS
+/// `{cluster}.blacklist`), not at their next 30-second reload: a blocked buyer creates no work
+/// anywhere.
+fn carry_blacklist(blacklist: Arc<Blacklist>, bus: cluster::Bus) {
+    let (subject, client) = (bus.blacklist_subject(), bus.client.clone());
+    let mut changes = blacklist.changes();
+    let publish = (subject.clone(), client.clone());
+    tokio::spawn(async move {
+        while changes.changed().await.is_ok() {
+            if let Err(e) = publish.1.publish(publish.0.clone(), "changed".into()).await {
+                tracing::warn!("blacklist change not announced to the other nodes: {e}");
+            }
+        }
+    });
+    tokio::spawn(async move {
+        use futures_util::StreamExt;
+        let mut told = match client.subscribe(subject).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("cannot listen for blacklist changes (each node reloads every 30 s): {e}");
+                return;
+            }
+        };
+        while told.next().await.is_some() {
+            if let Err(e) = blacklist.reload().await {
+                tracing::warn!("blacklist reload failed: {e}");
+            }
+        }
+    });
 }
 
 /// Applies the retention policy at start and then every hour.

@@ -565,14 +565,32 @@ async fn cluster_phase(s: &Settings, sims: &Sims, plugins: &std::path::Path, pg:
             None
         };
         let (run, takeover) = tokio::join!(traffic, watch);
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        // Every conversation opened meanwhile is routed in the end: the arrivals held while no
+        // node led are forwarded again, and the backlog drains at the leader's pace.
+        let ended = Instant::now();
+        let waiting = || {
+            psql(
+                &db,
+                "SELECT COUNT(*) FROM sessions s WHERE s.state = 'queued' AND EXISTS (SELECT 1 FROM messages m \
+                 WHERE m.session_id = s.id AND m.platform_msg_id LIKE 'c3-kill%')",
+            )
+            .parse::<u64>()
+            .unwrap_or(0)
+        };
+        while waiting() > 0 && ended.elapsed() < Duration::from_secs(120) {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        println!(
+            "  the conversations opened during the kill were all routed {:.1?} after the traffic ended",
+            ended.elapsed()
+        );
         let stored: u64 =
             psql(&db, "SELECT COUNT(*) FROM messages WHERE direction = 'in' AND platform_msg_id LIKE '%c3-kill%'")
                 .parse()
                 .unwrap_or(0);
-        let unassigned: u64 = psql(&db, "SELECT COUNT(*) FROM sessions WHERE state = 'queued'").parse().unwrap_or(0);
+        let unassigned = waiting();
         println!(
-            "  kill -9 of the routing leader n{victim} under {half:.0}/s: another node led after {}; {} pushes acknowledged, {} failed after the balancer's retries, {stored} stored; {unassigned} conversations waiting",
+            "  kill -9 of the routing leader n{victim} under {half:.0}/s: another node led after {}; {} pushes acknowledged, {} failed after the balancer's retries, {stored} stored; {unassigned} of its conversations still waiting",
             takeover.map_or("more than 30 s".to_owned(), |t| format!("{:.2} s", t.as_secs_f64())),
             run.acked,
             run.failed

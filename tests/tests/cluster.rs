@@ -398,6 +398,30 @@ fn three_nodes_share_one_desk_caps_hold_and_every_message_and_reply_goes_through
     });
     let samples = sampler.finish();
 
+    // A block decided through node 0 — proposed by the operator, approved by a lead with the CLI,
+    // node 0 told to reload — stops the buyer at node 2 at once (not at its 30-second reload).
+    let (status, body) = c.nodes[0].api(
+        "POST",
+        "/api/v1/blacklist",
+        Some(&json!({"platform": "douyin", "shop": "dy-1", "buyer_id": "buyer-0", "level": "block",
+                     "reason": "以差评威胁索要赔偿", "evidence": ["m0"]})),
+    );
+    assert_eq!(status, 201, "{body}");
+    let out = Command::new(artifacts().huiliu())
+        .args(["blacklist", "approve", &body["id"].to_string(), "--by", "lead-wang", "--role", "lead", "--config"])
+        .arg(c.nodes[0].config_dir.path())
+        .output()
+        .expect("huiliu blacklist approve");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (status, _) = c.nodes[0].api("POST", "/api/v1/blacklist/reload", None);
+    assert_eq!(status, 200);
+    std::thread::sleep(Duration::from_millis(500));
+    let before = c.count("SELECT COUNT(*) FROM messages WHERE direction = 'in'");
+    assert!(c.push(2, "m0-3", "buyer-0", "不退钱就给差评"), "a blocked buyer's push is still acknowledged");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(c.count("SELECT COUNT(*) FROM messages WHERE direction = 'in'"), before, "no work for a blocked buyer");
+    assert!(c.nodes[2].metric(r#"huiliu_events_blocked_total{platform="douyin"}"#) >= 1.0, "node 2 blocked it");
+
     // Every node numbers events alike; the agent on node 1 saw the assignments of their own
     // conversations, decided by the leader (node {leader}).
     c.nodes[0].wait_for("the admin's stream to see 8 assignments", 20, || {

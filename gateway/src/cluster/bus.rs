@@ -57,6 +57,11 @@ impl Bus {
         format!("{}.routing", self.config.name)
     }
 
+    /// The subject on which a node says the blacklist changed.
+    pub fn blacklist_subject(&self) -> String {
+        format!("{}.blacklist", self.config.name)
+    }
+
     fn events_subject(&self) -> String {
         format!("{}.events", self.config.name)
     }

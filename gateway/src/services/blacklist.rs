@@ -55,12 +55,15 @@ type Index = HashMap<(String, String), Vec<Active>>;
 pub struct Blacklist {
     store: Store,
     index: RwLock<Arc<Index>>,
+    /// Bumped when a decision here changed the approved entries (an approval, a removal, an
+    /// explicit reload): in a cluster the other nodes are told to reload at once.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl Blacklist {
     /// Loads the approved entries from the store.
     pub async fn load(store: Store) -> Result<Blacklist, StoreError> {
-        let b = Blacklist { store, index: RwLock::default() };
+        let b = Blacklist { store, index: RwLock::default(), changes: tokio::sync::watch::channel(0).0 };
         b.reload().await?;
         Ok(b)
     }
@@ -77,6 +80,19 @@ impl Blacklist {
         }
         *self.index.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(index);
         Ok(())
+    }
+
+    /// [`Blacklist::reload`], and every other node told to reload too (in a cluster): a decision
+    /// made outside this process (the CLI) takes effect everywhere at once.
+    pub async fn reload_everywhere(&self) -> Result<(), StoreError> {
+        self.reload().await?;
+        self.changes.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    /// Ticks at every change of the approved entries made through this node.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// The level acting on `buyer` in `shop` at `now`, if any.
@@ -134,7 +150,7 @@ impl Blacklist {
             .blacklist_transition(id, from, to, &actor.id, note, now)
             .await?
             .ok_or(BlacklistError::WrongState { id, state: entry.state.as_str() })?;
-        self.reload().await?;
+        self.reload_everywhere().await?;
         Ok(changed)
     }
 

@@ -121,7 +121,7 @@ pub struct Reloaded {
 /// within the 30 s background reload).
 #[utoipa::path(post, path = "/blacklist/reload", tag = "blacklist", responses((status = 200, description = "Reloaded", body = Reloaded)))]
 pub async fn reload(State(state): State<Arc<ApiState>>, Admin(_): Admin) -> ApiResult<Reloaded> {
-    state.blacklist.reload().await.map_err(ServiceError::from)?;
+    state.blacklist.reload_everywhere().await.map_err(ServiceError::from)?;
     Ok(Json(Reloaded { reloaded: true }))
 }
 
