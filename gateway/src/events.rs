@@ -498,4 +498,29 @@ mod tests {
         assert_eq!(v["state"], "sent");
         assert!(v.get("audience").is_none());
     }
+
+    #[test]
+    fn in_a_cluster_events_are_numbered_by_the_stream_and_a_repeat_is_ignored() {
+        let hub = EventHub::new();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        hub.go_global(tx);
+        assert!(hub.is_global());
+        // Sent events go to the stream, not to the clients: numbered when they come back.
+        assert_eq!(hub.send(msg(1)), 0);
+        assert_eq!(rx.try_recv().unwrap(), msg(1));
+        assert_eq!(hub.last_seq(), 0);
+        let admin = user("root", Role::Admin, &[]);
+        let mut sub = hub.resume_for(&admin, 0);
+        hub.ingest(7, 100, msg(1));
+        hub.ingest(7, 100, msg(1)); // the consumer redelivered it
+        hub.ingest(5, 90, msg(2)); // older than what was seen
+        hub.skip(8); // a number this node could not read
+        hub.ingest(9, 110, msg(3));
+        let got: Vec<u64> = std::iter::from_fn(|| sub.rx.try_recv().ok()).map(|e| e.seq).collect();
+        assert_eq!(got, [7, 9]);
+        assert_eq!(hub.last_seq(), 9);
+        // A client resuming after 7 gets 9 only.
+        let again = hub.resume_for(&admin, 7);
+        assert_eq!(again.replay.unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), [9]);
+    }
 }

@@ -68,6 +68,7 @@ struct Cluster {
     pg_proxy: Option<Proxy>,
     rt: tokio::runtime::Runtime,
     ttl_ms: u64,
+    _plugins: tempfile::TempDir,
     _serial: std::sync::MutexGuard<'static, ()>,
 }
 
@@ -129,8 +130,19 @@ impl Cluster {
                 ..Launch::new(plugins.path(), &shops)
             }));
         }
-        std::mem::forget(plugins); // the daemons load from it for the whole test
-        Some(Cluster { nodes, db, douyin, taobao, jd, nats_proxy, pg_proxy, rt, ttl_ms, _serial: serial })
+        Some(Cluster {
+            nodes,
+            db,
+            douyin,
+            taobao,
+            jd,
+            nats_proxy,
+            pg_proxy,
+            rt,
+            ttl_ms,
+            _plugins: plugins,
+            _serial: serial,
+        })
     }
 
     fn readyz(&self, i: usize) -> Value {
