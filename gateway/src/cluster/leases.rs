@@ -23,6 +23,8 @@ struct Wanted {
     tx: watch::Sender<Option<i64>>,
     /// Until when (monotonic) it may be acted on.
     valid_until: Option<Instant>,
+    /// Tasks that want it (a shop's channel task and its replacement overlap on a reload).
+    wanters: usize,
 }
 
 /// The leases of this node. Cheap to share (`Arc`).
@@ -69,16 +71,28 @@ impl Leases {
     /// epoch while it is held, `None` while not.
     pub fn want(&self, name: &str) -> watch::Receiver<Option<i64>> {
         let mut wanted = self.lock();
-        wanted
-            .entry(name.to_owned())
-            .or_insert_with(|| Wanted { tx: watch::channel(None).0, valid_until: None })
-            .tx
-            .subscribe()
+        let w = wanted.entry(name.to_owned()).or_insert_with(|| Wanted {
+            tx: watch::channel(None).0,
+            valid_until: None,
+            wanters: 0,
+        });
+        w.wanters += 1;
+        w.tx.subscribe()
     }
 
-    /// No longer wants `name` (a retired channel): given up in the database when held.
+    /// One task no longer wants `name` (a retired channel); when none does, it is given up in
+    /// the database if held.
     pub async fn unwant(&self, name: &str) {
-        let gone = self.lock().remove(name);
+        let gone = {
+            let mut wanted = self.lock();
+            match wanted.get_mut(name) {
+                Some(w) if w.wanters > 1 => {
+                    w.wanters -= 1;
+                    None
+                }
+                _ => wanted.remove(name),
+            }
+        };
         if let Some(epoch) = gone.and_then(|w| *w.tx.borrow()) {
             self.metrics.cluster_leases_held.get_or_create(&kind(name)).dec();
             let fence = Fence { lease: name.to_owned(), holder: self.node.clone(), epoch };
