@@ -493,3 +493,20 @@ fn a_lead_edits_the_knowledge_base_through_the_api_touching_only_that_entry_in_f
     let actions: Vec<&str> = trail["entries"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
     assert_eq!(actions.len(), 3, "added, changed, removed are audited: {trail}");
 }
+
+#[test]
+fn check_says_which_desk_a_desk_dependent_bot_watches() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["huiliu.toml", "shops.toml", "routing.toml"] {
+        std::fs::copy(workspace_root().join("config").join(f), dir.path().join(f)).unwrap();
+    }
+    let faq = "[[shop]]\nid = \"tb-flagship\"\nbot = \"off_hours\"\n[[entry]]\nid = \"a\"\nquestion = \"包邮吗\"\nanswer = \"包邮\"\n";
+    std::fs::write(dir.path().join("faq.toml"), faq).unwrap();
+    let (code, out) = huiliu(&["check", "--config", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("bot of shop `tb-flagship` (off_hours): its conversations go to group `presales`"), "{out}");
+    std::fs::remove_file(dir.path().join("routing.toml")).unwrap();
+    let (code, out) = huiliu(&["check", "--config", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("there is no routing.toml: its bot never answers first"), "{out}");
+}

@@ -63,10 +63,22 @@ impl OrderState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Window {
+    #[serde(deserialize_with = "minute")]
     #[schema(minimum = 0, maximum = 1440)]
     pub from: u16,
+    #[serde(deserialize_with = "minute")]
     #[schema(minimum = 0, maximum = 1440)]
     pub to: u16,
+}
+
+/// A minute of the day; a JSON number with a zero fraction (`540.0`) counts, as JSON Schema's
+/// `integer` admits it. The range (0–1440) is checked with the rest of the body.
+fn minute<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    n.as_u64()
+        .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && (0.0..=65535.0).contains(f)).map(|f| f as u64))
+        .and_then(|v| u16::try_from(v).ok())
+        .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a minute of the day (0 to 1440)")))
 }
 
 fn list_schema(max_items: usize, max_length: usize, what: &str) -> RefOr<Schema> {
@@ -375,6 +387,19 @@ mod tests {
         let back = KnowledgeEntry::from(entry);
         assert_eq!(back.when.hours, Some(Window { from: 1380, to: 540 }));
         assert_eq!(back.when.order_states, [OrderState::Paid, OrderState::Shipped]);
+        let whole: EntryBody = serde_json::from_value(serde_json::json!({"question": "q", "answer": "a",
+            "when": {"hours": {"from": 540.0, "to": 1320}}}))
+        .unwrap();
+        assert_eq!(entry_of(whole).unwrap().when.hours.as_deref(), Some("09:00-22:00"), "540.0 is an integer");
+        for minute in [serde_json::json!(540.5), serde_json::json!(-1), serde_json::json!("540")] {
+            let body =
+                serde_json::json!({"question": "q", "answer": "a", "when": {"hours": {"from": minute, "to": 0}}});
+            assert!(serde_json::from_value::<EntryBody>(body).is_err(), "{minute}");
+        }
+        let late: EntryBody = serde_json::from_value(serde_json::json!({"question": "q", "answer": "a",
+            "when": {"hours": {"from": 1441, "to": 0}}}))
+        .unwrap();
+        assert_eq!(entry_of(late).unwrap_err().0, StatusCode::BAD_REQUEST);
         let blank: EntryBody = serde_json::from_value(serde_json::json!({"question": " ", "answer": "x"})).unwrap();
         assert_eq!(entry_of(blank).unwrap_err().0, StatusCode::BAD_REQUEST);
         assert!(
