@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 use huiliu_domain::Principal;
 use huiliu_domain::text::toml_string as quoted;
+use huiliu_knowledge::FaqConfig;
 use huiliu_knowledge::config::{Conditions, Entry};
 use huiliu_store::{Store, StoreError};
 
@@ -57,8 +58,8 @@ impl FaqFile {
         FaqFile { path, store, host, turn: tokio::sync::Mutex::new(()) }
     }
 
-    /// The file's text ("" when there is none yet) and its entries, checked.
-    fn read(&self) -> Result<(String, Vec<Entry>), FaqEditError> {
+    /// The file's text ("" when there is none yet) and its configuration, checked.
+    fn read(&self) -> Result<(String, FaqConfig), FaqEditError> {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -72,23 +73,25 @@ impl FaqFile {
                 "entries are written other than as [[entry]] tables; edit the file by hand".into(),
             ));
         }
-        Ok((text, cfg.entry))
+        Ok((text, cfg))
     }
 
     /// The entries of faq.toml, in file order (not the ones loaded from CSV exports).
     pub fn entries(&self) -> Result<Vec<Entry>, FaqEditError> {
-        self.read().map(|(_, entries)| entries)
+        self.read().map(|(_, cfg)| cfg.entry)
     }
 
     /// Adds an entry under a new id (`entry-N`), written at the end of the file.
     pub async fn add(&self, actor: &Principal, mut entry: Entry) -> Result<Entry, FaqEditError> {
         let _turn = self.turn.lock().await;
-        let (text, entries) = self.read()?;
+        let (text, cfg) = self.read()?;
         self.check_shops(&entry.when)?;
-        let taken = |id: &str| entries.iter().any(|e| e.id == id);
-        let next = entries.iter().filter_map(|e| e.id.strip_prefix("entry-")?.parse::<u64>().ok()).max().unwrap_or(0);
+        let taken = |id: &str| cfg.entry.iter().any(|e| e.id == id);
+        let next = cfg.entry.iter().filter_map(|e| e.id.strip_prefix("entry-")?.parse::<u64>().ok()).max().unwrap_or(0);
         entry.id = (next + 1..).map(|n| format!("entry-{n}")).find(|id| !taken(id)).unwrap_or_default();
-        self.write(&text, &append(&text, &entry))?;
+        let mut expected = cfg.clone();
+        expected.entry.push(entry.clone());
+        self.write(&text, &append(&text, &entry), &expected, Some(&entry))?;
         self.audit(actor, "faq_entry_added", &entry.id).await?;
         Ok(entry)
     }
@@ -96,12 +99,14 @@ impl FaqFile {
     /// Replaces entry `id` (its id stays).
     pub async fn change(&self, actor: &Principal, id: &str, mut entry: Entry) -> Result<Entry, FaqEditError> {
         let _turn = self.turn.lock().await;
-        let (text, entries) = self.read()?;
-        let index = entries.iter().position(|e| e.id == id).ok_or_else(|| FaqEditError::UnknownEntry(id.into()))?;
+        let (text, cfg) = self.read()?;
+        let index = cfg.entry.iter().position(|e| e.id == id).ok_or_else(|| FaqEditError::UnknownEntry(id.into()))?;
         self.check_shops(&entry.when)?;
         entry.id = id.to_owned();
         let edited = replace(&text, index, Some(&entry)).ok_or_else(|| FaqEditError::UnknownEntry(id.into()))?;
-        self.write(&text, &edited)?;
+        let mut expected = cfg.clone();
+        expected.entry[index] = entry.clone();
+        self.write(&text, &edited, &expected, Some(&entry))?;
         self.audit(actor, "faq_entry_changed", id).await?;
         Ok(entry)
     }
@@ -109,10 +114,12 @@ impl FaqFile {
     /// Removes entry `id`.
     pub async fn remove(&self, actor: &Principal, id: &str) -> Result<(), FaqEditError> {
         let _turn = self.turn.lock().await;
-        let (text, entries) = self.read()?;
-        let index = entries.iter().position(|e| e.id == id).ok_or_else(|| FaqEditError::UnknownEntry(id.into()))?;
+        let (text, cfg) = self.read()?;
+        let index = cfg.entry.iter().position(|e| e.id == id).ok_or_else(|| FaqEditError::UnknownEntry(id.into()))?;
         let edited = replace(&text, index, None).ok_or_else(|| FaqEditError::UnknownEntry(id.into()))?;
-        self.write(&text, &edited)?;
+        let mut expected = cfg.clone();
+        expected.entry.remove(index);
+        self.write(&text, &edited, &expected, None)?;
         self.audit(actor, "faq_entry_removed", id).await?;
         Ok(())
     }
@@ -128,11 +135,32 @@ impl FaqFile {
         }
     }
 
-    /// Checks `edited`, writes it, reloads; puts `before` back when the reload refuses it.
-    fn write(&self, before: &str, edited: &str) -> Result<(), FaqEditError> {
-        huiliu_knowledge::parse(edited, &self.path.display().to_string()).map_err(|errors| {
-            FaqEditError::Invalid(errors.iter().map(|e| format!("{}: {}", e.key, e.message)).collect())
-        })?;
+    /// Checks `edited` — valid, and saying exactly `expected` (the file before with only the one
+    /// entry changed: a layout the block edit misread, say a multi-line string with a line
+    /// starting with `[`, is refused rather than written) — writes it, reloads; puts `before`
+    /// back when the reload refuses it.
+    fn write(
+        &self,
+        before: &str,
+        edited: &str,
+        expected: &FaqConfig,
+        entry: Option<&Entry>,
+    ) -> Result<(), FaqEditError> {
+        let file = self.path.display().to_string();
+        let problems = |errors: Vec<huiliu_domain::ConfigError>| {
+            errors.iter().map(|e| format!("{}: {}", e.key, e.message)).collect()
+        };
+        // The entry's own problems (an unknown placeholder, say) are the editor's to fix...
+        if let Some(entry) = entry {
+            huiliu_knowledge::parse(&block(entry), &file).map_err(|e| FaqEditError::Invalid(problems(e)))?;
+        }
+        // ...anything else wrong with the result is the block edit misreading the file.
+        let got = huiliu_knowledge::parse(edited, &file).ok();
+        if got.as_ref() != Some(expected) {
+            return Err(FaqEditError::NotEditable(
+                "an edit of this entry's block would change more than the entry; edit the file by hand".into(),
+            ));
+        }
         self.replace_file(edited)?;
         if let Err(errors) = self.host.reload_knowledge() {
             if before.is_empty() {
@@ -298,6 +326,84 @@ mod tests {
         assert_eq!(cfg.entry[1].id, "complain");
         assert_eq!(cfg.shop[0].id, "tb-1", "the [[shop]] after the entries is kept");
         assert_eq!(cfg.knowledge.threshold, 0.4);
+    }
+
+    /// A line starting with `[` inside a multi-line string looks like a header to the block
+    /// edit; the check of the result refuses what it would make of it.
+    #[test]
+    fn a_layout_the_block_edit_misreads_is_caught_by_the_result_check() {
+        let text = "[[entry]]\nid = \"a\"\nquestion = \"q\"\nanswer = \"\"\"第一行\n[注意] 第二行\"\"\"\n[[entry]]\nid = \"b\"\nquestion = \"r\"\nanswer = \"x\"\n";
+        let cfg = huiliu_knowledge::parse(text, "faq.toml").unwrap();
+        let edited = replace(text, 0, Some(&entry("a", "新问题"))).unwrap();
+        let mut expected = cfg.clone();
+        expected.entry[0] = entry("a", "新问题");
+        let got = huiliu_knowledge::parse(&edited, "faq.toml");
+        assert!(got.is_err() || got.is_ok_and(|g| g != expected), "{edited}");
+    }
+
+    /// A host whose reload refuses when told to, counting reloads.
+    #[derive(Debug, Default)]
+    struct Host {
+        refuse: std::sync::atomic::AtomicBool,
+        reloads: std::sync::atomic::AtomicUsize,
+    }
+
+    impl FaqHost for Host {
+        fn reload_knowledge(&self) -> Result<(), Vec<String>> {
+            self.reloads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if self.refuse.load(std::sync::atomic::Ordering::SeqCst) { Err(vec!["csv gone".into()]) } else { Ok(()) }
+        }
+
+        fn shop_ids(&self) -> Vec<String> {
+            vec!["tb-1".into()]
+        }
+    }
+
+    #[tokio::test]
+    async fn the_editor_writes_reloads_audits_and_refuses_without_a_trace() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::open(&url, huiliu_store::StoreOptions::default()).await.unwrap();
+        let path = dir.path().join("faq.toml");
+        std::fs::write(&path, FILE).unwrap();
+        let host = std::sync::Arc::new(Host::default());
+        let faq = FaqFile::new(path.clone(), store.clone(), host.clone());
+        let lead =
+            Principal { id: "l1".into(), name: "阿强".into(), role: huiliu_domain::Role::Lead, groups: Vec::new() };
+
+        let added = faq.add(&lead, entry("", "发票")).await.unwrap();
+        assert_eq!(added.id, "entry-1");
+        assert_eq!(
+            faq.entries().unwrap().iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            ["ship", "complain", "entry-1"]
+        );
+        faq.change(&lead, "ship", entry("x", "运费")).await.unwrap();
+        assert_eq!(faq.entries().unwrap()[0].question, "运费");
+        let mut elsewhere = entry("", "q");
+        elsewhere.when.shops = vec!["jd-9".into()];
+        assert!(matches!(faq.add(&lead, elsewhere).await, Err(FaqEditError::UnknownShop(s)) if s == "jd-9"));
+        assert!(matches!(faq.remove(&lead, "nobody").await, Err(FaqEditError::UnknownEntry(_))));
+
+        // A reload that refuses puts the file back as it was.
+        let before = std::fs::read_to_string(&path).unwrap();
+        host.refuse.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(matches!(faq.remove(&lead, "complain").await, Err(FaqEditError::Invalid(e)) if e == ["csv gone"]));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+        host.refuse.store(false, std::sync::atomic::Ordering::SeqCst);
+
+        // A layout the block edit would misread is refused, the file untouched.
+        let tricky = "[[entry]]\nid = \"a\"\nquestion = \"q\"\nanswer = \"\"\"第一行\n[注意] 第二行\"\"\"\n";
+        std::fs::write(&path, tricky).unwrap();
+        assert!(matches!(faq.change(&lead, "a", entry("", "q2")).await, Err(FaqEditError::NotEditable(_))));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), tricky);
+
+        let trail = store.audit_trail("faq:entry-1").await.unwrap();
+        assert_eq!(trail.len(), 1, "{trail:?}");
+        assert_eq!(
+            host.reloads.load(std::sync::atomic::Ordering::SeqCst),
+            4,
+            "two edits, a refused one and its restore"
+        );
     }
 
     #[test]
