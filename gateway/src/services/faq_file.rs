@@ -46,18 +46,73 @@ pub enum FaqEditError {
 /// The editor of `faq.toml`'s entries.
 #[derive(Debug)]
 pub struct FaqFile {
-    path: PathBuf,
+    disk: Disk,
     store: Store,
-    host: std::sync::Arc<dyn FaqHost>,
     /// One edit at a time: each reads, edits and reloads the whole file.
     turn: tokio::sync::Mutex<()>,
 }
 
+/// The file and its reload: the synchronous part of an edit, run off the async workers (a
+/// reload compiles the knowledge base, jieba's dictionary included).
+#[derive(Debug, Clone)]
+struct Disk {
+    path: PathBuf,
+    host: std::sync::Arc<dyn FaqHost>,
+}
+
 impl FaqFile {
     pub fn new(path: PathBuf, store: Store, host: std::sync::Arc<dyn FaqHost>) -> FaqFile {
-        FaqFile { path, store, host, turn: tokio::sync::Mutex::new(()) }
+        FaqFile { disk: Disk { path, host }, store, turn: tokio::sync::Mutex::new(()) }
     }
 
+    /// The entries of faq.toml, in file order (not the ones loaded from CSV exports).
+    pub fn entries(&self) -> Result<Vec<Entry>, FaqEditError> {
+        self.disk.read().map(|(_, cfg)| cfg.entry)
+    }
+
+    /// Adds an entry under a new id (`entry-N`), written at the end of the file.
+    pub async fn add(&self, actor: &Principal, entry: Entry) -> Result<Entry, FaqEditError> {
+        let entry = self.edit(move |disk| disk.add(entry)).await?;
+        self.audit(actor, "faq_entry_added", &entry.id).await?;
+        Ok(entry)
+    }
+
+    /// Replaces entry `id` (its id stays).
+    pub async fn change(&self, actor: &Principal, id: &str, entry: Entry) -> Result<Entry, FaqEditError> {
+        let owned = id.to_owned();
+        let entry = self.edit(move |disk| disk.change(&owned, entry)).await?;
+        self.audit(actor, "faq_entry_changed", id).await?;
+        Ok(entry)
+    }
+
+    /// Removes entry `id`.
+    pub async fn remove(&self, actor: &Principal, id: &str) -> Result<(), FaqEditError> {
+        let owned = id.to_owned();
+        self.edit(move |disk| disk.remove(&owned)).await?;
+        self.audit(actor, "faq_entry_removed", id).await?;
+        Ok(())
+    }
+
+    /// Runs one edit on a blocking thread, one at a time.
+    async fn edit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Disk) -> Result<T, FaqEditError> + Send + 'static,
+    ) -> Result<T, FaqEditError> {
+        let _turn = self.turn.lock().await;
+        let disk = self.disk.clone();
+        tokio::task::spawn_blocking(move || f(&disk))
+            .await
+            .map_err(|e| FaqEditError::File(format!("the edit of faq.toml did not finish: {e}")))?
+    }
+
+    async fn audit(&self, actor: &Principal, action: &str, id: &str) -> Result<(), FaqEditError> {
+        let now = huiliu_domain::now_millis();
+        self.store.audit(&actor.id, action, &format!("faq:{id}"), "", now).await?;
+        Ok(())
+    }
+}
+
+impl Disk {
     /// The file's text ("" when there is none yet) and its configuration, checked.
     fn read(&self) -> Result<(String, FaqConfig), FaqEditError> {
         let text = match std::fs::read_to_string(&self.path) {
@@ -76,14 +131,7 @@ impl FaqFile {
         Ok((text, cfg))
     }
 
-    /// The entries of faq.toml, in file order (not the ones loaded from CSV exports).
-    pub fn entries(&self) -> Result<Vec<Entry>, FaqEditError> {
-        self.read().map(|(_, cfg)| cfg.entry)
-    }
-
-    /// Adds an entry under a new id (`entry-N`), written at the end of the file.
-    pub async fn add(&self, actor: &Principal, mut entry: Entry) -> Result<Entry, FaqEditError> {
-        let _turn = self.turn.lock().await;
+    fn add(&self, mut entry: Entry) -> Result<Entry, FaqEditError> {
         let (text, cfg) = self.read()?;
         self.check_shops(&entry.when)?;
         let taken = |id: &str| cfg.entry.iter().any(|e| e.id == id);
@@ -92,13 +140,10 @@ impl FaqFile {
         let mut expected = cfg.clone();
         expected.entry.push(entry.clone());
         self.write(&text, &append(&text, &entry), &expected, Some(&entry))?;
-        self.audit(actor, "faq_entry_added", &entry.id).await?;
         Ok(entry)
     }
 
-    /// Replaces entry `id` (its id stays).
-    pub async fn change(&self, actor: &Principal, id: &str, mut entry: Entry) -> Result<Entry, FaqEditError> {
-        let _turn = self.turn.lock().await;
+    fn change(&self, id: &str, mut entry: Entry) -> Result<Entry, FaqEditError> {
         let (text, cfg) = self.read()?;
         let index = cfg.entry.iter().position(|e| e.id == id).ok_or_else(|| FaqEditError::UnknownEntry(id.into()))?;
         self.check_shops(&entry.when)?;
@@ -107,21 +152,16 @@ impl FaqFile {
         let mut expected = cfg.clone();
         expected.entry[index] = entry.clone();
         self.write(&text, &edited, &expected, Some(&entry))?;
-        self.audit(actor, "faq_entry_changed", id).await?;
         Ok(entry)
     }
 
-    /// Removes entry `id`.
-    pub async fn remove(&self, actor: &Principal, id: &str) -> Result<(), FaqEditError> {
-        let _turn = self.turn.lock().await;
+    fn remove(&self, id: &str) -> Result<(), FaqEditError> {
         let (text, cfg) = self.read()?;
         let index = cfg.entry.iter().position(|e| e.id == id).ok_or_else(|| FaqEditError::UnknownEntry(id.into()))?;
         let edited = replace(&text, index, None).ok_or_else(|| FaqEditError::UnknownEntry(id.into()))?;
         let mut expected = cfg.clone();
         expected.entry.remove(index);
-        self.write(&text, &edited, &expected, None)?;
-        self.audit(actor, "faq_entry_removed", id).await?;
-        Ok(())
+        self.write(&text, &edited, &expected, None)
     }
 
     fn check_shops(&self, when: &Conditions) -> Result<(), FaqEditError> {
@@ -181,12 +221,6 @@ impl FaqFile {
         std::fs::write(&tmp, text).map_err(|e| FaqEditError::File(format!("cannot write {}: {e}", tmp.display())))?;
         std::fs::rename(&tmp, &self.path)
             .map_err(|e| FaqEditError::File(format!("cannot replace {}: {e}", self.path.display())))
-    }
-
-    async fn audit(&self, actor: &Principal, action: &str, id: &str) -> Result<(), FaqEditError> {
-        let now = huiliu_domain::now_millis();
-        self.store.audit(&actor.id, action, &format!("faq:{id}"), "", now).await?;
-        Ok(())
     }
 }
 

@@ -772,7 +772,7 @@ setInterval(() => { if (st.view === "dash" && st.token) loadDashboard(); }, 5000
 
 const ORDER_STATE = { none: "无订单", unpaid: "待付款", paid: "已付款", shipped: "已发货", delivered: "已签收",
   refunding: "退款中", refunded: "已退款", closed: "已关闭" };
-const kb = { entries: [], editing: null };
+const kb = { entries: [], editing: null, hits: {} };
 const hm = (m) => String(Math.floor(m / 60)).padStart(2, "0") + ":" + String(m % 60).padStart(2, "0");
 const minutes = (v) => { const [a, b] = v.split(":").map(Number); return a * 60 + b; };
 const words = (v) => v.split(/[,，、\s]+/).map(x => x.trim()).filter(Boolean);
@@ -792,6 +792,9 @@ async function loadKnowledge() {
   $("kb-error").textContent = r.ok ? "" : errText(r.data);
   if (!r.ok) return;
   kb.entries = r.data.entries;
+  // Hits per entry (the bot's answers since the daemon started), for the trainer.
+  const f = await api("GET", "/knowledge/figures");
+  kb.hits = f.ok ? Object.fromEntries(f.data.by_entry.map(e => [e.entry, e.answered])) : {};
   renderKnowledge();
 }
 
@@ -802,6 +805,7 @@ function renderKnowledge() {
   $("kb-entries").tBodies[0].replaceChildren(...shown.map(e => h("tr", { "data-entry": e.id },
     h("td", {}, e.id), h("td", {}, e.question), h("td", { title: e.variants.join("\n") }, e.variants.length + " 个"),
     h("td", { class: "answer" }, e.answer), h("td", {}, e.category || ""), h("td", {}, conditionText(e.when)),
+    h("td", { class: "hits" }, kb.hits[e.id] || 0),
     h("td", { class: "actions" }, h("button", { onclick: () => editEntry(e) }, "编辑"), " ",
       h("button", { onclick: () => removeEntry(e) }, "删除")))));
 }
