@@ -155,6 +155,19 @@ pub struct EntryBody {
     pub when: EntryWhen,
 }
 
+/// An entry's conditions as faq.toml has them (a file written by hand is not held to the
+/// bounds of [`EntryWhen`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
+pub struct EntryConditions {
+    pub platforms: Vec<String>,
+    pub shops: Vec<String>,
+    pub products: Vec<String>,
+    pub order_states: Vec<OrderState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub hours: Option<Window>,
+}
+
 /// An entry of faq.toml.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct KnowledgeEntry {
@@ -164,8 +177,9 @@ pub struct KnowledgeEntry {
     pub variants: Vec<String>,
     pub answer: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub category: Option<String>,
-    pub when: EntryWhen,
+    pub when: EntryConditions,
 }
 
 /// The entries of faq.toml, in file order (entries loaded from CSV exports are not listed: edit
@@ -187,7 +201,7 @@ fn hhmm(minute: u16) -> String {
 
 impl From<Entry> for KnowledgeEntry {
     fn from(e: Entry) -> Self {
-        let when = EntryWhen {
+        let when = EntryConditions {
             platforms: e.when.platforms,
             shops: e.when.shops,
             products: e.when.products,
