@@ -244,6 +244,11 @@ impl Gateway {
             metrics: metrics.clone(),
             status: status.clone(),
             reloader: reload.clone(),
+            faq: Arc::new(services::faq_file::FaqFile::new(
+                config.dir.join(huiliu_knowledge::FAQ_FILE),
+                store.clone(),
+                reload.clone(),
+            )),
             image_origins: config.api.image_origins.clone(),
             cluster: cluster.clone(),
         };
@@ -286,7 +291,8 @@ impl Gateway {
     }
 
     /// Starts the channels, the live reload, routing's deadlines, the outbox worker, the token
-    /// refresher, the follow-ups on order events and the idle-session sweeper.
+    /// refresher, the follow-ups on order events, the settling of the bot's conversations and
+    /// the idle-session sweeper.
     pub fn spawn_background(self: &Arc<Self>) {
         if let Some((leases, bus)) = &self.cluster {
             tokio::spawn(leases.clone().run());
@@ -306,6 +312,15 @@ impl Gateway {
         });
         tokio::spawn(outbox::run(self.outbox.clone()));
         tokio::spawn(flow::followup::run(self.flow.clone()));
+        let flow = self.flow.clone();
+        tokio::spawn(async move {
+            // The bot's conversations resolved by the buyer's silence (faq.toml
+            // `resolved_after_minutes`); the interval follows a reloaded setting.
+            loop {
+                tokio::time::sleep(flow.settle_interval()).await;
+                flow.settle_bot_conversations();
+            }
+        });
         tokio::spawn(sweep_retention(self.store.clone(), self.config.retention, self.metrics.clone()));
         tokio::spawn(outbox::tokens::run(self.outbox.clone()));
         tokio::spawn(services::dashboard::sample_every_minute(self.dashboard.clone()));

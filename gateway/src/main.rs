@@ -533,6 +533,31 @@ fn check(a: ConfigArg) -> ExitCode {
         if cfg.users.is_empty() {
             eprintln!("note: users.toml lists no users: nobody can log in to the workbench");
         }
+        // The desk-dependent bot modes read routing: say what they see now, or that they cannot.
+        for shop in cfg.knowledge.iter().flat_map(|k| &k.shop).filter(|s| s.bot.needs_desk()) {
+            let mode = if shop.bot == huiliu_knowledge::BotMode::OffHours { "off_hours" } else { "long_wait" };
+            let platform = cfg.shops.iter().find(|s| s.id == shop.id).map_or("", |s| s.platform.as_str());
+            let outlook = cfg
+                .routing
+                .as_ref()
+                .and_then(|r| huiliu_routing::outlook(r, None, platform, &shop.id, huiliu_domain::now_millis()));
+            match (&cfg.routing, outlook) {
+                (None, _) => eprintln!(
+                    "note: faq.toml: shop `{}` has bot = \"{mode}\" but there is no routing.toml: its bot never answers first",
+                    shop.id
+                ),
+                (Some(_), None) => eprintln!(
+                    "note: faq.toml: shop `{}` has bot = \"{mode}\" but no routing rule or fallback group takes its conversations",
+                    shop.id
+                ),
+                (Some(_), Some(o)) => println!(
+                    "bot of shop `{}` ({mode}): its conversations go to group `{}`, {} now",
+                    shop.id,
+                    o.group,
+                    if o.open { "open" } else { "closed" }
+                ),
+            }
+        }
         println!("retention ([retention], swept hourly):");
         for line in cfg.retention.describe() {
             println!("  {line}");

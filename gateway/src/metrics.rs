@@ -111,6 +111,11 @@ pub struct Metrics {
     /// (asked_for_agent, low_confidence, category_complaint, two_answers_did_not_help,
     /// answer_blocked). Answered ones are `replies{author="bot"}`.
     pub bot_handovers: Family<PlatformReasonLabels, Counter>,
+    /// Conversations the bot answered (counted at its first answer), by platform.
+    pub bot_conversations: Family<PlatformLabels, Counter>,
+    /// Of those, resolved without a human: the buyer wrote nothing further within faq.toml's
+    /// `resolved_after_minutes` of the bot's last answer, by platform.
+    pub bot_resolved: Family<PlatformLabels, Counter>,
     /// Time from assignment to the agent's first reply, seconds.
     pub first_response_seconds: Histogram,
     /// Time from a reply being queued to the platform accepting it, seconds.
@@ -185,6 +190,8 @@ impl Metrics {
             assign_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 20)),
             replies: Family::default(),
             bot_handovers: Family::default(),
+            bot_conversations: Family::default(),
+            bot_resolved: Family::default(),
             first_response_seconds: Histogram::new(exponential_buckets(0.5, 2.0, 14)),
             send_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 20)),
             closed: Family::default(),
@@ -261,6 +268,16 @@ impl Metrics {
             "bot_handovers",
             "Buyer messages the knowledge-base bot handed to agents, by reason",
             m.bot_handovers.clone(),
+        );
+        registry.register(
+            "bot_conversations",
+            "Conversations the knowledge-base bot answered",
+            m.bot_conversations.clone(),
+        );
+        registry.register(
+            "bot_resolved",
+            "Conversations the bot answered that the buyer left without a human (no further message in time)",
+            m.bot_resolved.clone(),
         );
         registry.register("screened", "Messages of flagged or restricted buyers", m.screened.clone());
         registry.register("config_reloads", "Configuration reloads by result", m.config_reloads.clone());

@@ -113,6 +113,17 @@ impl crate::api::Reloader for Reload {
     }
 }
 
+/// The knowledge-base editor reloads faq.toml as a change of the file does.
+impl crate::services::faq_file::FaqHost for Reload {
+    fn reload_knowledge(&self) -> Result<(), Vec<String>> {
+        reload_knowledge(self).map(|_| ()).map_err(|errors| errors.iter().map(ToString::to_string).collect())
+    }
+
+    fn shop_ids(&self) -> Vec<String> {
+        self.shops.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|s| s.id.clone()).collect()
+    }
+}
+
 /// What a reload did.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReloadReport {

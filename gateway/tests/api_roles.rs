@@ -135,6 +135,24 @@ async fn every_endpoint_enforces_its_roles() {
         ("get", "/audit", "/audit?subject=message:1".into(), None, May::Lead),
         ("get", "/routing", "/routing".into(), None, May::Lead),
         ("get", "/knowledge/figures", "/knowledge/figures".into(), None, May::Lead),
+        ("get", "/knowledge/entries", "/knowledge/entries".into(), None, May::Lead),
+        // Added by each lead and admin (a new entry each: ids are given by the server).
+        (
+            "post",
+            "/knowledge/entries",
+            "/knowledge/entries".into(),
+            Some(json!({"question": "可以开发票吗", "answer": "{buyer}您好，可以开电子发票"})),
+            May::Lead,
+        ),
+        // An entry that does not exist: refused (404) after the permission check.
+        (
+            "put",
+            "/knowledge/entries/{id}",
+            "/knowledge/entries/nobody".into(),
+            Some(json!({"question": "包邮吗", "answer": "包邮"})),
+            May::Lead,
+        ),
+        ("delete", "/knowledge/entries/{id}", "/knowledge/entries/nobody".into(), None, May::Lead),
         ("post", "/config/reload", "/config/reload".into(), None, May::Admin),
         (
             "post",

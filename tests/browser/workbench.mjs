@@ -182,10 +182,43 @@ try {
   const legend = (await page.locator("#chart-queued .u-legend").textContent()) || "";
   if (!legend.includes("售前")) throw new Error(`chart legend says ${legend}`);
   step("charts", await page.locator("#charts").getAttribute("data-points"));
+  // The bot's figures, with the conversations it resolved without a human.
+  await page.locator("#dash-bot-resolved[data-resolved]").waitFor({ state: "attached" });
+  const resolved = (await page.locator("#dash-bot-resolved").textContent()) || "";
+  if (!resolved.includes("无需人工解决")) throw new Error(`the bot's resolved line reads ${resolved}`);
   await page.screenshot({ path: join(SHOTS, "dashboard.png"), fullPage: true });
   noViolations("in the workbench or the dashboard");
   const groups = await page.locator("#dash-groups tbody tr").count();
   step("dashboard", String(groups));
+
+  // The lead's knowledge base (知识库): add an entry, find it, change its answer, remove it.
+  await page.click("#tab-kb");
+  await page.locator("#kb-entries tbody tr").first().waitFor();
+  const before = await page.locator("#kb-entries tbody tr").count();
+  await page.click("#kb-new");
+  await page.fill("#kb-question", "可以开增值税专用发票吗");
+  await page.fill("#kb-variants", "能开专票吗\n专票怎么开");
+  await page.fill("#kb-answer", "{buyer}您好，可以开专票～");
+  await page.check('#kb-states input[value="paid"]');
+  await page.click("#kb-save");
+  await page.waitForFunction(() => document.querySelector("#kb-note").textContent.includes("已新增"));
+  await page.fill("#kb-filter", "专票");
+  const row = page.locator("#kb-entries tbody tr", { hasText: "可以开增值税专用发票吗" });
+  await row.waitFor();
+  await row.getByText("编辑").click();
+  await page.fill("#kb-answer", "{buyer}您好，专票请在订单页申请～");
+  await page.click("#kb-save");
+  await page.waitForFunction(() => document.querySelector("#kb-note").textContent.includes("已保存"));
+  await page.locator("#kb-entries tbody tr", { hasText: "订单页申请" }).waitFor();
+  const conditions = (await row.locator("td").nth(5).textContent()) || "";
+  if (!conditions.includes("已付款")) throw new Error(`the entry's conditions read ${conditions}`);
+  await page.screenshot({ path: join(SHOTS, "knowledge.png"), fullPage: true });
+  const id = await row.getAttribute("data-entry");
+  page.once("dialog", (d) => d.accept());
+  await row.getByText("删除").click();
+  await page.waitForFunction(() => document.querySelector("#kb-note").textContent.includes("已删除"));
+  noViolations("in the knowledge base");
+  step("knowledge", `${before} ${id}`);
   await browser.close();
   step("done");
   process.exit(0);

@@ -300,3 +300,213 @@ fn a_delivered_order_gets_the_shops_follow_up_in_the_buyers_conversation() {
     let sent = sim.journal().received().iter().filter(|r| r.content.contains("已签收，使用中有问题")).count();
     assert_eq!(sent, 1, "rate-limited per buyer");
 }
+
+/// routing.toml for the desk-dependent bot modes: one group, two agents of one session each;
+/// `{hours}` is the group's `[group.hours]` table ("" = always open).
+const DESK_ROUTING: &str = r#"
+[routing]
+fallback_group = "presales"
+first_response_limit_s = 600
+default_handle_time_s = 300
+[messages]
+welcome = "您好，我是{agent}"
+[[group]]
+id = "presales"
+name = "售前"
+{hours}
+[[agent]]
+id = "a1"
+name = "小美"
+groups = { presales = 5 }
+max_sessions = 1
+[[agent]]
+id = "a2"
+name = "小王"
+groups = { presales = 5 }
+max_sessions = 1
+[[rule]]
+name = "默认"
+[[rule.target]]
+group = "presales"
+"#;
+
+#[test]
+fn the_bot_answers_first_when_routings_desk_is_closed_or_the_wait_is_long_and_counts_what_it_resolved() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let sim = rt.block_on(DouyinSim::start(SimConfig::sample("7000924"), Arc::new(Faults::default()))).unwrap();
+    let plugins = artifacts().plugins_dir(&["huiliu-douyin"]);
+    let mut shops = String::from("[[shop]]\nid = \"dy-1\"\nplatform = \"douyin\"\n[shop.settings]\n");
+    for (k, v) in sim.shop_settings() {
+        shops.push_str(&format!("{k} = {}\n", Value::String(v)));
+    }
+    let mut daemon = Daemon::start(plugins.path(), &shops);
+    let faq = std::fs::read_to_string(workspace_root().join("config/faq.toml")).unwrap();
+    let dir = daemon.config_dir.path().to_owned();
+    // A buyer silent for 3 s after the bot's answer counts as resolved (fractional minutes).
+    let faq_with = |mode: &str| {
+        let faq = faq.replacen("\n[knowledge]\n", "\n[knowledge]\nresolved_after_minutes = 0.05\n", 1);
+        std::fs::write(dir.join("faq.toml"), format!("{faq}\n[[shop]]\nid = \"dy-1\"\n{mode}\n")).unwrap();
+    };
+    let routing_with =
+        |hours: &str| std::fs::write(dir.join("routing.toml"), DESK_ROUTING.replace("{hours}", hours)).unwrap();
+    faq_with("bot = \"off_hours\"");
+    // The group is closed every day: the desk is closed whatever the hour the test runs at.
+    routing_with("[group.hours]\ndaily = []");
+    daemon.restart();
+    sim.set_gateway(format!("http://{}/hooks/douyin/dy-1", daemon.addr));
+    let online = |agent: &str| {
+        let (status, body) = daemon.api(
+            "POST",
+            &format!("/api/v1/agents/{agent}/status"),
+            Some(&serde_json::json!({"status": "online"})),
+        );
+        assert_eq!(status, 200, "{body}");
+    };
+    online("a1");
+    let reload = || {
+        let (status, body) = daemon.api("POST", "/api/v1/config/reload", None);
+        assert_eq!(status, 200, "{body}");
+    };
+    let ask = |id: &str, buyer: &str, text: &str| {
+        assert!(rt.block_on(sim.deliver_chat(&BuyerChat::text(id, buyer, text, now_ms()))).acked);
+    };
+    let bot_answered = |buyer: &str| {
+        sim.journal().received().iter().any(|r| r.buyer_id == buyer && r.content.contains("七天无理由退换"))
+    };
+    let question = "七天无理由可以退吗";
+
+    // off_hours, the desk closed: the bot answers.
+    ask("desk-1", "buyer-night", question);
+    daemon.wait_for("the bot's answer while the desk is closed", 20, || bot_answered("buyer-night").then_some(()));
+
+    // The desk opens (routing.toml without hours): the same question goes to the online agent.
+    routing_with("");
+    reload();
+    ask("desk-2", "buyer-day", question);
+    let assigned = daemon
+        .wait_for("the day buyer assigned to a1", 20, || daemon.sessions().into_iter().find(|s| s["agent"] == "a1"));
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    assert!(!bot_answered("buyer-day"), "the bot answered while the desk was open: {assigned}");
+
+    // long_wait over 1 minute: a1 is full (1 of 1), nobody else online: 300 s expected → the bot.
+    faq_with("bot = \"long_wait\"\nbot_wait_minutes = 1");
+    reload();
+    ask("desk-3", "buyer-busy", question);
+    daemon.wait_for("the bot's answer while the wait is long", 20, || bot_answered("buyer-busy").then_some(()));
+
+    // a2 comes online with room: no wait, so the next buyer goes to a2, not the bot.
+    online("a2");
+    ask("desk-4", "buyer-quick", question);
+    daemon.wait_for("the quick buyer assigned to a2", 20, || {
+        daemon.sessions().into_iter().find(|s| s["agent"] == "a2").map(|_| ())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    assert!(!bot_answered("buyer-quick"), "the bot answered although an agent had room");
+
+    // Neither buyer the bot answered wrote again: both conversations are resolved without a human.
+    let figures = daemon.wait_for("two resolved conversations", 20, || {
+        let (_, f) = daemon.api("GET", "/api/v1/knowledge/figures", None);
+        (f["resolved"] == 2).then_some(f)
+    });
+    assert_eq!(figures["bot_conversations"], 2, "{figures}");
+    assert_eq!(figures["resolution_rate"], 1.0, "{figures}");
+    assert_eq!(daemon.metric(r#"huiliu_bot_resolved_total{platform="douyin"}"#), 2.0);
+    assert_eq!(daemon.metric(r#"huiliu_bot_conversations_total{platform="douyin"}"#), 2.0);
+}
+
+#[test]
+fn a_lead_edits_the_knowledge_base_through_the_api_touching_only_that_entry_in_force_at_once() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let sim = rt.block_on(DouyinSim::start(SimConfig::sample("7000925"), Arc::new(Faults::default()))).unwrap();
+    let plugins = artifacts().plugins_dir(&["huiliu-douyin"]);
+    let mut shops = String::from("[[shop]]\nid = \"dy-1\"\nplatform = \"douyin\"\n[shop.settings]\n");
+    for (k, v) in sim.shop_settings() {
+        shops.push_str(&format!("{k} = {}\n", Value::String(v)));
+    }
+    let mut daemon = Daemon::start(plugins.path(), &shops);
+    let faq_path = daemon.config_dir.path().join("faq.toml");
+    let shipped = std::fs::read_to_string(workspace_root().join("config/faq.toml")).unwrap();
+    std::fs::write(&faq_path, &shipped).unwrap();
+    daemon.restart();
+    let entries_in_force = || daemon.api("GET", "/api/v1/knowledge/figures", None).1["entries"].as_u64().unwrap();
+    let shipped_count = entries_in_force();
+
+    let (status, list) = daemon.api("GET", "/api/v1/knowledge/entries", None);
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["entries"].as_array().unwrap().len() as u64, shipped_count, "{list}");
+    assert!(list["entries"].as_array().unwrap().iter().any(|e| e["id"] == "free-shipping"));
+
+    // Added: a new id, at the end of the file, in force at once.
+    let entry = serde_json::json!({"question": "可以用花呗分期吗", "variants": ["支持花呗吗"],
+        "answer": "{buyer}您好，支持花呗分期付款～", "when": {"order_states": ["none", "unpaid"]}});
+    let (status, added) = daemon.api("POST", "/api/v1/knowledge/entries", Some(&entry));
+    assert_eq!(status, 201, "{added}");
+    let id = added["id"].as_str().unwrap().to_owned();
+    assert_eq!(id, "entry-1");
+    assert_eq!(entries_in_force(), shipped_count + 1);
+    let text = std::fs::read_to_string(&faq_path).unwrap();
+    assert!(text.starts_with(&shipped), "the rest of the file is kept byte for byte");
+    let (code, out) = huiliu(&[
+        "faq",
+        "try",
+        "--config",
+        daemon.config_dir.path().to_str().unwrap(),
+        "--state",
+        "none",
+        "支持花呗吗",
+    ]);
+    assert!(code == 0 && out.contains("entry-1"), "{out}");
+
+    // Changed: only its block.
+    let changed = serde_json::json!({"question": "可以用花呗分期吗", "answer": "支持花呗，最多分12期",
+        "when": {"hours": {"from": 540, "to": 1320}}});
+    let (status, body) = daemon.api("PUT", &format!("/api/v1/knowledge/entries/{id}"), Some(&changed));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["when"]["hours"]["to"], 1320, "{body}");
+    let text = std::fs::read_to_string(&faq_path).unwrap();
+    assert!(
+        text.starts_with(&shipped)
+            && text.contains("answer = \"支持花呗，最多分12期\"\n[entry.when]\nhours = \"09:00-22:00\"\n"),
+        "{text}"
+    );
+    let (_, list) = daemon.api("GET", "/api/v1/knowledge/entries", None);
+    let listed = list["entries"].as_array().unwrap().iter().find(|e| e["id"] == id.as_str()).cloned().unwrap();
+    assert_eq!(listed["variants"], serde_json::json!([]), "{listed}");
+
+    // Refused without a change: an unknown placeholder (422), a shop not in shops.toml (404), an
+    // entry that does not exist (404).
+    let bad = serde_json::json!({"question": "q", "answer": "{nick}您好"});
+    let (status, body) = daemon.api("PUT", &format!("/api/v1/knowledge/entries/{id}"), Some(&bad));
+    assert_eq!((status, body["code"].as_str()), (422, Some("invalid_entry")), "{body}");
+    let elsewhere = serde_json::json!({"question": "q", "answer": "a", "when": {"shops": ["tb-9"]}});
+    let (status, body) = daemon.api("POST", "/api/v1/knowledge/entries", Some(&elsewhere));
+    assert_eq!((status, body["code"].as_str()), (404, Some("unknown_shop")), "{body}");
+    assert_eq!(daemon.api("DELETE", "/api/v1/knowledge/entries/nobody", None).0, 404);
+    assert_eq!(std::fs::read_to_string(&faq_path).unwrap(), text, "refused edits leave the file alone");
+
+    // Removed: the file is the shipped one again, and the running base with it.
+    let (status, body) = daemon.api("DELETE", &format!("/api/v1/knowledge/entries/{id}"), None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(std::fs::read_to_string(&faq_path).unwrap(), shipped);
+    assert_eq!(entries_in_force(), shipped_count);
+    let (_, trail) = daemon.api("GET", &format!("/api/v1/audit?subject=faq:{id}"), None);
+    let actions: Vec<&str> = trail["entries"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+    assert_eq!(actions.len(), 3, "added, changed, removed are audited: {trail}");
+}
+
+#[test]
+fn check_says_which_desk_a_desk_dependent_bot_watches() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["huiliu.toml", "shops.toml", "routing.toml"] {
+        std::fs::copy(workspace_root().join("config").join(f), dir.path().join(f)).unwrap();
+    }
+    let faq = "[[shop]]\nid = \"tb-flagship\"\nbot = \"off_hours\"\n[[entry]]\nid = \"a\"\nquestion = \"包邮吗\"\nanswer = \"包邮\"\n";
+    std::fs::write(dir.path().join("faq.toml"), faq).unwrap();
+    let (code, out) = huiliu(&["check", "--config", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("bot of shop `tb-flagship` (off_hours): its conversations go to group `presales`"), "{out}");
+    std::fs::remove_file(dir.path().join("routing.toml")).unwrap();
+    let (code, out) = huiliu(&["check", "--config", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("there is no routing.toml: its bot never answers first"), "{out}");
+}

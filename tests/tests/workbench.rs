@@ -1,7 +1,7 @@
 //! The workbench in real headless Chromium against the real daemon and the Douyin simulator:
 //! an agent logs in, a buyer writes, the session appears without a reload, the agent answers
 //! with a quick reply, the simulator receives a correctly signed send, the reply shows as
-//! delivered, and the lead opens the dashboard. The customer panel shows the group and the
+//! delivered, the lead opens the dashboard and edits the knowledge base (知识库). The customer panel shows the group and the
 //! assignment reason in Chinese; the page runs under the daemon's Content-Security-Policy and
 //! any violation fails the test. Screenshots go to `target/screenshots/`.
 //!
@@ -204,9 +204,19 @@ fn an_agent_answers_a_buyer_in_the_browser_and_the_lead_sees_the_dashboard() {
     assert!(points >= 1, "the charts have the point taken now at least");
     let groups: usize = expect("dashboard").parse().unwrap();
     assert_eq!(groups, 1, "the lead sees their one group");
+    let kb = expect("knowledge");
+    let (listed, id) = kb.split_once(' ').unwrap();
+    assert!(listed.parse::<usize>().unwrap() >= 60, "the shipped entries are listed: {kb}");
+    assert_eq!(id, "entry-1", "the new entry was added, changed and removed in the page");
+    let faq = std::fs::read_to_string(daemon.config_dir.path().join("faq.toml")).unwrap();
+    let shipped = std::fs::read_to_string(workspace_root().join("config/faq.toml")).unwrap();
+    assert_eq!(faq, shipped, "added, changed and removed again: the file is as it was");
+    let (_, trail) = daemon.api("GET", "/api/v1/audit?subject=faq:entry-1", None);
+    assert_eq!(trail["entries"].as_array().map(Vec::len), Some(3), "{trail}");
+    assert!(trail["entries"].as_array().unwrap().iter().all(|e| e["actor"] == "l1"), "{trail}");
     expect("done");
     assert!(node.wait().unwrap().success());
-    for f in ["login.png", "alert.png", "workbench.png", "rich.png", "search.png", "dashboard.png"] {
+    for f in ["login.png", "alert.png", "workbench.png", "rich.png", "search.png", "dashboard.png", "knowledge.png"] {
         let p = shots.join(f);
         assert!(Path::new(&p).metadata().is_ok_and(|m| m.len() > 10_000), "{} was saved", p.display());
         eprintln!("screenshot: {}", p.display());

@@ -214,4 +214,20 @@ fn main() {
         pct(1.0),
         build.as_secs_f64() * 1e3
     );
+    // Of which the segmentation (jieba, stopwords, synonyms, character pairs): the same
+    // questions through a segmenter built as the knowledge base builds its own.
+    let groups: Vec<Vec<String>> = big.synonyms.iter().map(|g| g.words.clone()).collect();
+    let segmenter = huiliu_knowledge::text::Segmenter::new(&groups, &big.knowledge.words, &big.knowledge.stopwords);
+    let mut times = Vec::with_capacity(cases.len() * rounds);
+    for _ in 0..rounds {
+        for c in &cases {
+            let t = Instant::now();
+            black_box(segmenter.terms(black_box(&c.question)));
+            times.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    let pct = |p: f64| times[((times.len() as f64 - 1.0) * p) as usize];
+    println!("  of which segmentation: mean {mean:.1} µs, p50 {:.1} µs, p99 {:.1} µs", pct(0.5), pct(0.99));
 }

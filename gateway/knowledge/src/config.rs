@@ -20,6 +20,10 @@ pub const ORDER_STATES: &[&str] =
 /// The confidence above which the bot answers, when neither the file nor the shop sets one.
 pub const DEFAULT_THRESHOLD: f64 = 0.35;
 
+/// How long a buyer stays silent after the bot's answer before the conversation counts as
+/// resolved without a human, when the file does not say.
+pub const DEFAULT_RESOLVED_AFTER_MINUTES: f64 = 10.0;
+
 /// The whole file.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -97,6 +101,14 @@ pub struct KnowledgeSettings {
     /// At most one follow-up per buyer in this many minutes.
     #[serde(default = "default_followup_interval")]
     pub followup_min_interval_minutes: u32,
+    /// A conversation the bot answered counts as resolved without a human when the buyer
+    /// writes nothing further within this many minutes of its last answer (may be fractional).
+    #[serde(default = "default_resolved_after")]
+    pub resolved_after_minutes: f64,
+}
+
+fn default_resolved_after() -> f64 {
+    DEFAULT_RESOLVED_AFTER_MINUTES
 }
 
 fn default_quiet_hours() -> String {
@@ -126,6 +138,30 @@ pub enum BotMode {
     Always,
     /// Only inside `bot_hours` (e.g. the night: "23:00-09:00").
     Hours,
+    /// Only while the desk is closed: the routing group that would take the shop's
+    /// conversation is outside its `routing.toml` hours (and no on-duty group is open).
+    OffHours,
+    /// Only while the expected wait for an agent exceeds `bot_wait_minutes` (a closed desk's
+    /// wait runs to its opening, so this covers off hours too).
+    LongWait,
+}
+
+impl BotMode {
+    /// Whether the mode depends on the desk (routing's hours and queues).
+    pub fn needs_desk(self) -> bool {
+        matches!(self, BotMode::OffHours | BotMode::LongWait)
+    }
+}
+
+/// What the desk looks like to a new conversation of a shop, for [`BotMode::OffHours`] and
+/// [`BotMode::LongWait`]; the daemon reads it from routing (`huiliu_routing::outlook`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Desk {
+    /// Whether the group that would take the conversation is open now.
+    pub open: bool,
+    /// The expected wait for an agent, in seconds; `None` when nobody could take it (no
+    /// member online).
+    pub wait_s: Option<u64>,
 }
 
 impl Default for KnowledgeSettings {
@@ -141,6 +177,7 @@ impl Default for KnowledgeSettings {
             cards: Vec::new(),
             followup_quiet_hours: default_quiet_hours(),
             followup_min_interval_minutes: default_followup_interval(),
+            resolved_after_minutes: DEFAULT_RESOLVED_AFTER_MINUTES,
         }
     }
 }
@@ -162,6 +199,9 @@ pub struct ShopSettings {
     pub bot: BotMode,
     /// For `bot = "hours"`: Beijing time "HH:MM-HH:MM" (may wrap midnight).
     pub bot_hours: Option<String>,
+    /// For `bot = "long_wait"`: the bot answers first when the expected wait for an agent is
+    /// longer than this many minutes.
+    pub bot_wait_minutes: Option<u32>,
 }
 
 /// `[[synonyms]]`.
@@ -257,6 +297,10 @@ impl FaqConfig {
         if !threshold_ok(self.knowledge.threshold) {
             err("knowledge.threshold".into(), format!("{} is not between 0 and 1", self.knowledge.threshold));
         }
+        let resolved = self.knowledge.resolved_after_minutes;
+        if !(resolved > 0.0 && resolved <= 1440.0) {
+            err("knowledge.resolved_after_minutes".into(), format!("{resolved} is not above 0 and at most 1440"));
+        }
         let mut shops = BTreeSet::new();
         for (i, shop) in self.shop.iter().enumerate() {
             if !shops.insert(shop.id.as_str()) {
@@ -269,6 +313,15 @@ impl FaqConfig {
                 (BotMode::Hours, None) => err(format!("shop[{i}].bot_hours"), "bot = \"hours\" needs bot_hours".into()),
                 (_, Some(h)) if Hours::parse(h).is_none() => {
                     err(format!("shop[{i}].bot_hours"), format!("`{h}` is not HH:MM-HH:MM"))
+                }
+                _ => {}
+            }
+            match (shop.bot, shop.bot_wait_minutes) {
+                (BotMode::LongWait, None) => {
+                    err(format!("shop[{i}].bot_wait_minutes"), "bot = \"long_wait\" needs bot_wait_minutes".into())
+                }
+                (mode, Some(_)) if mode != BotMode::LongWait => {
+                    err(format!("shop[{i}].bot_wait_minutes"), "only bot = \"long_wait\" waits".into())
                 }
                 _ => {}
             }
@@ -311,13 +364,13 @@ impl FaqConfig {
             } else if !ids.insert(entry.id.as_str()) {
                 err(key("id"), format!("`{}` is used by another entry", entry.id));
             }
-            if entry.question.trim().is_empty() {
+            if is_blank(&entry.question) {
                 err(key("question"), "the standard question is empty".into());
             }
-            if entry.variants.iter().any(|v| v.trim().is_empty()) {
+            if entry.variants.iter().any(|v| is_blank(v)) {
                 err(key("variants"), "a variant is empty".into());
             }
-            if entry.answer.trim().is_empty() {
+            if is_blank(&entry.answer) {
                 err(key("answer"), "the answer is empty".into());
             }
             for name in placeholders(&entry.answer) {
@@ -350,13 +403,26 @@ impl FaqConfig {
         self.shop.iter().find(|s| s.id == shop).and_then(|s| s.threshold).unwrap_or(self.knowledge.threshold)
     }
 
-    /// Whether a shop's bot answers first at `minute` (Beijing time, minutes since midnight).
-    pub fn bot_active(&self, shop: &str, minute: u16) -> bool {
+    /// A shop's bot mode (`off` for a shop not listed).
+    pub fn bot_mode(&self, shop: &str) -> BotMode {
+        self.shop.iter().find(|s| s.id == shop).map_or(BotMode::Off, |s| s.bot)
+    }
+
+    /// Whether a shop's bot answers first at `minute` (Beijing time, minutes since midnight),
+    /// with the desk as it is now (`None`: unknown — no routing, so never closed and no wait
+    /// known: the desk-dependent modes stay silent). An unbounded wait (nobody online) is
+    /// longer than any `bot_wait_minutes`.
+    pub fn bot_active(&self, shop: &str, minute: u16, desk: Option<&Desk>) -> bool {
         let Some(s) = self.shop.iter().find(|s| s.id == shop) else { return false };
         match s.bot {
             BotMode::Off => false,
             BotMode::Always => true,
             BotMode::Hours => s.bot_hours.as_deref().and_then(Hours::parse).is_some_and(|h| h.contains(minute)),
+            BotMode::OffHours => desk.is_some_and(|d| !d.open),
+            BotMode::LongWait => desk.is_some_and(|d| {
+                let limit_s = u64::from(s.bot_wait_minutes.unwrap_or(0)) * 60;
+                d.wait_s.is_none_or(|w| w > limit_s)
+            }),
         }
     }
 
@@ -402,6 +468,10 @@ impl FaqConfig {
 
 pub use huiliu_domain::text::placeholders;
 
+/// Blank as the API contract defines it (space, tab, line breaks, the ideographic space), so an
+/// entry the API accepts is one this check accepts.
+use huiliu_domain::text::is_blank;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,6 +481,7 @@ mod tests {
         let text = r#"
 [knowledge]
 threshold = 1.5
+resolved_after_minutes = 0
 [[synonyms]]
 words = ["包邮"]
 [[entry]]
@@ -435,6 +506,7 @@ answer = "x"
             keys,
             [
                 "knowledge.threshold",
+                "knowledge.resolved_after_minutes",
                 "synonyms[0].words",
                 "entry[0].id",
                 "entry[0].question",
@@ -481,15 +553,44 @@ mod bot_tests {
             "f",
         )
         .unwrap();
-        assert!(cfg.bot_active("day", 12 * 60));
-        assert!(cfg.bot_active("night", 60) && !cfg.bot_active("night", 12 * 60));
-        assert!(!cfg.bot_active("unlisted", 60));
+        assert!(cfg.bot_active("day", 12 * 60, None));
+        assert!(cfg.bot_active("night", 60, None) && !cfg.bot_active("night", 12 * 60, None));
+        assert!(!cfg.bot_active("unlisted", 60, None));
         assert!(cfg.wants_human("转人工") && cfg.wants_human("我要找真人") && !cfg.wants_human("包邮吗"));
         let errors = parse("[[shop]]\nid = \"x\"\nbot = \"hours\"\n", "f").unwrap_err();
         assert_eq!(errors[0].key, "shop[0].bot_hours");
         let cfg = parse("[knowledge]\nwelcome = \"您好～\"\ncards = [\"包邮吗\", \"多久发货\"]\n", "f").unwrap();
         assert_eq!(cfg.welcome_text().as_deref(), Some("您好～\n1. 包邮吗\n2. 多久发货"));
         assert_eq!((cfg.card(" 2 "), cfg.card("3"), cfg.card("0")), (Some("多久发货"), None, None));
+    }
+
+    #[test]
+    fn off_hours_and_long_wait_follow_the_desk() {
+        let cfg = parse(
+            "[[shop]]\nid = \"closed\"\nbot = \"off_hours\"\n[[shop]]\nid = \"busy\"\nbot = \"long_wait\"\nbot_wait_minutes = 3\n",
+            "f",
+        )
+        .unwrap();
+        let desk = |open, wait_s| Desk { open, wait_s };
+        assert_eq!((cfg.bot_mode("busy"), cfg.bot_mode("x")), (BotMode::LongWait, BotMode::Off));
+        assert!(cfg.bot_mode("closed").needs_desk() && !BotMode::Always.needs_desk());
+        // off_hours: only a closed desk; without routing (no desk known) never.
+        assert!(cfg.bot_active("closed", 720, Some(&desk(false, Some(0)))));
+        assert!(!cfg.bot_active("closed", 720, Some(&desk(true, None))));
+        assert!(!cfg.bot_active("closed", 720, None));
+        // long_wait: more than 3 minutes, or nobody online at all.
+        assert!(!cfg.bot_active("busy", 720, Some(&desk(true, Some(180)))));
+        assert!(cfg.bot_active("busy", 720, Some(&desk(true, Some(181)))));
+        assert!(cfg.bot_active("busy", 720, Some(&desk(true, None))));
+        assert!(cfg.bot_active("busy", 720, Some(&desk(false, Some(3600)))));
+        assert!(!cfg.bot_active("busy", 720, None));
+        let errors = parse(
+            "[[shop]]\nid = \"a\"\nbot = \"long_wait\"\n[[shop]]\nid = \"b\"\nbot = \"always\"\nbot_wait_minutes = 2\n",
+            "f",
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["shop[0].bot_wait_minutes", "shop[1].bot_wait_minutes"]);
     }
 
     #[test]

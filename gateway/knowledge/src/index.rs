@@ -93,6 +93,24 @@ struct Doc {
     text: String,
     terms: Vec<u32>,
     norm: f64,
+    /// BM25's term-frequency factor for this document's length, (k1 + 1) / (1 + k1 (1 − b +
+    /// b·len/avg)): a term's BM25 here is its idf times this.
+    bm25_factor: f64,
+}
+
+/// A lookup's working memory, kept per thread so that a lookup allocates nothing in proportion
+/// to the knowledge base: per document the cosine's dot product and BM25, per entry its best
+/// document; and the lists of the ones touched, which are all that is read and reset.
+#[derive(Default)]
+struct Scratch {
+    docs: Vec<(f64, f64)>,
+    touched_docs: Vec<u32>,
+    entries: Vec<Option<(u32, f64, f64)>>,
+    touched_entries: Vec<u32>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
 }
 
 struct Compiled {
@@ -110,7 +128,6 @@ pub struct KnowledgeBase {
     weights: Vec<f64>,
     postings: Vec<Vec<u32>>,
     unknown_idf: f64,
-    avg_len: f64,
     default_threshold: f64,
     shop_thresholds: HashMap<String, f64>,
     config: FaqConfig,
@@ -134,7 +151,7 @@ impl KnowledgeBase {
                         *vocab.entry(t).or_insert(next)
                     })
                     .collect();
-                docs.push(Doc { entry: i, text: text.clone(), terms, norm: 0.0 });
+                docs.push(Doc { entry: i, text: text.clone(), terms, norm: 0.0, bm25_factor: 0.0 });
             }
             let hours = entry.when.hours.as_deref().and_then(Hours::parse);
             entries.push(Compiled { entry: entry.clone(), hours });
@@ -156,7 +173,11 @@ impl KnowledgeBase {
         for doc in &mut docs {
             doc.norm = doc.terms.iter().map(|&t| weights[t as usize].powi(2)).sum::<f64>().sqrt();
         }
-        let avg_len = docs.iter().map(|d| d.terms.len()).sum::<usize>() as f64 / n.max(1.0);
+        let avg_len = (docs.iter().map(|d| d.terms.len()).sum::<usize>() as f64 / n.max(1.0)).max(1.0);
+        for doc in &mut docs {
+            let len = doc.terms.len() as f64;
+            doc.bm25_factor = (K1 + 1.0) / (1.0 + K1 * (1.0 - B + B * len / avg_len));
+        }
         KnowledgeBase {
             segmenter,
             entries,
@@ -166,7 +187,6 @@ impl KnowledgeBase {
             weights,
             postings,
             unknown_idf: idf_of(0.0),
-            avg_len: avg_len.max(1.0),
             default_threshold: cfg.knowledge.threshold,
             shop_thresholds: cfg.shop.iter().filter_map(|s| Some((s.id.clone(), s.threshold?))).collect(),
             config: cfg.clone(),
@@ -212,35 +232,21 @@ impl KnowledgeBase {
             }
         }
         let q_norm = q_norm.sqrt();
-        // doc -> (dot, bm25)
-        let mut scores: HashMap<u32, (f64, f64)> = HashMap::new();
-        for &t in &known {
-            let idf = self.idf[t as usize];
-            let w = self.weights[t as usize];
-            for &d in &self.postings[t as usize] {
-                let len = self.docs[d as usize].terms.len() as f64;
-                let bm25 = idf * (K1 + 1.0) / (1.0 + K1 * (1.0 - B + B * len / self.avg_len));
-                let s = scores.entry(d).or_default();
-                s.0 += w * w;
-                s.1 += bm25;
-            }
-        }
-        let mut best: HashMap<usize, (u32, f64, f64)> = HashMap::new();
-        for (d, (dot, bm25)) in scores {
-            let doc = &self.docs[d as usize];
-            if !self.applies(doc.entry, ctx) {
-                continue;
-            }
-            let cos = if q_norm > 0.0 && doc.norm > 0.0 { dot / (q_norm * doc.norm) } else { 0.0 };
-            let slot = best.entry(doc.entry).or_insert((d, cos, bm25));
-            if (cos, bm25) > (slot.1, slot.2) {
-                *slot = (d, cos, bm25);
-            }
-        }
-        let mut ranked: Vec<(usize, (u32, f64, f64))> = best.into_iter().collect();
-        ranked.sort_by(|a, b| {
-            (b.1.1, b.1.2).partial_cmp(&(a.1.1, a.1.2)).unwrap_or(std::cmp::Ordering::Equal).then(a.0.cmp(&b.0))
+        let mut ranked: Vec<(usize, (u32, f64, f64))> = SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            self.score(&known, q_norm, ctx, &mut scratch)
         });
+        // Best first (cosine, then BM25, then file order); only the first `top` are kept, and
+        // the runner-up's cosine, so a partial sort does.
+        let order = |a: &(usize, (u32, f64, f64)), b: &(usize, (u32, f64, f64))| {
+            (b.1.1, b.1.2).partial_cmp(&(a.1.1, a.1.2)).unwrap_or(std::cmp::Ordering::Equal).then(a.0.cmp(&b.0))
+        };
+        let keep = top.max(2);
+        if ranked.len() > keep {
+            ranked.select_nth_unstable_by(keep - 1, order);
+            ranked.truncate(keep);
+        }
+        ranked.sort_by(order);
         // An answer is only as sure as it is distinct from the runner-up entry.
         let second = ranked.get(1).map(|r| r.1.1).unwrap_or(0.0);
         let matches = ranked
@@ -262,6 +268,65 @@ impl KnowledgeBase {
             })
             .collect();
         Lookup { terms, matches }
+    }
+
+    /// Every entry that shares a term with the message and whose conditions hold, with its best
+    /// document: (entry, (document, cosine, BM25)), in no order.
+    fn score(&self, known: &[u32], q_norm: f64, ctx: &Context<'_>, s: &mut Scratch) -> Vec<(usize, (u32, f64, f64))> {
+        if s.docs.len() < self.docs.len() {
+            s.docs.resize(self.docs.len(), (0.0, 0.0));
+        }
+        if s.entries.len() < self.entries.len() {
+            s.entries.resize(self.entries.len(), None);
+        }
+        for &t in known {
+            let idf = self.idf[t as usize];
+            let w2 = self.weights[t as usize].powi(2);
+            for &d in &self.postings[t as usize] {
+                let slot = &mut s.docs[d as usize];
+                if *slot == (0.0, 0.0) {
+                    s.touched_docs.push(d);
+                }
+                slot.0 += w2;
+                slot.1 += idf * self.docs[d as usize].bm25_factor;
+            }
+        }
+        for i in 0..s.touched_docs.len() {
+            let d = s.touched_docs[i];
+            let (dot, bm25) = std::mem::take(&mut s.docs[d as usize]);
+            let doc = &self.docs[d as usize];
+            let e = doc.entry;
+            if s.entries[e].is_none() {
+                if !self.applies(e, ctx) {
+                    // Marked as seen with an impossible score, skipped below.
+                    s.entries[e] = Some((u32::MAX, f64::NEG_INFINITY, 0.0));
+                    s.touched_entries.push(e as u32);
+                    continue;
+                }
+                s.touched_entries.push(e as u32);
+            } else if s.entries[e].is_some_and(|b| b.0 == u32::MAX) {
+                continue;
+            }
+            let cos = if q_norm > 0.0 && doc.norm > 0.0 { dot / (q_norm * doc.norm) } else { 0.0 };
+            let slot = &mut s.entries[e];
+            // The best document of the entry; on a tie, the first in the file.
+            match slot {
+                Some(b) if (cos, bm25) > (b.1, b.2) || ((cos, bm25) == (b.1, b.2) && d < b.0) => *b = (d, cos, bm25),
+                Some(_) => {}
+                None => *slot = Some((d, cos, bm25)),
+            }
+        }
+        s.touched_docs.clear();
+        let mut found = Vec::with_capacity(s.touched_entries.len());
+        for &e in &s.touched_entries {
+            if let Some(best) = s.entries[e as usize].take()
+                && best.0 != u32::MAX
+            {
+                found.push((e as usize, best));
+            }
+        }
+        s.touched_entries.clear();
+        found
     }
 
     /// The best entry at or above the shop's threshold, if any: what the bot would answer.
@@ -419,6 +484,32 @@ answer = "x"
         assert!(kb.answer("晚上有人吗", &at("taobao", 23 * 60)).is_some());
         assert!(kb.answer("晚上有人吗", &at("taobao", 12 * 60)).is_none());
         assert!(kb.answer("晚上有人吗", &at("jd", 23 * 60)).is_none());
+    }
+
+    /// The per-thread working memory is left clean: the same lookups, interleaved between two
+    /// bases of different sizes and conditions that skip entries, give the same answers.
+    #[test]
+    fn lookups_do_not_leak_into_each_other() {
+        let small = kb(SMALL);
+        let other = kb("[[entry]]\nid = \"a\"\nquestion = \"发票怎么开\"\nanswer = \"x\"\n");
+        let night = Context { platform: Some("taobao"), minute: Some(23 * 60), ..Context::default() };
+        let first: Vec<Lookup> =
+            ["晚上有人吗", "多久发货", "免运费吗"].iter().map(|q| small.lookup(q, &night, 3)).collect();
+        for _ in 0..3 {
+            assert_eq!(other.lookup("发票怎么开", &Context::default(), 3).matches.len(), 1);
+            let jd = Context { platform: Some("jd"), ..Context::default() };
+            assert!(
+                small.lookup("晚上有人吗", &jd, 3).matches.iter().all(|m| small.entry(m.entry).unwrap().id != "night")
+            );
+            let again: Vec<Lookup> =
+                ["晚上有人吗", "多久发货", "免运费吗"].iter().map(|q| small.lookup(q, &night, 3)).collect();
+            assert_eq!(again, first);
+        }
+        assert_eq!(small.entry(small.lookup("晚上有人吗", &night, 1).matches[0].entry).unwrap().id, "night");
+        let day = Context { platform: Some("taobao"), minute: Some(12 * 60), ..Context::default() };
+        assert!(
+            small.lookup("晚上有人吗", &day, 3).matches.iter().all(|m| small.entry(m.entry).unwrap().id != "night")
+        );
     }
 
     #[test]

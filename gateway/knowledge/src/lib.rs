@@ -18,7 +18,7 @@ use std::path::Path;
 
 use huiliu_domain::ConfigError;
 
-pub use config::{Entry, FAQ_FILE, FaqConfig, parse};
+pub use config::{BotMode, Desk, Entry, FAQ_FILE, FaqConfig, parse};
 pub use index::{Context, Decision, HandOver, KnowledgeBase, Lookup, Match, Vars, render};
 
 /// Reads `faq.toml` from a config directory with the CSV exports it names, checked whole.

@@ -51,7 +51,9 @@
 //!   `transfer`, `restore` (restore and reload), `describe` (decision records), `inspect`
 //!   (views, [`RouterState`], dry runs), `invariants` (test oracle).
 //! - `treap`: the order-statistic set the queues are made of.
-//! - `types`: actions, decisions, inputs; `explain`: dry runs.
+//! - `types`: actions, decisions, inputs; `explain`: dry runs; `outlook`: what a new
+//!   conversation of a shop would meet (group, open or closed, expected wait), from the
+//!   configuration and a [`RouterState`], for the knowledge-base bot.
 //! - `tests`: the engine's behaviour tests; `tests/properties.rs`: property tests over random
 //!   event sequences.
 //!
@@ -97,6 +99,7 @@ mod compiled;
 pub mod config;
 mod engine;
 mod explain;
+mod outlook;
 pub mod reason;
 mod treap;
 mod types;
@@ -110,6 +113,7 @@ pub use config::{
 };
 pub use engine::{AgentState, Engine, RestoredAgent, RestoredSession, RouterState};
 pub use explain::{DryRunError, EventTime, SampleAgent, SampleEvent, dry_run, explain, explain_in, render_decision};
+pub use outlook::{Outlook, outlook, shop_group};
 pub use reason::{Lang, Names, Reason};
 pub use types::{
     Action, AgentStatus, AgentView, Candidate, Conversation, Decision, DecisionReasons, Eligibility, Handover,

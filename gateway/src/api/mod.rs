@@ -52,6 +52,8 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     pub status: Arc<Status>,
     pub reloader: Arc<dyn Reloader>,
+    /// Edits of faq.toml's entries (leads and admins).
+    pub faq: Arc<crate::services::faq_file::FaqFile>,
     /// `api.image_origins`: where buyers' pictures may be shown from (the CSP's `img-src`).
     pub image_origins: Vec<String>,
     /// In a cluster: this node's leases and NATS connection (shown on `/readyz`).

@@ -1,6 +1,8 @@
 //! The bot's turn (智能客服 answers first): after a buyer message is stored and acknowledged,
-//! before routing. Where `faq.toml` turns the shop's bot on (`[[shop]] bot`) and no agent has the
-//! conversation, the knowledge base answers through the reply door as `Author::Bot` — the same
+//! before routing. Where `faq.toml` turns the shop's bot on (`[[shop]] bot`: always, in its own
+//! hours, while routing's group for the shop is closed, or while the expected wait for an agent
+//! is long — the last two read from the routing engine's hours, queue and free room) and no
+//! agent has the conversation, the knowledge base answers through the reply door as `Author::Bot` — the same
 //! compliance, masking and outbox as an agent's reply — or hands over to routing:
 //!
 //! - the buyer asks for a person (`handover_words`: 人工, 真人),
@@ -26,10 +28,37 @@ use super::{Author, Flow, ReplyOutcome, ReplyRequest};
 const HAND_OVER_CATEGORIES: &[&str] = &["complaint"];
 
 impl Flow {
+    /// The desk as a new conversation of the shop would meet it (routing's hours, queue and
+    /// free room; see `huiliu_routing::outlook`), for the bot modes that depend on it. `None`
+    /// without routing.toml. `off_hours` reads the configuration only; `long_wait` also takes
+    /// a snapshot of the agents and queues (O(agents), and only for conversations no agent has
+    /// in shops with that mode).
+    async fn desk(
+        &self,
+        mode: huiliu_knowledge::BotMode,
+        platform: &str,
+        shop: &str,
+        now: i64,
+    ) -> Option<huiliu_knowledge::Desk> {
+        let routing = self.routing.as_ref()?;
+        let state = match mode {
+            huiliu_knowledge::BotMode::LongWait => Some(routing.state().await),
+            _ => None,
+        };
+        let outlook =
+            routing.with_config(|cfg| huiliu_routing::outlook(cfg, state.as_ref(), platform, shop, now)).await?;
+        tracing::debug!(shop, group = %outlook.group, open = outlook.open, wait_s = ?outlook.wait_s, "the desk for the bot");
+        Some(huiliu_knowledge::Desk { open: outlook.open, wait_s: outlook.wait_s })
+    }
+
     /// The bot's turn for a session's newest buyer message: true when the bot answered (no
     /// agent is needed for it), false when routing should take it.
     pub(super) async fn bot_turn(&self, session_id: i64) -> bool {
         let Some(kb) = self.knowledge.get().and_then(|k| k.current()) else { return false };
+        let now = huiliu_domain::now_millis();
+        if let Some(k) = self.knowledge.get() {
+            k.buyer_wrote(session_id, now);
+        }
         // Most messages belong to a conversation an agent already holds: answered from the
         // engine's memory, without reading the session from the store.
         if let Some(routing) = &self.routing
@@ -38,9 +67,13 @@ impl Flow {
             return false;
         }
         let Ok(Some(session)) = self.store.session(session_id).await else { return false };
-        let now = huiliu_domain::now_millis();
         let minute = huiliu_knowledge::beijing_minute(now);
-        if session.agent.is_some() || !kb.config().bot_active(&session.shop, minute) {
+        if session.agent.is_some() {
+            return false;
+        }
+        let mode = kb.config().bot_mode(&session.shop);
+        let desk = if mode.needs_desk() { self.desk(mode, &session.platform, &session.shop, now).await } else { None };
+        if !kb.config().bot_active(&session.shop, minute, desk.as_ref()) {
             return false;
         }
         let Ok(messages) = self.store.session_messages(session_id).await else { return false };
@@ -57,6 +90,8 @@ impl Flow {
             return false;
         }
         let bot_spoke = messages.iter().any(|m| is_bot(&m));
+        let welcome = kb.config().welcome_text();
+        let bot_answered = messages.iter().any(|m| is_bot(&m) && welcome.as_deref() != Some(m.text.as_str()));
         let answers_in_a_row =
             messages.iter().rev().filter(|m| m.direction == Direction::Out).take_while(|m| is_bot(m)).count();
         // A number after the welcome picks a card question.
@@ -86,7 +121,11 @@ impl Flow {
                     match self.reply(request).await {
                         Ok(ReplyOutcome::Queued { .. }) => {
                             if let Some(k) = self.knowledge.get() {
-                                k.record_answer(&entry.id);
+                                k.record_answer(&entry.id, session_id, &session.platform, !bot_answered, now);
+                            }
+                            if !bot_answered {
+                                let platform = crate::metrics::PlatformLabels { platform: session.platform.clone() };
+                                self.metrics.bot_conversations.get_or_create(&platform).inc();
                             }
                             tracing::info!(session = session_id, entry = %entry.id, confidence = m.confidence, "the bot answered");
                             return true;
@@ -107,7 +146,7 @@ impl Flow {
         // when configured, instead of an agent.
         if reason == "low_confidence"
             && !bot_spoke
-            && let Some(welcome) = kb.config().welcome_text()
+            && let Some(welcome) = welcome
         {
             let request = ReplyRequest { session_id, author: Author::Bot, content: vec![Content::text(welcome)] };
             if matches!(self.reply(request).await, Ok(ReplyOutcome::Queued { .. })) {
@@ -118,7 +157,7 @@ impl Flow {
         tracing::info!(session = session_id, reason = %reason, "the bot hands over to an agent");
         crate::metrics::Metrics::count(&self.metrics.bot_handovers, &session.platform, &reason);
         if let Some(k) = self.knowledge.get() {
-            k.record_handover(&reason, (reason == "low_confidence").then_some(last.text.as_str()));
+            k.record_handover(&reason, (reason == "low_confidence").then_some(last.text.as_str()), session_id);
         }
         if bot_spoke && !notice.is_empty() {
             let request = ReplyRequest { session_id, author: Author::Bot, content: vec![Content::text(notice)] };
@@ -127,5 +166,21 @@ impl Flow {
             }
         }
         false
+    }
+
+    /// Settles the bot's conversations now (see `Knowledge::settle`) and counts the ones the
+    /// buyer's silence resolved in `huiliu_bot_resolved_total`.
+    pub fn settle_bot_conversations(&self) {
+        let Some(k) = self.knowledge.get() else { return };
+        for platform in k.settle(huiliu_domain::now_millis()) {
+            self.metrics.bot_resolved.get_or_create(&crate::metrics::PlatformLabels { platform }).inc();
+        }
+    }
+
+    /// How often the bot's conversations are settled: often enough for a short
+    /// `resolved_after_minutes` to be seen on time, at most every 15 s.
+    pub fn settle_interval(&self) -> std::time::Duration {
+        let after = self.knowledge.get().map_or(600_000, |k| k.resolved_after_ms());
+        std::time::Duration::from_millis((after / 4).clamp(250, 15_000) as u64)
     }
 }

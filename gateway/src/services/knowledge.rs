@@ -5,12 +5,13 @@
 //! about: the masked text of the buyer's message, the session's platform and shop, the state of
 //! the buyer's latest order, Beijing time.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Serialize;
 
 use huiliu_domain::session::TradeRecord;
+use huiliu_knowledge::config::DEFAULT_RESOLVED_AFTER_MINUTES;
 use huiliu_knowledge::{Context, FaqConfig, KnowledgeBase, Vars};
 
 /// The running knowledge base, if `faq.toml` exists.
@@ -33,6 +34,25 @@ struct Tally {
     handovers: BTreeMap<String, u64>,
     /// Masked texts the bot could not match, newest last, with how often each came.
     unanswered: VecDeque<(String, u64)>,
+    /// Conversations the bot answered (counted at its first answer).
+    conversations: u64,
+    /// Of those, resolved without a human: no buyer message within `resolved_after_minutes`
+    /// of the bot's last answer.
+    resolved: u64,
+    /// And not: handed over, or the buyer wrote and the bot did not answer again.
+    unresolved: u64,
+    /// The bot's conversations not settled yet, by session.
+    open: HashMap<i64, OpenConversation>,
+}
+
+/// A conversation the bot answered, until it is settled as resolved or not.
+#[derive(Debug, Clone)]
+struct OpenConversation {
+    platform: String,
+    /// When the bot last answered; `None` while the buyer's newer message waits for its turn.
+    answered_at: Option<i64>,
+    /// When the buyer last wrote.
+    wrote_at: i64,
 }
 
 /// The bot's figures since the daemon started (智能客服训练的核心指标): how many buyer
@@ -54,6 +74,20 @@ pub struct KnowledgeFigures {
     pub handovers: BTreeMap<String, u64>,
     /// The latest questions no entry matched (masked), with how often each came.
     pub unanswered: Vec<Unanswered>,
+    /// Conversations the bot answered (at least once).
+    pub bot_conversations: u64,
+    /// Of those, resolved without a human (解决率): the buyer wrote nothing further within
+    /// `resolved_after_minutes` of the bot's last answer.
+    pub resolved: u64,
+    /// Of those, not resolved by the bot: handed to an agent, or the buyer wrote again and the
+    /// bot did not answer.
+    pub unresolved: u64,
+    /// resolved / (resolved + unresolved), 0 when none is settled yet.
+    pub resolution_rate: f64,
+    /// The bot's conversations still open (within the silence that would resolve them).
+    pub awaiting: u64,
+    /// faq.toml's `[knowledge] resolved_after_minutes`.
+    pub resolved_after_minutes: f64,
 }
 
 /// One entry's answers.
@@ -133,18 +167,42 @@ impl Knowledge {
         }
     }
 
-    /// Counts a bot answer.
-    pub fn record_answer(&self, entry: &str) {
+    /// A buyer message arrived in a session (before the bot's turn): a conversation the bot
+    /// answered is not resolved by silence while this message waits.
+    pub fn buyer_wrote(&self, session: i64, now: i64) {
+        let mut t = self.tally.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(open) = t.open.get_mut(&session) {
+            open.answered_at = None;
+            open.wrote_at = now;
+        }
+    }
+
+    /// Counts a bot answer in a session (`first`: the bot's first answer there, which opens a
+    /// bot conversation).
+    pub fn record_answer(&self, entry: &str, session: i64, platform: &str, first: bool, now: i64) {
         let mut t = self.tally.lock().unwrap_or_else(|p| p.into_inner());
         t.considered += 1;
         *t.answered.entry(entry.to_owned()).or_default() += 1;
+        if first {
+            t.conversations += 1;
+            t.open
+                .insert(session, OpenConversation { platform: platform.to_owned(), answered_at: None, wrote_at: now });
+        }
+        // A conversation already settled (resolved, then the buyer came back) is not counted twice.
+        if let Some(open) = t.open.get_mut(&session) {
+            open.answered_at = Some(now);
+        }
     }
 
     /// Counts a hand-over; a low-confidence one keeps the (masked) question for the trainer.
-    pub fn record_handover(&self, reason: &str, unmatched: Option<&str>) {
+    /// A conversation the bot had answered is settled as not resolved.
+    pub fn record_handover(&self, reason: &str, unmatched: Option<&str>, session: i64) {
         let mut t = self.tally.lock().unwrap_or_else(|p| p.into_inner());
         t.considered += 1;
         *t.handovers.entry(reason.to_owned()).or_default() += 1;
+        if t.open.remove(&session).is_some() {
+            t.unresolved += 1;
+        }
         if let Some(text) = unmatched.map(str::trim).filter(|s| !s.is_empty()) {
             let times = match t.unanswered.iter().position(|(q, _)| q == text) {
                 Some(i) => t.unanswered.remove(i).map(|(_, n)| n).unwrap_or(0),
@@ -155,6 +213,38 @@ impl Knowledge {
                 t.unanswered.pop_front();
             }
         }
+    }
+
+    /// How long a buyer's silence after the bot's answer resolves a conversation.
+    pub fn resolved_after_ms(&self) -> i64 {
+        let minutes =
+            self.current().map_or(DEFAULT_RESOLVED_AFTER_MINUTES, |k| k.config().knowledge.resolved_after_minutes);
+        (minutes * 60_000.0) as i64
+    }
+
+    /// Settles the bot's conversations at `now`: resolved when the buyer has been silent for
+    /// `resolved_after_minutes` since the bot's last answer; not resolved when the buyer's last
+    /// message got no answer from the bot within that time (an agent or nobody took it).
+    /// Returns the platforms of the conversations just resolved (one per conversation).
+    pub fn settle(&self, now: i64) -> Vec<String> {
+        let after = self.resolved_after_ms();
+        let mut t = self.tally.lock().unwrap_or_else(|p| p.into_inner());
+        let mut resolved = Vec::new();
+        let mut unresolved = 0;
+        t.open.retain(|_, c| match c.answered_at {
+            Some(at) if now - at >= after => {
+                resolved.push(std::mem::take(&mut c.platform));
+                false
+            }
+            None if now - c.wrote_at >= after => {
+                unresolved += 1;
+                false
+            }
+            _ => true,
+        });
+        t.resolved += resolved.len() as u64;
+        t.unresolved += unresolved;
+        resolved
     }
 
     /// The figures so far.
@@ -178,6 +268,16 @@ impl Knowledge {
                 .rev()
                 .map(|(text, times)| Unanswered { text: text.clone(), times: *times })
                 .collect(),
+            bot_conversations: t.conversations,
+            resolved: t.resolved,
+            unresolved: t.unresolved,
+            resolution_rate: if t.resolved + t.unresolved > 0 {
+                t.resolved as f64 / (t.resolved + t.unresolved) as f64
+            } else {
+                0.0
+            },
+            awaiting: t.open.len() as u64,
+            resolved_after_minutes: resolved_after_minutes(&self.current()),
         }
     }
 
@@ -229,6 +329,10 @@ impl Knowledge {
     }
 }
 
+fn resolved_after_minutes(kb: &Option<Arc<KnowledgeBase>>) -> f64 {
+    kb.as_ref().map_or(DEFAULT_RESOLVED_AFTER_MINUTES, |k| k.config().knowledge.resolved_after_minutes)
+}
+
 /// The state of the buyer's latest order, in faq.toml's words, from their trade events
 /// (newest first).
 pub fn order_state(trades: &[TradeRecord]) -> Option<&'static str> {
@@ -271,16 +375,44 @@ mod tests {
     #[test]
     fn figures_count_answers_handovers_and_keep_unanswered_questions() {
         let k = Knowledge::new(None);
-        k.record_answer("ship");
-        k.record_answer("ship");
-        k.record_handover("low_confidence", Some("衣服起球怎么办"));
-        k.record_handover("low_confidence", Some("衣服起球怎么办"));
-        k.record_handover("asked_for_agent", None);
+        k.record_answer("ship", 1, "taobao", true, 0);
+        k.record_answer("ship", 2, "taobao", true, 0);
+        k.record_handover("low_confidence", Some("衣服起球怎么办"), 3);
+        k.record_handover("low_confidence", Some("衣服起球怎么办"), 3);
+        k.record_handover("asked_for_agent", None, 4);
         let f = k.figures();
         assert_eq!((f.considered, f.answered), (5, 2));
         assert_eq!(f.by_entry, [EntryHits { entry: "ship".into(), answered: 2 }]);
         assert_eq!(f.handovers["low_confidence"], 2);
         assert_eq!(f.unanswered, [Unanswered { text: "衣服起球怎么办".into(), times: 2 }]);
+    }
+
+    #[test]
+    fn a_bot_conversation_is_resolved_by_the_buyers_silence_and_not_by_a_hand_over() {
+        let cfg = huiliu_knowledge::parse("[knowledge]\nresolved_after_minutes = 10\n", "faq.toml").unwrap();
+        let k = Knowledge::new(Some(&cfg));
+        const MIN: i64 = 60_000;
+        // 1: answered, then silence. 2: answered, asked again, answered again, silence.
+        // 3: answered, then 转人工. 4: answered, the buyer wrote, the bot said nothing more.
+        for s in 1..=4 {
+            k.record_answer("ship", s, "douyin", true, 0);
+        }
+        k.buyer_wrote(2, 5 * MIN);
+        k.record_answer("return", 2, "douyin", false, 5 * MIN);
+        k.buyer_wrote(3, MIN);
+        k.record_handover("asked_for_agent", None, 3);
+        k.buyer_wrote(4, 2 * MIN);
+        assert!(k.settle(9 * MIN).is_empty(), "nobody silent for 10 minutes yet");
+        assert_eq!(k.settle(10 * MIN), ["douyin"], "the first");
+        assert_eq!(k.settle(12 * MIN).len(), 0, "4 is settled unresolved, 2 still waits");
+        assert_eq!(k.settle(15 * MIN), ["douyin"]);
+        // The first comes back after being resolved: not counted again.
+        k.buyer_wrote(1, 20 * MIN);
+        k.record_answer("ship", 1, "douyin", false, 20 * MIN);
+        assert!(k.settle(40 * MIN).is_empty());
+        let f = k.figures();
+        assert_eq!((f.bot_conversations, f.resolved, f.unresolved, f.awaiting), (4, 2, 2, 0));
+        assert_eq!((f.resolution_rate, f.resolved_after_minutes), (0.5, 10.0));
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod blacklist;
 pub mod dashboard;
 pub mod desk;
+pub mod faq_file;
 pub mod knowledge;
 pub mod logins;
 pub mod quick;

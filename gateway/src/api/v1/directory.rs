@@ -70,6 +70,11 @@ pub const ERRORS_ZH: &[(&str, &str)] = &[
     ("unknown_user", "没有这个账号"),
     ("user_exists", "账号已存在"),
     ("users_file", "账号文件无法写入，未做更改"),
+    ("unknown_entry", "知识库里没有这个条目"),
+    ("unknown_shop", "条件里的店铺不在 shops.toml 中"),
+    ("invalid_entry", "知识条目有误，未做更改"),
+    ("faq_not_editable", "faq.toml 有错误或写法特殊，请手工修改"),
+    ("faq_file", "知识库文件无法写入，未做更改"),
 ];
 
 /// Display names and the Chinese wording of reason and error codes (any signed-in user).

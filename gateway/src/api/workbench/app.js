@@ -154,6 +154,7 @@ async function start() {
   $("app").hidden = false;
   $("me").textContent = st.me.name + "（" + (ROLE[st.me.role] || st.me.role) + "）";
   $("tab-dash").hidden = st.me.role === "agent";
+  $("tab-kb").hidden = st.me.role === "agent";
   $("status").value = (r.data.agent && r.data.agent.status) || "offline";
   $("status").disabled = !r.data.agent;
   connect();
@@ -662,12 +663,16 @@ function show(view) {
   st.view = view;
   $("desk").hidden = view !== "desk";
   $("dash").hidden = view !== "dash";
+  $("kb").hidden = view !== "kb";
   $("tab-desk").classList.toggle("active", view === "desk");
   $("tab-dash").classList.toggle("active", view === "dash");
+  $("tab-kb").classList.toggle("active", view === "kb");
   if (view === "dash") loadDashboard();
+  if (view === "kb") loadKnowledge();
 }
 $("tab-desk").addEventListener("click", () => show("desk"));
 $("tab-dash").addEventListener("click", () => show("dash"));
+$("tab-kb").addEventListener("click", () => show("kb"));
 
 const HANDOVER = { asked_for_agent: "买家要求", low_confidence: "未识别", category_complaint: "投诉", two_answers_did_not_help: "两次回答未解决", answer_blocked: "答案被合规拦截" };
 const secs = (v) => v === null || v === undefined ? "—" : v < 60 ? v.toFixed(1) + "秒" : since(v * 1000);
@@ -702,6 +707,10 @@ async function loadDashboard() {
     const f = kb.data, hand = Object.entries(f.handovers).map(([k, n]) => (HANDOVER[k] || k) + " " + n).join("，");
     $("dash-bot-summary").textContent = "知识库 " + f.entries + " 条；启动以来机器人接待 " + f.considered + " 条消息，回答 " + f.answered
       + " 条（识别率 " + pct(f.recognition_rate) + "）" + (hand ? "；转人工：" + hand : "");
+    const resolved = $("dash-bot-resolved");
+    resolved.dataset.resolved = String(f.resolved);
+    resolved.textContent = "机器人回答过的会话 " + f.bot_conversations + " 个：无需人工解决 " + f.resolved + " 个，未解决 " + f.unresolved
+      + " 个（解决率 " + pct(f.resolution_rate) + "；买家在机器人最后一次回答后 " + f.resolved_after_minutes + " 分钟内未再发言即算解决），待定 " + f.awaiting + " 个";
     $("dash-bot-entries").tBodies[0].replaceChildren(...f.by_entry.slice(0, 10).map(e => h("tr", { "data-entry": e.entry }, h("td", {}, e.entry), h("td", {}, e.answered))));
     $("dash-bot-unanswered").tBodies[0].replaceChildren(...f.unanswered.slice(0, 10).map(u => h("tr", {}, h("td", {}, u.text), h("td", {}, u.times))));
   }
@@ -758,6 +767,101 @@ async function decide(id, action) {
   loadDashboard();
 }
 setInterval(() => { if (st.view === "dash" && st.token) loadDashboard(); }, 5000);
+
+// ---------------------------------------------------------------- knowledge base (leads)
+
+const ORDER_STATE = { none: "无订单", unpaid: "待付款", paid: "已付款", shipped: "已发货", delivered: "已签收",
+  refunding: "退款中", refunded: "已退款", closed: "已关闭" };
+const kb = { entries: [], editing: null, hits: {} };
+const hm = (m) => String(Math.floor(m / 60)).padStart(2, "0") + ":" + String(m % 60).padStart(2, "0");
+const minutes = (v) => { const [a, b] = v.split(":").map(Number); return a * 60 + b; };
+const words = (v) => v.split(/[,，、\s]+/).map(x => x.trim()).filter(Boolean);
+
+function conditionText(w) {
+  const parts = [];
+  if (w.platforms.length) parts.push(w.platforms.map(p => PLATFORM[p] || p).join("/"));
+  if (w.shops.length) parts.push("店铺 " + w.shops.join("/"));
+  if (w.products.length) parts.push("商品 " + w.products.join("/"));
+  if (w.order_states.length) parts.push(w.order_states.map(s => ORDER_STATE[s] || s).join("/"));
+  if (w.hours) parts.push(hm(w.hours.from) + "–" + hm(w.hours.to));
+  return parts.join("；") || "不限";
+}
+
+async function loadKnowledge() {
+  const r = await api("GET", "/knowledge/entries");
+  $("kb-error").textContent = r.ok ? "" : errText(r.data);
+  if (!r.ok) return;
+  kb.entries = r.data.entries;
+  // Hits per entry (the bot's answers since the daemon started), for the trainer.
+  const f = await api("GET", "/knowledge/figures");
+  kb.hits = f.ok ? Object.fromEntries(f.data.by_entry.map(e => [e.entry, e.answered])) : {};
+  renderKnowledge();
+}
+
+function renderKnowledge() {
+  const f = $("kb-filter").value.trim();
+  const shown = kb.entries.filter(e => !f || [e.question, e.answer, ...e.variants].some(t => t.includes(f)));
+  $("kb-count").textContent = "共 " + kb.entries.length + " 条" + (f ? "，显示 " + shown.length + " 条" : "");
+  $("kb-entries").tBodies[0].replaceChildren(...shown.map(e => h("tr", { "data-entry": e.id },
+    h("td", {}, e.id), h("td", {}, e.question), h("td", { title: e.variants.join("\n") }, e.variants.length + " 个"),
+    h("td", { class: "answer" }, e.answer), h("td", {}, e.category || ""), h("td", {}, conditionText(e.when)),
+    h("td", { class: "hits" }, kb.hits[e.id] || 0),
+    h("td", { class: "actions" }, h("button", { onclick: () => editEntry(e) }, "编辑"), " ",
+      h("button", { onclick: () => removeEntry(e) }, "删除")))));
+}
+$("kb-filter").addEventListener("input", renderKnowledge);
+
+function editEntry(e) {
+  kb.editing = e ? e.id : null;
+  const w = e ? e.when : { platforms: [], shops: [], products: [], order_states: [] };
+  $("kb-title").textContent = e ? "编辑知识条目 " + e.id : "新增知识条目";
+  $("kb-question").value = e ? e.question : "";
+  $("kb-variants").value = e ? e.variants.join("\n") : "";
+  $("kb-answer").value = e ? e.answer : "";
+  $("kb-category").value = (e && e.category) || "";
+  $("kb-platforms").value = w.platforms.join(", ");
+  $("kb-shops").value = w.shops.join(", ");
+  $("kb-products").value = w.products.join(", ");
+  $("kb-states").replaceChildren(...Object.entries(ORDER_STATE).map(([k, v]) => h("label", {},
+    h("input", { type: "checkbox", value: k, checked: w.order_states.includes(k) }), v)));
+  $("kb-from").value = w.hours ? hm(w.hours.from % 1440) : "";
+  $("kb-to").value = w.hours ? hm(w.hours.to % 1440) : "";
+  $("kb-dlg-error").textContent = "";
+  $("dlg-kb").showModal();
+}
+$("kb-new").addEventListener("click", () => editEntry(null));
+
+$("form-kb").addEventListener("submit", async (ev) => {
+  if (ev.submitter && ev.submitter.value === "cancel") return;
+  ev.preventDefault();
+  const body = {
+    question: $("kb-question").value,
+    variants: $("kb-variants").value.split("\n").map(x => x.trim()).filter(Boolean),
+    answer: $("kb-answer").value,
+    when: {
+      platforms: words($("kb-platforms").value), shops: words($("kb-shops").value), products: words($("kb-products").value),
+      order_states: [...$("kb-states").querySelectorAll("input:checked")].map(i => i.value),
+    },
+  };
+  const category = $("kb-category").value.trim();
+  if (category) body.category = category;
+  if ($("kb-from").value && $("kb-to").value) body.when.hours = { from: minutes($("kb-from").value), to: minutes($("kb-to").value) };
+  const r = kb.editing
+    ? await api("PUT", "/knowledge/entries/" + encodeURIComponent(kb.editing), body)
+    : await api("POST", "/knowledge/entries", body);
+  if (!r.ok) { $("kb-dlg-error").textContent = errText(r.data) + (r.data.message ? "（" + r.data.message + "）" : ""); return; }
+  $("dlg-kb").close();
+  $("kb-note").textContent = (kb.editing ? "已保存 " : "已新增 ") + r.data.id + "，已生效";
+  loadKnowledge();
+});
+
+async function removeEntry(e) {
+  if (!confirm("删除知识条目 " + e.id + "「" + e.question + "」？")) return;
+  const r = await api("DELETE", "/knowledge/entries/" + encodeURIComponent(e.id));
+  if (!r.ok) { $("kb-error").textContent = errText(r.data); return; }
+  $("kb-note").textContent = "已删除 " + e.id;
+  loadKnowledge();
+}
 
 // ---------------------------------------------------------------- boot
 

@@ -1,0 +1,457 @@
+//! Knowledge-base edits made by leads and admins through the API (list, add, change, remove an
+//! entry), written to `faq.toml` so that the operator's file stays theirs: only the `[[entry]]`
+//! block concerned changes (with its `[entry.when]`), comments and every other block are kept
+//! byte for byte. The edited file is checked whole before it is written (atomically: a
+//! temporary file renamed over it), then reloaded as a change of the file would be; if the
+//! reload refuses it (a CSV export it names went missing, say), the previous text is put back.
+//!
+//! Comment lines and blank lines just above a header belong to the block below them (they
+//! usually describe it): a changed entry keeps the comments above it, and a removed entry leaves
+//! them for the operator to tidy, as a file edit never deletes prose it cannot attribute.
+
+use std::path::PathBuf;
+
+use huiliu_domain::Principal;
+use huiliu_domain::text::toml_string as quoted;
+use huiliu_knowledge::FaqConfig;
+use huiliu_knowledge::config::{Conditions, Entry};
+use huiliu_store::{Store, StoreError};
+
+/// What the editor needs from the composition root: the reload of `faq.toml` exactly as a file
+/// change triggers it, and the shop ids of `shops.toml` (an entry may name only those).
+pub trait FaqHost: Send + Sync + std::fmt::Debug {
+    /// Reloads faq.toml; every problem when it was refused (the running base stays).
+    fn reload_knowledge(&self) -> Result<(), Vec<String>>;
+    /// The configured shop ids.
+    fn shop_ids(&self) -> Vec<String>;
+}
+
+/// Why an edit was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum FaqEditError {
+    #[error("no entry `{0}` in faq.toml")]
+    UnknownEntry(String),
+    #[error("shop `{0}` is not in shops.toml")]
+    UnknownShop(String),
+    #[error("the knowledge base would not load: {}", .0.join("; "))]
+    Invalid(Vec<String>),
+    #[error("faq.toml cannot be edited here: {0}")]
+    NotEditable(String),
+    #[error("{0}")]
+    File(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The editor of `faq.toml`'s entries.
+#[derive(Debug)]
+pub struct FaqFile {
+    disk: Disk,
+    store: Store,
+    /// One edit at a time: each reads, edits and reloads the whole file.
+    turn: tokio::sync::Mutex<()>,
+}
+
+/// The file and its reload: the synchronous part of an edit, run off the async workers (a
+/// reload compiles the knowledge base, jieba's dictionary included).
+#[derive(Debug, Clone)]
+struct Disk {
+    path: PathBuf,
+    host: std::sync::Arc<dyn FaqHost>,
+}
+
+impl FaqFile {
+    pub fn new(path: PathBuf, store: Store, host: std::sync::Arc<dyn FaqHost>) -> FaqFile {
+        FaqFile { disk: Disk { path, host }, store, turn: tokio::sync::Mutex::new(()) }
+    }
+
+    /// The entries of faq.toml, in file order (not the ones loaded from CSV exports).
+    pub fn entries(&self) -> Result<Vec<Entry>, FaqEditError> {
+        self.disk.read().map(|(_, cfg)| cfg.entry)
+    }
+
+    /// Adds an entry under a new id (`entry-N`), written at the end of the file.
+    pub async fn add(&self, actor: &Principal, entry: Entry) -> Result<Entry, FaqEditError> {
+        let entry = self.edit(move |disk| disk.add(entry)).await?;
+        self.audit(actor, "faq_entry_added", &entry.id).await?;
+        Ok(entry)
+    }
+
+    /// Replaces entry `id` (its id stays).
+    pub async fn change(&self, actor: &Principal, id: &str, entry: Entry) -> Result<Entry, FaqEditError> {
+        let owned = id.to_owned();
+        let entry = self.edit(move |disk| disk.change(&owned, entry)).await?;
+        self.audit(actor, "faq_entry_changed", id).await?;
+        Ok(entry)
+    }
+
+    /// Removes entry `id`.
+    pub async fn remove(&self, actor: &Principal, id: &str) -> Result<(), FaqEditError> {
+        let owned = id.to_owned();
+        self.edit(move |disk| disk.remove(&owned)).await?;
+        self.audit(actor, "faq_entry_removed", id).await?;
+        Ok(())
+    }
+
+    /// Runs one edit on a blocking thread, one at a time.
+    async fn edit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Disk) -> Result<T, FaqEditError> + Send + 'static,
+    ) -> Result<T, FaqEditError> {
+        let _turn = self.turn.lock().await;
+        let disk = self.disk.clone();
+        tokio::task::spawn_blocking(move || f(&disk))
+            .await
+            .map_err(|e| FaqEditError::File(format!("the edit of faq.toml did not finish: {e}")))?
+    }
+
+    async fn audit(&self, actor: &Principal, action: &str, id: &str) -> Result<(), FaqEditError> {
+        let now = huiliu_domain::now_millis();
+        self.store.audit(&actor.id, action, &format!("faq:{id}"), "", now).await?;
+        Ok(())
+    }
+}
+
+impl Disk {
+    /// The file's text ("" when there is none yet) and its configuration, checked.
+    fn read(&self) -> Result<(String, FaqConfig), FaqEditError> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(FaqEditError::File(format!("cannot read {}: {e}", self.path.display()))),
+        };
+        let cfg = huiliu_knowledge::parse(&text, &self.path.display().to_string()).map_err(|errors| {
+            FaqEditError::NotEditable(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+        })?;
+        if entry_headers(&text).len() != cfg.entry.len() {
+            return Err(FaqEditError::NotEditable(
+                "entries are written other than as [[entry]] tables; edit the file by hand".into(),
+            ));
+        }
+        Ok((text, cfg))
+    }
+
+    fn add(&self, mut entry: Entry) -> Result<Entry, FaqEditError> {
+        let (text, cfg) = self.read()?;
+        self.check_shops(&entry.when)?;
+        let taken = |id: &str| cfg.entry.iter().any(|e| e.id == id);
+        let next = cfg.entry.iter().filter_map(|e| e.id.strip_prefix("entry-")?.parse::<u64>().ok()).max().unwrap_or(0);
+        entry.id = (next + 1..).map(|n| format!("entry-{n}")).find(|id| !taken(id)).unwrap_or_default();
+        let mut expected = cfg.clone();
+        expected.entry.push(entry.clone());
+        self.write(&text, &append(&text, &entry), &expected, Some(&entry))?;
+        Ok(entry)
+    }
+
+    fn change(&self, id: &str, mut entry: Entry) -> Result<Entry, FaqEditError> {
+        let (text, cfg) = self.read()?;
+        let index = cfg.entry.iter().position(|e| e.id == id).ok_or_else(|| FaqEditError::UnknownEntry(id.into()))?;
+        self.check_shops(&entry.when)?;
+        entry.id = id.to_owned();
+        let edited = replace(&text, index, Some(&entry)).ok_or_else(|| FaqEditError::UnknownEntry(id.into()))?;
+        let mut expected = cfg.clone();
+        expected.entry[index] = entry.clone();
+        self.write(&text, &edited, &expected, Some(&entry))?;
+        Ok(entry)
+    }
+
+    fn remove(&self, id: &str) -> Result<(), FaqEditError> {
+        let (text, cfg) = self.read()?;
+        let index = cfg.entry.iter().position(|e| e.id == id).ok_or_else(|| FaqEditError::UnknownEntry(id.into()))?;
+        let edited = replace(&text, index, None).ok_or_else(|| FaqEditError::UnknownEntry(id.into()))?;
+        let mut expected = cfg.clone();
+        expected.entry.remove(index);
+        self.write(&text, &edited, &expected, None)
+    }
+
+    fn check_shops(&self, when: &Conditions) -> Result<(), FaqEditError> {
+        if when.shops.is_empty() {
+            return Ok(());
+        }
+        let known = self.host.shop_ids();
+        match when.shops.iter().find(|s| !known.contains(s)) {
+            Some(unknown) => Err(FaqEditError::UnknownShop(unknown.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks `edited` — valid, and saying exactly `expected` (the file before with only the one
+    /// entry changed: a layout the block edit misread, say a multi-line string with a line
+    /// starting with `[`, is refused rather than written) — writes it, reloads; puts `before`
+    /// back when the reload refuses it.
+    fn write(
+        &self,
+        before: &str,
+        edited: &str,
+        expected: &FaqConfig,
+        entry: Option<&Entry>,
+    ) -> Result<(), FaqEditError> {
+        let file = self.path.display().to_string();
+        let problems = |errors: Vec<huiliu_domain::ConfigError>| {
+            errors.iter().map(|e| format!("{}: {}", e.key, e.message)).collect()
+        };
+        // The entry's own problems (an unknown placeholder, say) are the editor's to fix...
+        if let Some(entry) = entry {
+            huiliu_knowledge::parse(&block(entry), &file).map_err(|e| FaqEditError::Invalid(problems(e)))?;
+        }
+        // ...anything else wrong with the result is the block edit misreading the file.
+        let got = huiliu_knowledge::parse(edited, &file).ok();
+        if got.as_ref() != Some(expected) {
+            return Err(FaqEditError::NotEditable(
+                "an edit of this entry's block would change more than the entry; edit the file by hand".into(),
+            ));
+        }
+        self.replace_file(edited)?;
+        if let Err(errors) = self.host.reload_knowledge() {
+            if before.is_empty() {
+                std::fs::remove_file(&self.path).ok();
+            } else {
+                self.replace_file(before)?;
+            }
+            if let Err(again) = self.host.reload_knowledge() {
+                tracing::error!("faq.toml restored after a refused edit, and still refused: {}", again.join("; "));
+            }
+            return Err(FaqEditError::Invalid(errors));
+        }
+        Ok(())
+    }
+
+    fn replace_file(&self, text: &str) -> Result<(), FaqEditError> {
+        let tmp = self.path.with_extension("toml.tmp");
+        std::fs::write(&tmp, text).map_err(|e| FaqEditError::File(format!("cannot write {}: {e}", tmp.display())))?;
+        std::fs::rename(&tmp, &self.path)
+            .map_err(|e| FaqEditError::File(format!("cannot replace {}: {e}", self.path.display())))
+    }
+}
+
+/// A header line's table name (`[[entry]]`, `[entry.when]`), comments and spaces removed.
+fn header(line: &str) -> Option<String> {
+    let t = line.trim_start();
+    if !t.starts_with('[') {
+        return None;
+    }
+    let t = t.split('#').next().unwrap_or("");
+    Some(t.chars().filter(|c| !c.is_whitespace()).collect())
+}
+
+fn is_entry_header(line: &str) -> bool {
+    header(line).as_deref() == Some("[[entry]]")
+}
+
+/// The line numbers of the `[[entry]]` headers.
+fn entry_headers(text: &str) -> Vec<usize> {
+    text.split_inclusive('\n').enumerate().filter(|(_, l)| is_entry_header(l)).map(|(i, _)| i).collect()
+}
+
+/// The `[[entry]]` block as written for `entry`.
+fn block(entry: &Entry) -> String {
+    let list = |items: &[String]| format!("[{}]", items.iter().map(|s| quoted(s)).collect::<Vec<_>>().join(", "));
+    let mut out = format!("[[entry]]\nid = {}\nquestion = {}\n", quoted(&entry.id), quoted(&entry.question));
+    if !entry.variants.is_empty() {
+        out.push_str(&format!("variants = {}\n", list(&entry.variants)));
+    }
+    out.push_str(&format!("answer = {}\n", quoted(&entry.answer)));
+    if let Some(category) = &entry.category {
+        out.push_str(&format!("category = {}\n", quoted(category)));
+    }
+    let w = &entry.when;
+    if w != &Conditions::default() {
+        out.push_str("[entry.when]\n");
+        for (key, items) in [("platforms", &w.platforms), ("shops", &w.shops), ("products", &w.products)] {
+            if !items.is_empty() {
+                out.push_str(&format!("{key} = {}\n", list(items)));
+            }
+        }
+        if !w.order_states.is_empty() {
+            out.push_str(&format!("order_states = {}\n", list(&w.order_states)));
+        }
+        if let Some(hours) = &w.hours {
+            out.push_str(&format!("hours = {}\n", quoted(hours)));
+        }
+    }
+    out
+}
+
+/// `text` with `entry` appended, a blank line before it.
+fn append(text: &str, entry: &Entry) -> String {
+    let mut out = text.to_owned();
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out.push_str(&block(entry));
+    out
+}
+
+/// `text` with the `[[entry]]` block at position `index` replaced by `entry`'s, or removed
+/// (`None`). The block runs from its header to the next header other than its own
+/// `[entry.…]` sub-tables, less the comment and blank lines just above that next header.
+fn replace(text: &str, index: usize, entry: Option<&Entry>) -> Option<String> {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let start = *entry_headers(text).get(index)?;
+    let mut end = lines
+        .iter()
+        .enumerate()
+        .skip(start + 1)
+        .find(|(_, l)| header(l).is_some_and(|h| !h.starts_with("[entry.")))
+        .map_or(lines.len(), |(i, _)| i);
+    if end < lines.len() {
+        while end > start + 1 && {
+            let t = lines[end - 1].trim();
+            t.is_empty() || t.starts_with('#')
+        } {
+            end -= 1;
+        }
+    }
+    let mut out: String = lines[..start].concat();
+    match entry {
+        Some(entry) => {
+            out.push_str(&block(entry));
+            out.push_str(&lines[end..].concat());
+        }
+        None => {
+            // One blank line fewer, so removing an entry does not leave a gap of two.
+            let rest = lines[end..].concat();
+            if out.ends_with("\n\n") && (rest.is_empty() || rest.starts_with('\n')) {
+                out.pop();
+            }
+            out.push_str(&rest);
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "# the shop's answers\n[knowledge]\nthreshold = 0.4 # strict\n\n# shipping\n[[entry]]\nid = \"ship\"\nquestion = \"包邮吗\"\nanswer = \"包邮\"\n[entry.when]\nshops = [\"tb-1\"]\n\n# 投诉: never answered by the bot\n[[entry]]\nid = \"complain\"\nquestion = \"我要投诉\"\nanswer = \"抱歉\"\ncategory = \"complaint\"\n\n[[shop]]\nid = \"tb-1\"\nbot = \"always\"\n";
+
+    fn entry(id: &str, question: &str) -> Entry {
+        Entry {
+            id: id.into(),
+            question: question.into(),
+            variants: vec!["能\"包邮\"吗\\".into()],
+            answer: "{buyer}您好，\n满99包邮".into(),
+            category: None,
+            when: Conditions {
+                order_states: vec!["paid".into()],
+                hours: Some("09:00-18:00".into()),
+                ..Conditions::default()
+            },
+        }
+    }
+
+    fn ids(text: &str) -> Vec<String> {
+        huiliu_knowledge::parse(text, "faq.toml").unwrap().entry.into_iter().map(|e| e.id).collect()
+    }
+
+    #[test]
+    fn a_change_touches_only_the_entrys_block_and_keeps_the_comments_around_it() {
+        let changed = replace(FILE, 0, Some(&entry("ship", "运费"))).unwrap();
+        let (before, after) = FILE.split_once("[[entry]]\nid = \"ship\"").unwrap();
+        assert!(changed.starts_with(before), "{changed}");
+        let rest = after.split_once("\n\n# 投诉").unwrap().1;
+        assert!(changed.ends_with(&format!("\n\n# 投诉{rest}")), "{changed}");
+        let cfg = huiliu_knowledge::parse(&changed, "faq.toml").unwrap();
+        assert_eq!(cfg.entry[0], entry("ship", "运费"), "quotes, backslashes and newlines survive");
+        assert_eq!(cfg.entry[1].id, "complain");
+        assert_eq!(cfg.shop[0].id, "tb-1", "the [[shop]] after the entries is kept");
+        assert_eq!(cfg.knowledge.threshold, 0.4);
+    }
+
+    /// A line starting with `[` inside a multi-line string looks like a header to the block
+    /// edit; the check of the result refuses what it would make of it.
+    #[test]
+    fn a_layout_the_block_edit_misreads_is_caught_by_the_result_check() {
+        let text = "[[entry]]\nid = \"a\"\nquestion = \"q\"\nanswer = \"\"\"第一行\n[注意] 第二行\"\"\"\n[[entry]]\nid = \"b\"\nquestion = \"r\"\nanswer = \"x\"\n";
+        let cfg = huiliu_knowledge::parse(text, "faq.toml").unwrap();
+        let edited = replace(text, 0, Some(&entry("a", "新问题"))).unwrap();
+        let mut expected = cfg.clone();
+        expected.entry[0] = entry("a", "新问题");
+        let got = huiliu_knowledge::parse(&edited, "faq.toml");
+        assert!(got.is_err() || got.is_ok_and(|g| g != expected), "{edited}");
+    }
+
+    /// A host whose reload refuses when told to, counting reloads.
+    #[derive(Debug, Default)]
+    struct Host {
+        refuse: std::sync::atomic::AtomicBool,
+        reloads: std::sync::atomic::AtomicUsize,
+    }
+
+    impl FaqHost for Host {
+        fn reload_knowledge(&self) -> Result<(), Vec<String>> {
+            self.reloads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if self.refuse.load(std::sync::atomic::Ordering::SeqCst) { Err(vec!["csv gone".into()]) } else { Ok(()) }
+        }
+
+        fn shop_ids(&self) -> Vec<String> {
+            vec!["tb-1".into()]
+        }
+    }
+
+    #[tokio::test]
+    async fn the_editor_writes_reloads_audits_and_refuses_without_a_trace() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::open(&url, huiliu_store::StoreOptions::default()).await.unwrap();
+        let path = dir.path().join("faq.toml");
+        std::fs::write(&path, FILE).unwrap();
+        let host = std::sync::Arc::new(Host::default());
+        let faq = FaqFile::new(path.clone(), store.clone(), host.clone());
+        let lead =
+            Principal { id: "l1".into(), name: "阿强".into(), role: huiliu_domain::Role::Lead, groups: Vec::new() };
+
+        let added = faq.add(&lead, entry("", "发票")).await.unwrap();
+        assert_eq!(added.id, "entry-1");
+        assert_eq!(
+            faq.entries().unwrap().iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            ["ship", "complain", "entry-1"]
+        );
+        faq.change(&lead, "ship", entry("x", "运费")).await.unwrap();
+        assert_eq!(faq.entries().unwrap()[0].question, "运费");
+        let mut elsewhere = entry("", "q");
+        elsewhere.when.shops = vec!["jd-9".into()];
+        assert!(matches!(faq.add(&lead, elsewhere).await, Err(FaqEditError::UnknownShop(s)) if s == "jd-9"));
+        assert!(matches!(faq.remove(&lead, "nobody").await, Err(FaqEditError::UnknownEntry(_))));
+
+        // A reload that refuses puts the file back as it was.
+        let before = std::fs::read_to_string(&path).unwrap();
+        host.refuse.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(matches!(faq.remove(&lead, "complain").await, Err(FaqEditError::Invalid(e)) if e == ["csv gone"]));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+        host.refuse.store(false, std::sync::atomic::Ordering::SeqCst);
+
+        // A layout the block edit would misread is refused, the file untouched.
+        let tricky = "[[entry]]\nid = \"a\"\nquestion = \"q\"\nanswer = \"\"\"第一行\n[注意] 第二行\"\"\"\n";
+        std::fs::write(&path, tricky).unwrap();
+        assert!(matches!(faq.change(&lead, "a", entry("", "q2")).await, Err(FaqEditError::NotEditable(_))));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), tricky);
+
+        let trail = store.audit_trail("faq:entry-1").await.unwrap();
+        assert_eq!(trail.len(), 1, "{trail:?}");
+        assert_eq!(
+            host.reloads.load(std::sync::atomic::Ordering::SeqCst),
+            4,
+            "two edits, a refused one and its restore"
+        );
+    }
+
+    #[test]
+    fn removing_and_appending_entries() {
+        let removed = replace(FILE, 1, None).unwrap();
+        assert_eq!(ids(&removed), ["ship"]);
+        assert!(removed.contains("# 投诉: never answered by the bot\n\n[[shop]]"), "{removed}");
+        let removed = replace(&removed, 0, None).unwrap();
+        assert!(ids(&removed).is_empty());
+        assert!(removed.contains("threshold = 0.4 # strict\n\n# shipping\n\n# 投诉"), "{removed}");
+        let added = append(&removed, &entry("entry-1", "发票"));
+        assert_eq!(ids(&added), ["entry-1"]);
+        assert_eq!(append("", &entry("entry-1", "q")), block(&entry("entry-1", "q")));
+        assert!(replace(FILE, 2, None).is_none());
+        assert_eq!(entry_headers("[[ entry ]] # first\nid = \"a\"\n[entry.when]\n[[entry]]\n"), [0, 3]);
+    }
+}
