@@ -162,6 +162,7 @@ impl Gateway {
             config: config.outbox.clone(),
             http: http.clone(),
             status: status.clone(),
+            leases: cluster.as_ref().map(|(l, _)| l.clone()),
         });
         let flow = Arc::new(Flow::new(flow::Parts {
             store: store.clone(),
@@ -301,6 +302,7 @@ impl Gateway {
                 tokio::spawn(self.flow.clone().keep_presence(config.clone()));
             }
             carry_blacklist(self.blacklist.clone(), bus.clone());
+            tokio::spawn(reload::adopt_tokens(self.reload.clone(), leases.clone()));
         }
         ingress::channels::spawn_all(&self.channels);
         tokio::spawn(reload::watch(self.reload.clone()));

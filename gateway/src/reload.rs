@@ -63,14 +63,19 @@ impl Serving {
     /// store once per start or reload) taking precedence over the configured ones.
     fn connector_with(&self, shop: &Shop, tokens: &[huiliu_store::StoredToken]) -> Result<ShopConnector, String> {
         let mut settings = shop.settings.clone();
-        if let Some(t) = tokens.iter().find(|t| t.platform == shop.platform && t.shop == shop.id) {
+        let stored = tokens.iter().find(|t| t.platform == shop.platform && t.shop == shop.id);
+        if let Some(t) = stored {
             settings.insert("access_token".into(), t.grant.access_token.clone());
             settings.insert("token_expires_at".into(), t.grant.expires_at.to_string());
             if let Some(r) = &t.grant.refresh_token {
                 settings.insert("refresh_token".into(), r.clone());
             }
         }
-        self.host.instantiate(shop, settings, self.metrics.clone())
+        let connector = self.host.instantiate(shop, settings, self.metrics.clone())?;
+        if let Some(t) = stored {
+            connector.token_expires_at.store(t.grant.expires_at, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(connector)
     }
 
     /// Creates a connector for every enabled shop; the shops that could not start are returned
@@ -448,6 +453,36 @@ pub async fn watch(gw: Arc<Reload>) {
                     tracing::info!("configuration files changed: reloading");
                     let _ = reload_all(&gw).await;
                 }
+            }
+        }
+    }
+}
+
+/// In a cluster, the node holding a shop's token lease refreshes its token and stores it;
+/// every other node adopts the stored token (a new connector, its channels handed over)
+/// within 5 s, well before the old one expires (refreshes happen ahead of expiry).
+pub async fn adopt_tokens(gw: Arc<Reload>, leases: Arc<crate::cluster::Leases>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        every.tick().await;
+        let Ok(tokens) = gw.serving.store.tokens().await else { continue };
+        for t in &tokens {
+            let Some(current) = gw.serving.connectors.get(&t.platform, &t.shop) else { continue };
+            if leases.fence(&crate::cluster::token_lease(&t.platform, &t.shop)).is_some()
+                || current.token_expires_at.load(std::sync::atomic::Ordering::SeqCst) == t.grant.expires_at
+            {
+                continue;
+            }
+            let shop = gw.shops.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|s| s.id == t.shop).cloned();
+            let Some(shop) = shop.filter(|s| s.platform == t.platform) else { continue };
+            match gw.serving.connector_with(&shop, std::slice::from_ref(t)) {
+                Ok(connector) => {
+                    let connector = Arc::new(connector);
+                    gw.serving.connectors.insert(connector.clone());
+                    crate::ingress::channels::spawn_for(&gw.serving.channels, &connector);
+                    tracing::info!(shop = %t.shop, expires_at = t.grant.expires_at, "adopted the token another node refreshed");
+                }
+                Err(e) => tracing::warn!(shop = %t.shop, "the refreshed token could not be adopted: {e}"),
             }
         }
     }

@@ -85,12 +85,19 @@ fn host_port(url: &str) -> String {
 impl Cluster {
     /// `n` nodes on a fresh database and a cluster name of their own on the NATS server.
     fn start(n: usize, ttl_ms: u64, tag: &str) -> Option<Cluster> {
-        Self::start_via(n, ttl_ms, tag, false, false)
+        Self::start_via(n, ttl_ms, tag, false, false, None)
     }
 
     /// [`Cluster::start`], with the nodes reaching NATS and/or PostgreSQL through a proxy the
     /// test can cut.
-    fn start_via(n: usize, ttl_ms: u64, tag: &str, proxy_nats: bool, proxy_pg: bool) -> Option<Cluster> {
+    fn start_via(
+        n: usize,
+        ttl_ms: u64,
+        tag: &str,
+        proxy_nats: bool,
+        proxy_pg: bool,
+        douyin_token_expires_at: Option<i64>,
+    ) -> Option<Cluster> {
         let (pg, nats) = services()?;
         let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
         let db = fresh_database(&pg, tag);
@@ -109,7 +116,12 @@ impl Cluster {
         let douyin = rt.block_on(DouyinSim::start(SimConfig::sample("7000555"), faults.clone())).expect("douyin");
         let taobao = rt.block_on(TaobaoSim::start(SimConfig::sample("cl-tb-shop"), faults.clone())).expect("taobao");
         let jd = rt.block_on(JdSim::start(SimConfig::sample("cl-jd-shop"), faults)).expect("jd");
-        let shops = shop_toml("dy-1", "douyin", &douyin.shop_settings())
+        let mut douyin_settings = douyin.shop_settings();
+        if let Some(at) = douyin_token_expires_at {
+            douyin.set_token_expires_at(at);
+            douyin_settings.insert("token_expires_at".into(), at.to_string());
+        }
+        let shops = shop_toml("dy-1", "douyin", &douyin_settings)
             + &shop_toml("tb-1", "taobao", &taobao.shop_settings())
             + &shop_toml("jd-1", "jd", &jd.shop_settings());
         let plugins = artifacts().plugins_dir(&["huiliu-douyin", "huiliu-taobao", "huiliu-jd"]);
@@ -600,7 +612,7 @@ fn a_paused_leader_wakes_fenced_and_nothing_is_assigned_twice() {
 
 #[test]
 fn nats_unreachable_for_ten_seconds_loses_no_event_and_no_arrival() {
-    let Some(c) = Cluster::start_via(3, 3_000, "nats", true, false) else { return };
+    let Some(c) = Cluster::start_via(3, 3_000, "nats", true, false, None) else { return };
     let leader = c.wait_leader(&[0, 1, 2], 15);
     let _tokens = c.agents_online();
     let watch_node = (leader + 1) % 3;
@@ -659,7 +671,7 @@ fn nats_unreachable_for_ten_seconds_loses_no_event_and_no_arrival() {
 
 #[test]
 fn postgresql_unreachable_makes_pushes_nacked_and_the_cluster_recovers_by_itself() {
-    let Some(c) = Cluster::start_via(3, 3_000, "pg", false, true) else { return };
+    let Some(c) = Cluster::start_via(3, 3_000, "pg", false, true, None) else { return };
     c.wait_leader(&[0, 1, 2], 15);
     let _tokens = c.agents_online();
     let sampler = CapSampler::start(&c.db);
@@ -697,4 +709,44 @@ fn postgresql_unreachable_makes_pushes_nacked_and_the_cluster_recovers_by_itself
     let ready = c.readyz(leader);
     assert_eq!(ready["ready"], true, "{ready}");
     eprintln!("cluster: PostgreSQL cut for 5 s, recovered with leader n{leader}; cap sampled {samples} times");
+}
+
+#[test]
+fn one_node_refreshes_a_shops_token_and_the_others_adopt_it() {
+    // The token expires in 30 minutes: inside Douyin's refresh window. Refresh tokens are
+    // single-use, so three nodes refreshing would have the platform refuse two of them.
+    let expires = now_ms() + 30 * 60 * 1000;
+    let Some(c) = Cluster::start_via(3, 3_000, "token", false, false, Some(expires)) else { return };
+    let old_token = c.douyin.current_access_token();
+    c.nodes[0].wait_for("one proactive refresh", 30, || {
+        (c.douyin.journal().refreshes.load(Ordering::SeqCst) >= 1).then_some(())
+    });
+    assert_ne!(c.douyin.current_access_token(), old_token);
+    let holders: Vec<usize> = (0..3).filter(|&i| c.nodes[i].log_text().contains("access token refreshed")).collect();
+    assert_eq!(holders.len(), 1, "one node refreshed: {holders:?}");
+    let others: Vec<usize> = (0..3).filter(|i| !holders.contains(i)).collect();
+    for &i in &others {
+        c.nodes[i].wait_for("the other nodes to adopt the stored token", 30, || {
+            c.nodes[i].log_text().contains("adopted the token another node refreshed").then_some(())
+        });
+    }
+    // Replies through every node go out with the new token; nothing refreshed again.
+    let _tokens = c.agents_online();
+    for b in 0..3 {
+        assert!(c.push(b, &format!("t{b}"), &format!("tb-{b}"), "在吗"));
+    }
+    c.nodes[0].wait_for("3 assigned", 20, || (c.loads().values().sum::<u32>() == 3).then_some(()));
+    for (i, id) in psql(&c.db, "SELECT id FROM sessions ORDER BY id").lines().enumerate() {
+        let (status, body) = c.nodes[i % 3].api(
+            "POST",
+            &format!("/api/v1/sessions/{id}/reply"),
+            Some(&json!({"text": format!("令牌回复{id}")})),
+        );
+        assert!(status == 200 || status == 202, "{body}");
+    }
+    c.nodes[0].wait_for("3 replies at the platform", 30, || {
+        (c.douyin.journal().received().iter().filter(|r| r.content.starts_with("令牌回复")).count() == 3).then_some(())
+    });
+    assert_eq!(c.douyin.journal().refreshes.load(Ordering::SeqCst), 1, "refreshed once in the cluster");
+    assert!(c.douyin.journal().rejected().is_empty(), "{:?}", c.douyin.journal().rejected());
 }

@@ -24,6 +24,12 @@ pub use leases::Leases;
 /// The lease of the routing engine: its holder routes every skill group.
 pub const ROUTING_LEASE: &str = "routing";
 
+/// The lease of one shop's access-token refresh: refresh tokens are often single-use, so only
+/// one node may refresh; the others adopt the stored result.
+pub fn token_lease(platform: &str, shop: &str) -> String {
+    format!("token:{platform}:{shop}")
+}
+
 /// The lease of one shop's long-lived channel (TMC WebSocket, JD stream, poll).
 pub fn channel_lease(platform: &str, shop: &str, channel: &str) -> String {
     format!("channel:{platform}:{shop}:{channel}")

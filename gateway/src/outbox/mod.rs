@@ -71,6 +71,8 @@ pub struct Outbox {
     pub http: reqwest::Client,
     /// Where each shop's token refreshes are shown.
     pub status: Arc<crate::services::status::Status>,
+    /// In a cluster: only the holder of a shop's token lease refreshes its token.
+    pub leases: Option<Arc<crate::cluster::Leases>>,
 }
 
 /// Runs the worker forever.

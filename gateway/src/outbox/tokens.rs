@@ -57,6 +57,16 @@ pub async fn refresh(gw: &Outbox, connector: &ShopConnector, force: bool) -> Ref
 }
 
 async fn attempt(gw: &Outbox, connector: &ShopConnector, force: bool) -> Refresh {
+    if let Some(leases) = &gw.leases
+        && connector.has(huiliu_sdk::Capability::TokenRefresh)
+        && leases.fence(&crate::cluster::token_lease(&connector.platform, &connector.shop)).is_none()
+    {
+        // Refresh tokens are often single-use: two nodes refreshing one grant would make the
+        // platform refuse the second. The holder refreshes; this node adopts the stored token.
+        return Refresh::Temporary(
+            "another node refreshes this shop's token (cluster); this node adopts it from the store".into(),
+        );
+    }
     if !connector.has(huiliu_sdk::Capability::TokenRefresh) {
         return if force {
             Metrics::count(&gw.metrics.token_refreshes, &connector.platform, "reauthorize");
@@ -96,6 +106,7 @@ async fn attempt(gw: &Outbox, connector: &ShopConnector, force: bool) -> Refresh
             {
                 tracing::error!(shop = %connector.shop, "refreshed token could not be saved: {e}");
             }
+            connector.token_expires_at.store(grant.expires_at, std::sync::atomic::Ordering::SeqCst);
             tracing::info!(shop = %connector.shop, expires_at = grant.expires_at, "access token refreshed");
             Metrics::count(&gw.metrics.token_refreshes, &connector.platform, "ok");
             Refresh::Refreshed
@@ -109,15 +120,29 @@ async fn attempt(gw: &Outbox, connector: &ShopConnector, force: bool) -> Refresh
     }
 }
 
-/// Checks every shop's token once a minute and refreshes those due.
+/// Checks every shop's token once a minute and refreshes those due (in a cluster, those whose
+/// token lease this node holds).
 pub async fn run(gw: Arc<Outbox>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    // In a cluster every 5 s: the token lease may come to this node at any time.
+    let mut tick = tokio::time::interval(Duration::from_secs(if gw.leases.is_some() { 5 } else { 60 }));
+    // In a cluster: the token leases this node asked for (each shop's, once).
+    let mut wanted = std::collections::BTreeSet::new();
     loop {
         tick.tick().await;
         for connector in gw.connectors.all() {
-            if connector.has(huiliu_sdk::Capability::TokenRefresh) {
-                refresh(&gw, &connector, false).await;
+            if !connector.has(huiliu_sdk::Capability::TokenRefresh) {
+                continue;
             }
+            if let Some(leases) = &gw.leases {
+                let name = crate::cluster::token_lease(&connector.platform, &connector.shop);
+                if wanted.insert(name.clone()) {
+                    let _ = leases.want(&name);
+                }
+                if leases.fence(&name).is_none() {
+                    continue; // another node refreshes it
+                }
+            }
+            refresh(&gw, &connector, false).await;
         }
     }
 }

@@ -175,6 +175,7 @@ impl PluginHost {
                 retired: CancellationToken::new(),
                 instance,
                 metrics,
+                token_expires_at: std::sync::atomic::AtomicI64::new(0),
             }),
             Err(e) => {
                 if e.is_panic() {
@@ -269,6 +270,9 @@ pub struct ShopConnector {
     retired: CancellationToken,
     instance: Instance,
     metrics: Arc<Metrics>,
+    /// The expiry of the stored access token this connector runs with (0: the configured one):
+    /// a cluster node whose connector runs an older one than the store holds adopts the new one.
+    pub token_expires_at: std::sync::atomic::AtomicI64,
 }
 
 impl ShopConnector {
