@@ -3,8 +3,9 @@
 //! `{name}.events`).
 //!
 //! Events: every node publishes what its hub is given to the stream (in order, each publish
-//! acknowledged by JetStream before the next; while NATS is away they wait in memory and go
-//! out in order when it is back) and feeds its hub from an ordered consumer of the stream — so
+//! acknowledged by JetStream before the next, with a message id so that one sent again after a
+//! lost acknowledgement is stored once; while NATS is away they wait in memory and go out in
+//! order when it is back) and feeds its hub from an ordered consumer of the stream — so
 //! every node numbers every event alike, by the stream's sequence. A node starting up reads the
 //! last [`crate::events::RING`] events first, so a client resuming on it finds them.
 
@@ -102,7 +103,13 @@ impl Bus {
 async fn publish(bus: Bus, mut rx: mpsc::UnboundedReceiver<GatewayEvent>, metrics: Arc<Metrics>) {
     let js = jetstream::new(bus.client.clone());
     let subject = bus.events_subject();
+    // Each event's id for the stream's duplicate window: a publish whose acknowledgement was lost
+    // (NATS cut right after it stored the event) is sent again, and must not be stored twice.
+    let run = format!("{}-{}", bus.config.node_id, huiliu_domain::now_millis());
+    let mut n: u64 = 0;
     while let Some(event) = rx.recv().await {
+        n += 1;
+        let id = format!("{run}-{n}");
         let envelope = Envelope { at: huiliu_domain::now_millis(), node: bus.config.node_id.clone(), event };
         let payload: bytes::Bytes = match serde_json::to_vec(&envelope) {
             Ok(p) => p.into(),
@@ -113,7 +120,8 @@ async fn publish(bus: Bus, mut rx: mpsc::UnboundedReceiver<GatewayEvent>, metric
         };
         let mut pause = Duration::from_millis(100);
         loop {
-            let sent = match js.publish(subject.clone(), payload.clone()).await {
+            let message = jetstream::message::PublishMessage::build().payload(payload.clone()).message_id(&id);
+            let sent = match js.send_publish(subject.clone(), message).await {
                 Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };
