@@ -480,7 +480,7 @@ fn a_lead_edits_the_knowledge_base_through_the_api_touching_only_that_entry_in_f
     assert_eq!((status, body["code"].as_str()), (422, Some("invalid_entry")), "{body}");
     let elsewhere = serde_json::json!({"question": "q", "answer": "a", "when": {"shops": ["tb-9"]}});
     let (status, body) = daemon.api("POST", "/api/v1/knowledge/entries", Some(&elsewhere));
-    assert_eq!((status, body["code"].as_str()), (404, Some("unknown_shop")), "{body}");
+    assert_eq!((status, body["code"].as_str()), (409, Some("unknown_shop")), "{body}");
     assert_eq!(daemon.api("DELETE", "/api/v1/knowledge/entries/nobody", None).0, 404);
     assert_eq!(std::fs::read_to_string(&faq_path).unwrap(), text, "refused edits leave the file alone");
 

@@ -275,7 +275,9 @@ fn edit_error(e: FaqEditError) -> ApiError {
     let message = e.to_string();
     match e {
         FaqEditError::UnknownEntry(_) => ApiError(StatusCode::NOT_FOUND, "unknown_entry", message),
-        FaqEditError::UnknownShop(_) => ApiError(StatusCode::NOT_FOUND, "unknown_shop", message),
+        // 409, not 404: the entry (or the path's id) exists; what it names conflicts with
+        // shops.toml. A 404 after a create reads as "the created entry is gone".
+        FaqEditError::UnknownShop(_) => ApiError(StatusCode::CONFLICT, "unknown_shop", message),
         FaqEditError::Invalid(_) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, "invalid_entry", message),
         FaqEditError::NotEditable(_) => ApiError(StatusCode::CONFLICT, "faq_not_editable", message),
         FaqEditError::File(_) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, "faq_file", message),
@@ -296,8 +298,7 @@ pub async fn list(State(state): State<Arc<ApiState>>, Lead(_): Lead) -> ApiResul
 /// Adds an entry under a new id (`entry-N`), at the end of faq.toml, in force at once (audited).
 #[utoipa::path(post, path = "/knowledge/entries", tag = "admin", request_body = EntryBody, responses(
     (status = 201, description = "Added and in force", body = KnowledgeEntry),
-    (status = 404, description = "A shop it names is not in shops.toml", body = ErrorBody),
-    (status = 409, description = "faq.toml cannot be edited here (it has errors, or entries written otherwise)", body = ErrorBody),
+    (status = 409, description = "A shop it names is not in shops.toml (`unknown_shop`), or faq.toml cannot be edited here (it has errors, or entries written otherwise)", body = ErrorBody),
     (status = 422, description = "The knowledge base would not load with it; nothing changed", body = ErrorBody),
 ))]
 pub async fn add(
@@ -314,8 +315,8 @@ pub async fn add(
     params(("id" = String, Path, description = "Entry id")),
     responses(
         (status = 200, description = "Changed and in force", body = KnowledgeEntry),
-        (status = 404, description = "No such entry in faq.toml, or a shop it names is not in shops.toml", body = ErrorBody),
-        (status = 409, description = "faq.toml cannot be edited here (it has errors, or entries written otherwise)", body = ErrorBody),
+        (status = 404, description = "No such entry in faq.toml", body = ErrorBody),
+        (status = 409, description = "A shop it names is not in shops.toml (`unknown_shop`), or faq.toml cannot be edited here (it has errors, or entries written otherwise)", body = ErrorBody),
         (status = 422, description = "The knowledge base would not load with it; nothing changed", body = ErrorBody),
     ))]
 pub async fn change(
