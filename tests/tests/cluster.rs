@@ -722,7 +722,15 @@ fn one_node_refreshes_a_shops_token_and_the_others_adopt_it() {
         (c.douyin.journal().refreshes.load(Ordering::SeqCst) >= 1).then_some(())
     });
     assert_ne!(c.douyin.current_access_token(), old_token);
-    let holders: Vec<usize> = (0..3).filter(|&i| c.nodes[i].log_text().contains("access token refreshed")).collect();
+    // The platform answered the refresh; the node logs it once the new token is stored.
+    let holders = c.nodes[0].wait_for("the refreshing node to store the token", 20, || {
+        let h: Vec<usize> = (0..3).filter(|&i| c.nodes[i].log_text().contains("access token refreshed")).collect();
+        (!h.is_empty()).then_some(h)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let holders_now: Vec<usize> =
+        (0..3).filter(|&i| c.nodes[i].log_text().contains("access token refreshed")).collect();
+    assert_eq!(holders_now, holders, "one node refreshed: {holders_now:?}");
     assert_eq!(holders.len(), 1, "one node refreshed: {holders:?}");
     let others: Vec<usize> = (0..3).filter(|i| !holders.contains(i)).collect();
     for &i in &others {
