@@ -134,20 +134,32 @@ impl Gateway {
         let (routing, restore_actions) = match &config.routing {
             Some(routing) => {
                 let now = huiliu_domain::now_millis();
-                let (r, actions) =
-                    services::routing::Routing::restore(routing.clone(), &store, metrics.clone(), events.clone(), now)
+                match &cluster {
+                    // The routing leader rebuilds the engine from the store when it takes the lease.
+                    Some((leases, bus)) => {
+                        let r = services::routing::Routing::following(
+                            routing.clone(),
+                            &store,
+                            metrics.clone(),
+                            events.clone(),
+                            now,
+                        )
+                        .map_err(StartError::Routing)?;
+                        let cluster = services::routing::RoutingCluster { bus: bus.clone(), leases: leases.clone() };
+                        (Some(Arc::new(r.in_cluster(cluster))), Vec::new())
+                    }
+                    None => {
+                        let (r, actions) = services::routing::Routing::restore(
+                            routing.clone(),
+                            &store,
+                            metrics.clone(),
+                            events.clone(),
+                            now,
+                        )
                         .await
                         .map_err(StartError::Routing)?;
-                match &cluster {
-                    // The routing leader rebuilds the engine when it takes the lease.
-                    Some((leases, bus)) => (
-                        Some(Arc::new(r.in_cluster(services::routing::RoutingCluster {
-                            bus: bus.clone(),
-                            leases: leases.clone(),
-                        }))),
-                        Vec::new(),
-                    ),
-                    None => (Some(Arc::new(r)), actions),
+                        (Some(Arc::new(r)), actions)
+                    }
                 }
             }
             None => (None, Vec::new()),

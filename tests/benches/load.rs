@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use huiliu_e2e::load::{
     self, Api, Consumer, Pace, Platform, ProcStats, Run, agent_id, percentiles, proc_stats, routing_toml, users_toml,
 };
-use huiliu_e2e::{API_TOKEN, Daemon, Launch, free_port, release_artifacts, shop_toml};
+use huiliu_e2e::{API_TOKEN, Daemon, Launch, free_port, psql, release_artifacts, shop_toml};
 use huiliu_sim::douyin::DouyinSim;
 use huiliu_sim::taobao::TaobaoSim;
 use huiliu_sim::{Faults, SimConfig};
@@ -435,12 +435,6 @@ async fn run_all(s: &Settings) {
             daemon.kill9();
         }
     }
-}
-
-fn psql(url: &str, sql: &str) -> String {
-    let out = std::process::Command::new("psql").arg(url).args(["-tAc", sql]).output().expect("psql");
-    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// Whether node `d` leads routing now.

@@ -313,6 +313,14 @@ fn spawn_serve(bin: &Path, config_dir: &Path, log: &Path, log_level: &str) -> Ch
         .expect("start huiliu")
 }
 
+/// Runs one SQL statement against the PostgreSQL database at `url` with `psql`; the rows,
+/// `|`-separated (the cluster tests and the load bench's cluster phase read the store this way).
+pub fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql").arg(url).args(["-v", "ON_ERROR_STOP=1", "-tAc", sql]).output().expect("psql");
+    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// A free loopback port (bound then released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")

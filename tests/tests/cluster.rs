@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use huiliu_e2e::load::{Api, PASSWORD, agent_id, routing_toml, users_toml};
 use huiliu_e2e::proxy::Proxy;
-use huiliu_e2e::{Daemon, Launch, artifacts, shop_toml};
+use huiliu_e2e::{Daemon, Launch, artifacts, psql, shop_toml};
 use huiliu_sim::douyin::DouyinSim;
 use huiliu_sim::jd::JdSim;
 use huiliu_sim::taobao::TaobaoSim;
@@ -38,13 +38,6 @@ fn services() -> Option<(String, String)> {
             None
         }
     }
-}
-
-/// Runs SQL against `url` with psql; the rows, `|`-separated.
-fn psql(url: &str, sql: &str) -> String {
-    let out = Command::new("psql").arg(url).args(["-v", "ON_ERROR_STOP=1", "-tAc", sql]).output().expect("psql");
-    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// A fresh database on the server of `base`; its URL.

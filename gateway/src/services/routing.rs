@@ -20,7 +20,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use huiliu_domain::session::{Session, SessionState};
+use huiliu_domain::session::SessionState;
 use huiliu_routing::{Action, AgentStatus, Conversation, Engine, RestoredAgent, RestoredSession, RoutingConfig};
 use huiliu_sdk::Millis;
 use huiliu_store::{Fence, FencedAssign, Store, StoreError};
@@ -157,29 +157,6 @@ fn conversation_of(session_id: i64, inputs: huiliu_store::RoutingInputs) -> Conv
     }
 }
 
-/// What routing may look at for a session, read from the store (all text masked).
-pub async fn conversation(store: &Store, session: &Session) -> Result<Conversation, StoreError> {
-    let customer = store.customer(session.customer_id).await?;
-    let (buyer, vip, fans, tags, last_agent, last_agent_at) = match customer {
-        Some(c) => (c.buyer_id, c.vip_level, c.fans_level, c.tags, c.last_agent, c.last_agent_at),
-        None => (String::new(), 0, 0, Vec::new(), None, None),
-    };
-    Ok(Conversation {
-        session: session.id as u64,
-        platform: session.platform.clone(),
-        shop: session.shop.clone(),
-        buyer,
-        text: store.first_inbound_text(session.id).await?,
-        vip_level: vip.clamp(0, i64::from(u32::MAX)) as u32,
-        fans_level: fans.clamp(0, i64::from(u32::MAX)) as u32,
-        tags,
-        has_open_refund: store.has_open_refund(session.customer_id).await?,
-        returning: last_agent.is_some(),
-        last_agent,
-        last_agent_at,
-    })
-}
-
 /// Whether a database error is one a retry may not meet again (deadlock, serialization).
 fn transient(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40P01" | "40001")))
@@ -210,7 +187,10 @@ async fn rebuild(config: RoutingConfig, store: &Store, now: Millis) -> Result<(E
         let conversation = match inputs.remove(&s.id) {
             Some(i) => conversation_of(s.id, i),
             // Opened between the two reads.
-            None => conversation(store, &s).await.map_err(|e| e.to_string())?,
+            None => match store.routing_inputs(s.id).await.map_err(|e| e.to_string())? {
+                Some(i) => conversation_of(s.id, i),
+                None => continue, // gone meanwhile (erased)
+            },
         };
         sessions.push(RestoredSession {
             conversation,
@@ -249,6 +229,29 @@ impl Routing {
             led: AtomicI64::new(0),
         };
         Ok((routing, actions))
+    }
+
+    /// A cluster node's routing before it leads: the configuration only, nothing read from the
+    /// store — the engine is rebuilt when this node takes the routing lease
+    /// ([`Routing::take_over`]), so reading every open session at start would be thrown away.
+    pub fn following(
+        config: RoutingConfig,
+        store: &Store,
+        metrics: Arc<Metrics>,
+        events: EventHub,
+        now: Millis,
+    ) -> Result<Routing, String> {
+        let (engine, _) = Engine::restore(config, &[], Vec::new(), now)
+            .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))?;
+        Ok(Routing {
+            engine: Mutex::new(engine),
+            wake: Notify::new(),
+            store: store.clone(),
+            metrics,
+            events,
+            cluster: None,
+            led: AtomicI64::new(0),
+        })
     }
 
     /// Makes this a cluster node's routing: it forwards to the leader until it leads.
