@@ -191,6 +191,37 @@ suite! {
         assert_eq!(closed, vec![second]);
     };
 
+    a_known_buyer_is_updated_only_by_what_changed => |store: Store| async move {
+        let ItemOutcome::Message { customer_id, session_id, .. } = one(&store, chat("m1", "b1", "在吗"), Screen::Pass, T0).await else { panic!() };
+        let level = |vip: u32, fans: u32, nick: Option<&str>, id: &str| {
+            let mut e = chat(id, "b1", "亲");
+            e.buyer.nick = nick.map(str::to_owned);
+            if let EventKind::BuyerMessage(m) = &mut e.kind {
+                m.vip = VipHint { member_level: vip, fans_level: fans };
+            }
+            e
+        };
+        // Lower levels and no nick change nothing; the message still joins the open session.
+        let ItemOutcome::Message { customer_id: same, session_id: open, .. } =
+            one(&store, level(1, 0, None, "m2"), Screen::Pass, T0 + 1).await else { panic!() };
+        assert_eq!((same, open), (customer_id, session_id));
+        let c = store.customer(customer_id).await.unwrap().unwrap();
+        assert_eq!((c.nick.as_deref(), c.vip_level, c.fans_level), (Some("nick-b1"), 2, 0));
+        // A new nick and higher levels are taken.
+        one(&store, level(3, 5, Some("小王"), "m3"), Screen::Pass, T0 + 2).await;
+        let c = store.customer(customer_id).await.unwrap().unwrap();
+        assert_eq!((c.nick.as_deref(), c.vip_level, c.fans_level), (Some("小王"), 3, 5));
+        // A trade event (no nick, no levels) finds the same customer and their open session.
+        let paid = trade("o1", "b1", EventKind::Order(OrderEvent { stage: OrderStage::Paid, order_id: "4200000000000000009".into(), amount_fen: Some(100), status: None }));
+        assert_eq!(one(&store, paid, Screen::Pass, T0 + 3).await, ItemOutcome::Trade { customer_id, session_id: Some(session_id) });
+        let c = store.customer(customer_id).await.unwrap().unwrap();
+        assert_eq!((c.nick.as_deref(), c.vip_level), (Some("小王"), 3));
+        // A trade for a buyer never seen creates the customer, with no session to note it in.
+        let ItemOutcome::Trade { session_id: none, customer_id: new } = one(&store, trade("o2", "b9", EventKind::Order(OrderEvent { stage: OrderStage::Created, order_id: "4200000000000000010".into(), amount_fen: None, status: None })), Screen::Pass, T0 + 4).await else { panic!() };
+        assert_eq!(none, None);
+        assert_ne!(new, customer_id);
+    };
+
     orders_and_refunds_join_the_customer => |store: Store| async move {
         let ItemOutcome::Message { session_id, customer_id, .. } = one(&store, chat("m1", "b1", "发货了吗"), Screen::Pass, T0).await else { panic!() };
         let paid = trade("o1", "b1", EventKind::Order(OrderEvent { stage: OrderStage::Paid, order_id: "4200000000000000001".into(), amount_fen: Some(19900), status: None }));

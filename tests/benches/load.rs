@@ -22,6 +22,7 @@
 //! `HUILIU_LOAD_SECS` (default 10) is the length of each timed run; `HUILIU_LOAD_WORKERS`
 //! (default 32) the deliveries in flight when flat out; `HUILIU_LOAD_QUICK=1` shrinks every
 //! phase (a few seconds, 2k/10k sessions, 100/1000 agents) to check the harness itself.
+//! `HUILIU_LOAD_PERF=DIR` records each flat-out run with `perf record -g` into `DIR/<phase>.data`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -153,8 +154,14 @@ async fn measured(
     traffic: impl std::future::Future<Output = Run>,
 ) -> (Line, Run) {
     let (before, gen_before) = (proc_stats(pid), proc_stats(std::process::id()));
+    let perf = perf_record(phase, pid);
     let run = traffic.await;
     let (after, gen_after) = (proc_stats(pid), proc_stats(std::process::id()));
+    if let Some(mut perf) = perf {
+        // SIGINT makes perf write its file and stop.
+        let _ = std::process::Command::new("kill").arg("-INT").arg(perf.id().to_string()).status();
+        let _ = perf.wait();
+    }
     let (mut lat, missing) = match consumer {
         Some(c) => load::latencies(&run, c, Duration::from_secs(10)).await,
         None => (Vec::new(), 0),
@@ -173,6 +180,33 @@ async fn measured(
     };
     print_line(&line);
     (line, run)
+}
+
+/// With `HUILIU_LOAD_PERF=DIR`: `perf record -g` of the daemon for the timed run, into
+/// `DIR/<phase>.data` (`perf report -i` it afterwards). Only the flat-out runs are recorded.
+fn perf_record(phase: &str, pid: u32) -> Option<std::process::Child> {
+    let dir = std::env::var_os("HUILIU_LOAD_PERF")?;
+    if !phase.contains("flat out") {
+        return None;
+    }
+    let name: String = phase.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let out = std::path::Path::new(&dir).join(format!("{name}.data"));
+    let child = std::process::Command::new("perf")
+        .args(["record", "-F", "999", "-g", "-p", &pid.to_string(), "-o"])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    match child {
+        Ok(c) => {
+            println!("  (perf record of the daemon into {})", out.display());
+            Some(c)
+        }
+        Err(e) => {
+            println!("  (perf record could not start: {e})");
+            None
+        }
+    }
 }
 
 /// 200 msg/s for up to 5 s to existing conversations: latency at a given scale.

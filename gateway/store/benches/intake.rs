@@ -49,6 +49,7 @@ async fn run(label: &str, url: &str, group_commit: bool, messages: usize, concur
     let store = Store::open(url, StoreOptions { group_commit, ..StoreOptions::default() }).await.expect("open store");
     let started = Instant::now();
     let cpu_before = process_cpu_secs();
+    let io_before = process_io();
     let mut tasks = Vec::new();
     for worker in 0..concurrency {
         let store = store.clone();
@@ -58,7 +59,9 @@ async fn run(label: &str, url: &str, group_commit: bool, messages: usize, concur
                 let batch = IntakeBatch {
                     items: vec![item(i)],
                     dead_letters: vec![],
-                    now: 1_700_000_000_000,
+                    // The arrival time, as the gateway stamps it: rows that change with every
+                    // message change here too.
+                    now: huiliu_domain::now_millis(),
                     idle_close_ms: 0,
                 };
                 store.intake(batch).await.expect("intake");
@@ -71,15 +74,19 @@ async fn run(label: &str, url: &str, group_commit: bool, messages: usize, concur
     }
     let secs = started.elapsed().as_secs_f64();
     let cpu = process_cpu_secs() - cpu_before;
+    let io = process_io();
+    let (written, writes) = (io.0 - io_before.0, io.1 - io_before.1);
     let (stored, _, _) = store.counts().await.expect("counts");
     assert_eq!(stored as usize, messages);
     println!(
         "{label:<12} group commit {:<3}  {messages:>6} msgs, {concurrency:>3} concurrent pushes  {:>9.0} msgs/s  ({:.2} s)  \
-         CPU {:.1} µs/msg",
+         CPU {:.1} µs/msg  written {:.1} KiB/msg in {:.1} writes/msg",
         if group_commit { "on" } else { "off" },
         messages as f64 / secs,
         secs,
-        cpu * 1e6 / messages as f64
+        cpu * 1e6 / messages as f64,
+        written as f64 / 1024.0 / messages as f64,
+        writes as f64 / messages as f64,
     );
 }
 
@@ -92,6 +99,16 @@ fn process_cpu_secs() -> f64 {
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // After the command name: state is field 0, utime 11, stime 12.
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Bytes this process handed to write calls and the number of those calls (`/proc/self/io`
+/// `wchar`, `syscw`): the WAL frames and checkpoints intake causes, whatever the disk does.
+fn process_io() -> (u64, u64) {
+    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    let field = |name: &str| {
+        io.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0)
+    };
+    (field("wchar:"), field("syscw:"))
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

@@ -86,7 +86,8 @@ impl Store {
     }
 
     /// A customer's messages across all sessions, newest first, `limit` at a time, older than
-    /// message id `before` when given.
+    /// message id `before` when given (read session by session: messages are indexed by
+    /// session only).
     pub async fn customer_history(
         &self,
         customer_id: i64,
@@ -94,7 +95,8 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<Message>, StoreError> {
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE customer_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id IN (SELECT id FROM sessions WHERE customer_id = $1) \
+             AND id < $2 ORDER BY id DESC LIMIT $3"
         )))
         .bind(customer_id)
         .bind(before.unwrap_or(i64::MAX))

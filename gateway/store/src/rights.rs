@@ -134,11 +134,12 @@ impl Store {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-            report.messages = sqlx::query("DELETE FROM messages WHERE customer_id = $1")
-                .bind(customer_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            report.messages =
+                sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM messages WHERE session_id IN ({of_sessions})")))
+                    .bind(customer_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
             report.sessions = sqlx::query("DELETE FROM sessions WHERE customer_id = $1")
                 .bind(customer_id)
                 .execute(&mut *tx)

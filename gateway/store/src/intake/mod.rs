@@ -207,15 +207,30 @@ impl<'a> From<Option<&'a [u8]>> for Val<'a> {
 pub(crate) trait IntakeTx {
     /// Runs a statement; the number of rows it changed.
     async fn execute(&mut self, sql: &'static str, params: &[Val<'_>]) -> Result<u64, StoreError>;
-    /// The first row's first two integer columns (the second is 0 when there is one column).
-    async fn ints(&mut self, sql: &'static str, params: &[Val<'_>]) -> Result<Option<(i64, i64)>, StoreError>;
+    /// The first row's first integer columns (up to [`INTS`]; a null or missing column is `None`).
+    async fn ints(&mut self, sql: &'static str, params: &[Val<'_>]) -> Result<Option<Ints>, StoreError>;
 }
+
+/// How many integer columns [`IntakeTx::ints`] reads.
+pub(crate) const INTS: usize = 4;
+/// A row of up to [`INTS`] integers.
+pub(crate) type Ints = [Option<i64>; INTS];
 
 // The statements (one SQL text for both backends: `$n` parameters, bound by position).
 const CLAIM_KEY: &str =
     "INSERT INTO intake_keys (platform, shop, event_id, received_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
 const INSERT_DEAD_LETTER: &str =
     "INSERT INTO dead_letters (platform, shop, event_id, reason, raw, received_at) VALUES ($1, $2, $3, $4, $5, $6)";
+/// The buyer's customer row, whether what the event says of them changes it, and their open
+/// session: one read in the common case (a known buyer writing again), where an upsert would
+/// dirty the customer's page on every message.
+const FIND_CUSTOMER: &str = "SELECT c.id, \
+       CAST(CASE WHEN ($4 IS NOT NULL AND (c.nick IS NULL OR c.nick <> $4)) OR $5 > c.vip_level OR $6 > c.fans_level \
+            THEN 1 ELSE 0 END AS BIGINT), \
+       s.id, s.last_message_at \
+     FROM customers c LEFT JOIN sessions s ON s.customer_id = c.id AND s.state <> 'closed' \
+     WHERE c.platform = $1 AND c.shop = $2 AND c.buyer_id = $3";
+/// A new buyer (an upsert: another node may insert the same buyer at the same time).
 const UPSERT_CUSTOMER: &str = "INSERT INTO customers (platform, shop, buyer_id, nick, vip_level, fans_level, created_at, updated_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
      ON CONFLICT (platform, shop, buyer_id) DO UPDATE SET \
@@ -224,6 +239,11 @@ const UPSERT_CUSTOMER: &str = "INSERT INTO customers (platform, shop, buyer_id, 
        fans_level = CASE WHEN excluded.fans_level > customers.fans_level THEN excluded.fans_level ELSE customers.fans_level END, \
        updated_at = excluded.updated_at \
      RETURNING id";
+/// A known buyer whose nick or levels changed (`updated_at`: the profile's last change).
+const UPDATE_CUSTOMER: &str = "UPDATE customers SET nick = COALESCE($1, nick), \
+       vip_level = CASE WHEN $2 > vip_level THEN $2 ELSE vip_level END, \
+       fans_level = CASE WHEN $3 > fans_level THEN $3 ELSE fans_level END, \
+       updated_at = $4 WHERE id = $5";
 const OPEN_SESSION: &str = "SELECT id, last_message_at FROM sessions WHERE customer_id = $1 AND state <> 'closed'";
 const INSERT_SESSION: &str = "INSERT INTO sessions (customer_id, platform, shop, state, priority, conversation, reply_context, \
      opened_at, last_message_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id";
@@ -316,14 +336,47 @@ async fn store_dead_letter<T: IntakeTx>(
 /// The id a `RETURNING id` statement gave back.
 async fn returning_id<T: IntakeTx>(tx: &mut T, sql: &'static str, params: &[Val<'_>]) -> Result<i64, StoreError> {
     match tx.ints(sql, params).await? {
-        Some((id, _)) => Ok(id),
-        None => Err(StoreError::Corrupt("an insert returned no id".into())),
+        Some([Some(id), ..]) => Ok(id),
+        _ => Err(StoreError::Corrupt("an insert returned no id".into())),
     }
 }
 
 /// The open session of a customer as (id, last_message_at).
 async fn open_session<T: IntakeTx>(tx: &mut T, customer_id: i64) -> Result<Option<(i64, Millis)>, StoreError> {
-    tx.ints(OPEN_SESSION, &[customer_id.into()]).await
+    Ok(match tx.ints(OPEN_SESSION, &[customer_id.into()]).await? {
+        Some([Some(id), last, ..]) => Some((id, last.unwrap_or(0))),
+        _ => None,
+    })
+}
+
+/// The event's buyer as a customer id (created or brought up to date) and their open session
+/// as (id, last_message_at).
+async fn customer_of<T: IntakeTx>(
+    tx: &mut T,
+    e: &InboundEvent,
+    now: Millis,
+) -> Result<(i64, Option<(i64, Millis)>), StoreError> {
+    let (vip, fans) = match &e.kind {
+        EventKind::BuyerMessage(m) => (i64::from(m.vip.member_level), i64::from(m.vip.fans_level)),
+        _ => (0, 0),
+    };
+    let nick = e.buyer.nick.as_deref();
+    let key = [e.platform.as_str().into(), e.shop.as_str().into(), e.buyer.open_id.as_str().into()];
+    let find = [key[0], key[1], key[2], nick.into(), vip.into(), fans.into()];
+    match tx.ints(FIND_CUSTOMER, &find).await? {
+        Some([Some(id), changed, session, last]) => {
+            if changed == Some(1) {
+                tx.execute(UPDATE_CUSTOMER, &[nick.into(), vip.into(), fans.into(), now.into(), id.into()]).await?;
+            }
+            Ok((id, session.map(|s| (s, last.unwrap_or(0)))))
+        }
+        _ => {
+            let customer = [key[0], key[1], key[2], nick.into(), vip.into(), fans.into(), now.into()];
+            let id = returning_id(tx, UPSERT_CUSTOMER, &customer).await?;
+            // Another node may have inserted the buyer, and opened a session, since the read.
+            Ok((id, open_session(tx, id).await?))
+        }
+    }
 }
 
 async fn store_item<T: IntakeTx>(
@@ -339,23 +392,9 @@ async fn store_item<T: IntakeTx>(
     if item.screen == Screen::Block {
         return Ok(ItemOutcome::Blocked);
     }
-    let (vip, fans) = match &e.kind {
-        EventKind::BuyerMessage(m) => (i64::from(m.vip.member_level), i64::from(m.vip.fans_level)),
-        _ => (0, 0),
-    };
-    let customer = [
-        e.platform.as_str().into(),
-        e.shop.as_str().into(),
-        e.buyer.open_id.as_str().into(),
-        e.buyer.nick.as_deref().into(),
-        vip.into(),
-        fans.into(),
-        now.into(),
-    ];
-    let customer_id = returning_id(tx, UPSERT_CUSTOMER, &customer).await?;
+    let (customer_id, mut session) = customer_of(tx, e, now).await?;
     match &e.kind {
         EventKind::BuyerMessage(m) => {
-            let mut session = open_session(tx, customer_id).await?;
             if let Some((id, last)) = session
                 && batch.idle_close_ms > 0
                 && now - last >= batch.idle_close_ms
@@ -415,7 +454,7 @@ async fn store_item<T: IntakeTx>(
                 tx.execute(ADD_LIFETIME, &[fen.into(), customer_id.into()]).await?;
             }
             let note = format!("订单 {} {}", o.order_id, order_stage_zh(o.stage));
-            let session_id = note_in_open_session(tx, customer_id, &note, now).await?;
+            let session_id = note_in_session(tx, customer_id, session, &note, now).await?;
             Ok(ItemOutcome::Trade { customer_id, session_id })
         }
         EventKind::Refund(r) => {
@@ -429,7 +468,7 @@ async fn store_item<T: IntakeTx>(
             };
             insert_trade(tx, customer_id, e, &trade).await?;
             let note = format!("退款 {} {}", r.refund_id, refund_stage_zh(r.stage));
-            let session_id = note_in_open_session(tx, customer_id, &note, now).await?;
+            let session_id = note_in_session(tx, customer_id, session, &note, now).await?;
             Ok(ItemOutcome::Trade { customer_id, session_id })
         }
     }
@@ -469,13 +508,14 @@ async fn insert_trade<T: IntakeTx>(
 }
 
 /// Adds a system message to the customer's open session, if there is one.
-async fn note_in_open_session<T: IntakeTx>(
+async fn note_in_session<T: IntakeTx>(
     tx: &mut T,
     customer_id: i64,
+    session: Option<(i64, Millis)>,
     note: &str,
     now: Millis,
 ) -> Result<Option<i64>, StoreError> {
-    let Some((session_id, _)) = open_session(tx, customer_id).await? else { return Ok(None) };
+    let Some((session_id, _)) = session else { return Ok(None) };
     let content = json(&vec![Content::text(note)]);
     tx.execute(INSERT_NOTE, &[session_id.into(), customer_id.into(), content.as_str().into(), note.into(), now.into()])
         .await?;

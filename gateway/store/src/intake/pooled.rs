@@ -6,7 +6,7 @@ use sqlx::query::Query;
 use sqlx::{Any, AnyPool, Row};
 use tokio::sync::mpsc;
 
-use super::{IntakeTx, Job, StoreError, Val, group, settle, write_jobs};
+use super::{INTS, IntakeTx, Ints, Job, StoreError, Val, group, settle, write_jobs};
 use crate::{Backend, StoreOptions, WriteGate};
 
 /// The intake writer task.
@@ -56,10 +56,13 @@ impl IntakeTx for PooledTx<'_> {
         Ok(bind(sql, params).execute(&mut *self.0).await?.rows_affected())
     }
 
-    async fn ints(&mut self, sql: &'static str, params: &[Val<'_>]) -> Result<Option<(i64, i64)>, StoreError> {
+    async fn ints(&mut self, sql: &'static str, params: &[Val<'_>]) -> Result<Option<Ints>, StoreError> {
         let Some(row) = bind(sql, params).fetch_optional(&mut *self.0).await? else { return Ok(None) };
-        let second = if row.len() > 1 { row.try_get(1)? } else { 0 };
-        Ok(Some((row.try_get(0)?, second)))
+        let mut ints = [None; INTS];
+        for (i, v) in ints.iter_mut().enumerate().take(row.len()) {
+            *v = row.try_get(i)?;
+        }
+        Ok(Some(ints))
     }
 }
 

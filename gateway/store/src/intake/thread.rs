@@ -17,7 +17,7 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, TransactionBehavior};
 use tokio::sync::mpsc;
 
-use super::{Done, IntakeTx, Job, StoreError, Val, group, settle, write_jobs};
+use super::{Done, INTS, IntakeTx, Ints, Job, StoreError, Val, group, settle, write_jobs};
 use crate::{StoreOptions, WriteGate};
 
 /// Opens the writer's connection to the SQLite file at `path` (already migrated) and starts the
@@ -124,11 +124,17 @@ impl IntakeTx for ThreadTx<'_> {
         Ok(statement.execute(rusqlite::params_from_iter(params))? as u64)
     }
 
-    async fn ints(&mut self, sql: &'static str, params: &[Val<'_>]) -> Result<Option<(i64, i64)>, StoreError> {
+    async fn ints(&mut self, sql: &'static str, params: &[Val<'_>]) -> Result<Option<Ints>, StoreError> {
         let mut statement = self.0.prepare_cached(sql)?;
-        let two = statement.column_count() > 1;
+        let columns = statement.column_count().min(INTS);
         let row = statement
-            .query_row(rusqlite::params_from_iter(params), |r| Ok((r.get(0)?, if two { r.get(1)? } else { 0 })))
+            .query_row(rusqlite::params_from_iter(params), |r| {
+                let mut ints = [None; INTS];
+                for (i, v) in ints.iter_mut().enumerate().take(columns) {
+                    *v = r.get(i)?;
+                }
+                Ok(ints)
+            })
             .optional()?;
         Ok(row)
     }
