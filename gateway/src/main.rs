@@ -11,6 +11,13 @@ use huiliu_gateway::demo::DemoOptions;
 use huiliu_gateway::plugins::PluginHost;
 use huiliu_gateway::{Gateway, telemetry};
 
+/// glibc's malloc (arenas, `malloc_consolidate`) took about 15 % of the daemon's CPU samples at
+/// flat-out intake (docs/performance.md); mimalloc's thread-local free lists cost a fraction.
+/// Plugins keep their own allocator: each cdylib links its own, and buffers crossing the ABI are
+/// freed by the side that allocated them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Huiliu (汇流): one customer-service desk for every storefront.
 #[derive(Parser)]
 #[command(name = "huiliu", version, about)]

@@ -22,6 +22,7 @@
 //! `HUILIU_LOAD_SECS` (default 10) is the length of each timed run; `HUILIU_LOAD_WORKERS`
 //! (default 32) the deliveries in flight when flat out; `HUILIU_LOAD_QUICK=1` shrinks every
 //! phase (a few seconds, 2k/10k sessions, 100/1000 agents) to check the harness itself.
+//! `HUILIU_LOAD_DAEMON=PATH` runs that `huiliu` binary instead of this tree's release build.
 //! `HUILIU_LOAD_PERF=DIR` records each flat-out run with `perf record -g` into `DIR/<phase>.data`.
 
 use std::sync::Arc;
@@ -81,7 +82,7 @@ impl Sims {
 fn start_daemon(sims: &Sims, plugins: &std::path::Path, agents: usize, cap: u32) -> Daemon {
     let shops = sims.shops_toml();
     let daemon = Daemon::launch(Launch {
-        bin: Some(release_artifacts().huiliu()),
+        bin: Some(daemon_bin()),
         files: vec![("routing.toml", routing_toml(agents, cap)), ("users.toml", users_toml(agents))],
         ..Launch::new(plugins, &shops)
     });
@@ -180,6 +181,12 @@ async fn measured(
     };
     print_line(&line);
     (line, run)
+}
+
+/// The daemon binary: `HUILIU_LOAD_DAEMON` (a saved build, to compare two trees in one
+/// session) or the release build of this tree.
+fn daemon_bin() -> std::path::PathBuf {
+    std::env::var_os("HUILIU_LOAD_DAEMON").map(Into::into).unwrap_or_else(|| release_artifacts().huiliu())
 }
 
 /// With `HUILIU_LOAD_PERF=DIR`: `perf record -g` of the daemon for the timed run, into
@@ -493,7 +500,7 @@ async fn cluster_phase(s: &Settings, sims: &Sims, plugins: &std::path::Path, pg:
             "[cluster]\nnode_id = \"n{i}\"\nnats_url = \"{nats}\"\nname = \"{cluster}\"\nlease_ttl_ms = 5000\nrenew_interval_ms = 1000\n"
         );
         nodes.push(Daemon::launch(Launch {
-            bin: Some(release_artifacts().huiliu()),
+            bin: Some(daemon_bin()),
             files: vec![("routing.toml", routing_toml(agents, 1000)), ("users.toml", users_toml(agents))],
             store_url: Some(db.clone()),
             extra_toml: &extra,
