@@ -277,7 +277,8 @@ enum FaqCommand {
         /// The platform (taobao, douyin, jd, wechat-shop), for entries restricted to one.
         #[arg(long)]
         platform: Option<String>,
-        /// The product the conversation is about, for per-product entries.
+        /// The product the conversation is about (a product id), for per-product entries and
+        /// `{product}` (its `[[product]]` name).
         #[arg(long)]
         product: Option<String>,
         /// The buyer's latest order state (unpaid, paid, shipped, delivered, refunding, …).
@@ -625,7 +626,9 @@ fn faq(command: FaqCommand) -> ExitCode {
                 huiliu_knowledge::Decision::Answer(m) => {
                     let entry = kb.entry(m.entry).map(|e| e.answer.as_str()).unwrap_or_default();
                     println!("→ the bot answers (confidence {:.2} >= threshold {threshold:.2}):", m.confidence);
-                    println!("  {}", huiliu_knowledge::render(entry, &huiliu_knowledge::Vars::default()));
+                    let product = product.as_deref().and_then(|id| kb.config().product_name(id));
+                    let vars = huiliu_knowledge::Vars { product, ..huiliu_knowledge::Vars::default() };
+                    println!("  {}", huiliu_knowledge::render(entry, &vars));
                     ExitCode::SUCCESS
                 }
                 huiliu_knowledge::Decision::HandOver(huiliu_knowledge::HandOver::Category(c)) => {

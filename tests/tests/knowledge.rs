@@ -256,6 +256,62 @@ fn the_bot_answers_first_through_the_reply_door_and_hands_over_on_request() {
     });
 }
 
+/// Per-product answers: the shipped faq.toml answers "热水器功率多大" per heater, by the newest
+/// product card of the conversation, with `{product}` named from `[[product]]` (Douyin's cards
+/// carry only the id); without a card the general entry answers. A card alone asks nothing: the
+/// bot welcomes the buyer instead of handing the card to an agent.
+#[test]
+fn the_same_question_is_answered_per_product_from_the_conversations_product_card() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let sim = rt.block_on(DouyinSim::start(SimConfig::sample("7000926"), Arc::new(Faults::default()))).unwrap();
+    let plugins = artifacts().plugins_dir(&["huiliu-douyin"]);
+    let mut shops = String::from("[[shop]]\nid = \"dy-1\"\nplatform = \"douyin\"\n[shop.settings]\n");
+    for (k, v) in sim.shop_settings() {
+        shops.push_str(&format!("{k} = {}\n", Value::String(v)));
+    }
+    let mut daemon = Daemon::start(plugins.path(), &shops);
+    let faq = std::fs::read_to_string(workspace_root().join("config/faq.toml")).unwrap();
+    std::fs::write(daemon.config_dir.path().join("faq.toml"), format!("{faq}\n{BOT_FAQ}")).unwrap();
+    std::fs::write(daemon.config_dir.path().join("routing.toml"), ROUTING).unwrap();
+    daemon.restart();
+    sim.set_gateway(format!("http://{}/hooks/douyin/dy-1", daemon.addr));
+    let (status, body) = daemon.api("POST", "/api/v1/agents/a1/status", Some(&serde_json::json!({"status": "online"})));
+    assert_eq!(status, 200, "{body}");
+
+    let card = |id: &str, buyer: &str, product: &str| BuyerChat {
+        msg_type: "product".into(),
+        ref_id: Some(product.into()),
+        ..BuyerChat::text(id, buyer, "", now_ms())
+    };
+    let question = "这款热水器功率多大呀";
+    let received = |buyer: &str, needle: &str| {
+        sim.journal().received().iter().any(|r| r.buyer_id == buyer && r.content.contains(needle))
+    };
+    for (buyer, product, answer) in [
+        ("buyer-e60", "3556245366718399530", "小汇电热水器E60（60升）功率3000W"),
+        ("buyer-g16", "3556245366718399531", "小汇燃气热水器G16（16升）是燃气热水器"),
+    ] {
+        assert!(rt.block_on(sim.deliver_chat(&card(&format!("{buyer}-1"), buyer, product))).acked);
+        daemon.wait_for("the welcome for a card", 20, || received(buyer, "智能客服小汇").then_some(()));
+        let text = BuyerChat::text(&format!("{buyer}-2"), buyer, question, now_ms());
+        assert!(rt.block_on(sim.deliver_chat(&text)).acked);
+        daemon.wait_for("the product's answer", 20, || received(buyer, answer).then_some(()));
+    }
+    // No card: the general answer, and {product} falls back to its default.
+    assert!(rt.block_on(sim.deliver_chat(&BuyerChat::text("plain-1", "buyer-plain", question, now_ms()))).acked);
+    daemon.wait_for("the general answer", 20, || received("buyer-plain", "这款功率2200W/3000W可选").then_some(()));
+    assert!(!received("buyer-plain", "3000W（速热）") && !received("buyer-e60", "燃气热水器，额定"));
+
+    // Nobody was handed to an agent: the cards asked nothing, the questions were answered.
+    assert!(daemon.sessions().iter().all(|s| s["agent"].is_null()), "{:?}", daemon.sessions());
+    assert_eq!(daemon.metric(r#"huiliu_bot_handovers_total{platform="douyin",reason="low_confidence"}"#), 0.0);
+    // The agent's suggestions follow the same product.
+    let e60 = daemon.wait_for("the e60 session", 20, || session_with(&daemon, "[商品] 3556245366718399530"));
+    let body = first_entry(&daemon, e60);
+    assert_eq!(body["suggestions"][0]["entry"], "heater-power-e60", "{body}");
+    assert!(body["suggestions"][0]["answer"].as_str().unwrap().contains("小汇电热水器E60"), "{body}");
+}
+
 #[test]
 fn a_delivered_order_gets_the_shops_follow_up_in_the_buyers_conversation() {
     use huiliu_sim::{TradeEvent, TradeKind};

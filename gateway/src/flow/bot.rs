@@ -13,6 +13,9 @@
 //!
 //! A first message it cannot place ("在吗") gets the welcome with numbered card questions
 //! (`[knowledge] welcome`, `cards`) instead, when configured; a number then asks that card.
+//! A message of product or order cards alone asks nothing: the bot keeps the conversation
+//! (welcoming a buyer it has not greeted). The newest product card of the conversation is the
+//! product its answers are about: per-product entries (`[entry.when] products`) and `{product}`.
 //!
 //! A buyer the bot had answered is told of the hand-over (`handover_notice`); the agent sees the
 //! bot's answers in the conversation, authored `bot`. A blocked buyer's message never reaches
@@ -91,16 +94,33 @@ impl Flow {
         }
         let bot_spoke = messages.iter().any(|m| is_bot(&m));
         let welcome = kb.config().welcome_text();
+        // A product or order card alone asks nothing yet (the buyer came from a product page):
+        // the bot keeps the conversation — it now knows the product — and welcomes a buyer it
+        // has not greeted yet, when a welcome is configured.
+        if crate::services::knowledge::only_cards(&last.content) {
+            if !bot_spoke && let Some(welcome) = welcome {
+                let request = ReplyRequest { session_id, author: Author::Bot, content: vec![Content::text(welcome)] };
+                if let Err(e) = self.reply(request).await {
+                    tracing::warn!(session = session_id, "the bot's welcome failed: {e}");
+                }
+            }
+            if let Some(k) = self.knowledge.get() {
+                k.record_kept(session_id, now);
+            }
+            tracing::info!(session = session_id, "the bot keeps the conversation: a card asks nothing yet");
+            return true;
+        }
         let bot_answered = messages.iter().any(|m| is_bot(&m) && welcome.as_deref() != Some(m.text.as_str()));
         let answers_in_a_row =
             messages.iter().rev().filter(|m| m.direction == Direction::Out).take_while(|m| is_bot(m)).count();
         // A number after the welcome picks a card question.
         let asked = kb.config().card(&last.text).filter(|_| bot_spoke).unwrap_or(&last.text).to_owned();
         let trades = self.store.customer_trades(session.customer_id, 20).await.unwrap_or_default();
+        let product = crate::services::knowledge::conversation_product(&messages);
         let ctx = Context {
             platform: Some(&session.platform),
             shop: Some(&session.shop),
-            product: None,
+            product: product.map(|(id, _)| id),
             order_state: crate::services::knowledge::order_state(&trades),
             minute: Some(minute),
         };
@@ -115,7 +135,13 @@ impl Flow {
                     let customer = self.store.customer(session.customer_id).await.ok().flatten();
                     let nick = customer.and_then(|c| c.nick);
                     let order = trades.iter().find_map(|t| t.order_id.clone());
-                    let vars = Vars { buyer: nick.as_deref(), order: order.as_deref(), product: None, shop: None };
+                    let shop = self.outbox.status.shop_name(&session.shop);
+                    let vars = Vars {
+                        buyer: nick.as_deref(),
+                        order: order.as_deref(),
+                        product: crate::services::knowledge::product_name(&kb, product),
+                        shop: Some(&shop),
+                    };
                     let text = huiliu_knowledge::render(&entry.answer, &vars);
                     let request = ReplyRequest { session_id, author: Author::Bot, content: vec![Content::text(text)] };
                     match self.reply(request).await {

@@ -139,16 +139,19 @@ impl Desk {
         let order = trades.iter().find_map(|t| t.order_id.clone());
         let shop = self.status.shop_name(&s.shop);
         let nick = customer.and_then(|c| c.nick);
+        let product = super::knowledge::conversation_product(&messages);
+        let kb = self.knowledge.current();
         let vars = huiliu_knowledge::Vars {
             buyer: nick.as_deref(),
             order: order.as_deref(),
-            product: None,
+            product: kb.as_deref().and_then(|kb| super::knowledge::product_name(kb, product)),
             shop: Some(shop.as_str()),
         };
         let asked = super::knowledge::Asked {
             text: last.map(|m| m.text.as_str()).unwrap_or_default(),
             platform: &s.platform,
             shop: &s.shop,
+            product: product.map(|(id, _)| id),
             order_state: super::knowledge::order_state(&trades),
             now: huiliu_domain::now_millis(),
             vars,

@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Serialize;
 
-use huiliu_domain::session::TradeRecord;
+use huiliu_domain::session::{Direction, Message, TradeRecord};
 use huiliu_knowledge::config::DEFAULT_RESOLVED_AFTER_MINUTES;
 use huiliu_knowledge::{Context, FaqConfig, KnowledgeBase, Vars};
+use huiliu_sdk::Content;
 
 /// The running knowledge base, if `faq.toml` exists.
 #[derive(Default)]
@@ -152,6 +153,8 @@ pub struct Asked<'a> {
     pub text: &'a str,
     pub platform: &'a str,
     pub shop: &'a str,
+    /// The product the conversation is about (its newest product card).
+    pub product: Option<&'a str>,
     pub order_state: Option<&'a str>,
     pub now: i64,
     pub vars: Vars<'a>,
@@ -189,6 +192,15 @@ impl Knowledge {
                 .insert(session, OpenConversation { platform: platform.to_owned(), answered_at: None, wrote_at: now });
         }
         // A conversation already settled (resolved, then the buyer came back) is not counted twice.
+        if let Some(open) = t.open.get_mut(&session) {
+            open.answered_at = Some(now);
+        }
+    }
+
+    /// The bot kept a conversation without answering (a buyer's card asked nothing): the
+    /// buyer's message is not left waiting.
+    pub fn record_kept(&self, session: i64, now: i64) {
+        let mut t = self.tally.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(open) = t.open.get_mut(&session) {
             open.answered_at = Some(now);
         }
@@ -304,7 +316,7 @@ impl Knowledge {
         let ctx = Context {
             platform: Some(asked.platform),
             shop: Some(asked.shop),
-            product: asked.vars.product,
+            product: asked.product,
             order_state: asked.order_state,
             minute: Some(huiliu_knowledge::beijing_minute(asked.now)),
         };
@@ -331,6 +343,33 @@ impl Knowledge {
 
 fn resolved_after_minutes(kb: &Option<Arc<KnowledgeBase>>) -> f64 {
     kb.as_ref().map_or(DEFAULT_RESOLVED_AFTER_MINUTES, |k| k.config().knowledge.resolved_after_minutes)
+}
+
+/// The product a conversation is about: the newest product card in it (the buyer's, or one an
+/// agent or the bot sent), as (product id, the card's title when the platform sent one).
+/// Order events carry no product ids, so cards are the only place the gateway learns it.
+pub fn conversation_product(messages: &[Message]) -> Option<(&str, Option<&str>)> {
+    messages.iter().rev().filter(|m| m.direction != Direction::System).find_map(|m| {
+        m.content.iter().rev().find_map(|c| match c {
+            Content::Product { product_id, title, .. } if !product_id.trim().is_empty() => {
+                Some((product_id.as_str(), title.as_deref().filter(|t| !t.trim().is_empty())))
+            }
+            _ => None,
+        })
+    })
+}
+
+/// What `{product}` says for a conversation's product: the card's title, else its name in
+/// faq.toml's `[[product]]`, else nothing (the placeholder's default, 这款商品).
+pub fn product_name<'a>(kb: &'a KnowledgeBase, product: Option<(&'a str, Option<&'a str>)>) -> Option<&'a str> {
+    let (id, title) = product?;
+    title.or_else(|| kb.config().product_name(id))
+}
+
+/// Whether a buyer message carries only product or order cards: it asks nothing yet (a buyer
+/// who came from a product page, say), so the bot neither answers nor hands it over.
+pub fn only_cards(content: &[Content]) -> bool {
+    !content.is_empty() && content.iter().all(|c| matches!(c, Content::Product { .. } | Content::Order { .. }))
 }
 
 /// The state of the buyer's latest order, in faq.toml's words, from their trade events
@@ -370,6 +409,49 @@ mod tests {
         assert_eq!(order_state(&[trade("refund", "closed"), trade("order", "shipped")]), Some("shipped"));
         assert_eq!(order_state(&[trade("refund", "agreed"), trade("order", "paid")]), Some("refunding"));
         assert_eq!(order_state(&[]), None);
+    }
+
+    fn message(direction: Direction, content: Vec<Content>) -> Message {
+        Message {
+            id: 0,
+            session_id: 1,
+            customer_id: 1,
+            direction,
+            platform_msg_id: None,
+            client_msg_id: None,
+            author: None,
+            text: huiliu_sdk::fallback_text(&content),
+            content,
+            delivery: None,
+            delivery_error: None,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn the_conversations_product_is_its_newest_product_card() {
+        let card = |id: &str, title: Option<&str>| Content::product(id, title.map(String::from));
+        let messages = [
+            message(Direction::In, vec![card("p1", Some("小汇电热水器"))]),
+            message(Direction::In, vec![Content::text("这款呢"), card("p2", None)]),
+            message(Direction::Out, vec![Content::text("亲，在的")]),
+            message(Direction::In, vec![Content::text("功率多大")]),
+        ];
+        assert_eq!(conversation_product(&messages), Some(("p2", None)));
+        assert_eq!(conversation_product(&messages[..1]), Some(("p1", Some("小汇电热水器"))));
+        assert_eq!(conversation_product(&messages[2..]), None);
+        let cfg = huiliu_knowledge::parse("[[product]]\nid = \"p2\"\nname = \"燃气热水器16升\"\n", "faq.toml").unwrap();
+        let kb = KnowledgeBase::build(&cfg);
+        assert_eq!(product_name(&kb, conversation_product(&messages)), Some("燃气热水器16升"));
+        assert_eq!(
+            product_name(&kb, conversation_product(&messages[..1])),
+            Some("小汇电热水器"),
+            "the card's title first"
+        );
+        assert_eq!(product_name(&kb, Some(("p9", None))), None);
+        assert!(only_cards(&[card("p1", None), Content::order("o1")]));
+        assert!(!only_cards(&[card("p1", None), Content::text("包邮吗")]) && !only_cards(&[]));
+        assert!(!only_cards(&[Content::image("https://x/1.jpg")]), "a picture may show a problem: not a card");
     }
 
     #[test]
