@@ -208,7 +208,7 @@ impl Gateway {
             metrics: metrics.clone(),
         };
         serving.start_all(&config.shops).await;
-        let knowledge = Arc::new(services::knowledge::Knowledge::new(config.knowledge.as_ref()));
+        let knowledge = Arc::new(services::knowledge::Knowledge::new(config.knowledge.as_ref(), store.clone()));
         flow.set_knowledge(knowledge.clone());
         // Quick replies: shared by the desk and the reloader (quick_replies.toml reloads live).
         let quick_replies = Arc::new(std::sync::RwLock::new(config.quick_replies.clone()));
@@ -332,7 +332,7 @@ impl Gateway {
             // `resolved_after_minutes`); the interval follows a reloaded setting.
             loop {
                 tokio::time::sleep(flow.settle_interval()).await;
-                flow.settle_bot_conversations();
+                flow.settle_bot_conversations().await;
             }
         });
         tokio::spawn(sweep_retention(self.store.clone(), self.config.retention, self.metrics.clone()));

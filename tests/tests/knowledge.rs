@@ -312,6 +312,84 @@ fn the_same_question_is_answered_per_product_from_the_conversations_product_card
     assert!(body["suggestions"][0]["answer"].as_str().unwrap().contains("小汇电热水器E60"), "{body}");
 }
 
+/// The bot's figures are the store's: after a `kill -9` and a restart the API and `/metrics`
+/// show the same totals (answers per entry, hand-overs, the unmatched question, resolved
+/// conversations), and a conversation the bot answered just before the crash is settled by the
+/// new process.
+#[test]
+fn the_bots_figures_survive_a_restart() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let sim = rt.block_on(DouyinSim::start(SimConfig::sample("7000927"), Arc::new(Faults::default()))).unwrap();
+    let plugins = artifacts().plugins_dir(&["huiliu-douyin"]);
+    let mut shops = String::from("[[shop]]\nid = \"dy-1\"\nplatform = \"douyin\"\n[shop.settings]\n");
+    for (k, v) in sim.shop_settings() {
+        shops.push_str(&format!("{k} = {}\n", Value::String(v)));
+    }
+    let mut daemon = Daemon::start(plugins.path(), &shops);
+    // A buyer silent for 3 s after the bot's answer counts as resolved.
+    let faq = std::fs::read_to_string(workspace_root().join("config/faq.toml")).unwrap().replacen(
+        "\n[knowledge]\n",
+        "\n[knowledge]\nresolved_after_minutes = 0.05\n",
+        1,
+    );
+    std::fs::write(daemon.config_dir.path().join("faq.toml"), format!("{faq}\n{BOT_FAQ}")).unwrap();
+    daemon.restart();
+    sim.set_gateway(format!("http://{}/hooks/douyin/dy-1", daemon.addr));
+    let ask = |id: &str, buyer: &str, text: &str| {
+        assert!(rt.block_on(sim.deliver_chat(&BuyerChat::text(id, buyer, text, now_ms()))).acked);
+    };
+    let figures = |d: &Daemon| d.api("GET", "/api/v1/knowledge/figures", None).1;
+
+    // Answered, then silence: resolved. A greeting (welcomed), then a question no entry has:
+    // handed over, the question kept for the trainer.
+    ask("fig-1", "buyer-a", "七天无理由可以退吗");
+    ask("fig-2", "buyer-b", "在吗");
+    daemon.wait_for("the welcome", 20, || {
+        sim.journal()
+            .received()
+            .iter()
+            .any(|r| r.buyer_id == "buyer-b" && r.content.contains("智能客服小汇"))
+            .then_some(())
+    });
+    ask("fig-3", "buyer-b", "今天天气怎么样");
+    let before = daemon.wait_for("one resolved conversation and one hand-over", 20, || {
+        let f = figures(&daemon);
+        (f["resolved"] == 1 && f["handovers"]["low_confidence"] == 1).then_some(f)
+    });
+    assert_eq!(before["by_entry"][0]["entry"], "return-7days", "{before}");
+    assert_eq!(before["unanswered"][0]["text"], "今天天气怎么样", "{before}");
+    assert!(before["since"].as_i64().is_some(), "{before}");
+    let metrics = |d: &Daemon| {
+        [
+            r#"huiliu_bot_answers_total{platform="douyin"}"#,
+            r#"huiliu_bot_conversations_total{platform="douyin"}"#,
+            r#"huiliu_bot_resolved_total{platform="douyin"}"#,
+            r#"huiliu_bot_handovers_total{platform="douyin",reason="low_confidence"}"#,
+        ]
+        .map(|m| d.metric(m))
+    };
+    assert_eq!(metrics(&daemon), [1.0, 1.0, 1.0, 1.0]);
+
+    // A third buyer answered just before the crash.
+    ask("fig-4", "buyer-c", "七天无理由可以退吗");
+    let before = daemon.wait_for("the third answer counted", 20, || {
+        let f = figures(&daemon);
+        (f["answered"] == 2).then_some(f)
+    });
+    daemon.restart();
+    let after = figures(&daemon);
+    for key in ["since", "answered", "by_entry", "handovers", "unanswered", "bot_conversations"] {
+        assert_eq!(after[key], before[key], "{key} after the restart: {after}");
+    }
+    // The new process settles the conversation the old one opened.
+    let after = daemon.wait_for("the third conversation resolved", 20, || {
+        let f = figures(&daemon);
+        (f["resolved"] == 2).then_some(f)
+    });
+    assert_eq!((after["bot_conversations"].as_u64(), after["awaiting"].as_u64()), (Some(2), Some(0)), "{after}");
+    assert_eq!(metrics(&daemon), [2.0, 2.0, 2.0, 1.0], "/metrics after the restart shows the stored totals");
+}
+
 #[test]
 fn a_delivered_order_gets_the_shops_follow_up_in_the_buyers_conversation() {
     use huiliu_sim::{TradeEvent, TradeKind};

@@ -26,6 +26,7 @@ use huiliu_knowledge::{Context, Decision, HandOver, Vars};
 use huiliu_sdk::Content;
 
 use super::{Author, Flow, ReplyOutcome, ReplyRequest};
+use crate::services::knowledge::HandedOver;
 
 /// Categories the bot never answers.
 const HAND_OVER_CATEGORIES: &[&str] = &["complaint"];
@@ -59,9 +60,6 @@ impl Flow {
     pub(super) async fn bot_turn(&self, session_id: i64) -> bool {
         let Some(kb) = self.knowledge.get().and_then(|k| k.current()) else { return false };
         let now = huiliu_domain::now_millis();
-        if let Some(k) = self.knowledge.get() {
-            k.buyer_wrote(session_id, now);
-        }
         // Most messages belong to a conversation an agent already holds: answered from the
         // engine's memory, without reading the session from the store.
         if let Some(routing) = &self.routing
@@ -105,7 +103,7 @@ impl Flow {
                 }
             }
             if let Some(k) = self.knowledge.get() {
-                k.record_kept(session_id, now);
+                k.record_kept(session_id, now).await;
             }
             tracing::info!(session = session_id, "the bot keeps the conversation: a card asks nothing yet");
             return true;
@@ -147,11 +145,7 @@ impl Flow {
                     match self.reply(request).await {
                         Ok(ReplyOutcome::Queued { .. }) => {
                             if let Some(k) = self.knowledge.get() {
-                                k.record_answer(&entry.id, session_id, &session.platform, !bot_answered, now);
-                            }
-                            if !bot_answered {
-                                let platform = crate::metrics::PlatformLabels { platform: session.platform.clone() };
-                                self.metrics.bot_conversations.get_or_create(&platform).inc();
+                                k.record_answer(&entry.id, session_id, &session.platform, !bot_answered, now).await;
                             }
                             tracing::info!(session = session_id, entry = %entry.id, confidence = m.confidence, "the bot answered");
                             return true;
@@ -181,9 +175,10 @@ impl Flow {
             }
         }
         tracing::info!(session = session_id, reason = %reason, "the bot hands over to an agent");
-        crate::metrics::Metrics::count(&self.metrics.bot_handovers, &session.platform, &reason);
         if let Some(k) = self.knowledge.get() {
-            k.record_handover(&reason, (reason == "low_confidence").then_some(last.text.as_str()), session_id);
+            let unmatched = (reason == "low_confidence").then_some(last.text.as_str());
+            let at = HandedOver { session_id, customer_id: session.customer_id, platform: &session.platform };
+            k.record_handover(&reason, unmatched, &at, now).await;
         }
         if bot_spoke && !notice.is_empty() {
             let request = ReplyRequest { session_id, author: Author::Bot, content: vec![Content::text(notice)] };
@@ -194,12 +189,18 @@ impl Flow {
         false
     }
 
-    /// Settles the bot's conversations now (see `Knowledge::settle`) and counts the ones the
-    /// buyer's silence resolved in `huiliu_bot_resolved_total`.
-    pub fn settle_bot_conversations(&self) {
+    /// Settles the bot's conversations now (see `Knowledge::settle`): counted in the store,
+    /// once, whichever node settles them.
+    pub async fn settle_bot_conversations(&self) {
         let Some(k) = self.knowledge.get() else { return };
-        for platform in k.settle(huiliu_domain::now_millis()) {
-            self.metrics.bot_resolved.get_or_create(&crate::metrics::PlatformLabels { platform }).inc();
+        match k.settle(huiliu_domain::now_millis()).await {
+            Ok(settled) if !settled.resolved.is_empty() || !settled.unresolved.is_empty() => tracing::debug!(
+                resolved = settled.resolved.len(),
+                unresolved = settled.unresolved.len(),
+                "the bot's conversations settled"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("the bot's conversations were not settled: {e}"),
         }
     }
 

@@ -114,7 +114,8 @@ impl Desk {
         quick_replies: Arc<std::sync::RwLock<Vec<QuickReply>>>,
         status: Arc<super::status::Status>,
     ) -> Desk {
-        Desk { store, outbox_wake, sealer, quick_replies, status, knowledge: Arc::default() }
+        let knowledge = Arc::new(super::knowledge::Knowledge::new(None, store.clone()));
+        Desk { store, outbox_wake, sealer, quick_replies, status, knowledge }
     }
 
     /// The desk with the running knowledge base (agent assist); without one it suggests nothing.
@@ -123,9 +124,16 @@ impl Desk {
         self
     }
 
-    /// The bot's figures since start (a lead's view).
-    pub fn knowledge_figures(&self) -> super::knowledge::KnowledgeFigures {
-        self.knowledge.figures()
+    /// The bot's figures, the store's totals (a lead's view).
+    pub async fn knowledge_figures(&self) -> Result<super::knowledge::KnowledgeFigures, ServiceError> {
+        Ok(self.knowledge.figures().await?)
+    }
+
+    /// Sets the bot's counters in `/metrics` to the store's totals (before a scrape).
+    pub async fn publish_bot_metrics(&self, metrics: &crate::metrics::Metrics) {
+        if let Err(e) = self.knowledge.publish(metrics).await {
+            tracing::warn!("the bot's figures were not read for /metrics: {e}");
+        }
     }
 
     /// Agent assist: the best three knowledge-base answers for the session's last buyer

@@ -17,6 +17,7 @@
 
 mod audit;
 pub mod blacklist;
+mod bot;
 mod cluster;
 mod customers;
 mod intake;
@@ -29,6 +30,7 @@ mod sessions;
 mod tokens;
 mod workbench;
 
+pub use bot::{BotCount, BotCountKind, BotFigures, Settled, UNANSWERED_CHARS, UnansweredQuestion};
 pub use cluster::{ClusterView, Fence, FencedAssign, LeaseRow, NodeRow};
 pub use customers::RoutingInputs;
 pub use workbench::ResponseStats;

@@ -705,7 +705,8 @@ async function loadDashboard() {
   const kb = await api("GET", "/knowledge/figures");
   if (kb.ok) {
     const f = kb.data, hand = Object.entries(f.handovers).map(([k, n]) => (HANDOVER[k] || k) + " " + n).join("，");
-    $("dash-bot-summary").textContent = "知识库 " + f.entries + " 条；启动以来机器人接待 " + f.considered + " 条消息，回答 " + f.answered
+    const counted = f.since ? "自 " + new Date(f.since).toLocaleString("zh-CN", { hour12: false }) + " 起" : "至今";
+    $("dash-bot-summary").textContent = "知识库 " + f.entries + " 条；" + counted + "机器人累计接待 " + f.considered + " 条消息，回答 " + f.answered
       + " 条（识别率 " + pct(f.recognition_rate) + "）" + (hand ? "；转人工：" + hand : "");
     const resolved = $("dash-bot-resolved");
     resolved.dataset.resolved = String(f.resolved);
@@ -792,7 +793,7 @@ async function loadKnowledge() {
   $("kb-error").textContent = r.ok ? "" : errText(r.data);
   if (!r.ok) return;
   kb.entries = r.data.entries;
-  // Hits per entry (the bot's answers since the daemon started), for the trainer.
+  // Hits per entry (the bot's answers, totals kept in the store), for the trainer.
   const f = await api("GET", "/knowledge/figures");
   kb.hits = f.ok ? Object.fromEntries(f.data.by_entry.map(e => [e.entry, e.answered])) : {};
   renderKnowledge();
