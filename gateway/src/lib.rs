@@ -335,6 +335,19 @@ impl Gateway {
                 flow.settle_bot_conversations().await;
             }
         });
+        if let Some(routing) = self.flow.routing.clone() {
+            // The handle time of the bot's long_wait estimate, learned from recently closed
+            // conversations: at start, then every 10 minutes (not per message).
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = routing.learn_handle_times(huiliu_domain::now_millis()).await {
+                        tracing::warn!("handle times not learned (the last ones stay): {e}");
+                    }
+                }
+            });
+        }
         tokio::spawn(sweep_retention(self.store.clone(), self.config.retention, self.metrics.clone()));
         tokio::spawn(outbox::tokens::run(self.outbox.clone()));
         tokio::spawn(services::dashboard::sample_every_minute(self.dashboard.clone()));

@@ -539,6 +539,51 @@ async fn the_previous_release_database_migrates_and_reads_back() {
     assert!(!detail.is_empty(), "messages read back");
 }
 
+suite! {
+    // The handle time routing's wait estimate learns: per group, the conversations closed since
+    // a time that an agent had, with their total assignment-to-close time (the last assignment's).
+    closed_handling_per_group => |store: Store| async move {
+        let mut open = Vec::new();
+        for (i, (group, held_s)) in [("presales", 100), ("presales", 300), ("aftersales", 60), ("presales", 0)].into_iter().enumerate() {
+            let ItemOutcome::Message { session_id, .. } =
+                one(&store, chat(&format!("h{i}"), &format!("hb{i}"), "在吗"), Screen::Pass, T0).await else { panic!() };
+            store.assign(session_id, Some(group), "a1", 0, None, T0 + 1_000).await.unwrap();
+            if held_s > 0 {
+                store.close(session_id, "agent", T0 + 1_000 + held_s * 1_000).await.unwrap();
+            } else {
+                open.push(session_id);
+            }
+        }
+        // Closed before the window, never assigned: not counted.
+        let ItemOutcome::Message { session_id: never, .. } = one(&store, chat("h9", "hb9", "x"), Screen::Pass, T0).await else { panic!() };
+        store.close(never, "idle", T0 + 50_000).await.unwrap();
+        let got = store.closed_handling(T0).await.unwrap();
+        let got: Vec<(String, i64, i64)> = got.into_iter().map(|g| (g.group, g.closed, g.total_ms)).collect();
+        assert_eq!(got, [("aftersales".into(), 1, 60_000), ("presales".into(), 2, 400_000)], "open: {open:?}");
+        assert!(store.closed_handling(T0 + 200_000).await.unwrap().iter().all(|g| g.group != "aftersales"), "the window");
+    };
+}
+
+/// `huiliu check` reads the same figures without opening the store (no migration, read-only),
+/// and says nothing is learned when the database does not exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_handling_is_read_without_opening_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    assert_eq!(huiliu_store::peek_closed_handling(&url, T0).await.unwrap(), None);
+    assert!(!dir.path().join("t.db").exists(), "nothing created");
+    let store = Store::open(&url, StoreOptions::default()).await.unwrap();
+    let ItemOutcome::Message { session_id, .. } = one(&store, chat("p1", "pb1", "在吗"), Screen::Pass, T0).await
+    else {
+        panic!()
+    };
+    store.assign(session_id, Some("presales"), "a1", 0, None, T0).await.unwrap();
+    store.close(session_id, "agent", T0 + 42_000).await.unwrap();
+    let peeked = huiliu_store::peek_closed_handling(&url, T0).await.unwrap().unwrap();
+    assert_eq!(peeked, store.closed_handling(T0).await.unwrap());
+    assert_eq!((peeked[0].closed, peeked[0].total_ms), (1, 42_000));
+}
+
 /// The knowledge-base bot's figures (store/src/bot.rs): counted per answer and hand-over, the
 /// conversations settled from the stored sessions (did the buyer write after the bot's last
 /// answer?), each counted once even when two settle at the same time (two nodes), the unmatched

@@ -634,11 +634,23 @@ fn check_says_which_desk_a_desk_dependent_bot_watches() {
     for f in ["huiliu.toml", "shops.toml", "routing.toml"] {
         std::fs::copy(workspace_root().join("config").join(f), dir.path().join(f)).unwrap();
     }
-    let faq = "[[shop]]\nid = \"tb-flagship\"\nbot = \"off_hours\"\n[[entry]]\nid = \"a\"\nquestion = \"包邮吗\"\nanswer = \"包邮\"\n";
+    // A database of its own (none yet: nothing learned).
+    let huiliu_toml = std::fs::read_to_string(dir.path().join("huiliu.toml")).unwrap();
+    std::fs::write(dir.path().join("huiliu.toml"), huiliu_toml.replace("sqlite://../data/", "sqlite://data/")).unwrap();
+    let faq = "[[shop]]\nid = \"tb-flagship\"\nbot = \"off_hours\"\n[[shop]]\nid = \"dy-flagship\"\nbot = \"long_wait\"\nbot_wait_minutes = 3\n\
+               [[entry]]\nid = \"a\"\nquestion = \"包邮吗\"\nanswer = \"包邮\"\n";
     std::fs::write(dir.path().join("faq.toml"), faq).unwrap();
     let (code, out) = huiliu(&["check", "--config", dir.path().to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("bot of shop `tb-flagship` (off_hours): its conversations go to group `presales`"), "{out}");
+    // long_wait says which handle time its wait estimate uses: the configured one until 20
+    // conversations closed in the last 7 days.
+    assert!(out.contains("bot of shop `dy-flagship` (long_wait)"), "{out}");
+    assert!(
+        out.contains("handle time of 300 s configured (routing.default_handle_time_s: 0 conversations closed in the last 7 days, 20 needed"),
+        "{out}"
+    );
+    assert!(!dir.path().join("data").exists(), "check created no database");
     std::fs::remove_file(dir.path().join("routing.toml")).unwrap();
     let (code, out) = huiliu(&["check", "--config", dir.path().to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");

@@ -49,9 +49,12 @@ impl Flow {
             huiliu_knowledge::BotMode::LongWait => Some(routing.state().await),
             _ => None,
         };
-        let outlook =
-            routing.with_config(|cfg| huiliu_routing::outlook(cfg, state.as_ref(), platform, shop, now)).await?;
-        tracing::debug!(shop, group = %outlook.group, open = outlook.open, wait_s = ?outlook.wait_s, "the desk for the bot");
+        let learned = routing.handle_times();
+        let outlook = routing
+            .with_config(|cfg| huiliu_routing::outlook(cfg, state.as_ref(), &learned, platform, shop, now))
+            .await?;
+        tracing::debug!(shop, group = %outlook.group, open = outlook.open, wait_s = ?outlook.wait_s,
+            handle_s = outlook.handle.seconds(), "the desk for the bot");
         Some(huiliu_knowledge::Desk { open: outlook.open, wait_s: outlook.wait_s })
     }
 
