@@ -626,6 +626,46 @@ fn a_lead_edits_the_knowledge_base_through_the_api_touching_only_that_entry_in_f
     let (_, trail) = daemon.api("GET", &format!("/api/v1/audit?subject=faq:{id}"), None);
     let actions: Vec<&str> = trail["entries"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
     assert_eq!(actions.len(), 3, "added, changed, removed are audited: {trail}");
+
+    // An entry may bring its own id (the name in the figures); a taken one, or another id on a
+    // change, is refused.
+    let named = serde_json::json!({"id": "huabei", "question": "可以用花呗分期吗", "answer": "支持花呗分期～"});
+    let (status, added) = daemon.api("POST", "/api/v1/knowledge/entries", Some(&named));
+    assert_eq!(
+        (status, added["id"].as_str(), added["source"].as_str()),
+        (201, Some("huabei"), Some("faq.toml")),
+        "{added}"
+    );
+    let (status, body) = daemon.api("POST", "/api/v1/knowledge/entries", Some(&named));
+    assert_eq!((status, body["code"].as_str()), (409, Some("entry_exists")), "{body}");
+    let renamed = serde_json::json!({"id": "huabei-2", "question": "q", "answer": "a"});
+    let (status, body) = daemon.api("PUT", "/api/v1/knowledge/entries/huabei", Some(&renamed));
+    assert_eq!((status, body["code"].as_str()), (409, Some("id_mismatch")), "{body}");
+    assert_eq!(daemon.api("DELETE", "/api/v1/knowledge/entries/huabei", None).0, 200);
+
+    // A 千牛 CSV export's entries are listed with their file, read-only, and say so when edited.
+    let with_csv = shipped.replacen("\n[knowledge]\n", "\n[knowledge]\ncsv = [\"qianniu.csv\"]\n", 1);
+    std::fs::write(&faq_path, &with_csv).unwrap();
+    std::fs::write(
+        daemon.config_dir.path().join("qianniu.csv"),
+        "问题,相似问法,答案\n可以用数字人民币付款吗,,暂不支持～\n",
+    )
+    .unwrap();
+    assert_eq!(daemon.api("POST", "/api/v1/config/reload", None).0, 200);
+    let (_, list) = daemon.api("GET", "/api/v1/knowledge/entries", None);
+    let entries = list["entries"].as_array().unwrap();
+    assert_eq!(entries.len() as u64, shipped_count + 1, "{list}");
+    let csv = entries.iter().find(|e| e["id"] == "qianniu-1").unwrap();
+    assert_eq!((csv["source"].as_str(), csv["editable"].as_bool()), (Some("qianniu.csv"), Some(false)), "{csv}");
+    assert!(
+        entries.iter().filter(|e| e["id"] != "qianniu-1").all(|e| e["source"] == "faq.toml" && e["editable"] == true)
+    );
+    for (method, body) in [("PUT", Some(serde_json::json!({"question": "q", "answer": "a"}))), ("DELETE", None)] {
+        let (status, refused) = daemon.api(method, "/api/v1/knowledge/entries/qianniu-1", body.as_ref());
+        assert_eq!((status, refused["code"].as_str()), (409, Some("entry_read_only")), "{refused}");
+        assert!(refused["message"].as_str().unwrap().contains("qianniu.csv"), "{refused}");
+    }
+    assert_eq!(std::fs::read_to_string(&faq_path).unwrap(), with_csv, "refused edits leave the file alone");
 }
 
 #[test]
