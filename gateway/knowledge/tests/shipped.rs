@@ -51,3 +51,21 @@ fn the_shipped_per_product_entries_answer_for_their_product() {
     assert_eq!(id(None).as_deref(), Some("heater-power"));
     assert_eq!(kb.config().product_name("3556245366718399531"), Some("小汇燃气热水器G16（16升）"));
 }
+
+/// The blind evaluation set stays usable: 200 rows of id, question, topic, kind and a label that
+/// names an entry of the shipped file (or "-").
+#[test]
+fn the_blind_evaluation_set_matches_the_shipped_file() {
+    let kb = shipped();
+    let ids: Vec<&str> = kb.entries().map(|e| e.id.as_str()).collect();
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/faq_eval_blind.tsv")).unwrap();
+    let rows: Vec<&str> = text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).collect();
+    assert_eq!(rows[0], "id\tquestion\ttopic\tkind\tlabel");
+    assert_eq!(rows.len(), 201, "a header and 200 questions");
+    for row in &rows[1..] {
+        let cols: Vec<&str> = row.split('\t').collect();
+        assert_eq!(cols.len(), 5, "{row}");
+        assert!(cols[4] == "-" || ids.contains(&cols[4]), "unknown label in: {row}");
+    }
+}
