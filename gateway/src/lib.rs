@@ -208,7 +208,7 @@ impl Gateway {
             metrics: metrics.clone(),
         };
         serving.start_all(&config.shops).await;
-        let knowledge = Arc::new(services::knowledge::Knowledge::new(config.knowledge.as_ref()));
+        let knowledge = Arc::new(services::knowledge::Knowledge::new(config.knowledge.as_ref(), store.clone()));
         flow.set_knowledge(knowledge.clone());
         // Quick replies: shared by the desk and the reloader (quick_replies.toml reloads live).
         let quick_replies = Arc::new(std::sync::RwLock::new(config.quick_replies.clone()));
@@ -332,9 +332,22 @@ impl Gateway {
             // `resolved_after_minutes`); the interval follows a reloaded setting.
             loop {
                 tokio::time::sleep(flow.settle_interval()).await;
-                flow.settle_bot_conversations();
+                flow.settle_bot_conversations().await;
             }
         });
+        if let Some(routing) = self.flow.routing.clone() {
+            // The handle time of the bot's long_wait estimate, learned from recently closed
+            // conversations: at start, then every 10 minutes (not per message).
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = routing.learn_handle_times(huiliu_domain::now_millis()).await {
+                        tracing::warn!("handle times not learned (the last ones stay): {e}");
+                    }
+                }
+            });
+        }
         tokio::spawn(sweep_retention(self.store.clone(), self.config.retention, self.metrics.clone()));
         tokio::spawn(outbox::tokens::run(self.outbox.clone()));
         tokio::spawn(services::dashboard::sample_every_minute(self.dashboard.clone()));

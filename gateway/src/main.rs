@@ -284,7 +284,8 @@ enum FaqCommand {
         /// The platform (taobao, douyin, jd, wechat-shop), for entries restricted to one.
         #[arg(long)]
         platform: Option<String>,
-        /// The product the conversation is about, for per-product entries.
+        /// The product the conversation is about (a product id), for per-product entries and
+        /// `{product}` (its `[[product]]` name).
         #[arg(long)]
         product: Option<String>,
         /// The buyer's latest order state (unpaid, paid, shipped, delivered, refunding, …).
@@ -541,13 +542,29 @@ fn check(a: ConfigArg) -> ExitCode {
             eprintln!("note: users.toml lists no users: nobody can log in to the workbench");
         }
         // The desk-dependent bot modes read routing: say what they see now, or that they cannot.
-        for shop in cfg.knowledge.iter().flat_map(|k| &k.shop).filter(|s| s.bot.needs_desk()) {
+        let desk_shops: Vec<_> = cfg.knowledge.iter().flat_map(|k| &k.shop).filter(|s| s.bot.needs_desk()).collect();
+        // long_wait estimates with the handle time learned from the store: read it (without
+        // opening the store) to say which value the daemon would use now.
+        let learned =
+            if desk_shops.iter().any(|s| s.bot == huiliu_knowledge::BotMode::LongWait) && cfg.routing.is_some() {
+                learned_handle_times(&cfg.store_url())
+            } else {
+                Ok(huiliu_routing::HandleTimes::default())
+            };
+        for shop in desk_shops {
             let mode = if shop.bot == huiliu_knowledge::BotMode::OffHours { "off_hours" } else { "long_wait" };
             let platform = cfg.shops.iter().find(|s| s.id == shop.id).map_or("", |s| s.platform.as_str());
-            let outlook = cfg
-                .routing
-                .as_ref()
-                .and_then(|r| huiliu_routing::outlook(r, None, platform, &shop.id, huiliu_domain::now_millis()));
+            let none = huiliu_routing::HandleTimes::default();
+            let outlook = cfg.routing.as_ref().and_then(|r| {
+                huiliu_routing::outlook(
+                    r,
+                    None,
+                    learned.as_ref().unwrap_or(&none),
+                    platform,
+                    &shop.id,
+                    huiliu_domain::now_millis(),
+                )
+            });
             match (&cfg.routing, outlook) {
                 (None, _) => eprintln!(
                     "note: faq.toml: shop `{}` has bot = \"{mode}\" but there is no routing.toml: its bot never answers first",
@@ -557,12 +574,28 @@ fn check(a: ConfigArg) -> ExitCode {
                     "note: faq.toml: shop `{}` has bot = \"{mode}\" but no routing rule or fallback group takes its conversations",
                     shop.id
                 ),
-                (Some(_), Some(o)) => println!(
-                    "bot of shop `{}` ({mode}): its conversations go to group `{}`, {} now",
-                    shop.id,
-                    o.group,
-                    if o.open { "open" } else { "closed" }
-                ),
+                (Some(_), Some(o)) => {
+                    println!(
+                        "bot of shop `{}` ({mode}): its conversations go to group `{}`, {} now",
+                        shop.id,
+                        o.group,
+                        if o.open { "open" } else { "closed" }
+                    );
+                    if shop.bot == huiliu_knowledge::BotMode::LongWait {
+                        match &learned {
+                            Ok(_) => {
+                                println!("  expected wait estimated with a handle time of {}", o.handle.describe())
+                            }
+                            Err(e) => println!(
+                                "  expected wait: the store cannot be read here ({e}); the daemon learns the handle time from it \
+                                 (mean assignment-to-close over the last {} days, once {} conversations closed), else uses {}",
+                                huiliu_routing::LEARN_WINDOW_DAYS,
+                                huiliu_routing::LEARN_MIN_CLOSED,
+                                o.handle.describe()
+                            ),
+                        }
+                    }
+                }
             }
         }
         println!("retention ([retention], swept hourly):");
@@ -574,6 +607,21 @@ fn check(a: ConfigArg) -> ExitCode {
         print_errors(&errors);
         ExitCode::from(1)
     }
+}
+
+/// The handle times the daemon would learn now from the store at `url` (none yet when the
+/// database does not exist).
+fn learned_handle_times(url: &str) -> Result<huiliu_routing::HandleTimes, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let since = huiliu_domain::now_millis() - huiliu_routing::LEARN_WINDOW_DAYS * 86_400_000;
+    let rows = runtime
+        .block_on(huiliu_store::peek_closed_handling(url, since))
+        .map_err(|e| huiliu_gateway::redact_url(&e.to_string()))?;
+    let mut learned = huiliu_routing::HandleTimes::default();
+    for g in rows.unwrap_or_default() {
+        learned.groups.insert(g.group, huiliu_routing::ClosedSample::from_total_ms(g.closed, g.total_ms));
+    }
+    Ok(learned)
 }
 
 fn faq(command: FaqCommand) -> ExitCode {
@@ -632,7 +680,9 @@ fn faq(command: FaqCommand) -> ExitCode {
                 huiliu_knowledge::Decision::Answer(m) => {
                     let entry = kb.entry(m.entry).map(|e| e.answer.as_str()).unwrap_or_default();
                     println!("→ the bot answers (confidence {:.2} >= threshold {threshold:.2}):", m.confidence);
-                    println!("  {}", huiliu_knowledge::render(entry, &huiliu_knowledge::Vars::default()));
+                    let product = product.as_deref().and_then(|id| kb.config().product_name(id));
+                    let vars = huiliu_knowledge::Vars { product, ..huiliu_knowledge::Vars::default() };
+                    println!("  {}", huiliu_knowledge::render(entry, &vars));
                     ExitCode::SUCCESS
                 }
                 huiliu_knowledge::Decision::HandOver(huiliu_knowledge::HandOver::Category(c)) => {

@@ -109,13 +109,22 @@ pub struct Metrics {
     pub replies: Family<AuthorLabels, Counter>,
     /// Buyer messages the knowledge-base bot handed to agents, by platform and reason
     /// (asked_for_agent, low_confidence, category_complaint, two_answers_did_not_help,
-    /// answer_blocked). Answered ones are `replies{author="bot"}`.
+    /// answer_blocked).
+    ///
+    /// The `bot_*` families are the store's totals (the bot's figures, `store/src/bot.rs`), set
+    /// at each scrape: they survive a restart and every node of a cluster shows the same value
+    /// (aggregate with `max`, not `sum`).
     pub bot_handovers: Family<PlatformReasonLabels, Counter>,
     /// Conversations the bot answered (counted at its first answer), by platform.
     pub bot_conversations: Family<PlatformLabels, Counter>,
     /// Of those, resolved without a human: the buyer wrote nothing further within faq.toml's
     /// `resolved_after_minutes` of the bot's last answer, by platform.
     pub bot_resolved: Family<PlatformLabels, Counter>,
+    /// Of those, not resolved by the bot (handed over, or the buyer's next message got no
+    /// answer from it in time), by platform.
+    pub bot_unresolved: Family<PlatformLabels, Counter>,
+    /// Buyer messages the bot answered, by platform.
+    pub bot_answers: Family<PlatformLabels, Counter>,
     /// Time from assignment to the agent's first reply, seconds.
     pub first_response_seconds: Histogram,
     /// Time from a reply being queued to the platform accepting it, seconds.
@@ -192,6 +201,8 @@ impl Metrics {
             bot_handovers: Family::default(),
             bot_conversations: Family::default(),
             bot_resolved: Family::default(),
+            bot_unresolved: Family::default(),
+            bot_answers: Family::default(),
             first_response_seconds: Histogram::new(exponential_buckets(0.5, 2.0, 14)),
             send_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 20)),
             closed: Family::default(),
@@ -266,12 +277,12 @@ impl Metrics {
         registry.register("compliance_hits", "Compliance hits in replies by category", m.compliance_hits.clone());
         registry.register(
             "bot_handovers",
-            "Buyer messages the knowledge-base bot handed to agents, by reason",
+            "Buyer messages the knowledge-base bot handed to agents, by reason (store totals, the same on every node)",
             m.bot_handovers.clone(),
         );
         registry.register(
             "bot_conversations",
-            "Conversations the knowledge-base bot answered",
+            "Conversations the knowledge-base bot answered (store totals, the same on every node)",
             m.bot_conversations.clone(),
         );
         registry.register(
@@ -279,6 +290,12 @@ impl Metrics {
             "Conversations the bot answered that the buyer left without a human (no further message in time)",
             m.bot_resolved.clone(),
         );
+        registry.register(
+            "bot_unresolved",
+            "Conversations the bot answered that it did not resolve (handed over, or a message it left unanswered)",
+            m.bot_unresolved.clone(),
+        );
+        registry.register("bot_answers", "Buyer messages the knowledge-base bot answered", m.bot_answers.clone());
         registry.register("screened", "Messages of flagged or restricted buyers", m.screened.clone());
         registry.register("config_reloads", "Configuration reloads by result", m.config_reloads.clone());
         registry.register("push_seconds", "Push handling time, receipt to acknowledgement", m.push_seconds.clone());

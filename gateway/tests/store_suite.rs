@@ -570,6 +570,124 @@ async fn the_previous_release_database_migrates_and_reads_back() {
     assert!(!detail.is_empty(), "messages read back");
 }
 
+suite! {
+    // The handle time routing's wait estimate learns: per group, the conversations closed since
+    // a time that an agent had, with their total assignment-to-close time (the last assignment's).
+    closed_handling_per_group => |store: Store| async move {
+        let mut open = Vec::new();
+        for (i, (group, held_s)) in [("presales", 100), ("presales", 300), ("aftersales", 60), ("presales", 0)].into_iter().enumerate() {
+            let ItemOutcome::Message { session_id, .. } =
+                one(&store, chat(&format!("h{i}"), &format!("hb{i}"), "在吗"), Screen::Pass, T0).await else { panic!() };
+            store.assign(session_id, Some(group), "a1", 0, None, T0 + 1_000).await.unwrap();
+            if held_s > 0 {
+                store.close(session_id, "agent", T0 + 1_000 + held_s * 1_000).await.unwrap();
+            } else {
+                open.push(session_id);
+            }
+        }
+        // Closed before the window, never assigned: not counted.
+        let ItemOutcome::Message { session_id: never, .. } = one(&store, chat("h9", "hb9", "x"), Screen::Pass, T0).await else { panic!() };
+        store.close(never, "idle", T0 + 50_000).await.unwrap();
+        let got = store.closed_handling(T0).await.unwrap();
+        let got: Vec<(String, i64, i64)> = got.into_iter().map(|g| (g.group, g.closed, g.total_ms)).collect();
+        assert_eq!(got, [("aftersales".into(), 1, 60_000), ("presales".into(), 2, 400_000)], "open: {open:?}");
+        assert!(store.closed_handling(T0 + 200_000).await.unwrap().iter().all(|g| g.group != "aftersales"), "the window");
+    };
+}
+
+/// `huiliu check` reads the same figures without opening the store (no migration, read-only),
+/// and says nothing is learned when the database does not exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_handling_is_read_without_opening_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    assert_eq!(huiliu_store::peek_closed_handling(&url, T0).await.unwrap(), None);
+    assert!(!dir.path().join("t.db").exists(), "nothing created");
+    let store = Store::open(&url, StoreOptions::default()).await.unwrap();
+    let ItemOutcome::Message { session_id, .. } = one(&store, chat("p1", "pb1", "在吗"), Screen::Pass, T0).await
+    else {
+        panic!()
+    };
+    store.assign(session_id, Some("presales"), "a1", 0, None, T0).await.unwrap();
+    store.close(session_id, "agent", T0 + 42_000).await.unwrap();
+    let peeked = huiliu_store::peek_closed_handling(&url, T0).await.unwrap().unwrap();
+    assert_eq!(peeked, store.closed_handling(T0).await.unwrap());
+    assert_eq!((peeked[0].closed, peeked[0].total_ms), (1, 42_000));
+}
+
+/// The knowledge-base bot's figures (store/src/bot.rs): counted per answer and hand-over, the
+/// conversations settled from the stored sessions (did the buyer write after the bot's last
+/// answer?), each counted once even when two settle at the same time (two nodes), the unmatched
+/// questions kept short and erased with their buyer.
+mod bot_figures {
+    use super::*;
+    use huiliu_store::{BotCountKind, BuyerRef};
+
+    async fn session(store: &Store, id: &str, buyer: &str, at: Millis) -> (i64, i64) {
+        let ItemOutcome::Message { session_id, customer_id, .. } =
+            one(store, chat(id, buyer, "在吗"), Screen::Pass, at).await
+        else {
+            panic!("not stored")
+        };
+        (session_id, customer_id)
+    }
+
+    fn count(f: &huiliu_store::BotFigures, kind: BotCountKind, name: &str) -> i64 {
+        f.counts.iter().filter(|c| c.kind == kind && c.name == name).map(|c| c.n).sum()
+    }
+
+    suite! {
+        counted_once_and_settled_from_the_session => |store: Store| async move {
+            let (s1, _) = session(&store, "m1", "b1", T0).await;
+            let (s2, _) = session(&store, "m2", "b2", T0).await;
+            let (s3, c3) = session(&store, "m3", "b3", T0).await;
+            store.bot_answered(s1, "douyin", "ship", true, T0).await.unwrap();
+            store.bot_answered(s2, "douyin", "ship", true, T0).await.unwrap();
+            let long = "衣服起球了怎么办".repeat(40);
+            store.bot_handed_over(s3, c3, "douyin", "low_confidence", Some(&long), T0 + 1).await.unwrap();
+            // b2 writes again and asks for a person: not resolved.
+            session(&store, "m4", "b2", T0 + 2).await;
+            store.bot_handed_over(s2, 2, "douyin", "asked_for_agent", None, T0 + 2).await.unwrap();
+            assert_eq!(store.bot_figures(10).await.unwrap().awaiting, 1);
+
+            // Two nodes settle at once: b1's conversation is resolved once.
+            let (a, b) = tokio::join!(store.bot_settle(T0, T0 + 600_000), store.bot_settle(T0, T0 + 600_000));
+            let (a, b) = (a.unwrap(), b.unwrap());
+            assert_eq!(a.resolved.len() + b.resolved.len(), 1, "{a:?} {b:?}");
+            assert!(a.unresolved.is_empty() && b.unresolved.is_empty());
+
+            let f = store.bot_figures(10).await.unwrap();
+            assert_eq!(count(&f, BotCountKind::Answered, "ship"), 2);
+            assert_eq!(count(&f, BotCountKind::Conversation, ""), 2);
+            assert_eq!(count(&f, BotCountKind::Resolved, ""), 1);
+            assert_eq!(count(&f, BotCountKind::Unresolved, ""), 1);
+            assert_eq!(count(&f, BotCountKind::Handover, "low_confidence"), 1);
+            assert_eq!(count(&f, BotCountKind::Handover, "asked_for_agent"), 1);
+            assert_eq!(f.awaiting, 0);
+            assert_eq!(f.counts.iter().map(|c| c.since).min(), Some(T0));
+            assert_eq!(f.unanswered.len(), 1);
+            assert_eq!(f.unanswered[0].text.chars().count(), huiliu_store::UNANSWERED_CHARS, "kept short");
+            assert_eq!((f.unanswered[0].times, f.unanswered[0].last_at), (1, T0 + 1));
+
+            // A conversation answered again after the buyer wrote: settled on the new answer.
+            let (s5, _) = session(&store, "m5", "b5", T0).await;
+            store.bot_answered(s5, "douyin", "ship", true, T0).await.unwrap();
+            session(&store, "m6", "b5", T0 + 5).await;
+            assert_eq!(store.bot_settle(T0 + 4, T0 + 4).await.unwrap(), huiliu_store::Settled::default(), "b5's message waits for the bot, not long enough to count as unanswered");
+            store.bot_answered(s5, "douyin", "return", false, T0 + 6).await.unwrap();
+            let settled = store.bot_settle(T0 + 6, T0 + 6).await.unwrap();
+            assert_eq!((settled.resolved.len(), settled.unresolved.len()), (1, 0));
+
+            // The buyer's unmatched question goes with their erasure.
+            let b3 = BuyerRef { platform: "douyin".into(), shop: "dy-1".into(), buyer_id: "b3".into() };
+            let export = store.export_buyer(&b3).await.unwrap().unwrap();
+            assert_eq!(export["bot_unanswered_questions"].as_array().map(Vec::len), Some(1), "{export}");
+            store.erase_buyer(&b3, "admin", "asked", T0 + 10).await.unwrap().unwrap();
+            assert!(store.bot_figures(10).await.unwrap().unanswered.is_empty());
+        };
+    }
+}
+
 mod erasure {
     use super::*;
     use huiliu_store::BuyerRef;

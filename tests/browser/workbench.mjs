@@ -195,7 +195,16 @@ try {
   await page.click("#tab-kb");
   await page.locator("#kb-entries tbody tr").first().waitFor();
   const before = await page.locator("#kb-entries tbody tr").count();
+  // A 千牛 CSV export's entry is listed read-only, with its file.
+  await page.fill("#kb-filter", "数字人民币");
+  const csvRow = page.locator("#kb-entries tbody tr", { hasText: "可以用数字人民币付款吗" });
+  await csvRow.waitFor();
+  const csvText = (await csvRow.textContent()) || "";
+  if (!csvText.includes("只读（qianniu.csv）")) throw new Error(`the CSV entry reads ${csvText}`);
+  if ((await csvRow.getByText("编辑").count()) !== 0) throw new Error("a CSV entry offers 编辑");
+  await page.fill("#kb-filter", "");
   await page.click("#kb-new");
+  await page.fill("#kb-id", "vat-invoice");
   await page.fill("#kb-question", "可以开增值税专用发票吗");
   await page.fill("#kb-variants", "能开专票吗\n专票怎么开");
   await page.fill("#kb-answer", "{buyer}您好，可以开专票～");

@@ -256,6 +256,140 @@ fn the_bot_answers_first_through_the_reply_door_and_hands_over_on_request() {
     });
 }
 
+/// Per-product answers: the shipped faq.toml answers "热水器功率多大" per heater, by the newest
+/// product card of the conversation, with `{product}` named from `[[product]]` (Douyin's cards
+/// carry only the id); without a card the general entry answers. A card alone asks nothing: the
+/// bot welcomes the buyer instead of handing the card to an agent.
+#[test]
+fn the_same_question_is_answered_per_product_from_the_conversations_product_card() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let sim = rt.block_on(DouyinSim::start(SimConfig::sample("7000926"), Arc::new(Faults::default()))).unwrap();
+    let plugins = artifacts().plugins_dir(&["huiliu-douyin"]);
+    let mut shops = String::from("[[shop]]\nid = \"dy-1\"\nplatform = \"douyin\"\n[shop.settings]\n");
+    for (k, v) in sim.shop_settings() {
+        shops.push_str(&format!("{k} = {}\n", Value::String(v)));
+    }
+    let mut daemon = Daemon::start(plugins.path(), &shops);
+    let faq = std::fs::read_to_string(workspace_root().join("config/faq.toml")).unwrap();
+    std::fs::write(daemon.config_dir.path().join("faq.toml"), format!("{faq}\n{BOT_FAQ}")).unwrap();
+    std::fs::write(daemon.config_dir.path().join("routing.toml"), ROUTING).unwrap();
+    daemon.restart();
+    sim.set_gateway(format!("http://{}/hooks/douyin/dy-1", daemon.addr));
+    let (status, body) = daemon.api("POST", "/api/v1/agents/a1/status", Some(&serde_json::json!({"status": "online"})));
+    assert_eq!(status, 200, "{body}");
+
+    let card = |id: &str, buyer: &str, product: &str| BuyerChat {
+        msg_type: "product".into(),
+        ref_id: Some(product.into()),
+        ..BuyerChat::text(id, buyer, "", now_ms())
+    };
+    let question = "这款热水器功率多大呀";
+    let received = |buyer: &str, needle: &str| {
+        sim.journal().received().iter().any(|r| r.buyer_id == buyer && r.content.contains(needle))
+    };
+    for (buyer, product, answer) in [
+        ("buyer-e60", "3556245366718399530", "小汇电热水器E60（60升）功率3000W"),
+        ("buyer-g16", "3556245366718399531", "小汇燃气热水器G16（16升）是燃气热水器"),
+    ] {
+        assert!(rt.block_on(sim.deliver_chat(&card(&format!("{buyer}-1"), buyer, product))).acked);
+        daemon.wait_for("the welcome for a card", 20, || received(buyer, "智能客服小汇").then_some(()));
+        let text = BuyerChat::text(&format!("{buyer}-2"), buyer, question, now_ms());
+        assert!(rt.block_on(sim.deliver_chat(&text)).acked);
+        daemon.wait_for("the product's answer", 20, || received(buyer, answer).then_some(()));
+    }
+    // No card: the general answer, and {product} falls back to its default.
+    assert!(rt.block_on(sim.deliver_chat(&BuyerChat::text("plain-1", "buyer-plain", question, now_ms()))).acked);
+    daemon.wait_for("the general answer", 20, || received("buyer-plain", "这款功率2200W/3000W可选").then_some(()));
+    assert!(!received("buyer-plain", "3000W（速热）") && !received("buyer-e60", "燃气热水器，额定"));
+
+    // Nobody was handed to an agent: the cards asked nothing, the questions were answered.
+    assert!(daemon.sessions().iter().all(|s| s["agent"].is_null()), "{:?}", daemon.sessions());
+    assert_eq!(daemon.metric(r#"huiliu_bot_handovers_total{platform="douyin",reason="low_confidence"}"#), 0.0);
+    // The agent's suggestions follow the same product.
+    let e60 = daemon.wait_for("the e60 session", 20, || session_with(&daemon, "[商品] 3556245366718399530"));
+    let body = first_entry(&daemon, e60);
+    assert_eq!(body["suggestions"][0]["entry"], "heater-power-e60", "{body}");
+    assert!(body["suggestions"][0]["answer"].as_str().unwrap().contains("小汇电热水器E60"), "{body}");
+}
+
+/// The bot's figures are the store's: after a `kill -9` and a restart the API and `/metrics`
+/// show the same totals (answers per entry, hand-overs, the unmatched question, resolved
+/// conversations), and a conversation the bot answered just before the crash is settled by the
+/// new process.
+#[test]
+fn the_bots_figures_survive_a_restart() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let sim = rt.block_on(DouyinSim::start(SimConfig::sample("7000927"), Arc::new(Faults::default()))).unwrap();
+    let plugins = artifacts().plugins_dir(&["huiliu-douyin"]);
+    let mut shops = String::from("[[shop]]\nid = \"dy-1\"\nplatform = \"douyin\"\n[shop.settings]\n");
+    for (k, v) in sim.shop_settings() {
+        shops.push_str(&format!("{k} = {}\n", Value::String(v)));
+    }
+    let mut daemon = Daemon::start(plugins.path(), &shops);
+    // A buyer silent for 3 s after the bot's answer counts as resolved.
+    let faq = std::fs::read_to_string(workspace_root().join("config/faq.toml")).unwrap().replacen(
+        "\n[knowledge]\n",
+        "\n[knowledge]\nresolved_after_minutes = 0.05\n",
+        1,
+    );
+    std::fs::write(daemon.config_dir.path().join("faq.toml"), format!("{faq}\n{BOT_FAQ}")).unwrap();
+    daemon.restart();
+    sim.set_gateway(format!("http://{}/hooks/douyin/dy-1", daemon.addr));
+    let ask = |id: &str, buyer: &str, text: &str| {
+        assert!(rt.block_on(sim.deliver_chat(&BuyerChat::text(id, buyer, text, now_ms()))).acked);
+    };
+    let figures = |d: &Daemon| d.api("GET", "/api/v1/knowledge/figures", None).1;
+
+    // Answered, then silence: resolved. A greeting (welcomed), then a question no entry has:
+    // handed over, the question kept for the trainer.
+    ask("fig-1", "buyer-a", "七天无理由可以退吗");
+    ask("fig-2", "buyer-b", "在吗");
+    daemon.wait_for("the welcome", 20, || {
+        sim.journal()
+            .received()
+            .iter()
+            .any(|r| r.buyer_id == "buyer-b" && r.content.contains("智能客服小汇"))
+            .then_some(())
+    });
+    ask("fig-3", "buyer-b", "今天天气怎么样");
+    let before = daemon.wait_for("one resolved conversation and one hand-over", 20, || {
+        let f = figures(&daemon);
+        (f["resolved"] == 1 && f["handovers"]["low_confidence"] == 1).then_some(f)
+    });
+    assert_eq!(before["by_entry"][0]["entry"], "return-7days", "{before}");
+    assert_eq!(before["unanswered"][0]["text"], "今天天气怎么样", "{before}");
+    assert!(before["since"].as_i64().is_some(), "{before}");
+    let metrics = |d: &Daemon| {
+        [
+            r#"huiliu_bot_answers_total{platform="douyin"}"#,
+            r#"huiliu_bot_conversations_total{platform="douyin"}"#,
+            r#"huiliu_bot_resolved_total{platform="douyin"}"#,
+            r#"huiliu_bot_handovers_total{platform="douyin",reason="low_confidence"}"#,
+        ]
+        .map(|m| d.metric(m))
+    };
+    assert_eq!(metrics(&daemon), [1.0, 1.0, 1.0, 1.0]);
+
+    // A third buyer answered just before the crash.
+    ask("fig-4", "buyer-c", "七天无理由可以退吗");
+    let before = daemon.wait_for("the third answer counted", 20, || {
+        let f = figures(&daemon);
+        (f["answered"] == 2).then_some(f)
+    });
+    daemon.restart();
+    let after = figures(&daemon);
+    for key in ["since", "answered", "by_entry", "handovers", "unanswered", "bot_conversations"] {
+        assert_eq!(after[key], before[key], "{key} after the restart: {after}");
+    }
+    // The new process settles the conversation the old one opened.
+    let after = daemon.wait_for("the third conversation resolved", 20, || {
+        let f = figures(&daemon);
+        (f["resolved"] == 2).then_some(f)
+    });
+    assert_eq!((after["bot_conversations"].as_u64(), after["awaiting"].as_u64()), (Some(2), Some(0)), "{after}");
+    assert_eq!(metrics(&daemon), [2.0, 2.0, 2.0, 1.0], "/metrics after the restart shows the stored totals");
+}
+
 #[test]
 fn a_delivered_order_gets_the_shops_follow_up_in_the_buyers_conversation() {
     use huiliu_sim::{TradeEvent, TradeKind};
@@ -492,6 +626,46 @@ fn a_lead_edits_the_knowledge_base_through_the_api_touching_only_that_entry_in_f
     let (_, trail) = daemon.api("GET", &format!("/api/v1/audit?subject=faq:{id}"), None);
     let actions: Vec<&str> = trail["entries"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
     assert_eq!(actions.len(), 3, "added, changed, removed are audited: {trail}");
+
+    // An entry may bring its own id (the name in the figures); a taken one, or another id on a
+    // change, is refused.
+    let named = serde_json::json!({"id": "huabei", "question": "可以用花呗分期吗", "answer": "支持花呗分期～"});
+    let (status, added) = daemon.api("POST", "/api/v1/knowledge/entries", Some(&named));
+    assert_eq!(
+        (status, added["id"].as_str(), added["source"].as_str()),
+        (201, Some("huabei"), Some("faq.toml")),
+        "{added}"
+    );
+    let (status, body) = daemon.api("POST", "/api/v1/knowledge/entries", Some(&named));
+    assert_eq!((status, body["code"].as_str()), (409, Some("entry_exists")), "{body}");
+    let renamed = serde_json::json!({"id": "huabei-2", "question": "q", "answer": "a"});
+    let (status, body) = daemon.api("PUT", "/api/v1/knowledge/entries/huabei", Some(&renamed));
+    assert_eq!((status, body["code"].as_str()), (409, Some("id_mismatch")), "{body}");
+    assert_eq!(daemon.api("DELETE", "/api/v1/knowledge/entries/huabei", None).0, 200);
+
+    // A 千牛 CSV export's entries are listed with their file, read-only, and say so when edited.
+    let with_csv = shipped.replacen("\n[knowledge]\n", "\n[knowledge]\ncsv = [\"qianniu.csv\"]\n", 1);
+    std::fs::write(&faq_path, &with_csv).unwrap();
+    std::fs::write(
+        daemon.config_dir.path().join("qianniu.csv"),
+        "问题,相似问法,答案\n可以用数字人民币付款吗,,暂不支持～\n",
+    )
+    .unwrap();
+    assert_eq!(daemon.api("POST", "/api/v1/config/reload", None).0, 200);
+    let (_, list) = daemon.api("GET", "/api/v1/knowledge/entries", None);
+    let entries = list["entries"].as_array().unwrap();
+    assert_eq!(entries.len() as u64, shipped_count + 1, "{list}");
+    let csv = entries.iter().find(|e| e["id"] == "qianniu-1").unwrap();
+    assert_eq!((csv["source"].as_str(), csv["editable"].as_bool()), (Some("qianniu.csv"), Some(false)), "{csv}");
+    assert!(
+        entries.iter().filter(|e| e["id"] != "qianniu-1").all(|e| e["source"] == "faq.toml" && e["editable"] == true)
+    );
+    for (method, body) in [("PUT", Some(serde_json::json!({"question": "q", "answer": "a"}))), ("DELETE", None)] {
+        let (status, refused) = daemon.api(method, "/api/v1/knowledge/entries/qianniu-1", body.as_ref());
+        assert_eq!((status, refused["code"].as_str()), (409, Some("entry_read_only")), "{refused}");
+        assert!(refused["message"].as_str().unwrap().contains("qianniu.csv"), "{refused}");
+    }
+    assert_eq!(std::fs::read_to_string(&faq_path).unwrap(), with_csv, "refused edits leave the file alone");
 }
 
 #[test]
@@ -500,11 +674,23 @@ fn check_says_which_desk_a_desk_dependent_bot_watches() {
     for f in ["huiliu.toml", "shops.toml", "routing.toml"] {
         std::fs::copy(workspace_root().join("config").join(f), dir.path().join(f)).unwrap();
     }
-    let faq = "[[shop]]\nid = \"tb-flagship\"\nbot = \"off_hours\"\n[[entry]]\nid = \"a\"\nquestion = \"包邮吗\"\nanswer = \"包邮\"\n";
+    // A database of its own (none yet: nothing learned).
+    let huiliu_toml = std::fs::read_to_string(dir.path().join("huiliu.toml")).unwrap();
+    std::fs::write(dir.path().join("huiliu.toml"), huiliu_toml.replace("sqlite://../data/", "sqlite://data/")).unwrap();
+    let faq = "[[shop]]\nid = \"tb-flagship\"\nbot = \"off_hours\"\n[[shop]]\nid = \"dy-flagship\"\nbot = \"long_wait\"\nbot_wait_minutes = 3\n\
+               [[entry]]\nid = \"a\"\nquestion = \"包邮吗\"\nanswer = \"包邮\"\n";
     std::fs::write(dir.path().join("faq.toml"), faq).unwrap();
     let (code, out) = huiliu(&["check", "--config", dir.path().to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("bot of shop `tb-flagship` (off_hours): its conversations go to group `presales`"), "{out}");
+    // long_wait says which handle time its wait estimate uses: the configured one until 20
+    // conversations closed in the last 7 days.
+    assert!(out.contains("bot of shop `dy-flagship` (long_wait)"), "{out}");
+    assert!(
+        out.contains("handle time of 300 s configured (routing.default_handle_time_s: 0 conversations closed in the last 7 days, 20 needed"),
+        "{out}"
+    );
+    assert!(!dir.path().join("data").exists(), "check created no database");
     std::fs::remove_file(dir.path().join("routing.toml")).unwrap();
     let (code, out) = huiliu(&["check", "--config", dir.path().to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");

@@ -105,8 +105,19 @@ fn an_agent_answers_a_buyer_in_the_browser_and_the_lead_sees_the_dashboard() {
         format!("[[user]]\nid = \"a01\"\npassword_hash = \"{h}\"\n[[user]]\nid = \"l1\"\npassword_hash = \"{h}\"\n"),
     )
     .unwrap();
-    // The shipped knowledge base, for the agent-assist suggestions beside the reply box.
-    std::fs::copy(workspace_root().join("config/faq.toml"), daemon.config_dir.path().join("faq.toml")).unwrap();
+    // The shipped knowledge base, for the agent-assist suggestions beside the reply box, with a
+    // 千牛 CSV export beside it (its entries are read-only in the page).
+    let shipped = std::fs::read_to_string(workspace_root().join("config/faq.toml")).unwrap().replacen(
+        "\n[knowledge]\n",
+        "\n[knowledge]\ncsv = [\"qianniu.csv\"]\n",
+        1,
+    );
+    std::fs::write(daemon.config_dir.path().join("faq.toml"), &shipped).unwrap();
+    std::fs::write(
+        daemon.config_dir.path().join("qianniu.csv"),
+        "问题,相似问法,答案\n可以用数字人民币付款吗,支持数字人民币吗,亲，暂不支持数字人民币，可用支付宝或微信～\n",
+    )
+    .unwrap();
     daemon.restart();
     sim.set_gateway(format!("http://{}/hooks/douyin/dy-1", daemon.addr));
 
@@ -207,11 +218,10 @@ fn an_agent_answers_a_buyer_in_the_browser_and_the_lead_sees_the_dashboard() {
     let kb = expect("knowledge");
     let (listed, id) = kb.split_once(' ').unwrap();
     assert!(listed.parse::<usize>().unwrap() >= 60, "the shipped entries are listed: {kb}");
-    assert_eq!(id, "entry-1", "the new entry was added, changed and removed in the page");
+    assert_eq!(id, "vat-invoice", "the new entry, named in the page, was added, changed and removed");
     let faq = std::fs::read_to_string(daemon.config_dir.path().join("faq.toml")).unwrap();
-    let shipped = std::fs::read_to_string(workspace_root().join("config/faq.toml")).unwrap();
     assert_eq!(faq, shipped, "added, changed and removed again: the file is as it was");
-    let (_, trail) = daemon.api("GET", "/api/v1/audit?subject=faq:entry-1", None);
+    let (_, trail) = daemon.api("GET", "/api/v1/audit?subject=faq:vat-invoice", None);
     assert_eq!(trail["entries"].as_array().map(Vec::len), Some(3), "{trail}");
     assert!(trail["entries"].as_array().unwrap().iter().all(|e| e["actor"] == "l1"), "{trail}");
     expect("done");

@@ -42,6 +42,20 @@ pub struct FaqConfig {
     /// Follow-ups on order events (`[[followup]]`, 自动跟单).
     #[serde(default)]
     pub followup: Vec<Followup>,
+    /// Product names (`[[product]]`), for `{product}` when the platform's product card carries
+    /// only an id.
+    #[serde(default)]
+    pub product: Vec<Product>,
+}
+
+/// `[[product]]`: what a product is called in answers.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Product {
+    /// The platform's product id (as entries' `when.products` name it).
+    pub id: String,
+    /// The name `{product}` becomes when the buyer's product card carries no title.
+    pub name: String,
 }
 
 /// The order events a follow-up may answer.
@@ -354,6 +368,17 @@ impl FaqConfig {
                 err(format!("followup[{i}].after_minutes"), "only an unpaid follow-up waits".into());
             }
         }
+        let mut products = BTreeSet::new();
+        for (i, product) in self.product.iter().enumerate() {
+            if is_blank(&product.id) {
+                err(format!("product[{i}].id"), "the product id is empty".into());
+            } else if !products.insert(product.id.as_str()) {
+                err(format!("product[{i}].id"), format!("product `{}` is listed twice", product.id));
+            }
+            if is_blank(&product.name) {
+                err(format!("product[{i}].name"), "the name is empty".into());
+            }
+        }
         let mut ids = BTreeSet::new();
         for (i, entry) in self.entry.iter().enumerate() {
             let key = |k: &str| format!("entry[{i}].{k}");
@@ -394,8 +419,16 @@ impl FaqConfig {
             {
                 err(key("when.hours"), format!("`{hours}` is not HH:MM-HH:MM"));
             }
+            if entry.when.products.iter().any(|p| is_blank(p)) {
+                err(key("when.products"), "a product id is empty".into());
+            }
         }
         errors
+    }
+
+    /// The name of a product for `{product}`, from `[[product]]`.
+    pub fn product_name(&self, id: &str) -> Option<&str> {
+        self.product.iter().find(|p| p.id == id).map(|p| p.name.as_str())
     }
 
     /// The threshold for a shop: its own, else the file's.
@@ -532,6 +565,20 @@ answer = "x"
         let day = Hours::parse("09:00-18:00").unwrap();
         assert!(day.contains(9 * 60) && !day.contains(18 * 60));
         assert_eq!(Hours::parse("25:00-01:00"), None);
+    }
+
+    #[test]
+    fn product_names_are_checked_and_found() {
+        let cfg = parse("[[product]]\nid = \"p1\"\nname = \"小汇电热水器\"\n", "f").unwrap();
+        assert_eq!((cfg.product_name("p1"), cfg.product_name("p2")), (Some("小汇电热水器"), None));
+        let errors = parse(
+            "[[product]]\nid = \"p1\"\nname = \" \"\n[[product]]\nid = \"p1\"\nname = \"x\"\n\
+             [[entry]]\nid = \"a\"\nquestion = \"q\"\nanswer = \"x\"\n[entry.when]\nproducts = [\"\"]\n",
+            "f",
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["product[0].name", "product[1].id", "entry[0].when.products"]);
     }
 
     #[test]

@@ -11,7 +11,10 @@
 //! - **BM25** (k1 = 1.2, b = 0.75): reported beside it and used to break ties.
 //!
 //! An entry's score is its best document's. Entries whose conditions do not hold for the
-//! conversation are skipped. Chosen by measurement: `cargo bench -p huiliu-knowledge --bench faq`
+//! conversation are skipped, and so is a general entry (no `products` condition) that a
+//! **per-product entry** replaces: an entry naming the conversation's product whose standard
+//! question has the same words (once particles and synonyms are folded) answers that question
+//! for that product instead — one question, an answer per product. Chosen by measurement: `cargo bench -p huiliu-knowledge --bench faq`
 //! prints precision and coverage for both orderings.
 
 use std::collections::HashMap;
@@ -116,6 +119,8 @@ thread_local! {
 struct Compiled {
     entry: Entry,
     hours: Option<Hours>,
+    /// The per-product entries that answer this (general) entry's question for their products.
+    replaced_by: Vec<usize>,
 }
 
 /// A knowledge base ready to answer.
@@ -154,7 +159,31 @@ impl KnowledgeBase {
                 docs.push(Doc { entry: i, text: text.clone(), terms, norm: 0.0, bm25_factor: 0.0 });
             }
             let hours = entry.when.hours.as_deref().and_then(Hours::parse);
-            entries.push(Compiled { entry: entry.clone(), hours });
+            entries.push(Compiled { entry: entry.clone(), hours, replaced_by: Vec::new() });
+        }
+        // A per-product entry replaces the general entries asking the same question.
+        let question_words = |e: &Entry| {
+            let mut words: Vec<String> = segmenter.terms(&e.question);
+            words.sort();
+            words.dedup();
+            words
+        };
+        let per_product: Vec<(usize, Vec<String>)> = cfg
+            .entry
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| !e.when.products.is_empty())
+            .map(|(i, e)| (i, question_words(e)))
+            .filter(|(_, words)| !words.is_empty())
+            .collect();
+        if !per_product.is_empty() {
+            for (i, entry) in cfg.entry.iter().enumerate() {
+                if !entry.when.products.is_empty() {
+                    continue;
+                }
+                let words = question_words(entry);
+                entries[i].replaced_by = per_product.iter().filter(|(_, w)| *w == words).map(|(p, _)| *p).collect();
+            }
         }
         let mut postings = vec![Vec::new(); vocab.len()];
         for (d, doc) in docs.iter().enumerate() {
@@ -355,7 +384,14 @@ impl KnowledgeBase {
         (decision, found)
     }
 
+    /// Whether an entry answers in `ctx`: its conditions hold, and no per-product entry for the
+    /// conversation's product replaces it.
     fn applies(&self, entry: usize, ctx: &Context<'_>) -> bool {
+        self.conditions_hold(entry, ctx)
+            && (ctx.product.is_none() || !self.entries[entry].replaced_by.iter().any(|&p| self.conditions_hold(p, ctx)))
+    }
+
+    fn conditions_hold(&self, entry: usize, ctx: &Context<'_>) -> bool {
         let c = &self.entries[entry];
         let when = &c.entry.when;
         let listed = |list: &[String], value: Option<&str>| {
@@ -510,6 +546,39 @@ answer = "x"
         assert!(
             small.lookup("晚上有人吗", &day, 3).matches.iter().all(|m| small.entry(m.entry).unwrap().id != "night")
         );
+    }
+
+    /// One question, an answer per product: the per-product entry replaces the general one for
+    /// its product; other products and conversations with no known product get the general one.
+    #[test]
+    fn a_per_product_entry_answers_its_question_for_its_product() {
+        let kb = kb(r#"
+[[entry]]
+id = "power"
+question = "功率多大"
+answer = "{product}有2200W和3000W两档"
+[[entry]]
+id = "power-gas"
+question = "功率多大呀"
+answer = "{product}用电约40W"
+[entry.when]
+products = ["gas-16"]
+[[entry]]
+id = "power-e60"
+question = "功率多大"
+answer = "{product}是3000W"
+[entry.when]
+products = ["e60", "e80"]
+"#);
+        let best = |product: Option<&str>| {
+            let ctx = Context { product, ..Context::default() };
+            let m = kb.answer("这款功率多大", &ctx).expect("answered");
+            (kb.entry(m.entry).unwrap().id.clone(), (m.confidence * 100.0).round())
+        };
+        assert_eq!(best(None), ("power".into(), 100.0), "no product: the general answer, nothing competes");
+        assert_eq!(best(Some("e80")), ("power-e60".into(), 100.0));
+        assert_eq!(best(Some("gas-16")), ("power-gas".into(), 100.0), "the same words: 呀 is a particle");
+        assert_eq!(best(Some("other")), ("power".into(), 100.0));
     }
 
     #[test]

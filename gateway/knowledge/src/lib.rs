@@ -34,29 +34,36 @@ pub fn load(dir: &Path) -> Result<Option<FaqConfig>, Vec<ConfigError>> {
     let mut cfg = parse(&text, &file)?;
     let mut errors = Vec::new();
     for (i, name) in cfg.knowledge.csv.clone().iter().enumerate() {
-        let csv_path = dir.join(name);
-        let csv_file = csv_path.display().to_string();
-        let prefix: String = Path::new(name)
-            .file_stem()
-            .map(|s| s.to_string_lossy().to_lowercase())
-            .unwrap_or_default()
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect();
-        match std::fs::read_to_string(&csv_path) {
-            Ok(text) => match import::parse_csv(&text, &csv_file, &prefix) {
-                Ok(entries) => cfg.entry.extend(entries),
-                Err(e) => errors.extend(e),
-            },
-            Err(e) => errors.push(ConfigError {
-                file: file.clone(),
-                key: format!("knowledge.csv[{i}]"),
-                message: format!("cannot read `{csv_file}`: {e}"),
-            }),
+        match load_csv(dir, i, name) {
+            Ok(entries) => cfg.entry.extend(entries),
+            Err(e) => errors.extend(e),
         }
     }
     errors.extend(cfg.validate(&file));
     if errors.is_empty() { Ok(Some(cfg)) } else { Err(errors) }
+}
+
+/// The entries of the CSV export `name` (`[knowledge] csv[index]`), beside faq.toml in `dir`,
+/// with the ids `{file stem}-{row}`. Entries from CSV files are not edited through the API
+/// (their file is the operator's export); they are listed as such.
+pub fn load_csv(dir: &Path, index: usize, name: &str) -> Result<Vec<Entry>, Vec<ConfigError>> {
+    let csv_path = dir.join(name);
+    let csv_file = csv_path.display().to_string();
+    let prefix: String = Path::new(name)
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_lowercase())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    match std::fs::read_to_string(&csv_path) {
+        Ok(text) => import::parse_csv(&text, &csv_file, &prefix),
+        Err(e) => Err(vec![ConfigError {
+            file: dir.join(FAQ_FILE).display().to_string(),
+            key: format!("knowledge.csv[{index}]"),
+            message: format!("cannot read `{csv_file}`: {e}"),
+        }]),
+    }
 }
 
 /// Minutes since midnight in Beijing time (UTC+8, no daylight saving) for a Unix time in ms.

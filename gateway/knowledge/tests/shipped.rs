@@ -36,3 +36,36 @@ fn common_questions_land_on_their_entries() {
     assert_eq!(id("转人工").as_deref(), Some("human"));
     assert_eq!(id("今天天气怎么样"), None);
 }
+
+/// The shipped heaters: one question, an answer per product, the general one for the rest.
+#[test]
+fn the_shipped_per_product_entries_answer_for_their_product() {
+    let kb = shipped();
+    let id = |product: Option<&str>| {
+        let ctx = Context { product, ..Context::default() };
+        kb.answer("这款热水器功率多大呀", &ctx).map(|m| kb.entry(m.entry).unwrap().id.clone())
+    };
+    assert_eq!(id(Some("3556245366718399530")).as_deref(), Some("heater-power-e60"));
+    assert_eq!(id(Some("3556245366718399531")).as_deref(), Some("heater-power-g16"));
+    assert_eq!(id(Some("3556245366718399999")).as_deref(), Some("heater-power"));
+    assert_eq!(id(None).as_deref(), Some("heater-power"));
+    assert_eq!(kb.config().product_name("3556245366718399531"), Some("小汇燃气热水器G16（16升）"));
+}
+
+/// The blind evaluation set stays usable: 200 rows of id, question, topic, kind and a label that
+/// names an entry of the shipped file (or "-").
+#[test]
+fn the_blind_evaluation_set_matches_the_shipped_file() {
+    let kb = shipped();
+    let ids: Vec<&str> = kb.entries().map(|e| e.id.as_str()).collect();
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/faq_eval_blind.tsv")).unwrap();
+    let rows: Vec<&str> = text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).collect();
+    assert_eq!(rows[0], "id\tquestion\ttopic\tkind\tlabel");
+    assert_eq!(rows.len(), 201, "a header and 200 questions");
+    for row in &rows[1..] {
+        let cols: Vec<&str> = row.split('\t').collect();
+        assert_eq!(cols.len(), 5, "{row}");
+        assert!(cols[4] == "-" || ids.contains(&cols[4]), "unknown label in: {row}");
+    }
+}

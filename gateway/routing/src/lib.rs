@@ -113,7 +113,9 @@ pub use config::{
 };
 pub use engine::{AgentState, Engine, RestoredAgent, RestoredSession, RouterState};
 pub use explain::{DryRunError, EventTime, SampleAgent, SampleEvent, dry_run, explain, explain_in, render_decision};
-pub use outlook::{Outlook, outlook, shop_group};
+pub use outlook::{
+    ClosedSample, HandleTime, HandleTimes, LEARN_MIN_CLOSED, LEARN_WINDOW_DAYS, Outlook, outlook, shop_group,
+};
 pub use reason::{Lang, Names, Reason};
 pub use types::{
     Action, AgentStatus, AgentView, Candidate, Conversation, Decision, DecisionReasons, Eligibility, Handover,

@@ -13,10 +13,16 @@
 //!   A closed group whose `off_hours_group` is open hands over to that one, as routing does.
 //! - **wait**: nobody waits when the members' free room (online, serving the shop, under their
 //!   cap) exceeds the conversations already queued in the group; otherwise
-//!   `(queued + 1) × routing.default_handle_time_s ÷ the online members' total cap` — the same
-//!   shape as the engine's queue estimate, with the configured handle time rather than the one
-//!   the engine learns. A closed group adds the time until it opens. Nobody online and nobody
-//!   on the way: no estimate (`wait_s` = `None`: an unbounded wait).
+//!   `(queued + 1) × the group's handle time ÷ the online members' total cap` — the same shape
+//!   as the engine's queue estimate. A closed group adds the time until it opens. Nobody online
+//!   and nobody on the way: no estimate (`wait_s` = `None`: an unbounded wait).
+//! - **handle time** ([`HandleTimes::for_group`]): the mean time from assignment to close of the
+//!   group's conversations closed in the last [`LEARN_WINDOW_DAYS`] days, read from the store by
+//!   the daemon, once there are at least [`LEARN_MIN_CLOSED`] of them; before that
+//!   `routing.default_handle_time_s`. The mean, not the median: a seat frees at the rate of
+//!   cap ÷ mean occupation, long conversations included.
+
+use std::collections::BTreeMap;
 
 use crate::calendar::Calendar;
 use crate::config::{MatchConfig, RoutingConfig};
@@ -38,6 +44,81 @@ pub struct Outlook {
     pub free: u64,
     /// The expected wait in seconds; `None` when nobody could take it (no member online).
     pub wait_s: Option<u64>,
+    /// The handle time the wait is estimated with, and where it comes from.
+    pub handle: HandleTime,
+}
+
+/// How many conversations of a group closed in the window it takes before their mean handle
+/// time replaces `routing.default_handle_time_s`.
+pub const LEARN_MIN_CLOSED: u64 = 20;
+/// The window the handle time is learned over, in days.
+pub const LEARN_WINDOW_DAYS: i64 = 7;
+
+/// Handle times measured from recently closed conversations, per group id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HandleTimes {
+    pub groups: BTreeMap<String, ClosedSample>,
+}
+
+/// A group's conversations closed in the window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClosedSample {
+    /// How many closed (after an assignment).
+    pub closed: u64,
+    /// Their mean time from assignment to close, seconds.
+    pub mean_s: u64,
+}
+
+impl ClosedSample {
+    /// From a count and a total time (ms), rounded up to whole seconds.
+    pub fn from_total_ms(closed: i64, total_ms: i64) -> ClosedSample {
+        let closed = closed.max(0) as u64;
+        let mean_s = (total_ms.max(0) as u64).checked_div(closed).map_or(0, |ms| ms.div_ceil(1000));
+        ClosedSample { closed, mean_s }
+    }
+}
+
+/// The handle time an estimate uses for a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandleTime {
+    /// The mean of the group's conversations closed in the window (at least
+    /// [`LEARN_MIN_CLOSED`] of them).
+    Learned { seconds: u64, closed: u64 },
+    /// `routing.default_handle_time_s`: fewer than [`LEARN_MIN_CLOSED`] closed in the window.
+    Configured { seconds: u64, closed: u64 },
+}
+
+impl HandleTime {
+    pub fn seconds(self) -> u64 {
+        match self {
+            HandleTime::Learned { seconds, .. } | HandleTime::Configured { seconds, .. } => seconds,
+        }
+    }
+
+    /// In words, for `huiliu check` and the logs.
+    pub fn describe(self) -> String {
+        match self {
+            HandleTime::Learned { seconds, closed } => format!(
+                "{seconds} s learned (mean assignment-to-close of {closed} conversations closed in the last {LEARN_WINDOW_DAYS} days)"
+            ),
+            HandleTime::Configured { seconds, closed } => format!(
+                "{seconds} s configured (routing.default_handle_time_s: {closed} conversations closed in the last {LEARN_WINDOW_DAYS} days, {LEARN_MIN_CLOSED} needed to learn it)"
+            ),
+        }
+    }
+}
+
+impl HandleTimes {
+    /// The handle time for `group`: learned when enough of its conversations closed in the
+    /// window, else the configured default.
+    pub fn for_group(&self, config: &RoutingConfig, group: &str) -> HandleTime {
+        let sample = self.groups.get(group).copied().unwrap_or_default();
+        if sample.closed >= LEARN_MIN_CLOSED {
+            HandleTime::Learned { seconds: sample.mean_s.max(1), closed: sample.closed }
+        } else {
+            HandleTime::Configured { seconds: config.routing.default_handle_time_s.max(1), closed: sample.closed }
+        }
+    }
 }
 
 /// Whether a rule applies to an ordinary buyer of `platform`/`shop` (see the module doc).
@@ -67,10 +148,12 @@ pub fn shop_group<'a>(config: &'a RoutingConfig, platform: &str, shop: &str) -> 
 
 /// What a new conversation from `platform`/`shop` would meet at `now`; `None` when no group
 /// would take it. Without `state` (the hours alone are wanted) the queue figures are zero and
-/// `wait_s` is `None`.
+/// `wait_s` is `None`. `learned`: the handle times measured from the store (empty: the
+/// configured one everywhere).
 pub fn outlook(
     config: &RoutingConfig,
     state: Option<&RouterState>,
+    learned: &HandleTimes,
     platform: &str,
     shop: &str,
     now: i64,
@@ -88,7 +171,8 @@ pub fn outlook(
     }
     let open = calendar.is_open(now);
     let opens_at = if open { None } else { calendar.next_open(now) };
-    let mut outlook = Outlook { group: group.id.clone(), open, opens_at, queued: 0, free: 0, wait_s: None };
+    let handle = learned.for_group(config, &group.id);
+    let mut outlook = Outlook { group: group.id.clone(), open, opens_at, queued: 0, free: 0, wait_s: None, handle };
     let Some(state) = state else { return Some(outlook) };
     outlook.queued = state.queued.get(&group.id).copied().unwrap_or(0);
     let mut online_cap = 0u64;
@@ -122,10 +206,9 @@ pub fn outlook(
                 .map(|a| u64::from(a.max_sessions))
                 .sum()
         };
-        let handle = config.routing.default_handle_time_s.max(1);
         // No capacity at all (cap 0): no estimate.
         (u64::from(outlook.queued) + 1)
-            .saturating_mul(handle)
+            .saturating_mul(handle.seconds())
             .checked_div(cap)
             .map(|queue_s| until_open.saturating_add(queue_s))
     };
@@ -220,13 +303,13 @@ group = "jd-desk"
     #[test]
     fn the_groups_hours_and_its_on_duty_group_decide_whether_the_desk_is_open() {
         let cfg = config();
-        let noon = outlook(&cfg, None, "taobao", "tb", NOON).unwrap();
+        let noon = outlook(&cfg, None, &HandleTimes::default(), "taobao", "tb", NOON).unwrap();
         assert!(noon.open && noon.opens_at.is_none() && noon.wait_s.is_none());
-        let evening = outlook(&cfg, None, "taobao", "tb", EVENING).unwrap();
+        let evening = outlook(&cfg, None, &HandleTimes::default(), "taobao", "tb", EVENING).unwrap();
         assert!(!evening.open);
         assert_eq!(evening.opens_at, Some(NOON + 21 * 3_600_000), "09:00 the next day");
         // jd-desk is closed in the evening, but its on-duty group (always open) takes over.
-        let jd = outlook(&cfg, None, "jd", "jd-1", EVENING).unwrap();
+        let jd = outlook(&cfg, None, &HandleTimes::default(), "jd", "jd-1", EVENING).unwrap();
         assert_eq!((jd.group.as_str(), jd.open), ("night", true));
     }
 
@@ -235,17 +318,44 @@ group = "jd-desk"
         let cfg = config();
         let on = AgentStatus::Online;
         // Room to spare: no wait.
-        let o = outlook(&cfg, Some(&state(&[("a1", on, 1), ("a2", on, 2)], 0)), "taobao", "tb", NOON).unwrap();
+        let none = HandleTimes::default();
+        let o = outlook(&cfg, Some(&state(&[("a1", on, 1), ("a2", on, 2)], 0)), &none, "taobao", "tb", NOON).unwrap();
         assert_eq!((o.free, o.wait_s), (1, Some(0)));
         // Full, 5 waiting: 6 × 240 s over a capacity of 4 = 360 s. a3 does not serve this shop.
         let full = state(&[("a1", on, 2), ("a2", on, 2), ("a3", on, 0)], 5);
-        let o = outlook(&cfg, Some(&full), "taobao", "tb", NOON).unwrap();
+        let o = outlook(&cfg, Some(&full), &none, "taobao", "tb", NOON).unwrap();
         assert_eq!((o.queued, o.free, o.wait_s), (5, 0, Some(360)));
         // Nobody online while open: no estimate.
-        let o = outlook(&cfg, Some(&state(&[("a1", AgentStatus::Busy, 0)], 0)), "taobao", "tb", NOON).unwrap();
+        let o = outlook(&cfg, Some(&state(&[("a1", AgentStatus::Busy, 0)], 0)), &none, "taobao", "tb", NOON).unwrap();
         assert_eq!(o.wait_s, None);
         // Closed: the time until opening (13 h) plus the queue over the configured caps.
-        let o = outlook(&cfg, Some(&state(&[], 0)), "taobao", "tb", EVENING).unwrap();
+        let o = outlook(&cfg, Some(&state(&[], 0)), &none, "taobao", "tb", EVENING).unwrap();
         assert_eq!(o.wait_s, Some(13 * 3600 + 240 / 4));
+    }
+
+    /// The handle time: the configured one until a group has 20 conversations closed in the
+    /// window, then their mean; the wait follows it.
+    #[test]
+    fn the_handle_time_is_learned_from_enough_closed_conversations_else_configured() {
+        let cfg = config();
+        let on = AgentStatus::Online;
+        let full = state(&[("a1", on, 2), ("a2", on, 2)], 5);
+        let learned =
+            |closed, mean_s| HandleTimes { groups: [("presales".to_owned(), ClosedSample { closed, mean_s })].into() };
+        // 19 closed: not enough, the configured 240 s (6 × 240 s ÷ 4 = 360 s).
+        let o = outlook(&cfg, Some(&full), &learned(19, 600), "taobao", "tb", NOON).unwrap();
+        assert_eq!((o.handle, o.wait_s), (HandleTime::Configured { seconds: 240, closed: 19 }, Some(360)));
+        assert!(o.handle.describe().contains("19 conversations closed") && o.handle.describe().contains("20 needed"));
+        // 20 closed, 600 s on average: 6 × 600 s ÷ 4 = 900 s.
+        let o = outlook(&cfg, Some(&full), &learned(20, 600), "taobao", "tb", NOON).unwrap();
+        assert_eq!((o.handle, o.wait_s), (HandleTime::Learned { seconds: 600, closed: 20 }, Some(900)));
+        assert!(o.handle.describe().starts_with("600 s learned"), "{}", o.handle.describe());
+        // Another group's figures do not count for this one; a mean of 0 s is taken as 1 s.
+        let other = HandleTimes { groups: [("vip".to_owned(), ClosedSample { closed: 99, mean_s: 60 })].into() };
+        assert_eq!(other.for_group(&cfg, "presales"), HandleTime::Configured { seconds: 240, closed: 0 });
+        assert_eq!(learned(25, 0).for_group(&cfg, "presales"), HandleTime::Learned { seconds: 1, closed: 25 });
+        // From the store's totals: 3 conversations, 1000.5 s in all, a mean of 334 s (rounded up).
+        assert_eq!(ClosedSample::from_total_ms(3, 1_000_500), ClosedSample { closed: 3, mean_s: 334 });
+        assert_eq!(ClosedSample::from_total_ms(0, 0), ClosedSample::default());
     }
 }

@@ -120,5 +120,7 @@ async fn readyz(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
+    // The bot's figures are the store's totals (the same on every node), read at each scrape.
+    state.desk.publish_bot_metrics(&state.metrics).await;
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
 }

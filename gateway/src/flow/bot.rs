@@ -13,6 +13,9 @@
 //!
 //! A first message it cannot place ("在吗") gets the welcome with numbered card questions
 //! (`[knowledge] welcome`, `cards`) instead, when configured; a number then asks that card.
+//! A message of product or order cards alone asks nothing: the bot keeps the conversation
+//! (welcoming a buyer it has not greeted). The newest product card of the conversation is the
+//! product its answers are about: per-product entries (`[entry.when] products`) and `{product}`.
 //!
 //! A buyer the bot had answered is told of the hand-over (`handover_notice`); the agent sees the
 //! bot's answers in the conversation, authored `bot`. A blocked buyer's message never reaches
@@ -23,6 +26,7 @@ use huiliu_knowledge::{Context, Decision, HandOver, Vars};
 use huiliu_sdk::Content;
 
 use super::{Author, Flow, ReplyOutcome, ReplyRequest};
+use crate::services::knowledge::HandedOver;
 
 /// Categories the bot never answers.
 const HAND_OVER_CATEGORIES: &[&str] = &["complaint"];
@@ -45,9 +49,12 @@ impl Flow {
             huiliu_knowledge::BotMode::LongWait => Some(routing.state().await),
             _ => None,
         };
-        let outlook =
-            routing.with_config(|cfg| huiliu_routing::outlook(cfg, state.as_ref(), platform, shop, now)).await?;
-        tracing::debug!(shop, group = %outlook.group, open = outlook.open, wait_s = ?outlook.wait_s, "the desk for the bot");
+        let learned = routing.handle_times();
+        let outlook = routing
+            .with_config(|cfg| huiliu_routing::outlook(cfg, state.as_ref(), &learned, platform, shop, now))
+            .await?;
+        tracing::debug!(shop, group = %outlook.group, open = outlook.open, wait_s = ?outlook.wait_s,
+            handle_s = outlook.handle.seconds(), "the desk for the bot");
         Some(huiliu_knowledge::Desk { open: outlook.open, wait_s: outlook.wait_s })
     }
 
@@ -56,9 +63,6 @@ impl Flow {
     pub(super) async fn bot_turn(&self, session_id: i64) -> bool {
         let Some(kb) = self.knowledge.get().and_then(|k| k.current()) else { return false };
         let now = huiliu_domain::now_millis();
-        if let Some(k) = self.knowledge.get() {
-            k.buyer_wrote(session_id, now);
-        }
         // Most messages belong to a conversation an agent already holds: answered from the
         // engine's memory, without reading the session from the store.
         if let Some(routing) = &self.routing
@@ -91,16 +95,33 @@ impl Flow {
         }
         let bot_spoke = messages.iter().any(|m| is_bot(&m));
         let welcome = kb.config().welcome_text();
+        // A product or order card alone asks nothing yet (the buyer came from a product page):
+        // the bot keeps the conversation — it now knows the product — and welcomes a buyer it
+        // has not greeted yet, when a welcome is configured.
+        if crate::services::knowledge::only_cards(&last.content) {
+            if !bot_spoke && let Some(welcome) = welcome {
+                let request = ReplyRequest { session_id, author: Author::Bot, content: vec![Content::text(welcome)] };
+                if let Err(e) = self.reply(request).await {
+                    tracing::warn!(session = session_id, "the bot's welcome failed: {e}");
+                }
+            }
+            if let Some(k) = self.knowledge.get() {
+                k.record_kept(session_id, now).await;
+            }
+            tracing::info!(session = session_id, "the bot keeps the conversation: a card asks nothing yet");
+            return true;
+        }
         let bot_answered = messages.iter().any(|m| is_bot(&m) && welcome.as_deref() != Some(m.text.as_str()));
         let answers_in_a_row =
             messages.iter().rev().filter(|m| m.direction == Direction::Out).take_while(|m| is_bot(m)).count();
         // A number after the welcome picks a card question.
         let asked = kb.config().card(&last.text).filter(|_| bot_spoke).unwrap_or(&last.text).to_owned();
         let trades = self.store.customer_trades(session.customer_id, 20).await.unwrap_or_default();
+        let product = crate::services::knowledge::conversation_product(&messages);
         let ctx = Context {
             platform: Some(&session.platform),
             shop: Some(&session.shop),
-            product: None,
+            product: product.map(|(id, _)| id),
             order_state: crate::services::knowledge::order_state(&trades),
             minute: Some(minute),
         };
@@ -115,17 +136,19 @@ impl Flow {
                     let customer = self.store.customer(session.customer_id).await.ok().flatten();
                     let nick = customer.and_then(|c| c.nick);
                     let order = trades.iter().find_map(|t| t.order_id.clone());
-                    let vars = Vars { buyer: nick.as_deref(), order: order.as_deref(), product: None, shop: None };
+                    let shop = self.outbox.status.shop_name(&session.shop);
+                    let vars = Vars {
+                        buyer: nick.as_deref(),
+                        order: order.as_deref(),
+                        product: crate::services::knowledge::product_name(&kb, product),
+                        shop: Some(&shop),
+                    };
                     let text = huiliu_knowledge::render(&entry.answer, &vars);
                     let request = ReplyRequest { session_id, author: Author::Bot, content: vec![Content::text(text)] };
                     match self.reply(request).await {
                         Ok(ReplyOutcome::Queued { .. }) => {
                             if let Some(k) = self.knowledge.get() {
-                                k.record_answer(&entry.id, session_id, &session.platform, !bot_answered, now);
-                            }
-                            if !bot_answered {
-                                let platform = crate::metrics::PlatformLabels { platform: session.platform.clone() };
-                                self.metrics.bot_conversations.get_or_create(&platform).inc();
+                                k.record_answer(&entry.id, session_id, &session.platform, !bot_answered, now).await;
                             }
                             tracing::info!(session = session_id, entry = %entry.id, confidence = m.confidence, "the bot answered");
                             return true;
@@ -155,9 +178,10 @@ impl Flow {
             }
         }
         tracing::info!(session = session_id, reason = %reason, "the bot hands over to an agent");
-        crate::metrics::Metrics::count(&self.metrics.bot_handovers, &session.platform, &reason);
         if let Some(k) = self.knowledge.get() {
-            k.record_handover(&reason, (reason == "low_confidence").then_some(last.text.as_str()), session_id);
+            let unmatched = (reason == "low_confidence").then_some(last.text.as_str());
+            let at = HandedOver { session_id, customer_id: session.customer_id, platform: &session.platform };
+            k.record_handover(&reason, unmatched, &at, now).await;
         }
         if bot_spoke && !notice.is_empty() {
             let request = ReplyRequest { session_id, author: Author::Bot, content: vec![Content::text(notice)] };
@@ -168,12 +192,18 @@ impl Flow {
         false
     }
 
-    /// Settles the bot's conversations now (see `Knowledge::settle`) and counts the ones the
-    /// buyer's silence resolved in `huiliu_bot_resolved_total`.
-    pub fn settle_bot_conversations(&self) {
+    /// Settles the bot's conversations now (see `Knowledge::settle`): counted in the store,
+    /// once, whichever node settles them.
+    pub async fn settle_bot_conversations(&self) {
         let Some(k) = self.knowledge.get() else { return };
-        for platform in k.settle(huiliu_domain::now_millis()) {
-            self.metrics.bot_resolved.get_or_create(&crate::metrics::PlatformLabels { platform }).inc();
+        match k.settle(huiliu_domain::now_millis()).await {
+            Ok(settled) if !settled.resolved.is_empty() || !settled.unresolved.is_empty() => tracing::debug!(
+                resolved = settled.resolved.len(),
+                unresolved = settled.unresolved.len(),
+                "the bot's conversations settled"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("the bot's conversations were not settled: {e}"),
         }
     }
 

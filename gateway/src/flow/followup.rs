@@ -103,7 +103,15 @@ async fn send(
         sent.insert(customer_id, now);
     }
     let nick = flow.store.customer(customer_id).await.ok().flatten().and_then(|c| c.nick);
-    let vars = Vars { buyer: nick.as_deref(), order, product: None, shop: None };
+    // The conversation's newest product card (order events name no product) and the shop's name.
+    let messages = flow.store.session_messages(session_id).await.unwrap_or_default();
+    let product =
+        crate::services::knowledge::product_name(&kb, crate::services::knowledge::conversation_product(&messages));
+    let shop = match flow.store.session(session_id).await {
+        Ok(Some(s)) => Some(flow.outbox.status.shop_name(&s.shop)),
+        _ => None,
+    };
+    let vars = Vars { buyer: nick.as_deref(), order, product, shop: shop.as_deref() };
     let text = huiliu_knowledge::render(template, &vars);
     let request = ReplyRequest { session_id, author: Author::Bot, content: vec![Content::text(text)] };
     match flow.reply(request).await {

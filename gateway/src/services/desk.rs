@@ -114,7 +114,8 @@ impl Desk {
         quick_replies: Arc<std::sync::RwLock<Vec<QuickReply>>>,
         status: Arc<super::status::Status>,
     ) -> Desk {
-        Desk { store, outbox_wake, sealer, quick_replies, status, knowledge: Arc::default() }
+        let knowledge = Arc::new(super::knowledge::Knowledge::new(None, store.clone()));
+        Desk { store, outbox_wake, sealer, quick_replies, status, knowledge }
     }
 
     /// The desk with the running knowledge base (agent assist); without one it suggests nothing.
@@ -123,9 +124,16 @@ impl Desk {
         self
     }
 
-    /// The bot's figures since start (a lead's view).
-    pub fn knowledge_figures(&self) -> super::knowledge::KnowledgeFigures {
-        self.knowledge.figures()
+    /// The bot's figures, the store's totals (a lead's view).
+    pub async fn knowledge_figures(&self) -> Result<super::knowledge::KnowledgeFigures, ServiceError> {
+        Ok(self.knowledge.figures().await?)
+    }
+
+    /// Sets the bot's counters in `/metrics` to the store's totals (before a scrape).
+    pub async fn publish_bot_metrics(&self, metrics: &crate::metrics::Metrics) {
+        if let Err(e) = self.knowledge.publish(metrics).await {
+            tracing::warn!("the bot's figures were not read for /metrics: {e}");
+        }
     }
 
     /// Agent assist: the best three knowledge-base answers for the session's last buyer
@@ -139,16 +147,19 @@ impl Desk {
         let order = trades.iter().find_map(|t| t.order_id.clone());
         let shop = self.status.shop_name(&s.shop);
         let nick = customer.and_then(|c| c.nick);
+        let product = super::knowledge::conversation_product(&messages);
+        let kb = self.knowledge.current();
         let vars = huiliu_knowledge::Vars {
             buyer: nick.as_deref(),
             order: order.as_deref(),
-            product: None,
+            product: kb.as_deref().and_then(|kb| super::knowledge::product_name(kb, product)),
             shop: Some(shop.as_str()),
         };
         let asked = super::knowledge::Asked {
             text: last.map(|m| m.text.as_str()).unwrap_or_default(),
             platform: &s.platform,
             shop: &s.shop,
+            product: product.map(|(id, _)| id),
             order_state: super::knowledge::order_state(&trades),
             now: huiliu_domain::now_millis(),
             vars,

@@ -6,8 +6,12 @@
 //! reload refuses it (a CSV export it names went missing, say), the previous text is put back.
 //!
 //! Comment lines and blank lines just above a header belong to the block below them (they
-//! usually describe it): a changed entry keeps the comments above it, and a removed entry leaves
-//! them for the operator to tidy, as a file edit never deletes prose it cannot attribute.
+//! usually describe it): a changed entry keeps the comments above it, and a removed entry takes
+//! with it the comment lines directly above its header (no blank line between: they describe
+//! that entry). Comments a blank line away — section headings, notes on several entries — stay.
+//!
+//! Entries loaded from CSV exports (`[knowledge] csv`) are listed with their file as source and
+//! are read-only here: the export is the operator's file, and a row's id is its position.
 
 use std::path::PathBuf;
 
@@ -26,11 +30,31 @@ pub trait FaqHost: Send + Sync + std::fmt::Debug {
     fn shop_ids(&self) -> Vec<String>;
 }
 
+/// Where entries written in faq.toml itself come from, in [`Listed::source`].
+pub const FAQ_SOURCE: &str = huiliu_knowledge::FAQ_FILE;
+
+/// An entry in force and where it comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed {
+    pub entry: Entry,
+    /// `faq.toml`, or the CSV export's file name.
+    pub source: String,
+    /// Whether the API may change or remove it (only faq.toml's entries).
+    pub editable: bool,
+}
+
 /// Why an edit was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum FaqEditError {
-    #[error("no entry `{0}` in faq.toml")]
+    #[error("no entry `{0}` in the knowledge base")]
     UnknownEntry(String),
+    #[error(
+        "entry `{id}` comes from the CSV export `{file}` ([knowledge] csv) and is read-only here: edit that file, \
+         or turn it into faq.toml entries with `huiliu faq import {file}` and drop it from [knowledge] csv"
+    )]
+    ReadOnly { id: String, file: String },
+    #[error("the id `{0}` is taken by another entry")]
+    EntryExists(String),
     #[error("shop `{0}` is not in shops.toml")]
     UnknownShop(String),
     #[error("the knowledge base would not load: {}", .0.join("; "))]
@@ -65,12 +89,18 @@ impl FaqFile {
         FaqFile { disk: Disk { path, host }, store, turn: tokio::sync::Mutex::new(()) }
     }
 
-    /// The entries of faq.toml, in file order (not the ones loaded from CSV exports).
-    pub fn entries(&self) -> Result<Vec<Entry>, FaqEditError> {
-        self.disk.read().map(|(_, cfg)| cfg.entry)
+    /// Every entry in force: faq.toml's in file order (editable), then the CSV exports' rows
+    /// (read-only), each with its source.
+    pub fn entries(&self) -> Result<Vec<Listed>, FaqEditError> {
+        let (_, cfg) = self.disk.read()?;
+        let csv = self.disk.csv_entries(&cfg)?;
+        let own = cfg.entry.into_iter().map(|entry| Listed { entry, source: FAQ_SOURCE.into(), editable: true });
+        let csv = csv.into_iter().map(|(source, entry)| Listed { entry, source, editable: false });
+        Ok(own.chain(csv).collect())
     }
 
-    /// Adds an entry under a new id (`entry-N`), written at the end of the file.
+    /// Adds an entry under its own id when it has one (refused when taken), else a new
+    /// `entry-N`; written at the end of the file.
     pub async fn add(&self, actor: &Principal, entry: Entry) -> Result<Entry, FaqEditError> {
         let entry = self.edit(move |disk| disk.add(entry)).await?;
         self.audit(actor, "faq_entry_added", &entry.id).await?;
@@ -131,12 +161,42 @@ impl Disk {
         Ok((text, cfg))
     }
 
+    /// The CSV exports' entries, with the file each comes from.
+    fn csv_entries(&self, cfg: &FaqConfig) -> Result<Vec<(String, Entry)>, FaqEditError> {
+        let dir = self.path.parent().unwrap_or_else(|| std::path::Path::new("."));
+        let mut all = Vec::new();
+        for (i, name) in cfg.knowledge.csv.iter().enumerate() {
+            let entries = huiliu_knowledge::load_csv(dir, i, name).map_err(|errors| {
+                FaqEditError::NotEditable(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+            })?;
+            all.extend(entries.into_iter().map(|e| (name.clone(), e)));
+        }
+        Ok(all)
+    }
+
+    /// Why `id` cannot be edited in faq.toml: a CSV export's entry, or none at all.
+    fn not_here(&self, id: &str, cfg: &FaqConfig) -> FaqEditError {
+        match self.csv_entries(cfg) {
+            Ok(csv) => match csv.into_iter().find(|(_, e)| e.id == id) {
+                Some((file, _)) => FaqEditError::ReadOnly { id: id.into(), file },
+                None => FaqEditError::UnknownEntry(id.into()),
+            },
+            Err(e) => e,
+        }
+    }
+
     fn add(&self, mut entry: Entry) -> Result<Entry, FaqEditError> {
         let (text, cfg) = self.read()?;
         self.check_shops(&entry.when)?;
-        let taken = |id: &str| cfg.entry.iter().any(|e| e.id == id);
-        let next = cfg.entry.iter().filter_map(|e| e.id.strip_prefix("entry-")?.parse::<u64>().ok()).max().unwrap_or(0);
-        entry.id = (next + 1..).map(|n| format!("entry-{n}")).find(|id| !taken(id)).unwrap_or_default();
+        let csv = self.csv_entries(&cfg)?;
+        let taken = |id: &str| cfg.entry.iter().any(|e| e.id == id) || csv.iter().any(|(_, e)| e.id == id);
+        if entry.id.is_empty() {
+            let next =
+                cfg.entry.iter().filter_map(|e| e.id.strip_prefix("entry-")?.parse::<u64>().ok()).max().unwrap_or(0);
+            entry.id = (next + 1..).map(|n| format!("entry-{n}")).find(|id| !taken(id)).unwrap_or_default();
+        } else if taken(&entry.id) {
+            return Err(FaqEditError::EntryExists(entry.id));
+        }
         let mut expected = cfg.clone();
         expected.entry.push(entry.clone());
         self.write(&text, &append(&text, &entry), &expected, Some(&entry))?;
@@ -145,7 +205,7 @@ impl Disk {
 
     fn change(&self, id: &str, mut entry: Entry) -> Result<Entry, FaqEditError> {
         let (text, cfg) = self.read()?;
-        let index = cfg.entry.iter().position(|e| e.id == id).ok_or_else(|| FaqEditError::UnknownEntry(id.into()))?;
+        let index = cfg.entry.iter().position(|e| e.id == id).ok_or_else(|| self.not_here(id, &cfg))?;
         self.check_shops(&entry.when)?;
         entry.id = id.to_owned();
         let edited = replace(&text, index, Some(&entry)).ok_or_else(|| FaqEditError::UnknownEntry(id.into()))?;
@@ -157,7 +217,7 @@ impl Disk {
 
     fn remove(&self, id: &str) -> Result<(), FaqEditError> {
         let (text, cfg) = self.read()?;
-        let index = cfg.entry.iter().position(|e| e.id == id).ok_or_else(|| FaqEditError::UnknownEntry(id.into()))?;
+        let index = cfg.entry.iter().position(|e| e.id == id).ok_or_else(|| self.not_here(id, &cfg))?;
         let edited = replace(&text, index, None).ok_or_else(|| FaqEditError::UnknownEntry(id.into()))?;
         let mut expected = cfg.clone();
         expected.entry.remove(index);
@@ -287,7 +347,8 @@ fn append(text: &str, entry: &Entry) -> String {
 
 /// `text` with the `[[entry]]` block at position `index` replaced by `entry`'s, or removed
 /// (`None`). The block runs from its header to the next header other than its own
-/// `[entry.…]` sub-tables, less the comment and blank lines just above that next header.
+/// `[entry.…]` sub-tables, less the comment and blank lines just above that next header. A
+/// removal also takes the comment lines directly above the header (up to a blank line).
 fn replace(text: &str, index: usize, entry: Option<&Entry>) -> Option<String> {
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let start = *entry_headers(text).get(index)?;
@@ -312,6 +373,12 @@ fn replace(text: &str, index: usize, entry: Option<&Entry>) -> Option<String> {
             out.push_str(&lines[end..].concat());
         }
         None => {
+            // The entry's own comments, directly above its header.
+            let mut from = start;
+            while from > 0 && lines[from - 1].trim_start().starts_with('#') {
+                from -= 1;
+            }
+            out = lines[..from].concat();
             // One blank line fewer, so removing an entry does not leave a gap of two.
             let rest = lines[end..].concat();
             if out.ends_with("\n\n") && (rest.is_empty() || rest.starts_with('\n')) {
@@ -408,11 +475,16 @@ mod tests {
         let added = faq.add(&lead, entry("", "发票")).await.unwrap();
         assert_eq!(added.id, "entry-1");
         assert_eq!(
-            faq.entries().unwrap().iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            faq.entries().unwrap().iter().map(|e| e.entry.id.as_str()).collect::<Vec<_>>(),
             ["ship", "complain", "entry-1"]
         );
         faq.change(&lead, "ship", entry("x", "运费")).await.unwrap();
-        assert_eq!(faq.entries().unwrap()[0].question, "运费");
+        assert_eq!(faq.entries().unwrap()[0].entry.question, "运费");
+        // An entry's own id, when it brings one; a taken one is refused.
+        let named = faq.add(&lead, entry("vat-invoice", "能开专票吗")).await.unwrap();
+        assert_eq!(named.id, "vat-invoice");
+        assert!(matches!(faq.add(&lead, entry("ship", "q")).await, Err(FaqEditError::EntryExists(id)) if id == "ship"));
+        faq.remove(&lead, "vat-invoice").await.unwrap();
         let mut elsewhere = entry("", "q");
         elsewhere.when.shops = vec!["jd-9".into()];
         assert!(matches!(faq.add(&lead, elsewhere).await, Err(FaqEditError::UnknownShop(s)) if s == "jd-9"));
@@ -435,19 +507,66 @@ mod tests {
         assert_eq!(trail.len(), 1, "{trail:?}");
         assert_eq!(
             host.reloads.load(std::sync::atomic::Ordering::SeqCst),
-            4,
-            "two edits, a refused one and its restore"
+            6,
+            "four edits, a refused one and its restore"
         );
+    }
+
+    /// A CSV export's rows are listed with their file and refused for editing, with the reason.
+    #[tokio::test]
+    async fn entries_from_a_csv_export_are_listed_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::open(&url, huiliu_store::StoreOptions::default()).await.unwrap();
+        let path = dir.path().join("faq.toml");
+        std::fs::write(&path, FILE.replacen("[knowledge]\n", "[knowledge]\ncsv = [\"qianniu.csv\"]\n", 1)).unwrap();
+        std::fs::write(dir.path().join("qianniu.csv"), "问题,相似问法,答案\n能开发票吗,开票|专票,可以开\n").unwrap();
+        let faq = FaqFile::new(path.clone(), store, std::sync::Arc::new(Host::default()));
+        let lead =
+            Principal { id: "l1".into(), name: "阿强".into(), role: huiliu_domain::Role::Lead, groups: Vec::new() };
+        let listed = faq.entries().unwrap();
+        let sources: Vec<(&str, &str, bool)> =
+            listed.iter().map(|l| (l.entry.id.as_str(), l.source.as_str(), l.editable)).collect();
+        assert_eq!(
+            sources,
+            [("ship", "faq.toml", true), ("complain", "faq.toml", true), ("qianniu-1", "qianniu.csv", false)]
+        );
+        let before = std::fs::read_to_string(&path).unwrap();
+        for refused in
+            [faq.remove(&lead, "qianniu-1").await, faq.change(&lead, "qianniu-1", entry("", "q")).await.map(|_| ())]
+        {
+            let Err(e) = refused else { panic!("a CSV entry was edited") };
+            assert!(matches!(&e, FaqEditError::ReadOnly { file, .. } if file == "qianniu.csv"), "{e}");
+            assert!(e.to_string().contains("huiliu faq import qianniu.csv"), "{e}");
+        }
+        assert!(matches!(faq.add(&lead, entry("qianniu-1", "q")).await, Err(FaqEditError::EntryExists(_))));
+        assert!(matches!(faq.remove(&lead, "nobody").await, Err(FaqEditError::UnknownEntry(_))));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
     }
 
     #[test]
     fn removing_and_appending_entries() {
+        // The comment directly above an entry goes with it; the rest of the file stays.
         let removed = replace(FILE, 1, None).unwrap();
         assert_eq!(ids(&removed), ["ship"]);
-        assert!(removed.contains("# 投诉: never answered by the bot\n\n[[shop]]"), "{removed}");
+        assert!(!removed.contains("投诉"), "{removed}");
+        assert!(removed.ends_with("shops = [\"tb-1\"]\n\n[[shop]]\nid = \"tb-1\"\nbot = \"always\"\n"), "{removed}");
         let removed = replace(&removed, 0, None).unwrap();
         assert!(ids(&removed).is_empty());
-        assert!(removed.contains("threshold = 0.4 # strict\n\n# shipping\n\n# 投诉"), "{removed}");
+        assert_eq!(
+            removed,
+            "# the shop's answers\n[knowledge]\nthreshold = 0.4 # strict\n\n[[shop]]\nid = \"tb-1\"\nbot = \"always\"\n"
+        );
+        // A comment a blank line away (a section heading) is not the entry's.
+        let sections = "# 售前\n\n# 运费\n# 两行说明\n[[entry]]\nid = \"a\"\nquestion = \"q\"\nanswer = \"x\"\n# 下一条\n[[entry]]\nid = \"b\"\nquestion = \"r\"\nanswer = \"y\"\n";
+        assert_eq!(
+            replace(sections, 0, None).unwrap(),
+            "# 售前\n\n# 下一条\n[[entry]]\nid = \"b\"\nquestion = \"r\"\nanswer = \"y\"\n"
+        );
+        assert_eq!(
+            replace(sections, 1, None).unwrap(),
+            "# 售前\n\n# 运费\n# 两行说明\n[[entry]]\nid = \"a\"\nquestion = \"q\"\nanswer = \"x\"\n"
+        );
         let added = append(&removed, &entry("entry-1", "发票"));
         assert_eq!(ids(&added), ["entry-1"]);
         assert_eq!(append("", &entry("entry-1", "q")), block(&entry("entry-1", "q")));

@@ -117,6 +117,9 @@ pub struct Routing {
     cluster: Option<RoutingCluster>,
     /// In a cluster: the routing lease's epoch the engine was rebuilt under (0: not leading).
     led: AtomicI64,
+    /// Handle times learned from the conversations closed recently (for the wait the bot's
+    /// `long_wait` mode reads), refreshed by [`Routing::learn_handle_times`].
+    handle_times: std::sync::RwLock<Option<huiliu_routing::HandleTimes>>,
 }
 
 fn status_word(s: AgentStatus) -> &'static str {
@@ -227,6 +230,7 @@ impl Routing {
             events,
             cluster: None,
             led: AtomicI64::new(0),
+            handle_times: Default::default(),
         };
         Ok((routing, actions))
     }
@@ -251,7 +255,52 @@ impl Routing {
             events,
             cluster: None,
             led: AtomicI64::new(0),
+            handle_times: Default::default(),
         })
+    }
+
+    /// The handle times learned so far (empty until the first [`Routing::learn_handle_times`]:
+    /// the configured one everywhere).
+    pub fn handle_times(&self) -> huiliu_routing::HandleTimes {
+        self.handle_times.read().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or_default()
+    }
+
+    /// Reads from the store how long the conversations closed in the last
+    /// `huiliu_routing::LEARN_WINDOW_DAYS` days held their agent, per group, and keeps it for
+    /// the wait estimates; logs a group's handle time in use when it changes source or moves by
+    /// more than 10 %. Every node reads for itself (the store is shared).
+    pub async fn learn_handle_times(&self, now: Millis) -> Result<(), StoreError> {
+        let since = now - huiliu_routing::LEARN_WINDOW_DAYS * 86_400_000;
+        let mut learned = huiliu_routing::HandleTimes::default();
+        for g in self.store.closed_handling(since).await? {
+            learned.groups.insert(g.group, huiliu_routing::ClosedSample::from_total_ms(g.closed, g.total_ms));
+        }
+        let (before, after) = {
+            let mut kept = self.handle_times.write().unwrap_or_else(|p| p.into_inner());
+            let before = kept.replace(learned.clone());
+            (before, learned)
+        };
+        // Said at the first reading, then when a group's value changes source or moves by more
+        // than 10 %.
+        let said: Vec<(String, huiliu_routing::HandleTime)> = self
+            .with_config(|c| {
+                c.groups
+                    .iter()
+                    .filter_map(|g| {
+                        let new = after.for_group(c, &g.id);
+                        let Some(before) = &before else { return Some((g.id.clone(), new)) };
+                        let old = before.for_group(c, &g.id);
+                        let moved = old.seconds().abs_diff(new.seconds()) * 10 > old.seconds();
+                        (std::mem::discriminant(&old) != std::mem::discriminant(&new) || moved)
+                            .then(|| (g.id.clone(), new))
+                    })
+                    .collect()
+            })
+            .await;
+        for (group, handle) in said {
+            tracing::info!(group = %group, "handle time for the wait estimate: {}", handle.describe());
+        }
+        Ok(())
     }
 
     /// Makes this a cluster node's routing: it forwards to the leader until it leads.

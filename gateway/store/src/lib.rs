@@ -17,6 +17,7 @@
 
 mod audit;
 pub mod blacklist;
+mod bot;
 mod cluster;
 mod customers;
 mod intake;
@@ -29,9 +30,10 @@ mod sessions;
 mod tokens;
 mod workbench;
 
+pub use bot::{BotCount, BotCountKind, BotFigures, Settled, UNANSWERED_CHARS, UnansweredQuestion};
 pub use cluster::{ClusterView, Fence, FencedAssign, LeaseRow, NodeRow};
 pub use customers::RoutingInputs;
-pub use workbench::ResponseStats;
+pub use workbench::{ClosedHandling, ResponseStats};
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -328,6 +330,29 @@ pub async fn schema_status(url: &str) -> Result<SchemaStatus, StoreError> {
     pool.close().await;
     let pending = all().into_iter().filter(|(v, _)| !applied.contains(v)).collect();
     Ok(SchemaStatus { applied, pending, binary })
+}
+
+/// [`Store::closed_handling`] read from the database at `url` without opening the store (no
+/// migration, no writer; SQLite read-only): for `huiliu check`. `Ok(None)` when an SQLite file
+/// does not exist. Gives up after 3 s on a database that does not answer.
+pub async fn peek_closed_handling(url: &str, since: i64) -> Result<Option<Vec<ClosedHandling>>, StoreError> {
+    sqlx::any::install_default_drivers();
+    let (backend, url) = normalize_url(url)?;
+    let url = match backend {
+        Backend::Sqlite => match sqlite_file(&url) {
+            Some(path) if !std::path::Path::new(path).exists() => return Ok(None),
+            _ => url.replace("mode=rwc", "mode=ro"),
+        },
+        Backend::Postgres => url,
+    };
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_with(AnyConnectOptions::from_str(&url)?)
+        .await?;
+    let found = workbench::closed_handling(&pool, since).await;
+    pool.close().await;
+    found.map(Some)
 }
 
 /// The applied versions, oldest first (none when the table does not exist yet).

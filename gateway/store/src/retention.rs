@@ -97,7 +97,7 @@ impl Store {
         let mut tx = self.write_tx().await?;
         if let Some(before) = cutoff(now, policy.conversations_days) {
             let old = "SELECT id FROM sessions WHERE state = 'closed' AND closed_at < $1";
-            for table in ["transfers", "routing_decisions"] {
+            for table in ["transfers", "routing_decisions", "bot_open"] {
                 sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE session_id IN ({old})")))
                     .bind(before)
                     .execute(&mut *tx)
@@ -119,6 +119,8 @@ impl Store {
                 .await?
                 .rows_affected();
             sqlx::query("DELETE FROM trade_events WHERE occurred_at < $1").bind(before).execute(&mut *tx).await?;
+            // The bot's copies of questions it could not match go with the conversations.
+            sqlx::query("DELETE FROM bot_unanswered WHERE at < $1").bind(before).execute(&mut *tx).await?;
             // A buyer with nothing left (no conversation, no order event) is forgotten too.
             report.customers = sqlx::query(
                 "DELETE FROM customers WHERE updated_at < $1 \

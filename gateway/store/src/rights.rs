@@ -59,7 +59,7 @@ impl Store {
 
     /// Everything stored about `buyer` as one JSON document (customer record, every session
     /// with its messages, transfers and routing decisions, order and refund events, blacklist
-    /// entries), or `None` when nothing is.
+    /// entries, the questions of theirs the bot kept as unmatched), or `None` when nothing is.
     pub async fn export_buyer(&self, buyer: &BuyerRef) -> Result<Option<Value>, StoreError> {
         let customer_id = self.customer_id(&buyer.platform, &buyer.shop, &buyer.buyer_id).await?;
         let blacklist = sqlx::query(
@@ -98,12 +98,23 @@ impl Store {
                 "routing_decisions": self.decisions(id).await?,
             }));
         }
+        let unanswered: Vec<Value> =
+            sqlx::query("SELECT text, at FROM bot_unanswered WHERE customer_id = $1 ORDER BY id")
+                .bind(customer_id)
+                .fetch_all(self.pool())
+                .await?
+                .iter()
+                .map(|r| -> Result<Value, StoreError> {
+                    Ok(json!({"text": r.try_get::<String, _>(0)?, "at": r.try_get::<i64, _>(1)?}))
+                })
+                .collect::<Result<_, _>>()?;
         Ok(Some(json!({
             "buyer": buyer_json(buyer),
             "customer": self.customer(customer_id).await?,
             "sessions": sessions,
             "orders_and_refunds": self.customer_trades(customer_id, i64::MAX).await?,
             "blacklist": blacklist,
+            "bot_unanswered_questions": unanswered,
         })))
     }
 
@@ -122,7 +133,7 @@ impl Store {
         let mut tx = self.write_tx().await?;
         if let Some(customer_id) = customer_id {
             let of_sessions = "SELECT id FROM sessions WHERE customer_id = $1";
-            for table in ["transfers", "routing_decisions"] {
+            for table in ["transfers", "routing_decisions", "bot_open"] {
                 sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE session_id IN ({of_sessions})")))
                     .bind(customer_id)
                     .execute(&mut *tx)
@@ -134,6 +145,11 @@ impl Store {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
+            // The bot's copies of the buyer's questions it could not match.
+            sqlx::query("DELETE FROM bot_unanswered WHERE customer_id = $1")
+                .bind(customer_id)
+                .execute(&mut *tx)
+                .await?;
             report.messages =
                 sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM messages WHERE session_id IN ({of_sessions})")))
                     .bind(customer_id)

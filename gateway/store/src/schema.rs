@@ -15,6 +15,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "replies sent one element at a time", V5),
     (6, "sessions indexed by state and close time, not by last message", V6),
     (7, "cluster leases with epochs, nodes, agents' event streams per node", V7),
+    (8, "the knowledge-base bot's figures", V8),
     (9, "messages no longer indexed by customer", V9),
 ];
 
@@ -258,9 +259,38 @@ CREATE TABLE cluster_streams (
 )
 "#;
 
+// The knowledge-base bot's figures (store/src/bot.rs), kept across restarts and shared by the
+// nodes of a cluster: counts per platform (`kind`: answered per entry, handover per reason,
+// conversation, resolved, unresolved; `name`: the entry id or reason, else ''), the bot's
+// conversations not settled yet (one row per session, the time of the bot's last answer), and
+// the masked questions it could not match (per occurrence, with the buyer for an erasure).
+const V8: &str = r#"
+CREATE TABLE bot_counts (
+    platform TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    n BIGINT NOT NULL,
+    since BIGINT NOT NULL,
+    PRIMARY KEY (platform, kind, name)
+);
+CREATE TABLE bot_open (
+    session_id BIGINT PRIMARY KEY,
+    platform TEXT NOT NULL,
+    answered_at BIGINT NOT NULL
+);
+CREATE TABLE bot_unanswered (
+    id {ID},
+    customer_id BIGINT NOT NULL,
+    text TEXT NOT NULL,
+    at BIGINT NOT NULL
+);
+CREATE INDEX bot_unanswered_by_time ON bot_unanswered (at);
+CREATE INDEX bot_unanswered_by_customer ON bot_unanswered (customer_id)
+"#;
+
 // `messages_by_customer` took a page write (a random one: buyers write in turn) with every
 // message. A customer's history is read through their sessions (`messages_by_session`), which
-// are few per customer; erasure deletes by session too. (Version 8 is the knowledge base's.)
+// are few per customer; erasure deletes by session too.
 const V9: &str = r#"
 DROP INDEX messages_by_customer
 "#;

@@ -21,7 +21,41 @@ pub struct ResponseStats {
     pub response_ms: Option<f64>,
 }
 
+/// How long a group's conversations closed in a window held their agent, for the learned
+/// handle time of routing's wait estimate.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClosedHandling {
+    pub group: String,
+    /// Conversations closed in the window after an assignment.
+    pub closed: i64,
+    /// Their total time from assignment to close, ms.
+    pub total_ms: i64,
+}
+
+/// See [`Store::closed_handling`]; also read by `peek_closed_handling` without opening the store.
+pub(crate) async fn closed_handling(pool: &sqlx::AnyPool, since: Millis) -> Result<Vec<ClosedHandling>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT skill_group, COUNT(*), CAST(SUM(closed_at - assigned_at) AS BIGINT) FROM sessions \
+         WHERE state = 'closed' AND closed_at >= $1 AND assigned_at IS NOT NULL AND skill_group IS NOT NULL \
+         AND closed_at >= assigned_at GROUP BY skill_group ORDER BY skill_group",
+    )
+    .bind(since)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok(ClosedHandling { group: r.try_get(0)?, closed: r.try_get(1)?, total_ms: r.try_get(2)? }))
+        .collect()
+}
+
 impl Store {
+    /// Per skill group, the conversations closed at or after `since` that an agent had, and
+    /// their total time from assignment to close. `assigned_at` is the latest assignment, so a
+    /// transferred conversation counts its last agent's share — the time a seat was held, as
+    /// the routing engine measures it.
+    pub async fn closed_handling(&self, since: Millis) -> Result<Vec<ClosedHandling>, StoreError> {
+        closed_handling(self.pool(), since).await
+    }
+
     /// Keeps a login token (only its SHA-256 is stored).
     pub async fn save_api_token(
         &self,

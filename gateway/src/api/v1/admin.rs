@@ -228,8 +228,9 @@ pub async fn config_reload(
     }
 }
 
-/// The bot's figures since the daemon started (智能客服): messages considered, answered (per
-/// entry), handed over (by reason), and the latest questions no entry matched — for the trainer.
+/// The bot's figures (智能客服), totals kept in the store — across restarts, the same on every
+/// node: messages considered, answered (per entry), handed over (by reason), conversations
+/// resolved without a human, and the latest questions no entry matched — for the trainer.
 #[utoipa::path(get, path = "/knowledge/figures", tag = "admin", responses(
     (status = 200, description = "The knowledge-base bot's figures", body = crate::services::knowledge::KnowledgeFigures),
 ))]
@@ -237,7 +238,7 @@ pub async fn knowledge_figures(
     State(state): State<Arc<ApiState>>,
     Lead(_): Lead,
 ) -> ApiResult<crate::services::knowledge::KnowledgeFigures> {
-    Ok(Json(state.desk.knowledge_figures()))
+    Ok(Json(state.desk.knowledge_figures().await?))
 }
 
 /// How much of the day.

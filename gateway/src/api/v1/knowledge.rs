@@ -14,7 +14,7 @@ use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
 use crate::api::ApiState;
 use crate::api::caller::Lead;
 use crate::api::error::{ApiError, ApiResult, ErrorBody, Json, Path};
-use crate::services::faq_file::FaqEditError;
+use crate::services::faq_file::{FAQ_SOURCE, FaqEditError, Listed};
 use huiliu_knowledge::config::{Conditions, Entry, Hours};
 
 /// The answer's `pattern`: not blank, and every `{…}` one of the known placeholders (an
@@ -22,6 +22,11 @@ use huiliu_knowledge::config::{Conditions, Entry, Hours};
 /// macro wants a literal); a test keeps the two, and the knowledge base's own check, in step.
 #[cfg(test)]
 pub const ANSWER_PATTERN: &str = "^(?:(?:[^{]|\\{(?:buyer|order|product|shop)\\})*(?:[^{ \\t\\n\\r\u{3000}]|\\{(?:buyer|order|product|shop)\\})(?:[^{]|\\{(?:buyer|order|product|shop)\\})*(?:\\{[^}]*)?|(?:[^{]|\\{(?:buyer|order|product|shop)\\})*\\{[^}]*)$";
+
+/// The id's `pattern` (written out again in [`EntryBody::id`]'s attribute; a test keeps it in
+/// step with the knowledge base's own check).
+#[cfg(test)]
+pub const ID_PATTERN: &str = "^[a-z0-9-]{1,64}$";
 
 /// A buyer's order state, as an entry's condition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -128,9 +133,16 @@ pub struct EntryWhen {
 /// An entry as a lead writes it: the standard question, its variants, the answer.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"question": "可以开发票吗", "variants": ["能开票吗", "发票怎么开"],
+#[schema(example = json!({"id": "invoice-how", "question": "可以开发票吗", "variants": ["能开票吗", "发票怎么开"],
     "answer": "{buyer}您好，可以开具电子发票，下单时填写抬头即可～", "when": {"order_states": ["paid"]}}))]
 pub struct EntryBody {
+    /// The entry's id, the name it has in the figures and in faq.toml: lowercase letters,
+    /// digits and `-`, at most 64. When adding: left out, the entry gets `entry-N`; taken, 409
+    /// `entry_exists`. When changing: left out or the entry's own; another id is refused (409
+    /// `id_mismatch`: an id does not change). May be left out, not sent as null.
+    #[serde(default, deserialize_with = "crate::api::error::present")]
+    #[schema(nullable = false, pattern = "^[a-z0-9-]{1,64}$")]
+    pub id: Option<String>,
     /// The standard question (标准问题), at most 200 characters.
     #[schema(min_length = 1, max_length = 200, pattern = "[^ \\t\\n\\r\u{3000}]")]
     pub question: String,
@@ -168,11 +180,16 @@ pub struct EntryConditions {
     pub hours: Option<Window>,
 }
 
-/// An entry of faq.toml.
+/// An entry of the knowledge base.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct KnowledgeEntry {
-    /// Its id in faq.toml (the name in the figures).
+    /// Its id (the name in the figures).
     pub id: String,
+    /// Where it is written: `faq.toml`, or the CSV export (`[knowledge] csv`) it was loaded from.
+    pub source: String,
+    /// Whether it can be changed or removed here: faq.toml's entries can; a CSV export's are
+    /// read-only (409 `entry_read_only`: edit the export, or import it into faq.toml).
+    pub editable: bool,
     pub question: String,
     pub variants: Vec<String>,
     pub answer: String,
@@ -182,8 +199,8 @@ pub struct KnowledgeEntry {
     pub when: EntryConditions,
 }
 
-/// The entries of faq.toml, in file order (entries loaded from CSV exports are not listed: edit
-/// those in their files).
+/// The entries in force: faq.toml's in file order, then those loaded from CSV exports
+/// (read-only).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct KnowledgeEntries {
     pub entries: Vec<KnowledgeEntry>,
@@ -199,6 +216,12 @@ fn hhmm(minute: u16) -> String {
     format!("{:02}:{:02}", minute / 60, minute % 60)
 }
 
+impl From<Listed> for KnowledgeEntry {
+    fn from(l: Listed) -> Self {
+        KnowledgeEntry { source: l.source, editable: l.editable, ..KnowledgeEntry::from(l.entry) }
+    }
+}
+
 impl From<Entry> for KnowledgeEntry {
     fn from(e: Entry) -> Self {
         let when = EntryConditions {
@@ -210,6 +233,8 @@ impl From<Entry> for KnowledgeEntry {
         };
         KnowledgeEntry {
             id: e.id,
+            source: FAQ_SOURCE.into(),
+            editable: true,
             question: e.question,
             variants: e.variants,
             answer: e.answer,
@@ -227,9 +252,18 @@ fn kept(list: Vec<String>) -> Vec<String> {
     list.into_iter().filter(|s| !super::is_blank(s)).collect()
 }
 
-/// The entry a body describes (id left to the service), or why the body is refused.
+/// Whether `id` is an entry id (faq.toml's rule: lowercase letters, digits, `-`; here at most 64).
+fn valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// The entry a body describes (its id "" when it names none: the service picks one), or why
+/// the body is refused.
 fn entry_of(body: EntryBody) -> Result<Entry, ApiError> {
     let bad = |message: &str| ApiError::bad_request("invalid_body", message);
+    if body.id.as_deref().is_some_and(|id| !valid_id(id)) {
+        return Err(bad("the id is 1 to 64 lowercase letters, digits or -"));
+    }
     if super::is_blank(&body.question) || body.question.chars().count() > 200 {
         return Err(bad("the question must be 1 to 200 characters, not blank"));
     }
@@ -256,7 +290,7 @@ fn entry_of(body: EntryBody) -> Result<Entry, ApiError> {
         }
     }
     Ok(Entry {
-        id: String::new(),
+        id: body.id.unwrap_or_default(),
         question: body.question,
         variants: kept(body.variants),
         answer: body.answer,
@@ -275,6 +309,9 @@ fn edit_error(e: FaqEditError) -> ApiError {
     let message = e.to_string();
     match e {
         FaqEditError::UnknownEntry(_) => ApiError(StatusCode::NOT_FOUND, "unknown_entry", message),
+        // The entry exists; where it is written forbids the edit.
+        FaqEditError::ReadOnly { .. } => ApiError(StatusCode::CONFLICT, "entry_read_only", message),
+        FaqEditError::EntryExists(_) => ApiError(StatusCode::CONFLICT, "entry_exists", message),
         // 409, not 404: the entry (or the path's id) exists; what it names conflicts with
         // shops.toml. A 404 after a create reads as "the created entry is gone".
         FaqEditError::UnknownShop(_) => ApiError(StatusCode::CONFLICT, "unknown_shop", message),
@@ -285,7 +322,8 @@ fn edit_error(e: FaqEditError) -> ApiError {
     }
 }
 
-/// The entries of faq.toml (知识库), as the file has them.
+/// The entries of the knowledge base (知识库): faq.toml's as the file has them, then those of
+/// its CSV exports, each with its source and whether it can be edited here.
 #[utoipa::path(get, path = "/knowledge/entries", tag = "admin", responses(
     (status = 200, description = "The entries", body = KnowledgeEntries),
     (status = 409, description = "faq.toml has errors or entries written otherwise than as [[entry]] tables", body = ErrorBody),
@@ -295,10 +333,11 @@ pub async fn list(State(state): State<Arc<ApiState>>, Lead(_): Lead) -> ApiResul
     Ok(Json(KnowledgeEntries { entries: entries.into_iter().map(KnowledgeEntry::from).collect() }))
 }
 
-/// Adds an entry under a new id (`entry-N`), at the end of faq.toml, in force at once (audited).
+/// Adds an entry under its id (or a new `entry-N` when it names none), at the end of faq.toml,
+/// in force at once (audited).
 #[utoipa::path(post, path = "/knowledge/entries", tag = "admin", request_body = EntryBody, responses(
     (status = 201, description = "Added and in force", body = KnowledgeEntry),
-    (status = 409, description = "A shop it names is not in shops.toml (`unknown_shop`), or faq.toml cannot be edited here (it has errors, or entries written otherwise)", body = ErrorBody),
+    (status = 409, description = "Its id is taken (`entry_exists`), a shop it names is not in shops.toml (`unknown_shop`), or faq.toml cannot be edited here (it has errors, or entries written otherwise)", body = ErrorBody),
     (status = 422, description = "The knowledge base would not load with it; nothing changed", body = ErrorBody),
 ))]
 pub async fn add(
@@ -315,8 +354,8 @@ pub async fn add(
     params(("id" = String, Path, description = "Entry id")),
     responses(
         (status = 200, description = "Changed and in force", body = KnowledgeEntry),
-        (status = 404, description = "No such entry in faq.toml", body = ErrorBody),
-        (status = 409, description = "A shop it names is not in shops.toml (`unknown_shop`), or faq.toml cannot be edited here (it has errors, or entries written otherwise)", body = ErrorBody),
+        (status = 404, description = "No such entry", body = ErrorBody),
+        (status = 409, description = "The entry comes from a CSV export and is read-only here (`entry_read_only`), the body names another id (`id_mismatch`), a shop it names is not in shops.toml (`unknown_shop`), or faq.toml cannot be edited here (it has errors, or entries written otherwise)", body = ErrorBody),
         (status = 422, description = "The knowledge base would not load with it; nothing changed", body = ErrorBody),
     ))]
 pub async fn change(
@@ -325,17 +364,23 @@ pub async fn change(
     Path(id): Path<String>,
     Json(body): Json<EntryBody>,
 ) -> ApiResult<KnowledgeEntry> {
-    let entry = state.faq.change(&me, &id, entry_of(body)?).await.map_err(edit_error)?;
+    let entry = entry_of(body)?;
+    if !entry.id.is_empty() && entry.id != id {
+        let message =
+            format!("an entry's id does not change: `{id}` cannot become `{}` (add a new entry instead)", entry.id);
+        return Err(ApiError(StatusCode::CONFLICT, "id_mismatch", message));
+    }
+    let entry = state.faq.change(&me, &id, entry).await.map_err(edit_error)?;
     Ok(Json(entry.into()))
 }
 
-/// Removes an entry from faq.toml, at once (audited).
+/// Removes an entry from faq.toml, with the comment lines directly above it, at once (audited).
 #[utoipa::path(delete, path = "/knowledge/entries/{id}", tag = "admin",
     params(("id" = String, Path, description = "Entry id")),
     responses(
         (status = 200, description = "Removed", body = Removed),
-        (status = 404, description = "No such entry in faq.toml", body = ErrorBody),
-        (status = 409, description = "faq.toml cannot be edited here (it has errors, or entries written otherwise)", body = ErrorBody),
+        (status = 404, description = "No such entry", body = ErrorBody),
+        (status = 409, description = "The entry comes from a CSV export and is read-only here (`entry_read_only`), or faq.toml cannot be edited here (it has errors, or entries written otherwise)", body = ErrorBody),
         (status = 422, description = "The knowledge base would not load without it; nothing changed", body = ErrorBody),
     ))]
 pub async fn remove(State(state): State<Arc<ApiState>>, Lead(me): Lead, Path(id): Path<String>) -> ApiResult<Removed> {
@@ -395,6 +440,7 @@ mod tests {
         }))
         .unwrap();
         let entry = entry_of(body).unwrap();
+        assert_eq!(entry.id, "", "no id: the service picks one");
         assert_eq!(entry.variants, ["开票"]);
         assert_eq!((entry.category.as_deref(), entry.when.shops.len()), (None, 0));
         assert_eq!(entry.when.order_states, ["paid", "shipped"]);
@@ -422,5 +468,25 @@ mod tests {
                 .is_err()
         );
         assert_eq!(OrderState::ALL.map(OrderState::word), huiliu_knowledge::config::ORDER_STATES);
+        let named: EntryBody =
+            serde_json::from_value(serde_json::json!({"id": "vat-invoice", "question": "q", "answer": "a"})).unwrap();
+        assert_eq!(entry_of(named).unwrap().id, "vat-invoice");
+        for id in ["Vat", "", "发票", &"a".repeat(65)] {
+            let body: EntryBody =
+                serde_json::from_value(serde_json::json!({"id": id, "question": "q", "answer": "a"})).unwrap();
+            assert_eq!(entry_of(body).unwrap_err().0, StatusCode::BAD_REQUEST, "{id:?}");
+        }
+        assert!(
+            serde_json::from_value::<EntryBody>(serde_json::json!({"id": null, "question": "q", "answer": "a"}))
+                .is_err()
+        );
+        // What the id pattern says is what the service's check says.
+        let re = regex::Regex::new(ID_PATTERN).unwrap();
+        for id in ["a", "entry-1", "-x-", "A", "a b", "á"] {
+            assert_eq!(re.is_match(id), valid_id(id), "{id:?}");
+            let faq =
+                format!("[[entry]]\nid = {}\nquestion = \"q\"\nanswer = \"a\"\n", huiliu_domain::text::toml_string(id));
+            assert_eq!(huiliu_knowledge::parse(&faq, "faq.toml").is_ok(), valid_id(id), "{id:?}");
+        }
     }
 }

@@ -705,7 +705,8 @@ async function loadDashboard() {
   const kb = await api("GET", "/knowledge/figures");
   if (kb.ok) {
     const f = kb.data, hand = Object.entries(f.handovers).map(([k, n]) => (HANDOVER[k] || k) + " " + n).join("，");
-    $("dash-bot-summary").textContent = "知识库 " + f.entries + " 条；启动以来机器人接待 " + f.considered + " 条消息，回答 " + f.answered
+    const counted = f.since ? "自 " + new Date(f.since).toLocaleString("zh-CN", { hour12: false }) + " 起" : "至今";
+    $("dash-bot-summary").textContent = "知识库 " + f.entries + " 条；" + counted + "机器人累计接待 " + f.considered + " 条消息，回答 " + f.answered
       + " 条（识别率 " + pct(f.recognition_rate) + "）" + (hand ? "；转人工：" + hand : "");
     const resolved = $("dash-bot-resolved");
     resolved.dataset.resolved = String(f.resolved);
@@ -792,7 +793,7 @@ async function loadKnowledge() {
   $("kb-error").textContent = r.ok ? "" : errText(r.data);
   if (!r.ok) return;
   kb.entries = r.data.entries;
-  // Hits per entry (the bot's answers since the daemon started), for the trainer.
+  // Hits per entry (the bot's answers, totals kept in the store), for the trainer.
   const f = await api("GET", "/knowledge/figures");
   kb.hits = f.ok ? Object.fromEntries(f.data.by_entry.map(e => [e.entry, e.answered])) : {};
   renderKnowledge();
@@ -806,8 +807,12 @@ function renderKnowledge() {
     h("td", {}, e.id), h("td", {}, e.question), h("td", { title: e.variants.join("\n") }, e.variants.length + " 个"),
     h("td", { class: "answer" }, e.answer), h("td", {}, e.category || ""), h("td", {}, conditionText(e.when)),
     h("td", { class: "hits" }, kb.hits[e.id] || 0),
-    h("td", { class: "actions" }, h("button", { onclick: () => editEntry(e) }, "编辑"), " ",
-      h("button", { onclick: () => removeEntry(e) }, "删除")))));
+    // Entries of a 千牛 CSV export are read-only here: the export is edited, not the entry.
+    e.editable
+      ? h("td", { class: "actions" }, h("button", { onclick: () => editEntry(e) }, "编辑"), " ",
+        h("button", { onclick: () => removeEntry(e) }, "删除"))
+      : h("td", { class: "actions muted readonly", title: "来自 " + e.source + "（[knowledge] csv）：请修改该文件，或用 huiliu faq import 导入 faq.toml 后再编辑" },
+        "只读（" + e.source + "）"))));
 }
 $("kb-filter").addEventListener("input", renderKnowledge);
 
@@ -815,6 +820,9 @@ function editEntry(e) {
   kb.editing = e ? e.id : null;
   const w = e ? e.when : { platforms: [], shops: [], products: [], order_states: [] };
   $("kb-title").textContent = e ? "编辑知识条目 " + e.id : "新增知识条目";
+  // A new entry may be named (the name in the figures); an entry's id never changes.
+  $("kb-id").value = e ? e.id : "";
+  $("kb-id").disabled = !!e;
   $("kb-question").value = e ? e.question : "";
   $("kb-variants").value = e ? e.variants.join("\n") : "";
   $("kb-answer").value = e ? e.answer : "";
@@ -845,6 +853,8 @@ $("form-kb").addEventListener("submit", async (ev) => {
   };
   const category = $("kb-category").value.trim();
   if (category) body.category = category;
+  const id = $("kb-id").value.trim();
+  if (!kb.editing && id) body.id = id;
   if ($("kb-from").value && $("kb-to").value) body.when.hours = { from: minutes($("kb-from").value), to: minutes($("kb-to").value) };
   const r = kb.editing
     ? await api("PUT", "/knowledge/entries/" + encodeURIComponent(kb.editing), body)
