@@ -29,17 +29,35 @@ fn first_entry(daemon: &Daemon, session: i64) -> Value {
     body
 }
 
+/// A daemon behind the Douyin simulator (shop `dy-1`, named `name` when given), not yet
+/// pointed at by the simulator: the test writes its faq.toml (and routing.toml) into the config
+/// directory, restarts the daemon and sets the simulator's gateway.
+struct Desk {
+    rt: tokio::runtime::Runtime,
+    sim: DouyinSim,
+    daemon: Daemon,
+    _plugins: tempfile::TempDir,
+}
+
+impl Desk {
+    fn start(sim_id: &str, name: Option<&str>) -> Desk {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let sim = rt.block_on(DouyinSim::start(SimConfig::sample(sim_id), Arc::new(Faults::default()))).unwrap();
+        let plugins = artifacts().plugins_dir(&["huiliu-douyin"]);
+        let name = name.map(|n| format!("name = \"{n}\"\n")).unwrap_or_default();
+        let mut shops = format!("[[shop]]\nid = \"dy-1\"\nplatform = \"douyin\"\n{name}[shop.settings]\n");
+        for (k, v) in sim.shop_settings() {
+            shops.push_str(&format!("{k} = {}\n", Value::String(v)));
+        }
+        let daemon = Daemon::start(plugins.path(), &shops);
+        Desk { rt, sim, daemon, _plugins: plugins }
+    }
+}
+
 #[test]
 fn suggestions_answer_the_buyers_last_message_and_follow_a_live_reload() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let sim = rt.block_on(DouyinSim::start(SimConfig::sample("7000921"), Arc::new(Faults::default()))).unwrap();
-    let plugins = artifacts().plugins_dir(&["huiliu-douyin"]);
-    let mut shops =
-        String::from("[[shop]]\nid = \"dy-1\"\nplatform = \"douyin\"\nname = \"抖音旗舰店\"\n[shop.settings]\n");
-    for (k, v) in sim.shop_settings() {
-        shops.push_str(&format!("{k} = {}\n", Value::String(v)));
-    }
-    let mut daemon = Daemon::start(plugins.path(), &shops);
+    let mut desk = Desk::start("7000921", Some("抖音旗舰店"));
+    let Desk { rt, sim, daemon, .. } = &mut desk;
     let faq = std::fs::read_to_string(workspace_root().join("config/faq.toml")).unwrap();
     std::fs::write(daemon.config_dir.path().join("faq.toml"), &faq).unwrap();
     daemon.restart(); // pick up faq.toml
@@ -47,8 +65,8 @@ fn suggestions_answer_the_buyers_last_message_and_follow_a_live_reload() {
 
     let text = "亲，这款包邮吗？";
     assert!(rt.block_on(sim.deliver_chat(&BuyerChat::text("kb-1", "buyer-kb", text, now_ms()))).acked);
-    let session = daemon.wait_for("the buyer's session", 20, || session_with(&daemon, text));
-    let body = first_entry(&daemon, session);
+    let session = daemon.wait_for("the buyer's session", 20, || session_with(daemon, text));
+    let body = first_entry(daemon, session);
     assert_eq!(body["message"], text, "{body}");
     let list = body["suggestions"].as_array().unwrap();
     assert!(!list.is_empty() && list.len() <= 3, "{body}");
@@ -71,14 +89,14 @@ fn suggestions_answer_the_buyers_last_message_and_follow_a_live_reload() {
     let (status, refused) = daemon.api("POST", "/api/v1/config/reload", None);
     assert_ne!(status, 200, "{refused}");
     assert!(refused.to_string().contains("entry[0].id"), "{refused}");
-    assert_eq!(first_entry(&daemon, session)["suggestions"][0]["entry"], "free-shipping");
+    assert_eq!(first_entry(daemon, session)["suggestions"][0]["entry"], "free-shipping");
 
     // A good one swaps in: the same message now finds the new entry, its placeholders filled.
     let replaced = "[[entry]]\nid = \"shipping-fee\"\nquestion = \"包邮吗\"\nanswer = \"{shop}满99包邮\"\n";
     std::fs::write(daemon.config_dir.path().join("faq.toml"), replaced).unwrap();
     let (status, report) = daemon.api("POST", "/api/v1/config/reload", None);
     assert_eq!(status, 200, "{report}");
-    let body = first_entry(&daemon, session);
+    let body = first_entry(daemon, session);
     assert_eq!(body["suggestions"][0]["entry"], "shipping-fee", "{body}");
     assert_eq!(body["suggestions"][0]["answer"], "抖音旗舰店满99包邮", "{body}");
 }
@@ -155,14 +173,8 @@ group = "presales"
 
 #[test]
 fn the_bot_answers_first_through_the_reply_door_and_hands_over_on_request() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let sim = rt.block_on(DouyinSim::start(SimConfig::sample("7000922"), Arc::new(Faults::default()))).unwrap();
-    let plugins = artifacts().plugins_dir(&["huiliu-douyin"]);
-    let mut shops = String::from("[[shop]]\nid = \"dy-1\"\nplatform = \"douyin\"\n[shop.settings]\n");
-    for (k, v) in sim.shop_settings() {
-        shops.push_str(&format!("{k} = {}\n", Value::String(v)));
-    }
-    let mut daemon = Daemon::start(plugins.path(), &shops);
+    let mut desk = Desk::start("7000922", None);
+    let Desk { rt, sim, daemon, .. } = &mut desk;
     let faq = std::fs::read_to_string(workspace_root().join("config/faq.toml")).unwrap();
     // The shipped file plus this shop's bot turned on ([[shop]] tables may follow the entries).
     std::fs::write(daemon.config_dir.path().join("faq.toml"), format!("{faq}\n{BOT_FAQ}")).unwrap();
@@ -182,7 +194,7 @@ fn the_bot_answers_first_through_the_reply_door_and_hands_over_on_request() {
             .any(|r| r.buyer_id == "buyer-bot" && r.content.contains("七天无理由退换"))
             .then_some(())
     });
-    let session = daemon.wait_for("the session", 20, || session_with(&daemon, text));
+    let session = daemon.wait_for("the session", 20, || session_with(daemon, text));
     let (_, detail) = daemon.api("GET", &format!("/api/v1/sessions/{session}"), None);
     let bot_messages: Vec<&Value> =
         detail["messages"].as_array().unwrap().iter().filter(|m| m["direction"] == "out").collect();
@@ -234,12 +246,12 @@ fn the_bot_answers_first_through_the_reply_door_and_hands_over_on_request() {
     // From now on the conversation is the agent's: the bot stays silent.
     let before = sim.journal().received().len();
     assert!(rt.block_on(sim.deliver_chat(&BuyerChat::text("bot-3", "buyer-bot", "包邮吗", now_ms()))).acked);
-    daemon.wait_for("the third message stored", 20, || session_with(&daemon, "包邮吗"));
+    daemon.wait_for("the third message stored", 20, || session_with(daemon, "包邮吗"));
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let after: Vec<String> = sim.journal().received().iter().skip(before).map(|r| r.content.clone()).collect();
     assert!(!after.iter().any(|c| c.contains("全国包邮")), "the bot answered an agent's conversation: {after:?}");
     assert!(!sim.journal().received().iter().any(|r| r.buyer_id == "bot-blocked"), "the bot answered a blocked buyer");
-    assert!(session_with(&daemon, text).is_some_and(|s| s == session), "the blocked buyer has no session");
+    assert!(session_with(daemon, text).is_some_and(|s| s == session), "the blocked buyer has no session");
 
     // A greeting the bot cannot place gets the welcome with its card questions; a number asks one.
     assert!(rt.block_on(sim.deliver_chat(&BuyerChat::text("bot-w1", "buyer-w", "在吗", now_ms()))).acked);
@@ -262,14 +274,8 @@ fn the_bot_answers_first_through_the_reply_door_and_hands_over_on_request() {
 /// bot welcomes the buyer instead of handing the card to an agent.
 #[test]
 fn the_same_question_is_answered_per_product_from_the_conversations_product_card() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let sim = rt.block_on(DouyinSim::start(SimConfig::sample("7000926"), Arc::new(Faults::default()))).unwrap();
-    let plugins = artifacts().plugins_dir(&["huiliu-douyin"]);
-    let mut shops = String::from("[[shop]]\nid = \"dy-1\"\nplatform = \"douyin\"\n[shop.settings]\n");
-    for (k, v) in sim.shop_settings() {
-        shops.push_str(&format!("{k} = {}\n", Value::String(v)));
-    }
-    let mut daemon = Daemon::start(plugins.path(), &shops);
+    let mut desk = Desk::start("7000926", None);
+    let Desk { rt, sim, daemon, .. } = &mut desk;
     let faq = std::fs::read_to_string(workspace_root().join("config/faq.toml")).unwrap();
     std::fs::write(daemon.config_dir.path().join("faq.toml"), format!("{faq}\n{BOT_FAQ}")).unwrap();
     std::fs::write(daemon.config_dir.path().join("routing.toml"), ROUTING).unwrap();
@@ -306,8 +312,8 @@ fn the_same_question_is_answered_per_product_from_the_conversations_product_card
     assert!(daemon.sessions().iter().all(|s| s["agent"].is_null()), "{:?}", daemon.sessions());
     assert_eq!(daemon.metric(r#"huiliu_bot_handovers_total{platform="douyin",reason="low_confidence"}"#), 0.0);
     // The agent's suggestions follow the same product.
-    let e60 = daemon.wait_for("the e60 session", 20, || session_with(&daemon, "[商品] 3556245366718399530"));
-    let body = first_entry(&daemon, e60);
+    let e60 = daemon.wait_for("the e60 session", 20, || session_with(daemon, "[商品] 3556245366718399530"));
+    let body = first_entry(daemon, e60);
     assert_eq!(body["suggestions"][0]["entry"], "heater-power-e60", "{body}");
     assert!(body["suggestions"][0]["answer"].as_str().unwrap().contains("小汇电热水器E60"), "{body}");
 }
@@ -318,14 +324,8 @@ fn the_same_question_is_answered_per_product_from_the_conversations_product_card
 /// new process.
 #[test]
 fn the_bots_figures_survive_a_restart() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let sim = rt.block_on(DouyinSim::start(SimConfig::sample("7000927"), Arc::new(Faults::default()))).unwrap();
-    let plugins = artifacts().plugins_dir(&["huiliu-douyin"]);
-    let mut shops = String::from("[[shop]]\nid = \"dy-1\"\nplatform = \"douyin\"\n[shop.settings]\n");
-    for (k, v) in sim.shop_settings() {
-        shops.push_str(&format!("{k} = {}\n", Value::String(v)));
-    }
-    let mut daemon = Daemon::start(plugins.path(), &shops);
+    let mut desk = Desk::start("7000927", None);
+    let Desk { rt, sim, daemon, .. } = &mut desk;
     // A buyer silent for 3 s after the bot's answer counts as resolved.
     let faq = std::fs::read_to_string(workspace_root().join("config/faq.toml")).unwrap().replacen(
         "\n[knowledge]\n",
@@ -353,7 +353,7 @@ fn the_bots_figures_survive_a_restart() {
     });
     ask("fig-3", "buyer-b", "今天天气怎么样");
     let before = daemon.wait_for("one resolved conversation and one hand-over", 20, || {
-        let f = figures(&daemon);
+        let f = figures(daemon);
         (f["resolved"] == 1 && f["handovers"]["low_confidence"] == 1).then_some(f)
     });
     assert_eq!(before["by_entry"][0]["entry"], "return-7days", "{before}");
@@ -368,39 +368,33 @@ fn the_bots_figures_survive_a_restart() {
         ]
         .map(|m| d.metric(m))
     };
-    assert_eq!(metrics(&daemon), [1.0, 1.0, 1.0, 1.0]);
+    assert_eq!(metrics(daemon), [1.0, 1.0, 1.0, 1.0]);
 
     // A third buyer answered just before the crash.
     ask("fig-4", "buyer-c", "七天无理由可以退吗");
     let before = daemon.wait_for("the third answer counted", 20, || {
-        let f = figures(&daemon);
+        let f = figures(daemon);
         (f["answered"] == 2).then_some(f)
     });
     daemon.restart();
-    let after = figures(&daemon);
+    let after = figures(daemon);
     for key in ["since", "answered", "by_entry", "handovers", "unanswered", "bot_conversations"] {
         assert_eq!(after[key], before[key], "{key} after the restart: {after}");
     }
     // The new process settles the conversation the old one opened.
     let after = daemon.wait_for("the third conversation resolved", 20, || {
-        let f = figures(&daemon);
+        let f = figures(daemon);
         (f["resolved"] == 2).then_some(f)
     });
     assert_eq!((after["bot_conversations"].as_u64(), after["awaiting"].as_u64()), (Some(2), Some(0)), "{after}");
-    assert_eq!(metrics(&daemon), [2.0, 2.0, 2.0, 1.0], "/metrics after the restart shows the stored totals");
+    assert_eq!(metrics(daemon), [2.0, 2.0, 2.0, 1.0], "/metrics after the restart shows the stored totals");
 }
 
 #[test]
 fn a_delivered_order_gets_the_shops_follow_up_in_the_buyers_conversation() {
     use huiliu_sim::{TradeEvent, TradeKind};
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let sim = rt.block_on(DouyinSim::start(SimConfig::sample("7000923"), Arc::new(Faults::default()))).unwrap();
-    let plugins = artifacts().plugins_dir(&["huiliu-douyin"]);
-    let mut shops = String::from("[[shop]]\nid = \"dy-1\"\nplatform = \"douyin\"\n[shop.settings]\n");
-    for (k, v) in sim.shop_settings() {
-        shops.push_str(&format!("{k} = {}\n", Value::String(v)));
-    }
-    let mut daemon = Daemon::start(plugins.path(), &shops);
+    let mut desk = Desk::start("7000923", None);
+    let Desk { rt, sim, daemon, .. } = &mut desk;
     let faq = "[knowledge]\nfollowup_quiet_hours = \"\"\n\
                [[followup]]\nevent = \"delivered\"\ntext = \"{buyer}您好，订单{order}已签收，使用中有问题随时联系我们～\"\n\
                [[entry]]\nid = \"x\"\nquestion = \"包邮吗\"\nanswer = \"包邮\"\n";
@@ -411,7 +405,7 @@ fn a_delivered_order_gets_the_shops_follow_up_in_the_buyers_conversation() {
     // The buyer has an open conversation; then the order is delivered (Douyin tag 103), reported
     // twice (a repeat within the interval sends nothing more).
     assert!(rt.block_on(sim.deliver_chat(&BuyerChat::text("fu-1", "buyer-fu", "在吗", now_ms()))).acked);
-    daemon.wait_for("the buyer's session", 20, || session_with(&daemon, "在吗"));
+    daemon.wait_for("the buyer's session", 20, || session_with(daemon, "在吗"));
     let delivered = |id: &str| TradeEvent {
         event_id: id.into(),
         kind: TradeKind::OrderReceived,
@@ -466,14 +460,8 @@ group = "presales"
 
 #[test]
 fn the_bot_answers_first_when_routings_desk_is_closed_or_the_wait_is_long_and_counts_what_it_resolved() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let sim = rt.block_on(DouyinSim::start(SimConfig::sample("7000924"), Arc::new(Faults::default()))).unwrap();
-    let plugins = artifacts().plugins_dir(&["huiliu-douyin"]);
-    let mut shops = String::from("[[shop]]\nid = \"dy-1\"\nplatform = \"douyin\"\n[shop.settings]\n");
-    for (k, v) in sim.shop_settings() {
-        shops.push_str(&format!("{k} = {}\n", Value::String(v)));
-    }
-    let mut daemon = Daemon::start(plugins.path(), &shops);
+    let mut desk = Desk::start("7000924", None);
+    let Desk { rt, sim, daemon, .. } = &mut desk;
     let faq = std::fs::read_to_string(workspace_root().join("config/faq.toml")).unwrap();
     let dir = daemon.config_dir.path().to_owned();
     // A buyer silent for 3 s after the bot's answer counts as resolved (fractional minutes).
@@ -550,14 +538,8 @@ fn the_bot_answers_first_when_routings_desk_is_closed_or_the_wait_is_long_and_co
 
 #[test]
 fn a_lead_edits_the_knowledge_base_through_the_api_touching_only_that_entry_in_force_at_once() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let sim = rt.block_on(DouyinSim::start(SimConfig::sample("7000925"), Arc::new(Faults::default()))).unwrap();
-    let plugins = artifacts().plugins_dir(&["huiliu-douyin"]);
-    let mut shops = String::from("[[shop]]\nid = \"dy-1\"\nplatform = \"douyin\"\n[shop.settings]\n");
-    for (k, v) in sim.shop_settings() {
-        shops.push_str(&format!("{k} = {}\n", Value::String(v)));
-    }
-    let mut daemon = Daemon::start(plugins.path(), &shops);
+    let mut desk = Desk::start("7000925", None);
+    let Desk { daemon, .. } = &mut desk;
     let faq_path = daemon.config_dir.path().join("faq.toml");
     let shipped = std::fs::read_to_string(workspace_root().join("config/faq.toml")).unwrap();
     std::fs::write(&faq_path, &shipped).unwrap();
