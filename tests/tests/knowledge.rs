@@ -52,6 +52,22 @@ impl Desk {
         let daemon = Daemon::start(plugins.path(), &shops);
         Desk { rt, sim, daemon, _plugins: plugins }
     }
+
+    /// A desk serving: the shipped faq.toml with this shop's bot turned on ([[shop]] tables may
+    /// follow the entries), `ROUTING`, the simulator pointed at it and agent `a1` online.
+    fn with_bot(sim_id: &str) -> Desk {
+        let mut desk = Desk::start(sim_id, None);
+        let Desk { sim, daemon, .. } = &mut desk;
+        let faq = std::fs::read_to_string(workspace_root().join("config/faq.toml")).unwrap();
+        std::fs::write(daemon.config_dir.path().join("faq.toml"), format!("{faq}\n{BOT_FAQ}")).unwrap();
+        std::fs::write(daemon.config_dir.path().join("routing.toml"), ROUTING).unwrap();
+        daemon.restart();
+        sim.set_gateway(format!("http://{}/hooks/douyin/dy-1", daemon.addr));
+        let online = serde_json::json!({"status": "online"});
+        let (status, body) = daemon.api("POST", "/api/v1/agents/a1/status", Some(&online));
+        assert_eq!(status, 200, "{body}");
+        desk
+    }
 }
 
 #[test]
@@ -173,16 +189,8 @@ group = "presales"
 
 #[test]
 fn the_bot_answers_first_through_the_reply_door_and_hands_over_on_request() {
-    let mut desk = Desk::start("7000922", None);
+    let mut desk = Desk::with_bot("7000922");
     let Desk { rt, sim, daemon, .. } = &mut desk;
-    let faq = std::fs::read_to_string(workspace_root().join("config/faq.toml")).unwrap();
-    // The shipped file plus this shop's bot turned on ([[shop]] tables may follow the entries).
-    std::fs::write(daemon.config_dir.path().join("faq.toml"), format!("{faq}\n{BOT_FAQ}")).unwrap();
-    std::fs::write(daemon.config_dir.path().join("routing.toml"), ROUTING).unwrap();
-    daemon.restart();
-    sim.set_gateway(format!("http://{}/hooks/douyin/dy-1", daemon.addr));
-    let (status, body) = daemon.api("POST", "/api/v1/agents/a1/status", Some(&serde_json::json!({"status": "online"})));
-    assert_eq!(status, 200, "{body}");
 
     // A common question: the bot answers, the platform receives it, nobody is assigned.
     let text = "七天无理由可以退吗";
@@ -274,15 +282,8 @@ fn the_bot_answers_first_through_the_reply_door_and_hands_over_on_request() {
 /// bot welcomes the buyer instead of handing the card to an agent.
 #[test]
 fn the_same_question_is_answered_per_product_from_the_conversations_product_card() {
-    let mut desk = Desk::start("7000926", None);
+    let mut desk = Desk::with_bot("7000926");
     let Desk { rt, sim, daemon, .. } = &mut desk;
-    let faq = std::fs::read_to_string(workspace_root().join("config/faq.toml")).unwrap();
-    std::fs::write(daemon.config_dir.path().join("faq.toml"), format!("{faq}\n{BOT_FAQ}")).unwrap();
-    std::fs::write(daemon.config_dir.path().join("routing.toml"), ROUTING).unwrap();
-    daemon.restart();
-    sim.set_gateway(format!("http://{}/hooks/douyin/dy-1", daemon.addr));
-    let (status, body) = daemon.api("POST", "/api/v1/agents/a1/status", Some(&serde_json::json!({"status": "online"})));
-    assert_eq!(status, 200, "{body}");
 
     let card = |id: &str, buyer: &str, product: &str| BuyerChat {
         msg_type: "product".into(),

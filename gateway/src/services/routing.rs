@@ -222,7 +222,12 @@ impl Routing {
         now: Millis,
     ) -> Result<(Routing, Vec<Action>), String> {
         let (engine, actions) = rebuild(config, store, now).await?;
-        let routing = Routing {
+        Ok((Routing::around(engine, store, metrics, events), actions))
+    }
+
+    /// Routing around `engine`, on this node alone ([`Routing::in_cluster`] makes it a node's).
+    fn around(engine: Engine, store: &Store, metrics: Arc<Metrics>, events: EventHub) -> Routing {
+        Routing {
             engine: Mutex::new(engine),
             wake: Notify::new(),
             store: store.clone(),
@@ -231,8 +236,7 @@ impl Routing {
             cluster: None,
             led: AtomicI64::new(0),
             handle_times: Default::default(),
-        };
-        Ok((routing, actions))
+        }
     }
 
     /// A cluster node's routing before it leads: the configuration only, nothing read from the
@@ -247,16 +251,7 @@ impl Routing {
     ) -> Result<Routing, String> {
         let (engine, _) = Engine::restore(config, &[], Vec::new(), now)
             .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))?;
-        Ok(Routing {
-            engine: Mutex::new(engine),
-            wake: Notify::new(),
-            store: store.clone(),
-            metrics,
-            events,
-            cluster: None,
-            led: AtomicI64::new(0),
-            handle_times: Default::default(),
-        })
+        Ok(Routing::around(engine, store, metrics, events))
     }
 
     /// The handle times learned so far (empty until the first [`Routing::learn_handle_times`]:
