@@ -142,7 +142,7 @@ impl KnowledgeBase {
     /// Compiles a checked configuration.
     pub fn build(cfg: &FaqConfig) -> KnowledgeBase {
         let groups: Vec<Vec<String>> = cfg.synonyms.iter().map(|g| g.words.clone()).collect();
-        let segmenter = Segmenter::new(&groups, &cfg.knowledge.words, &cfg.knowledge.stopwords);
+        let mut segmenter = Segmenter::new(&groups, &cfg.knowledge.words, &cfg.knowledge.stopwords);
         let mut vocab: HashMap<String, u32> = HashMap::new();
         let mut docs = Vec::new();
         let mut entries = Vec::new();
@@ -191,6 +191,12 @@ impl KnowledgeBase {
                 postings[t as usize].push(d as u32);
             }
         }
+        // Pinyin reads as the base's own words: a longer word before a shorter one that reads
+        // the same, then the more common.
+        segmenter.read_pinyin(vocab.iter().filter(|(t, _)| !t.starts_with('#')).map(|(t, &id)| {
+            let rank = (t.chars().count() as u32) * 10_000 + postings[id as usize].len() as u32;
+            (t.as_str(), rank)
+        }));
         let n = docs.len() as f64;
         let idf_of = |df: f64| (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
         let idf: Vec<f64> = postings.iter().map(|p| idf_of(p.len() as f64)).collect();

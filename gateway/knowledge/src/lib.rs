@@ -12,6 +12,7 @@
 pub mod config;
 pub mod import;
 pub mod index;
+pub mod pinyin;
 pub mod text;
 
 use std::path::Path;

@@ -7,6 +7,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use jieba_rs::Jieba;
 
+use crate::pinyin::PinyinReader;
+
 /// Particles, greetings and pronouns that every question shares.
 const STOPWORDS: &[&str] = &[
     "的",
@@ -84,6 +86,8 @@ pub struct Segmenter {
     jieba: Jieba,
     synonyms: HashMap<String, String>,
     stopwords: HashSet<String>,
+    /// The knowledge base's words by their pinyin, once it is built ([`Segmenter::read_pinyin`]).
+    pinyin: Option<PinyinReader>,
 }
 
 impl Segmenter {
@@ -105,12 +109,23 @@ impl Segmenter {
             add(&mut jieba, &fold(word));
         }
         let stopwords = STOPWORDS.iter().map(|s| s.to_string()).chain(stopwords.iter().map(|s| fold(s))).collect();
-        Segmenter { jieba, synonyms, stopwords }
+        Segmenter { jieba, synonyms, stopwords, pinyin: None }
+    }
+
+    /// From now on, reads runs of pinyin as `words` (each with its rank: where two read the
+    /// same, the higher wins), plus the stopwords, which sentences need as much as any word.
+    pub fn read_pinyin<'a>(&mut self, words: impl IntoIterator<Item = (&'a str, u32)>) {
+        let words: Vec<(&str, u32)> = words.into_iter().collect();
+        let all = words.into_iter().chain(self.stopwords.iter().map(|w| (w.as_str(), 0)));
+        self.pinyin = Some(PinyinReader::new(all));
     }
 
     /// The distinct terms of a text, in first-seen order.
     pub fn terms(&self, text: &str) -> Vec<String> {
-        let folded = fold(text);
+        let mut folded = fold(text);
+        if let Some(read) = self.pinyin.as_ref().and_then(|p| p.read(&folded)) {
+            folded = read;
+        }
         let mut seen = BTreeSet::new();
         let mut out = Vec::new();
         let mut push = |word: &str| {
