@@ -449,7 +449,11 @@ async fn open_store(config: &GatewayConfig) -> Result<Store, StartError> {
     {
         std::fs::create_dir_all(dir).map_err(|e| StartError::DataDir(dir.display().to_string(), e))?;
     }
-    let options = StoreOptions { group_commit: config.store.group_commit, ..StoreOptions::default() };
+    let options = StoreOptions {
+        group_commit: config.store.group_commit,
+        pg_writers: config.store.pg_writers,
+        ..StoreOptions::default()
+    };
     Store::open(&url, options).await.map_err(|source| StartError::Store { url: redact_url(&url), source })
 }
 

@@ -247,9 +247,10 @@ suite! {
         for i in 0..200 {
             let store = store.clone();
             tasks.push(tokio::spawn(async move {
-                // Every message twice, from different tasks, like a redelivering platform.
+                // Every message twice, from different tasks, like a redelivering platform
+                // (the same event: the same buyer).
                 let id = format!("m{}", i / 2);
-                let buyer = format!("b{}", i % 17);
+                let buyer = format!("b{}", (i / 2) % 17);
                 store.intake(batch(vec![item(chat(&id, &buyer, "hi"), Screen::Pass)], T0)).await.unwrap()
             }));
         }
@@ -262,6 +263,40 @@ suite! {
         assert_eq!(stored, 100);
         let (inbound, _, sessions) = store.counts().await.unwrap();
         assert_eq!((inbound, sessions), (100, 17));
+    };
+
+    intake_and_assignments_side_by_side_lose_nothing => |store: Store| async move {
+        // On PostgreSQL several intake writers commit side by side (a buyer's events always to
+        // the same one, an assignment to its session's): a buyer's messages and the assignment
+        // of their session may be written by two writers at once.
+        let mut sessions = Vec::new();
+        for b in 0..20 {
+            let ItemOutcome::Message { session_id, .. } = one(&store, chat(&format!("first{b}"), &format!("b{b}"), "在吗"), Screen::Pass, T0).await else { panic!() };
+            sessions.push(session_id);
+        }
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let event = chat(&format!("m{i}"), &format!("b{}", i % 20), "发货了吗");
+                assert!(matches!(one(&store, event, Screen::Pass, T0 + 1).await, ItemOutcome::Message { new_session: false, .. }));
+            }));
+        }
+        for &s in &sessions {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store.assign(s, Some("presales"), &format!("a{}", s % 3), 0, None, T0 + 2).await.unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(store.counts().await.unwrap(), (220, 0, 20));
+        for &s in &sessions {
+            let session = store.session(s).await.unwrap().unwrap();
+            assert_eq!(session.agent, Some(format!("a{}", s % 3)), "session {s}");
+            assert_eq!(store.session_messages(s).await.unwrap().len(), 11, "session {s}");
+        }
     };
 
     other_writers_keep_their_turn_during_flat_out_intake => |store: Store| async move {

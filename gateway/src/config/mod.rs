@@ -87,11 +87,14 @@ pub struct StoreConfig {
     pub url: String,
     /// Let concurrent pushes share one commit (one fsync). Default true.
     pub group_commit: bool,
+    /// PostgreSQL: intake writers side by side, each on its own connection (a buyer's events
+    /// always through the same one). Default 4, 1–32. SQLite has one writer.
+    pub pg_writers: usize,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { url: "sqlite://../data/huiliu.db".into(), group_commit: true }
+        StoreConfig { url: "sqlite://../data/huiliu.db".into(), group_commit: true, pg_writers: 4 }
     }
 }
 
@@ -354,6 +357,13 @@ pub fn load_partial(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> (Gatewa
             file: main_file.clone(),
             key: "store.url".into(),
             message: format!("`{url}` is neither sqlite://PATH nor postgres://…"),
+        });
+    }
+    if !(1..=32).contains(&cfg.store.pg_writers) {
+        errors.push(ConfigError {
+            file: main_file.clone(),
+            key: "store.pg_writers".into(),
+            message: format!("{} is not between 1 and 32", cfg.store.pg_writers),
         });
     }
     if !cfg.privacy.seal_key.is_empty()

@@ -3,7 +3,8 @@
 //!
 //! `cargo bench -p huiliu-store --bench intake`; PostgreSQL runs when
 //! `HUILIU_TEST_POSTGRES_URL` is set (a scratch database is created and dropped).
-//! `INTAKE_MESSAGES` (default 20000) and `INTAKE_CONCURRENCY` (default 64) tune the run.
+//! `INTAKE_MESSAGES` (default 20000) and `INTAKE_CONCURRENCY` (default 64) tune the run;
+//! `INTAKE_PG_WRITERS` (default 4) sets the PostgreSQL intake writers side by side.
 
 use std::time::Instant;
 
@@ -46,7 +47,12 @@ fn item(i: usize) -> IntakeItem {
 }
 
 async fn run(label: &str, url: &str, group_commit: bool, messages: usize, concurrency: usize) {
-    let store = Store::open(url, StoreOptions { group_commit, ..StoreOptions::default() }).await.expect("open store");
+    let store = Store::open(
+        url,
+        StoreOptions { group_commit, pg_writers: env("INTAKE_PG_WRITERS", 4), ..StoreOptions::default() },
+    )
+    .await
+    .expect("open store");
     let started = Instant::now();
     let cpu_before = process_cpu_secs();
     let io_before = process_io();

@@ -120,11 +120,16 @@ pub struct StoreOptions {
     pub max_group_events: usize,
     /// Connections in the pool (readers; the intake writer holds one while writing).
     pub max_connections: u32,
+    /// Intake writers side by side on PostgreSQL (default 4), each with its own channel and
+    /// connection; a buyer's events always go to the same one. PostgreSQL commits them in
+    /// parallel (its own group commit), where one writer would wait out every statement's round
+    /// trip in turn. SQLite has one writer whatever this says.
+    pub pg_writers: usize,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { group_commit: true, max_group_events: 512, max_connections: 8 }
+        StoreOptions { group_commit: true, max_group_events: 512, max_connections: 8, pg_writers: 4 }
     }
 }
 
@@ -133,8 +138,34 @@ impl Default for StoreOptions {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    writer: mpsc::Sender<intake::Job>,
+    writer: Writers,
     gate: WriteGate,
+}
+
+/// The intake writers' channels: one on SQLite; [`StoreOptions::pg_writers`] on PostgreSQL.
+/// Every event of a buyer goes to the same writer, so a buyer's messages are stored in the
+/// order they arrived and two writers never race to open the same buyer's session.
+#[derive(Debug, Clone)]
+pub(crate) struct Writers(std::sync::Arc<[mpsc::Sender<intake::Job>]>);
+
+impl Writers {
+    /// The writer of a batch: its first event's buyer's.
+    fn for_batch(&self, batch: &IntakeBatch) -> &mpsc::Sender<intake::Job> {
+        let key = batch.items.first().map(|i| (&i.event.platform, &i.event.shop, &i.event.buyer.open_id));
+        self.pick(key)
+    }
+
+    /// The writer of a session's assignment.
+    pub(crate) fn for_session(&self, session_id: i64) -> &mpsc::Sender<intake::Job> {
+        self.pick(session_id)
+    }
+
+    fn pick(&self, key: impl std::hash::Hash) -> &mpsc::Sender<intake::Job> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let n = self.0.len();
+        let i = if n > 1 { BuildHasherDefault::<DefaultHasher>::default().hash_one(key) as usize % n } else { 0 };
+        &self.0[i]
+    }
 }
 
 /// Whose turn it is to write, in this process: the intake writer takes it per group, every
@@ -177,11 +208,13 @@ impl Store {
         sqlx::any::install_default_drivers();
         let (backend, url) = normalize_url(url)?;
         let connect = AnyConnectOptions::from_str(&url)?;
+        let writer_count = if backend == Backend::Postgres { options.pg_writers.max(1) } else { 1 };
         let mut pool_options = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite {
                 options.max_connections.max(2)
             } else {
-                options.max_connections
+                // The writers hold one each while they write; the readers keep theirs.
+                options.max_connections + writer_count as u32
             })
             .acquire_timeout(Duration::from_secs(30));
         if backend == Backend::Sqlite {
@@ -200,16 +233,20 @@ impl Store {
         let pool = pool_options.connect_with(connect).await?;
         let gate = WriteGate::default();
         migrate(&pool, backend, &gate).await?;
-        let (tx, rx) = mpsc::channel(4096);
-        match sqlite_file(&url) {
-            Some(path) if backend == Backend::Sqlite => {
-                intake::spawn_thread_writer(std::path::Path::new(path), gate.clone(), rx, options)?
+        let mut writers = Vec::with_capacity(writer_count);
+        for _ in 0..writer_count {
+            let (tx, rx) = mpsc::channel(4096);
+            match sqlite_file(&url) {
+                Some(path) if backend == Backend::Sqlite => {
+                    intake::spawn_thread_writer(std::path::Path::new(path), gate.clone(), rx, options)?
+                }
+                _ => {
+                    tokio::spawn(intake::pooled_writer(pool.clone(), backend, gate.clone(), rx, options));
+                }
             }
-            _ => {
-                tokio::spawn(intake::pooled_writer(pool.clone(), backend, gate.clone(), rx, options));
-            }
+            writers.push(tx);
         }
-        Ok(Store { pool, backend, writer: tx, gate })
+        Ok(Store { pool, backend, writer: Writers(writers.into()), gate })
     }
 
     /// The backend in use.
@@ -240,7 +277,8 @@ impl Store {
     /// returns `Ok`, the batch is committed.
     pub async fn intake(&self, batch: IntakeBatch) -> Result<Vec<ItemOutcome>, StoreError> {
         let (done, wait) = oneshot::channel();
-        self.writer.send(intake::Job::Intake { batch, done }).await.map_err(|_| StoreError::Closed)?;
+        let writer = self.writer.for_batch(&batch).clone();
+        writer.send(intake::Job::Intake { batch, done }).await.map_err(|_| StoreError::Closed)?;
         wait.await.map_err(|_| StoreError::Closed)?
     }
 

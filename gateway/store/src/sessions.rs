@@ -159,7 +159,11 @@ impl Store {
             now,
         };
         let (done, wait) = tokio::sync::oneshot::channel();
-        self.writer.send(Job::Assign { assignment, done }).await.map_err(|_| StoreError::Closed)?;
+        self.writer
+            .for_session(session_id)
+            .send(Job::Assign { assignment, done })
+            .await
+            .map_err(|_| StoreError::Closed)?;
         wait.await.map_err(|_| StoreError::Closed)?
     }
 

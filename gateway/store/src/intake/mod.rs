@@ -291,10 +291,12 @@ async fn assign<T: IntakeTx>(tx: &mut T, a: &Assignment) -> Result<(), StoreErro
     if let Some(decision) = &a.decision {
         tx.execute(INSERT_DECISION, &[a.session_id.into(), a.now.into(), decision.as_str().into()]).await?;
     }
+    // The customer row before the session row, the order intake locks them in: on PostgreSQL
+    // another writer may be storing this buyer's message at the same time.
+    tx.execute(LAST_AGENT, &[a.agent.as_str().into(), a.now.into(), a.session_id.into()]).await?;
     let session =
         [a.agent.as_str().into(), a.group.as_deref().into(), a.priority.into(), a.now.into(), a.session_id.into()];
     tx.execute(ASSIGN_SESSION, &session).await?;
-    tx.execute(LAST_AGENT, &[a.agent.as_str().into(), a.now.into(), a.session_id.into()]).await?;
     Ok(())
 }
 

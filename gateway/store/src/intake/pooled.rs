@@ -28,12 +28,29 @@ pub(crate) async fn writer(
         let result = write(&jobs).await;
         if let Some(jobs) = settle(jobs, result) {
             for job in jobs {
-                let result = write(std::slice::from_ref(&job)).await.map(|mut r| r.remove(0));
-                job.answer(result);
+                let mut result = write(std::slice::from_ref(&job)).await;
+                // Another writer (of this node or another) met this one in a cycle of row
+                // locks, or opened the same buyer's session first: the transaction was rolled
+                // back whole, and doing it again sees what the other committed.
+                for _ in 0..3 {
+                    match &result {
+                        Err(e) if transient(e) => result = write(std::slice::from_ref(&job)).await,
+                        _ => break,
+                    }
+                }
+                job.answer(result.map(|mut r| r.remove(0)));
             }
         }
     }
     tracing::debug!("pooled intake writer stopped");
+}
+
+/// A failure that doing the transaction again can cure (PostgreSQL): a deadlock, a
+/// serialization failure, or a unique violation (another writer inserted the same buyer's open
+/// session or customer row first).
+fn transient(e: &StoreError) -> bool {
+    let StoreError::Db(sqlx::Error::Database(db)) = e else { return false };
+    matches!(db.code().as_deref(), Some("40P01" | "40001" | "23505"))
 }
 
 /// Intake's statements on a sqlx transaction.
