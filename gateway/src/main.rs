@@ -678,11 +678,24 @@ fn faq(command: FaqCommand) -> ExitCode {
             }
             match kb.decide(&question, &ctx, &["complaint"]).0 {
                 huiliu_knowledge::Decision::Answer(m) => {
-                    let entry = kb.entry(m.entry).map(|e| e.answer.as_str()).unwrap_or_default();
+                    let Some(entry) = kb.entry(m.entry) else { return ExitCode::from(2) };
                     println!("→ the bot answers (confidence {:.2} >= threshold {threshold:.2}):", m.confidence);
-                    let product = product.as_deref().and_then(|id| kb.config().product_name(id));
-                    let vars = huiliu_knowledge::Vars { product, ..huiliu_knowledge::Vars::default() };
-                    println!("  {}", huiliu_knowledge::render(entry, &vars));
+                    let name = product.as_deref().and_then(|id| kb.config().product_name(id));
+                    let vars = huiliu_knowledge::Vars { product: name, ..huiliu_knowledge::Vars::default() };
+                    println!("  {}", huiliu_knowledge::render(&entry.answer, &vars));
+                    // Its attachments as they would follow the text (no order is known here: an
+                    // order card is left out, as in a conversation without one).
+                    let subject =
+                        huiliu_knowledge::Subject { product: product.as_deref().map(|id| (id, None)), order: None };
+                    for a in kb.config().attachments(entry, &subject) {
+                        match a {
+                            huiliu_knowledge::Attachment::Image { url } => println!("  + [图片] {url}"),
+                            huiliu_knowledge::Attachment::Product { id, title } => {
+                                println!("  + [商品] {id}{}", title.map(|t| format!(" {t}")).unwrap_or_default())
+                            }
+                            huiliu_knowledge::Attachment::Order { id } => println!("  + [订单] {id}"),
+                        }
+                    }
                     ExitCode::SUCCESS
                 }
                 huiliu_knowledge::Decision::HandOver(huiliu_knowledge::HandOver::Category(c)) => {

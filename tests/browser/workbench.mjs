@@ -99,7 +99,15 @@ try {
   await suggestion.click();
   const suggested = await page.inputValue("#reply-text");
   if (!suggested.includes("现货")) throw new Error(`the suggestion did not fill the box: ${suggested}`);
+  // Its entry's picture ([[entry.attach]]) waits beside the box, to go with the reply; it can be
+  // dropped (✕) and comes back with the suggestion.
+  const chip = page.locator('#reply-attach .attach-chip[data-type="image"]', { hasText: "colors.png" });
+  await chip.waitFor();
   await page.screenshot({ path: join(SHOTS, "suggestions.png") });
+  await chip.locator("button.attach-drop").click();
+  await page.locator("#reply-attach").waitFor({ state: "hidden" });
+  await suggestion.click();
+  await chip.waitFor();
   // The customer panel speaks Chinese: the group by its display name, the assignment reason
   // rendered from its code (no English words, no config ids).
   const group = (await page.locator('#customer dd[data-group]').textContent()).trim();
@@ -115,6 +123,8 @@ try {
   if (!text.includes("小美")) throw new Error(`quick reply not filled in: ${text}`);
   await page.selectOption("#quick", { value: text });
   if ((await page.inputValue("#reply-text")) !== text) throw new Error("the quick reply did not fill the box");
+  // Another answer: the suggestion's picture does not go with it.
+  await page.locator("#reply-attach").waitFor({ state: "hidden" });
   await page.click("#btn-send");
   step("replied", text);
   await go(); // the Rust test checked the simulator got it, correctly signed

@@ -319,6 +319,79 @@ fn the_same_question_is_answered_per_product_from_the_conversations_product_card
     assert!(body["suggestions"][0]["answer"].as_str().unwrap().contains("小汇电热水器E60"), "{body}");
 }
 
+/// Rich answers (`[[entry.attach]]`): the shipped heater-power-e60 entry sends a picture and the
+/// conversation's product card after its text. Douyin's `im.sendMsg` carries each as a message of
+/// its own type — `text`, then `image` with the picture's URL, then `product` with the product id —
+/// in that order, from one reply of the bot's (one stored message, three elements). The same
+/// elements come with the agent's suggestion. The tracking entry's `{order}` card is left out for
+/// a buyer who has no order: the text goes alone.
+#[test]
+fn the_bots_answer_sends_the_entrys_picture_and_product_card_in_douyins_own_message_types() {
+    let mut desk = Desk::with_bot("7000928");
+    let Desk { rt, sim, daemon, .. } = &mut desk;
+    let e60 = "3556245366718399530";
+    let card = BuyerChat {
+        msg_type: "product".into(),
+        ref_id: Some(e60.into()),
+        ..BuyerChat::text("rich-1", "buyer-rich", "", now_ms())
+    };
+    assert!(rt.block_on(sim.deliver_chat(&card)).acked);
+    let sent_to = |buyer: &str| -> Vec<(String, String)> {
+        sim.journal()
+            .received()
+            .iter()
+            .filter(|r| r.buyer_id == buyer)
+            .map(|r| (r.msg_type.clone(), r.content.clone()))
+            .collect()
+    };
+    daemon.wait_for("the welcome for the card", 20, || {
+        sent_to("buyer-rich").iter().any(|(_, c)| c.contains("智能客服小汇")).then_some(())
+    });
+    let question = "这款热水器功率多大呀";
+    assert!(rt.block_on(sim.deliver_chat(&BuyerChat::text("rich-2", "buyer-rich", question, now_ms()))).acked);
+    let sent = daemon.wait_for("the answer's three messages", 20, || {
+        let sent = sent_to("buyer-rich");
+        let at = sent.iter().position(|(_, c)| c.contains("功率3000W（速热）"))?;
+        (sent.len() >= at + 3).then(|| sent[at..].to_vec())
+    });
+    assert_eq!(sent[0].0, "text", "{sent:?}");
+    assert_eq!(
+        sent[1..],
+        [
+            ("image".to_owned(), "https://img.example.com/huiliu/e60-wiring.png".to_owned()),
+            ("product".to_owned(), e60.to_owned())
+        ],
+        "the picture, then the product card, in Douyin's own types"
+    );
+    // One reply of the bot's: a stored message of three elements, the text first.
+    let session = daemon.wait_for("the session", 20, || session_with(daemon, question));
+    let (_, detail) = daemon.api("GET", &format!("/api/v1/sessions/{session}"), None);
+    let answer = detail["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["author"] == "bot" && m["text"].as_str().is_some_and(|t| t.contains("功率3000W")))
+        .cloned()
+        .unwrap_or_else(|| panic!("no bot answer: {detail}"));
+    let types: Vec<&str> = answer["content"].as_array().unwrap().iter().filter_map(|c| c["type"].as_str()).collect();
+    assert_eq!(types, ["text", "image", "product"], "{answer}");
+    // The agent's suggestion for the same question brings the same elements.
+    let body = first_entry(daemon, session);
+    assert_eq!(body["suggestions"][0]["entry"], "heater-power-e60", "{body}");
+    let attach = &body["suggestions"][0]["attach"];
+    assert_eq!(attach[0]["url"], "https://img.example.com/huiliu/e60-wiring.png", "{body}");
+    assert_eq!((attach[1]["type"].as_str(), attach[1]["product_id"].as_str()), (Some("product"), Some(e60)), "{body}");
+
+    // A buyer with no order asks where the parcel is: the text, and no order card.
+    assert!(rt.block_on(sim.deliver_chat(&BuyerChat::text("rich-3", "buyer-noorder", "快递到哪了", now_ms()))).acked);
+    daemon.wait_for("the tracking answer", 20, || {
+        sent_to("buyer-noorder").iter().any(|(_, c)| c.contains("查看物流")).then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let sent = sent_to("buyer-noorder");
+    assert!(sent.iter().all(|(t, _)| t == "text"), "an order card without an order: {sent:?}");
+}
+
 /// The bot's figures are the store's: after a `kill -9` and a restart the API and `/metrics`
 /// show the same totals (answers per entry, hand-overs, the unmatched question, resolved
 /// conversations), and a conversation the bot answered just before the crash is settled by the
@@ -624,6 +697,22 @@ fn a_lead_edits_the_knowledge_base_through_the_api_touching_only_that_entry_in_f
     let renamed = serde_json::json!({"id": "huabei-2", "question": "q", "answer": "a"});
     let (status, body) = daemon.api("PUT", "/api/v1/knowledge/entries/huabei", Some(&renamed));
     assert_eq!((status, body["code"].as_str()), (409, Some("id_mismatch")), "{body}");
+    // Rich answers round-trip: a change with attachments is written as [[entry.attach]] tables
+    // and listed back as sent; a bad one is refused with what is wrong.
+    let attach = serde_json::json!([{"image": "https://img.example.com/huabei.png"},
+        {"product": "{product}", "title": "本店热水器"}, {"order": "{order}"}]);
+    let rich = serde_json::json!({"question": "可以用花呗分期吗", "answer": "支持花呗分期～", "attach": attach});
+    let (status, body) = daemon.api("PUT", "/api/v1/knowledge/entries/huabei", Some(&rich));
+    assert_eq!((status, &body["attach"]), (200, &attach), "{body}");
+    let (_, list) = daemon.api("GET", "/api/v1/knowledge/entries", None);
+    let listed = list["entries"].as_array().unwrap().iter().find(|e| e["id"] == "huabei").cloned().unwrap();
+    assert_eq!(listed["attach"], attach, "{listed}");
+    let text = std::fs::read_to_string(&faq_path).unwrap();
+    assert!(text.contains("[[entry.attach]]\nimage = \"https://img.example.com/huabei.png\"\n"), "{text}");
+    let bad = serde_json::json!({"question": "q", "answer": "a", "attach": [{"image": "ftp://x/a.png"}]});
+    let (status, body) = daemon.api("PUT", "/api/v1/knowledge/entries/huabei", Some(&bad));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(std::fs::read_to_string(&faq_path).unwrap(), text, "refused edits leave the file alone");
     assert_eq!(daemon.api("DELETE", "/api/v1/knowledge/entries/huabei", None).0, 200);
 
     // A 千牛 CSV export's entries are listed with their file, read-only, and say so when edited.

@@ -107,11 +107,19 @@ fn an_agent_answers_a_buyer_in_the_browser_and_the_lead_sees_the_dashboard() {
     .unwrap();
     // The shipped knowledge base, for the agent-assist suggestions beside the reply box, with a
     // 千牛 CSV export beside it (its entries are read-only in the page).
-    let shipped = std::fs::read_to_string(workspace_root().join("config/faq.toml")).unwrap().replacen(
-        "\n[knowledge]\n",
-        "\n[knowledge]\ncsv = [\"qianniu.csv\"]\n",
-        1,
-    );
+    // The in-stock answer (the buyer's question below) also sends a picture, so its suggestion
+    // brings one to the reply box.
+    let in_stock =
+        "answer = \"亲，页面能选的颜色和尺码都有现货，可以直接拍下，下单后48小时内发出～\"\ncategory = \"presales\"\n";
+    let shipped = std::fs::read_to_string(workspace_root().join("config/faq.toml"))
+        .unwrap()
+        .replacen("\n[knowledge]\n", "\n[knowledge]\ncsv = [\"qianniu.csv\"]\n", 1)
+        .replacen(
+            in_stock,
+            &format!("{in_stock}[[entry.attach]]\nimage = \"https://img.example.com/colors.png\"\n"),
+            1,
+        );
+    assert!(shipped.contains("colors.png"), "the in-stock entry is where the test expects it");
     std::fs::write(daemon.config_dir.path().join("faq.toml"), &shipped).unwrap();
     std::fs::write(
         daemon.config_dir.path().join("qianniu.csv"),

@@ -256,6 +256,7 @@ fn main() {
             answer: a.answer.clone(),
             category: None,
             when: Conditions::default(),
+            attach: Vec::new(),
         });
         n += 1;
     }

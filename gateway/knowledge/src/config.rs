@@ -7,6 +7,8 @@ use serde::Deserialize;
 
 use huiliu_domain::ConfigError;
 
+use crate::attach::{Attach, Attachment, MAX_ATTACHMENTS, Subject};
+
 /// The knowledge base's file, in the config directory.
 pub const FAQ_FILE: &str = "faq.toml";
 
@@ -244,6 +246,10 @@ pub struct Entry {
     /// When this entry applies; absent = always.
     #[serde(default)]
     pub when: Conditions,
+    /// Rich elements sent after the answer's text (`[[entry.attach]]`): a picture, a product
+    /// card, the order card.
+    #[serde(default)]
+    pub attach: Vec<Attach>,
 }
 
 /// `[entry.when]`: every listed condition must hold; an empty list means any.
@@ -422,8 +428,23 @@ impl FaqConfig {
             if entry.when.products.iter().any(|p| is_blank(p)) {
                 err(key("when.products"), "a product id is empty".into());
             }
+            if entry.attach.len() > MAX_ATTACHMENTS {
+                err(key("attach"), format!("entry `{}`: at most {MAX_ATTACHMENTS} [[entry.attach]] tables", entry.id));
+            }
+            for (j, attach) in entry.attach.iter().enumerate() {
+                for problem in attach.problems(PLACEHOLDERS) {
+                    err(key(&format!("attach[{j}]")), format!("entry `{}`: {problem}", entry.id));
+                }
+            }
         }
         errors
+    }
+
+    /// An entry's attachments in a conversation, in order, each with its placeholders filled;
+    /// one naming a value the conversation lacks (`{product}` with no product card, `{order}`
+    /// with no order) is left out.
+    pub fn attachments(&self, entry: &Entry, subject: &Subject<'_>) -> Vec<Attachment> {
+        entry.attach.iter().filter_map(|a| a.resolve(subject, |id| self.product_name(id))).collect()
     }
 
     /// The name of a product for `{product}`, from `[[product]]`.
@@ -579,6 +600,107 @@ answer = "x"
         .unwrap_err();
         let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(keys, ["product[0].name", "product[1].id", "entry[0].when.products"]);
+    }
+
+    /// `[[entry.attach]]` tables belong to the entry above them, before or after its
+    /// `[entry.when]`; each problem is reported with the entry's id and the table's key.
+    #[test]
+    fn attachments_are_parsed_per_entry_and_checked_naming_the_entry() {
+        let cfg = parse(
+            r#"
+[[product]]
+id = "e60"
+name = "小汇电热水器E60"
+[[entry]]
+id = "size-chart"
+question = "有尺码表吗"
+answer = "亲，尺码表请看图～"
+[[entry.attach]]
+image = "https://img.example.com/size-chart.png"
+[[entry]]
+id = "power"
+question = "功率多大"
+answer = "{product}是3000W"
+[entry.when]
+products = ["e60"]
+[[entry.attach]]
+product = "{product}"
+[[entry.attach]]
+order = "{order}"
+[[entry]]
+id = "plain"
+question = "q"
+answer = "a"
+"#,
+            "faq.toml",
+        )
+        .unwrap();
+        let attach: Vec<usize> = cfg.entry.iter().map(|e| e.attach.len()).collect();
+        assert_eq!(attach, [1, 2, 0]);
+        assert_eq!(cfg.entry[1].when.products, ["e60"], "[entry.when] before the attachments still counts");
+        // In a conversation about e60 without an order: the card, named, and no order card.
+        let subject = Subject { product: Some(("e60", None)), order: None };
+        assert_eq!(
+            cfg.attachments(&cfg.entry[1], &subject),
+            [Attachment::Product { id: "e60".into(), title: Some("小汇电热水器E60".into()) }]
+        );
+        assert_eq!(
+            cfg.attachments(&cfg.entry[0], &Subject::default()),
+            [Attachment::Image { url: "https://img.example.com/size-chart.png".into() }]
+        );
+
+        let errors = parse(
+            r#"
+[[entry]]
+id = "size-chart"
+question = "q"
+answer = "a"
+[[entry.attach]]
+imge = "https://img.example.com/a.png"
+[[entry.attach]]
+image = "https://img.example.com/a.png"
+product = "{product}"
+[[entry.attach]]
+image = "file:///tmp/a.png"
+[[entry.attach]]
+product = "{sku}"
+[[entry]]
+id = "tracking"
+question = "r"
+answer = "b"
+[[entry.attach]]
+order = "{order}"
+title = "订单"
+"#,
+            "faq.toml",
+        )
+        .unwrap_err();
+        let got: Vec<(&str, &str)> = errors.iter().map(|e| (e.key.as_str(), e.message.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("entry[0].attach[0]", "entry `size-chart`: unknown key `imge` (known: image, product, title, order)"),
+                ("entry[0].attach[0]", "entry `size-chart`: name one of image, product or order"),
+                (
+                    "entry[0].attach[1]",
+                    "entry `size-chart`: one kind per table: this one has image and product (write one [[entry.attach]] each)"
+                ),
+                (
+                    "entry[0].attach[2]",
+                    "entry `size-chart`: image `file:///tmp/a.png` is not an http(s) URL (https://host/path, no spaces or braces)"
+                ),
+                (
+                    "entry[0].attach[3]",
+                    "entry `size-chart`: unknown placeholder {sku} in product (a product id, or {product})"
+                ),
+                ("entry[1].attach[0]", "entry `tracking`: title belongs to a product card"),
+            ]
+        );
+        let many = format!(
+            "[[entry]]\nid = \"a\"\nquestion = \"q\"\nanswer = \"x\"\n{}",
+            "[[entry.attach]]\norder = \"{order}\"\n".repeat(6)
+        );
+        assert_eq!(parse(&many, "f").unwrap_err()[0].key, "entry[0].attach");
     }
 
     #[test]

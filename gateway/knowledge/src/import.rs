@@ -51,6 +51,7 @@ pub fn parse_csv(text: &str, file: &str, prefix: &str) -> Result<Vec<Entry>, Vec
             answer: answer.into(),
             category: None,
             when: Conditions::default(),
+            attach: Vec::new(),
         });
     }
     if errors.is_empty() { Ok(entries) } else { Err(errors) }

@@ -1,7 +1,8 @@
 //! The knowledge base of 智能客服: what a shop wrote down as questions and answers, and the
 //! matching that finds the answer to a buyer's message with a confidence.
 //!
-//! `config` (faq.toml's types and checks), `import` (千牛 CSV exports), `text` (segmentation,
+//! `config` (faq.toml's types and checks), `attach` (an answer's rich elements: picture,
+//! product card, order card), `import` (千牛 CSV exports), `text` (segmentation,
 //! synonyms, stopwords), `index` (the compiled base: lookup, conditions, placeholders).
 //!
 //! **Architecture Invariant:** pure and synchronous, like the routing engine: no I/O except
@@ -9,6 +10,7 @@
 //! bot speaks; this crate only says what it would say and how sure it is.
 #![forbid(unsafe_code)]
 
+pub mod attach;
 pub mod config;
 pub mod import;
 pub mod index;
@@ -19,6 +21,7 @@ use std::path::Path;
 
 use huiliu_domain::ConfigError;
 
+pub use attach::{Attach, Attachment, Subject};
 pub use config::{BotMode, Desk, Entry, FAQ_FILE, FaqConfig, parse};
 pub use index::{Context, Decision, HandOver, KnowledgeBase, Lookup, Match, Vars, render};
 

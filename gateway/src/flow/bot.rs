@@ -16,6 +16,9 @@
 //! A message of product or order cards alone asks nothing: the bot keeps the conversation
 //! (welcoming a buyer it has not greeted). The newest product card of the conversation is the
 //! product its answers are about: per-product entries (`[entry.when] products`) and `{product}`.
+//! An answer is one reply of the entry's text followed by its attachments (`[[entry.attach]]`:
+//! pictures, product cards, the order card), those naming a value the conversation lacks left
+//! out.
 //!
 //! A buyer the bot had answered is told of the hand-over (`handover_notice`); the agent sees the
 //! bot's answers in the conversation, authored `bot`. A blocked buyer's message never reaches
@@ -143,8 +146,11 @@ impl Flow {
                         product: crate::services::knowledge::product_name(&kb, product),
                         shop: Some(&shop),
                     };
-                    let text = huiliu_knowledge::render(&entry.answer, &vars);
-                    let request = ReplyRequest { session_id, author: Author::Bot, content: vec![Content::text(text)] };
+                    // The text, then the entry's pictures and cards: one reply, one pass through
+                    // the door (compliance reads the text; each element goes out as a message).
+                    let subject = huiliu_knowledge::Subject { product, order: order.as_deref() };
+                    let content = crate::services::knowledge::answer_content(&kb, entry, &vars, &subject);
+                    let request = ReplyRequest { session_id, author: Author::Bot, content };
                     match self.reply(request).await {
                         Ok(ReplyOutcome::Queued { .. }) => {
                             if let Some(k) = self.knowledge.get() {

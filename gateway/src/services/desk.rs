@@ -163,6 +163,7 @@ impl Desk {
             order_state: super::knowledge::order_state(&trades),
             now: huiliu_domain::now_millis(),
             vars,
+            subject: huiliu_knowledge::Subject { product, order: order.as_deref() },
         };
         let (suggestions, threshold) = if last.is_some() {
             self.knowledge.suggest(&asked, 3)

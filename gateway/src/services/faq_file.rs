@@ -1,6 +1,7 @@
 //! Knowledge-base edits made by leads and admins through the API (list, add, change, remove an
 //! entry), written to `faq.toml` so that the operator's file stays theirs: only the `[[entry]]`
-//! block concerned changes (with its `[entry.when]`), comments and every other block are kept
+//! block concerned changes (with its `[entry.when]` and `[[entry.attach]]` tables), comments and
+//! every other block are kept
 //! byte for byte. The edited file is checked whole before it is written (atomically: a
 //! temporary file renamed over it), then reloaded as a change of the file would be; if the
 //! reload refuses it (a CSV export it names went missing, say), the previous text is put back.
@@ -329,6 +330,14 @@ fn block(entry: &Entry) -> String {
             out.push_str(&format!("hours = {}\n", quoted(hours)));
         }
     }
+    for a in &entry.attach {
+        out.push_str("[[entry.attach]]\n");
+        for (key, value) in [("image", &a.image), ("product", &a.product), ("title", &a.title), ("order", &a.order)] {
+            if let Some(value) = value {
+                out.push_str(&format!("{key} = {}\n", quoted(value)));
+            }
+        }
+    }
     out
 }
 
@@ -347,7 +356,7 @@ fn append(text: &str, entry: &Entry) -> String {
 
 /// `text` with the `[[entry]]` block at position `index` replaced by `entry`'s, or removed
 /// (`None`). The block runs from its header to the next header other than its own
-/// `[entry.…]` sub-tables, less the comment and blank lines just above that next header. A
+/// `[entry.…]` sub-tables and `[[entry.…]]` arrays of tables (`[[entry.attach]]`), less the comment and blank lines just above that next header. A
 /// removal also takes the comment lines directly above the header (up to a blank line).
 fn replace(text: &str, index: usize, entry: Option<&Entry>) -> Option<String> {
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
@@ -356,7 +365,7 @@ fn replace(text: &str, index: usize, entry: Option<&Entry>) -> Option<String> {
         .iter()
         .enumerate()
         .skip(start + 1)
-        .find(|(_, l)| header(l).is_some_and(|h| !h.starts_with("[entry.")))
+        .find(|(_, l)| header(l).is_some_and(|h| !h.starts_with("[entry.") && !h.starts_with("[[entry.")))
         .map_or(lines.len(), |(i, _)| i);
     if end < lines.len() {
         while end > start + 1 && {
@@ -408,6 +417,7 @@ mod tests {
                 hours: Some("09:00-18:00".into()),
                 ..Conditions::default()
             },
+            attach: Vec::new(),
         }
     }
 
@@ -427,6 +437,54 @@ mod tests {
         assert_eq!(cfg.entry[1].id, "complain");
         assert_eq!(cfg.shop[0].id, "tb-1", "the [[shop]] after the entries is kept");
         assert_eq!(cfg.knowledge.threshold, 0.4);
+    }
+
+    /// An entry's `[[entry.attach]]` tables are part of its block: a change writes the new ones
+    /// in place of the old (also when the file has them before its `[entry.when]`), a change of
+    /// another entry keeps them byte for byte, and a removal takes them with the entry.
+    #[test]
+    fn an_entrys_attachments_are_written_kept_and_removed_with_its_block() {
+        use huiliu_knowledge::Attach;
+        let text = "[[entry]]\nid = \"size\"\nquestion = \"有尺码表吗\"\nanswer = \"看图\"\n\
+                    [[entry.attach]]\nimage = \"https://img.example.com/size.png\"\n\
+                    [entry.when]\nplatforms = [\"taobao\"]\n\
+                    [[entry.attach]]\norder = \"{order}\"\n\n\
+                    # 下一条\n[[entry]]\nid = \"b\"\nquestion = \"r\"\nanswer = \"y\"\n";
+        let cfg = huiliu_knowledge::parse(text, "faq.toml").unwrap();
+        assert_eq!(cfg.entry[0].attach.len(), 2, "both tables belong to the first entry");
+        assert_eq!(cfg.entry[0].when.platforms, ["taobao"]);
+
+        let mut rich = entry("size", "有尺码表吗");
+        rich.attach = vec![
+            Attach::image("https://img.example.com/size-2.png"),
+            Attach::product("{product}", None),
+            Attach::product("e60", Some("小汇电热水器\"E60\"".into())),
+            Attach::order(),
+        ];
+        let changed = replace(text, 0, Some(&rich)).unwrap();
+        let cfg = huiliu_knowledge::parse(&changed, "faq.toml").unwrap();
+        assert_eq!(cfg.entry[0], rich, "written and read back the same");
+        assert_eq!(cfg.entry[1].id, "b");
+        let next = "\n\n# 下一条\n[[entry]]\nid = \"b\"\nquestion = \"r\"\nanswer = \"y\"\n";
+        assert!(!changed.contains("size.png") && changed.ends_with(next), "{changed}");
+        assert!(
+            changed.contains(
+                "hours = \"09:00-18:00\"\n[[entry.attach]]\nimage = \"https://img.example.com/size-2.png\"\n\
+                 [[entry.attach]]\nproduct = \"{product}\"\n"
+            ),
+            "{changed}"
+        );
+
+        // Another entry's edit keeps these tables as written.
+        let other = replace(text, 1, Some(&entry("b", "运费"))).unwrap();
+        let (kept, _) = text.split_once("# 下一条").unwrap();
+        assert!(other.starts_with(kept), "{other}");
+
+        // A change without attachments drops them; a removal takes them with the entry.
+        let plain = replace(&changed, 0, Some(&entry("size", "有尺码表吗"))).unwrap();
+        assert!(!plain.contains("[[entry.attach]]"), "{plain}");
+        let removed = replace(text, 0, None).unwrap();
+        assert_eq!(removed, &next[1..], "the attachments went with the entry");
     }
 
     /// A line starting with `[` inside a multi-line string looks like a header to the block
@@ -509,6 +567,36 @@ mod tests {
             host.reloads.load(std::sync::atomic::Ordering::SeqCst),
             6,
             "four edits, a refused one and its restore"
+        );
+    }
+
+    /// An entry changed through the editor keeps its attachments: written, reloaded, listed back
+    /// the same; a change without them drops them.
+    #[tokio::test]
+    async fn an_entry_edited_with_attachments_round_trips() {
+        use huiliu_knowledge::Attach;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::open(&url, huiliu_store::StoreOptions::default()).await.unwrap();
+        let path = dir.path().join("faq.toml");
+        std::fs::write(&path, FILE).unwrap();
+        let faq = FaqFile::new(path.clone(), store, std::sync::Arc::new(Host::default()));
+        let lead =
+            Principal { id: "l1".into(), name: "阿强".into(), role: huiliu_domain::Role::Lead, groups: Vec::new() };
+        let mut rich = entry("", "运费");
+        rich.attach = vec![Attach::image("https://img.example.com/fee.png"), Attach::product("{product}", None)];
+        faq.change(&lead, "ship", rich.clone()).await.unwrap();
+        let listed = faq.entries().unwrap();
+        assert_eq!((listed[0].entry.id.as_str(), &listed[0].entry.attach), ("ship", &rich.attach));
+        assert_eq!(listed[1].entry.id, "complain", "the next entry is not taken for an attachment");
+        let added = faq.add(&lead, rich.clone()).await.unwrap();
+        assert_eq!(faq.entries().unwrap()[2].entry.attach, rich.attach, "{added:?}");
+        faq.change(&lead, "ship", entry("", "运费")).await.unwrap();
+        assert!(faq.entries().unwrap()[0].entry.attach.is_empty());
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .contains("[[entry.attach]]\nimage = \"https://img.example.com/fee.png\"")
         );
     }
 

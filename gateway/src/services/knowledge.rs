@@ -12,7 +12,8 @@ use serde::Serialize;
 
 use huiliu_domain::session::{Direction, Message, TradeRecord};
 use huiliu_knowledge::config::DEFAULT_RESOLVED_AFTER_MINUTES;
-use huiliu_knowledge::{Context, FaqConfig, KnowledgeBase, Vars};
+use huiliu_knowledge::config::Entry;
+use huiliu_knowledge::{Attachment, Context, FaqConfig, KnowledgeBase, Subject, Vars};
 use huiliu_sdk::Content;
 use huiliu_store::{BotCountKind, Store, StoreError};
 
@@ -101,6 +102,11 @@ pub struct Suggestion {
     pub question: String,
     /// The answer with the session's values filled in, ready to edit and send.
     pub answer: String,
+    /// The entry's rich elements (faq.toml `[[entry.attach]]`: a picture, a product card, the
+    /// order card), as a reply's `content` elements to send after the text; one naming a value
+    /// this conversation lacks (no product card, no order) is left out.
+    #[schema(value_type = Vec<Object>)]
+    pub attach: Vec<Content>,
     /// 0–1; the bot answers on its own at or above the shop's threshold. For the best
     /// suggestion it is the similarity less a share of the runner-up's (an answer is only as sure
     /// as it is distinct), so it can read lower than the second one's.
@@ -146,6 +152,8 @@ pub struct Asked<'a> {
     pub order_state: Option<&'a str>,
     pub now: i64,
     pub vars: Vars<'a>,
+    /// What the entries' attachments may name: the conversation's product card, its order.
+    pub subject: Subject<'a>,
 }
 
 impl Knowledge {
@@ -312,6 +320,7 @@ impl Knowledge {
                     entry: entry.id.clone(),
                     question: m.question,
                     answer: huiliu_knowledge::render(&entry.answer, &asked.vars),
+                    attach: attachments(&kb, entry, &asked.subject),
                     confidence: (m.confidence * 1000.0).round() / 1000.0,
                     similarity: (m.similarity * 1000.0).round() / 1000.0,
                     matched: m.matched,
@@ -339,6 +348,29 @@ pub fn conversation_product(messages: &[Message]) -> Option<(&str, Option<&str>)
             _ => None,
         })
     })
+}
+
+/// An entry's attachments in a conversation as content elements, in order; one naming a value
+/// the conversation lacks is left out.
+pub fn attachments(kb: &KnowledgeBase, entry: &Entry, subject: &Subject<'_>) -> Vec<Content> {
+    kb.config().attachments(entry, subject).into_iter().map(content_of).collect()
+}
+
+/// An entry's answer as one reply's content: the text, its placeholders filled, then its
+/// attachments ([`attachments`]).
+pub fn answer_content(kb: &KnowledgeBase, entry: &Entry, vars: &Vars<'_>, subject: &Subject<'_>) -> Vec<Content> {
+    let mut content = vec![Content::text(huiliu_knowledge::render(&entry.answer, vars))];
+    content.extend(attachments(kb, entry, subject));
+    content
+}
+
+/// The SDK's element for an attachment, with the customary text fallback.
+fn content_of(a: Attachment) -> Content {
+    match a {
+        Attachment::Image { url } => Content::image(url),
+        Attachment::Product { id, title } => Content::product(id, title),
+        Attachment::Order { id } => Content::order(id),
+    }
 }
 
 /// What `{product}` says for a conversation's product: the card's title, else its name in
@@ -562,5 +594,42 @@ mod tests {
         let (s, _) = k.suggest(&asked, 3);
         assert_eq!(s[0].entry, "ship");
         assert_eq!(s[0].answer, "王芳，4512339871今天发");
+    }
+
+    /// A suggestion carries its entry's pictures and cards as content elements, as the bot's
+    /// answer does after its text; a `{product}` or `{order}` the conversation lacks is left out.
+    #[tokio::test]
+    async fn suggestions_and_answers_carry_the_entrys_attachments() {
+        let cfg = huiliu_knowledge::parse(
+            "[[product]]\nid = \"e60\"\nname = \"小汇电热水器E60\"\n\
+             [[entry]]\nid = \"power\"\nquestion = \"功率多大\"\nanswer = \"{product}是3000W\"\n\
+             [[entry.attach]]\nimage = \"https://img.example.com/e60.png\"\n\
+             [[entry.attach]]\nproduct = \"{product}\"\n[[entry.attach]]\norder = \"{order}\"\n",
+            "faq.toml",
+        )
+        .unwrap();
+        let (store, _dir) = store().await;
+        let k = Knowledge::new(Some(&cfg), store);
+        let subject = Subject { product: Some(("e60", None)), order: None };
+        let asked = Asked { text: "功率多大", platform: "douyin", shop: "dy", subject, ..Asked::default() };
+        let (s, _) = k.suggest(&asked, 3);
+        assert_eq!(
+            s[0].attach,
+            [
+                Content::image("https://img.example.com/e60.png"),
+                Content::product("e60", Some("小汇电热水器E60".into()))
+            ],
+            "no order yet: no order card"
+        );
+        let kb = k.current().unwrap();
+        let entry = kb.entry(0).unwrap();
+        let vars = Vars { product: Some("小汇电热水器E60"), ..Vars::default() };
+        let ordered = Subject { order: Some("4512339871"), ..subject };
+        let content = answer_content(&kb, entry, &vars, &ordered);
+        assert_eq!(content.len(), 4, "{content:?}");
+        assert_eq!(content[0], Content::text("小汇电热水器E60是3000W"));
+        assert_eq!(content[3], Content::order("4512339871"));
+        let nothing = answer_content(&kb, entry, &Vars::default(), &Subject::default());
+        assert_eq!(nothing, [Content::text("这款商品是3000W"), Content::image("https://img.example.com/e60.png")]);
     }
 }

@@ -15,6 +15,8 @@ use crate::api::ApiState;
 use crate::api::caller::Lead;
 use crate::api::error::{ApiError, ApiResult, ErrorBody, Json, Path};
 use crate::services::faq_file::{FAQ_SOURCE, FaqEditError, Listed};
+use huiliu_knowledge::Attach;
+use huiliu_knowledge::attach::{MAX_ATTACHMENTS, ORDER_PLACEHOLDER, is_http_url, is_product, is_title};
 use huiliu_knowledge::config::{Conditions, Entry, Hours};
 
 /// The answer's `pattern`: not blank, and every `{…}` one of the known placeholders (an
@@ -130,6 +132,55 @@ pub struct EntryWhen {
     pub hours: Option<Window>,
 }
 
+/// A picture sent after the answer's text.
+#[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttachImage {
+    /// An absolute http(s) URL (`https://host/path`; no spaces or braces), at most 2000
+    /// characters.
+    #[schema(
+        max_length = 2000,
+        pattern = "^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:[/?#][A-Za-z0-9._~:/?#\\[\\]@!$&'()*+,;=%-]*)?$"
+    )]
+    pub image: String,
+}
+
+/// A product card sent after the answer's text.
+#[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttachProduct {
+    /// A product id (no braces), or `{product}`: the conversation's product (its newest product
+    /// card; without one the card is left out). At most 64 characters.
+    #[schema(max_length = 64, pattern = "^(?:\\{product\\}|[^{}]*[^{} \\t\\n\\r\u{3000}][^{}]*)$")]
+    pub product: String,
+    /// The card's title (plain text, no braces, at most 200 characters); left out: the
+    /// product's name in faq.toml `[[product]]`, or the title of the conversation's card. May be
+    /// left out, not sent as null.
+    #[serde(default, deserialize_with = "crate::api::error::present")]
+    #[schema(nullable = false, max_length = 200, pattern = "^[^{}]*[^{} \\t\\n\\r\u{3000}][^{}]*$")]
+    pub title: Option<String>,
+}
+
+/// The order card of the conversation's latest order, sent after the answer's text (left out
+/// when the buyer has no order).
+#[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttachOrder {
+    /// `{order}`: the conversation's latest order.
+    #[schema(pattern = "^\\{order\\}$")]
+    pub order: String,
+}
+
+/// One rich element of an answer (faq.toml `[[entry.attach]]`): exactly one of a picture, a
+/// product card or the order card.
+#[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum AttachBody {
+    Image(AttachImage),
+    Product(AttachProduct),
+    Order(AttachOrder),
+}
+
 /// An entry as a lead writes it: the standard question, its variants, the answer.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -165,6 +216,28 @@ pub struct EntryBody {
     pub category: Option<String>,
     #[serde(default)]
     pub when: EntryWhen,
+    /// Rich elements sent after the answer's text, in order (at most 5).
+    #[serde(default)]
+    #[schema(max_items = 5)]
+    pub attach: Vec<AttachBody>,
+}
+
+/// An entry's attachment as faq.toml has it: one of `image`, `product` (with an optional
+/// `title`) or `order`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
+pub struct EntryAttachment {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub image: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub product: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub order: Option<String>,
 }
 
 /// An entry's conditions as faq.toml has them (a file written by hand is not held to the
@@ -197,6 +270,8 @@ pub struct KnowledgeEntry {
     #[schema(nullable = false)]
     pub category: Option<String>,
     pub when: EntryConditions,
+    /// Its rich elements (`[[entry.attach]]`), sent after the answer's text.
+    pub attach: Vec<EntryAttachment>,
 }
 
 /// The entries in force: faq.toml's in file order, then those loaded from CSV exports
@@ -240,7 +315,34 @@ impl From<Entry> for KnowledgeEntry {
             answer: e.answer,
             category: e.category,
             when,
+            attach: e
+                .attach
+                .into_iter()
+                .map(|a| EntryAttachment { image: a.image, product: a.product, title: a.title, order: a.order })
+                .collect(),
         }
+    }
+}
+
+/// The attachment a body's element describes, or why it is refused (what its schema says).
+fn attach_of(body: AttachBody) -> Result<Attach, &'static str> {
+    match body {
+        AttachBody::Image(AttachImage { image }) if is_http_url(&image) && image.chars().count() <= 2000 => {
+            Ok(Attach::image(image))
+        }
+        AttachBody::Image(_) => Err("an image is an http(s) URL of at most 2000 characters, no spaces or braces"),
+        AttachBody::Product(AttachProduct { product, title })
+            if is_product(&product)
+                && product.chars().count() <= 64
+                && title.as_deref().is_none_or(|t| is_title(t) && t.chars().count() <= 200) =>
+        {
+            Ok(Attach::product(product, title))
+        }
+        AttachBody::Product(_) => Err(
+            "a product card names a product id (at most 64 characters, no braces) or {product}, and an optional plain title of at most 200",
+        ),
+        AttachBody::Order(AttachOrder { order }) if order == ORDER_PLACEHOLDER => Ok(Attach::order()),
+        AttachBody::Order(_) => Err("an order card takes {order}"),
     }
 }
 
@@ -283,6 +385,10 @@ fn entry_of(body: EntryBody) -> Result<Entry, ApiError> {
     if body.category.as_ref().is_some_and(|c| c.chars().count() > 64) {
         return Err(bad("the category is at most 64 characters"));
     }
+    if body.attach.len() > MAX_ATTACHMENTS {
+        return Err(bad("at most 5 attachments"));
+    }
+    let attach = body.attach.into_iter().map(attach_of).collect::<Result<Vec<_>, _>>().map_err(bad)?;
     let mut states: Vec<String> = Vec::new();
     for s in &w.order_states {
         if !states.iter().any(|x| x == s.word()) {
@@ -302,6 +408,7 @@ fn entry_of(body: EntryBody) -> Result<Entry, ApiError> {
             order_states: states,
             hours: w.hours.map(|h| format!("{}-{}", hhmm(h.from), hhmm(h.to))),
         },
+        attach,
     })
 }
 
@@ -429,6 +536,86 @@ mod tests {
             );
             let valid = huiliu_knowledge::parse(&faq, "faq.toml").is_ok();
             assert_eq!(re.is_match(answer), valid, "{answer:?}");
+        }
+    }
+
+    /// An entry's attachments come back from the API as they were sent, and the patterns of the
+    /// document say what the checks say (the API's and the knowledge base's).
+    #[test]
+    fn attachments_round_trip_and_their_patterns_agree_with_the_checks() {
+        let sent = serde_json::json!([
+            {"image": "https://img.example.com/size-chart.png"},
+            {"product": "{product}"},
+            {"product": "3556245366718399530", "title": "小汇电热水器E60"},
+            {"order": "{order}"}
+        ]);
+        let body: EntryBody =
+            serde_json::from_value(serde_json::json!({"question": "q", "answer": "a", "attach": sent})).unwrap();
+        let entry = entry_of(body).unwrap();
+        assert_eq!(entry.attach.len(), 4);
+        let back = serde_json::to_value(KnowledgeEntry::from(entry)).unwrap();
+        assert_eq!(back["attach"], sent, "{back}");
+
+        for refused in [
+            serde_json::json!([{"image": "ftp://x/a.png"}]),
+            serde_json::json!([{"image": "https://x/a.png", "product": "p"}]),
+            serde_json::json!([{"order": "123"}]),
+            serde_json::json!([{"product": "{sku}"}]),
+            serde_json::json!([{"product": "p", "title": null}]),
+            serde_json::json!([{"title": "t"}]),
+            serde_json::json!([{}]),
+            serde_json::json!([{"order": "{order}"}, {"order": "{order}"}, {"order": "{order}"}, {"order": "{order}"}, {"order": "{order}"}, {"order": "{order}"}]),
+        ] {
+            let body = serde_json::json!({"question": "q", "answer": "a", "attach": refused});
+            let refused_here = match serde_json::from_value::<EntryBody>(body) {
+                Err(_) => true,
+                Ok(body) => entry_of(body).is_err(),
+            };
+            assert!(refused_here, "{refused}");
+        }
+
+        let doc: serde_json::Value = serde_json::from_str(&super::super::document(&super::super::routes().1)).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let pattern =
+            |schema: &str, field: &str| schemas[schema]["properties"][field]["pattern"].as_str().unwrap().to_owned();
+        assert_eq!(pattern("AttachImage", "image"), huiliu_knowledge::attach::IMAGE_PATTERN);
+        assert_eq!(pattern("AttachProduct", "product"), huiliu_knowledge::attach::PRODUCT_PATTERN);
+        assert_eq!(pattern("AttachProduct", "title"), huiliu_knowledge::attach::TITLE_PATTERN);
+        assert_eq!(pattern("AttachOrder", "order"), huiliu_knowledge::attach::ORDER_PATTERN);
+        let order = regex::Regex::new(huiliu_knowledge::attach::ORDER_PATTERN).unwrap();
+        for text in ["{order}", "{order} ", "order", "{product}"] {
+            assert_eq!(order.is_match(text), text == huiliu_knowledge::attach::ORDER_PLACEHOLDER, "{text:?}");
+        }
+        for schema in ["AttachImage", "AttachProduct", "AttachOrder"] {
+            assert_eq!(schemas[schema]["additionalProperties"], false, "{schema}: {}", schemas[schema]);
+        }
+        let image = regex::Regex::new(huiliu_knowledge::attach::IMAGE_PATTERN).unwrap();
+        for url in [
+            "https://img.example.com/a.png",
+            "http://10.0.0.1:8080/a.jpg?x=1&y=%E5%9B%BE#top",
+            "https://x",
+            "https://x?",
+            "https://-/",
+            "https://x:123456/",
+            "https://x:/",
+            "https://a b/",
+            "https://x/a b",
+            "https://x/{product}",
+            "https://x/\"",
+            "https://x/图",
+            "ftp://x/",
+            "https://",
+            "https://x/\n",
+            "https://x\n",
+        ] {
+            assert_eq!(image.is_match(url), huiliu_knowledge::attach::is_http_url(url), "{url:?}");
+        }
+        let product = regex::Regex::new(huiliu_knowledge::attach::PRODUCT_PATTERN).unwrap();
+        let title = regex::Regex::new(huiliu_knowledge::attach::TITLE_PATTERN).unwrap();
+        for text in ["{product}", "E60-2024", " x ", " ", "", "\u{3000}", "{order}", "a{b", "a}", "{product}x", "小汇"]
+        {
+            assert_eq!(product.is_match(text), huiliu_knowledge::attach::is_product(text), "{text:?}");
+            assert_eq!(title.is_match(text), huiliu_knowledge::attach::is_title(text), "{text:?}");
         }
     }
 

@@ -238,8 +238,8 @@ mod tests {
     }
 
     /// The `pattern`s written out in the handlers' schema attributes (a macro wants a literal)
-    /// are all [`NOT_BLANK`], but for the knowledge-base answer's and entry id's (checked
-    /// against the knowledge base's own rules in `knowledge.rs`).
+    /// are all [`NOT_BLANK`], but for the knowledge-base answer's, entry id's and attachments'
+    /// (checked against the knowledge base's own rules in `knowledge.rs`).
     #[test]
     fn every_pattern_is_not_blank() {
         fn walk(v: &serde_json::Value, found: &mut Vec<String>) {
@@ -258,10 +258,19 @@ mod tests {
         let mut found = Vec::new();
         walk(&json, &mut found);
         assert!(found.len() >= 6, "{found:?}");
-        let known = [NOT_BLANK, knowledge::ANSWER_PATTERN, knowledge::ID_PATTERN];
-        assert!(found.iter().all(|p| known.contains(&p.as_str())), "{found:?}");
-        assert_eq!(found.iter().filter(|p| *p == knowledge::ANSWER_PATTERN).count(), 1, "{found:?}");
-        assert_eq!(found.iter().filter(|p| *p == knowledge::ID_PATTERN).count(), 1, "{found:?}");
+        use huiliu_knowledge::attach::{IMAGE_PATTERN, ORDER_PATTERN, PRODUCT_PATTERN, TITLE_PATTERN};
+        let own = [
+            knowledge::ANSWER_PATTERN,
+            knowledge::ID_PATTERN,
+            IMAGE_PATTERN,
+            PRODUCT_PATTERN,
+            TITLE_PATTERN,
+            ORDER_PATTERN,
+        ];
+        assert!(found.iter().all(|p| p == NOT_BLANK || own.contains(&p.as_str())), "{found:?}");
+        for pattern in own {
+            assert_eq!(found.iter().filter(|p| *p == pattern).count(), 1, "{pattern}: {found:?}");
+        }
     }
 
     #[test]

@@ -422,6 +422,7 @@ async function openSession(id, keepScroll) {
   const closed = s.state === "closed";
   for (const b of ["btn-send", "btn-transfer", "btn-close"]) $(b).disabled = closed;
   renderMessages(r.data.messages, keepScroll);
+  renderPending();
   renderCustomer(r.data);
   loadQuick(id);
   loadSuggestions(id);
@@ -471,14 +472,39 @@ function renderMessages(messages, keepScroll) {
   if (!keepScroll || atBottom) ol.scrollTop = ol.scrollHeight;
 }
 
+// Rich elements going with the next reply (an inserted suggestion's pictures and cards), for
+// one session; each can be dropped before sending. They go as the reply's `content` after the text.
+let pending = { session: null, items: [] };
+function attachLabel(el) {
+  switch (el.type) {
+    case "image": return "图片 " + el.url;
+    case "product": return "商品卡片 " + (el.title ? el.title + "（" + el.product_id + "）" : el.product_id);
+    case "order": return "订单卡片 " + el.order_id;
+    default: return el.fallback || el.type;
+  }
+}
+function renderPending() {
+  const items = pending.session === st.current ? pending.items : [];
+  $("reply-attach").replaceChildren(...items.map((el, i) => h("span", { class: "attach-chip", "data-type": el.type },
+    attachLabel(el),
+    h("button", { class: "attach-drop", title: "不发送这一项", "aria-label": "移除", onclick: () => {
+      pending.items.splice(i, 1); renderPending();
+    } }, "✕"))));
+  $("reply-attach").hidden = !items.length;
+}
+function setPending(items) { pending = { session: st.current, items: items.slice() }; renderPending(); }
+
 async function send() {
   const text = $("reply-text").value.trim();
-  if (!text || !st.current) return;
+  const items = pending.session === st.current ? pending.items : [];
+  if ((!text && !items.length) || !st.current) return;
   $("btn-send").disabled = true;
-  const r = await api("POST", "/sessions/" + st.current + "/reply", { text });
+  const body = items.length ? (text ? { text, content: items } : { content: items }) : { text };
+  const r = await api("POST", "/sessions/" + st.current + "/reply", body);
   $("btn-send").disabled = false;
   if (r.status === 202) {
     $("reply-text").value = "";
+    setPending([]);
     const hits = r.data.compliance && r.data.compliance.hits || [];
     $("reply-note").textContent = hits.length ? "已发送，提示：" + hits.map(x => x.word || x.category || "").join("、") : "";
     refreshMessages();
@@ -507,7 +533,8 @@ async function loadQuick(id) {
 }
 // `/` searches the quick replies: a filtered list by title or text; Enter (or a pick) fills the box.
 let quickReplies = [];
-function fillQuick(q) { $("reply-text").value = q.text; $("reply-text").focus(); $("quick-search").value = ""; }
+// A quick reply is another answer: a suggestion's pictures and cards do not go with it.
+function fillQuick(q) { $("reply-text").value = q.text; setPending([]); $("reply-text").focus(); $("quick-search").value = ""; }
 $("quick-search").addEventListener("input", () => {
   const v = $("quick-search").value.trim();
   const exact = quickReplies.find(q => q.title === v);
@@ -540,7 +567,7 @@ document.addEventListener("keydown", (e) => {
 
 $("quick").addEventListener("change", () => {
   const v = $("quick").value;
-  if (v) { $("reply-text").value = v; $("reply-text").focus(); }
+  if (v) { $("reply-text").value = v; setPending([]); $("reply-text").focus(); }
   $("quick").value = "";
 });
 
@@ -553,11 +580,15 @@ async function loadSuggestions(id) {
   if (!r.ok || !r.data.suggestions.length) return;
   box.append(h("span", { class: "muted" }, "智能推荐："));
   for (const s of r.data.suggestions) {
+    // The entry's pictures and cards come with it: listed in the tooltip, marked on the button,
+    // and put beside the reply box on insert (each can be dropped there).
+    const attach = s.attach || [];
     box.append(h("button", {
-      class: "suggestion", "data-entry": s.entry,
-      title: s.answer + "\n（匹配：" + s.matched.join(" ") + "，相似度 " + s.similarity.toFixed(2) + "，置信度 " + s.confidence.toFixed(2) + "）",
-      onclick: () => { $("reply-text").value = s.answer; $("reply-text").focus(); },
-    }, s.question + " " + Math.round(s.similarity * 100) + "%"));
+      class: "suggestion", "data-entry": s.entry, "data-attach": attach.length,
+      title: s.answer + (attach.length ? "\n附带：" + attach.map(attachLabel).join("；") : "") +
+        "\n（匹配：" + s.matched.join(" ") + "，相似度 " + s.similarity.toFixed(2) + "，置信度 " + s.confidence.toFixed(2) + "）",
+      onclick: () => { $("reply-text").value = s.answer; setPending(attach); $("reply-text").focus(); },
+    }, s.question + " " + Math.round(s.similarity * 100) + "%", attach.length ? h("span", { class: "attach-count" }, " +" + attach.length) : null));
   }
 }
 
@@ -778,6 +809,24 @@ const hm = (m) => String(Math.floor(m / 60)).padStart(2, "0") + ":" + String(m %
 const minutes = (v) => { const [a, b] = v.split(":").map(Number); return a * 60 + b; };
 const words = (v) => v.split(/[,，、\s]+/).map(x => x.trim()).filter(Boolean);
 
+// An entry's attachments ([[entry.attach]]) as lines to edit: a picture's URL, a product id or
+// {product} (optionally "| title"), {order}.
+function attachLines(list) {
+  return (list || []).map(a => a.image || (a.product ? a.product + (a.title ? " | " + a.title : "") : a.order || "")).join("\n");
+}
+function attachOf(lines) {
+  return lines.split("\n").map(x => x.trim()).filter(Boolean).map(line => {
+    if (/^https?:\/\//i.test(line)) return { image: line };
+    if (line === "{order}") return { order: line };
+    const [product, ...title] = line.split("|");
+    const t = title.join("|").trim();
+    return t ? { product: product.trim(), title: t } : { product: product.trim() };
+  });
+}
+function attachText(list) {
+  return (list || []).map(a => a.image ? "图片" : a.product ? "商品卡片" + (a.product === "{product}" ? "（当前商品）" : " " + a.product) : "订单卡片").join("、");
+}
+
 function conditionText(w) {
   const parts = [];
   if (w.platforms.length) parts.push(w.platforms.map(p => PLATFORM[p] || p).join("/"));
@@ -805,7 +854,9 @@ function renderKnowledge() {
   $("kb-count").textContent = "共 " + kb.entries.length + " 条" + (f ? "，显示 " + shown.length + " 条" : "");
   $("kb-entries").tBodies[0].replaceChildren(...shown.map(e => h("tr", { "data-entry": e.id },
     h("td", {}, e.id), h("td", {}, e.question), h("td", { title: e.variants.join("\n") }, e.variants.length + " 个"),
-    h("td", { class: "answer" }, e.answer), h("td", {}, e.category || ""), h("td", {}, conditionText(e.when)),
+    h("td", { class: "answer" }, e.answer, (e.attach || []).length
+      ? h("div", { class: "muted small attach-list", title: attachLines(e.attach) }, "附带：" + attachText(e.attach)) : null),
+    h("td", {}, e.category || ""), h("td", {}, conditionText(e.when)),
     h("td", { class: "hits" }, kb.hits[e.id] || 0),
     // Entries of a 千牛 CSV export are read-only here: the export is edited, not the entry.
     e.editable
@@ -826,6 +877,7 @@ function editEntry(e) {
   $("kb-question").value = e ? e.question : "";
   $("kb-variants").value = e ? e.variants.join("\n") : "";
   $("kb-answer").value = e ? e.answer : "";
+  $("kb-attach").value = e ? attachLines(e.attach) : "";
   $("kb-category").value = (e && e.category) || "";
   $("kb-platforms").value = w.platforms.join(", ");
   $("kb-shops").value = w.shops.join(", ");
@@ -846,6 +898,7 @@ $("form-kb").addEventListener("submit", async (ev) => {
     question: $("kb-question").value,
     variants: $("kb-variants").value.split("\n").map(x => x.trim()).filter(Boolean),
     answer: $("kb-answer").value,
+    attach: attachOf($("kb-attach").value),
     when: {
       platforms: words($("kb-platforms").value), shops: words($("kb-shops").value), products: words($("kb-products").value),
       order_states: [...$("kb-states").querySelectorAll("input:checked")].map(i => i.value),
