@@ -134,7 +134,7 @@ suite! {
         assert_eq!(s.state, SessionState::Queued);
         assert_eq!(s.conversation.as_deref(), Some("conv-b1"));
         assert_eq!(s.reply_context.get("k").map(String::as_str), Some("v"));
-        assert_eq!(s.unread, 1);
+        assert_eq!((s.unread, s.last_inbound_at, s.last_message_at), (1, Some(T0), T0));
         let c = store.customer(customer_id).await.unwrap().unwrap();
         assert_eq!((c.buyer_id.as_str(), c.vip_level, c.nick.as_deref()), ("b1", 2, Some("nick-b1")));
         let msgs = store.session_messages(session_id).await.unwrap();

@@ -4,7 +4,8 @@
 //! `cargo bench -p huiliu-store --bench intake`; PostgreSQL runs when
 //! `HUILIU_TEST_POSTGRES_URL` is set (a scratch database is created and dropped).
 //! `INTAKE_MESSAGES` (default 20000) and `INTAKE_CONCURRENCY` (default 64) tune the run;
-//! `INTAKE_PG_WRITERS` (default 4) sets the PostgreSQL intake writers side by side.
+//! `INTAKE_PG_WRITERS` (default 4) sets the PostgreSQL intake writers side by side;
+//! `INTAKE_BUYERS` (default 5000; 0 = a new buyer per message) how many buyers write.
 
 use std::time::Instant;
 
@@ -24,6 +25,16 @@ fn event_id(i: usize) -> String {
     format!("{:016x}", z ^ (z >> 31))
 }
 
+/// The buyer of message `i`: one of `INTAKE_BUYERS` (default 5000) known buyers, or with
+/// `INTAKE_BUYERS=0` a new buyer for every message (a conversation opened per message).
+fn buyer(i: usize) -> String {
+    static BUYERS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    match *BUYERS.get_or_init(|| env("INTAKE_BUYERS", 5000)) {
+        0 => format!("new-{i}"),
+        n => format!("buyer-{}", i % n),
+    }
+}
+
 fn item(i: usize) -> IntakeItem {
     let text = "亲，我昨天买的外套什么时候发货？订单号4200001234567890123".to_owned();
     IntakeItem {
@@ -31,7 +42,7 @@ fn item(i: usize) -> IntakeItem {
             platform: "douyin".into(),
             shop: "dy-1".into(),
             event_id: event_id(i),
-            buyer: Buyer { open_id: format!("buyer-{}", i % 5000), nick: Some("小王".into()) },
+            buyer: Buyer { open_id: buyer(i), nick: Some("小王".into()) },
             occurred_at: 1_700_000_000_000,
             kind: EventKind::BuyerMessage(BuyerMessage {
                 conversation: None,

@@ -230,7 +230,12 @@ const FIND_CUSTOMER: &str = "SELECT c.id, \
        s.id, s.last_message_at \
      FROM customers c LEFT JOIN sessions s ON s.customer_id = c.id AND s.state <> 'closed' \
      WHERE c.platform = $1 AND c.shop = $2 AND c.buyer_id = $3";
-/// A new buyer (an upsert: another node may insert the same buyer at the same time).
+/// A new buyer: their id, or no row when another writer inserted them since [`FIND_CUSTOMER`]
+/// (then [`UPSERT_CUSTOMER`]). A customer inserted here has no session yet, which saves the
+/// look for one.
+const INSERT_CUSTOMER: &str = "INSERT INTO customers (platform, shop, buyer_id, nick, vip_level, fans_level, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (platform, shop, buyer_id) DO NOTHING RETURNING id";
+/// A buyer another writer inserted meanwhile (an upsert: it may have changed since).
 const UPSERT_CUSTOMER: &str = "INSERT INTO customers (platform, shop, buyer_id, nick, vip_level, fans_level, created_at, updated_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
      ON CONFLICT (platform, shop, buyer_id) DO UPDATE SET \
@@ -245,8 +250,10 @@ const UPDATE_CUSTOMER: &str = "UPDATE customers SET nick = COALESCE($1, nick), \
        fans_level = CASE WHEN $3 > fans_level THEN $3 ELSE fans_level END, \
        updated_at = $4 WHERE id = $5";
 const OPEN_SESSION: &str = "SELECT id, last_message_at FROM sessions WHERE customer_id = $1 AND state <> 'closed'";
+/// A session opened by a buyer's message: the message's own touch ([`TOUCH_SESSION`]) written
+/// with it.
 const INSERT_SESSION: &str = "INSERT INTO sessions (customer_id, platform, shop, state, priority, conversation, reply_context, \
-     opened_at, last_message_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id";
+     opened_at, last_message_at, last_inbound_at, unread) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8, 1) RETURNING id";
 const INSERT_MESSAGE: &str = "INSERT INTO messages (session_id, customer_id, direction, platform_msg_id, content, text, sealed, created_at) \
      VALUES ($1, $2, 'in', $3, $4, $5, $6, $7) RETURNING id";
 const TOUCH_SESSION: &str = "UPDATE sessions SET last_message_at = $1, last_inbound_at = $1, unread = unread + 1, \
@@ -374,8 +381,12 @@ async fn customer_of<T: IntakeTx>(
         }
         _ => {
             let customer = [key[0], key[1], key[2], nick.into(), vip.into(), fans.into(), now.into()];
+            if let Some([Some(id), ..]) = tx.ints(INSERT_CUSTOMER, &customer).await? {
+                return Ok((id, None));
+            }
+            // Another writer (or node) inserted the buyer, and may have opened a session, since
+            // the read.
             let id = returning_id(tx, UPSERT_CUSTOMER, &customer).await?;
-            // Another node may have inserted the buyer, and opened a session, since the read.
             Ok((id, open_session(tx, id).await?))
         }
     }
@@ -435,9 +446,11 @@ async fn store_item<T: IntakeTx>(
                 now.into(),
             ];
             let message_id = returning_id(tx, INSERT_MESSAGE, &message).await?;
-            let touch =
-                [now.into(), m.conversation.as_deref().into(), reply_context.as_str().into(), session_id.into()];
-            tx.execute(TOUCH_SESSION, &touch).await?;
+            if !new_session {
+                let touch =
+                    [now.into(), m.conversation.as_deref().into(), reply_context.as_str().into(), session_id.into()];
+                tx.execute(TOUCH_SESSION, &touch).await?;
+            }
             Ok(ItemOutcome::Message { customer_id, session_id, message_id, new_session, screen: item.screen })
         }
         EventKind::Order(o) => {
