@@ -38,7 +38,9 @@ async fn postgres() -> Option<Fixture> {
     let (prefix, _) = base.rsplit_once('/').expect("URL with a database name");
     let url = format!("{prefix}/{name}");
     eprintln!("running on PostgreSQL database {name}");
-    Some(Fixture { store: Store::open(&url, StoreOptions::default()).await.unwrap(), _dir: None })
+    // Several intake writers side by side, the harder case (the default is one).
+    let options = StoreOptions { pg_writers: 4, ..StoreOptions::default() };
+    Some(Fixture { store: Store::open(&url, options).await.unwrap(), _dir: None })
 }
 
 /// Defines `mod $name { sqlite, postgres }` running `$body(store)` on each backend.

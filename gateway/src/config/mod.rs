@@ -88,13 +88,13 @@ pub struct StoreConfig {
     /// Let concurrent pushes share one commit (one fsync). Default true.
     pub group_commit: bool,
     /// PostgreSQL: intake writers side by side, each on its own connection (a buyer's events
-    /// always through the same one). Default 4, 1–32. SQLite has one writer.
+    /// always through the same one). Default 1, 1–32. SQLite has one writer.
     pub pg_writers: usize,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { url: "sqlite://../data/huiliu.db".into(), group_commit: true, pg_writers: 4 }
+        StoreConfig { url: "sqlite://../data/huiliu.db".into(), group_commit: true, pg_writers: 1 }
     }
 }
 

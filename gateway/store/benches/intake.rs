@@ -4,7 +4,7 @@
 //! `cargo bench -p huiliu-store --bench intake`; PostgreSQL runs when
 //! `HUILIU_TEST_POSTGRES_URL` is set (a scratch database is created and dropped).
 //! `INTAKE_MESSAGES` (default 20000) and `INTAKE_CONCURRENCY` (default 64) tune the run;
-//! `INTAKE_PG_WRITERS` (default 4) sets the PostgreSQL intake writers side by side;
+//! `INTAKE_PG_WRITERS` (default 1) sets the PostgreSQL intake writers side by side;
 //! `INTAKE_BUYERS` (default 5000; 0 = a new buyer per message) how many buyers write.
 
 use std::time::Instant;
@@ -60,7 +60,7 @@ fn item(i: usize) -> IntakeItem {
 async fn run(label: &str, url: &str, group_commit: bool, messages: usize, concurrency: usize) {
     let store = Store::open(
         url,
-        StoreOptions { group_commit, pg_writers: env("INTAKE_PG_WRITERS", 4), ..StoreOptions::default() },
+        StoreOptions { group_commit, pg_writers: env("INTAKE_PG_WRITERS", 1), ..StoreOptions::default() },
     )
     .await
     .expect("open store");

@@ -120,16 +120,17 @@ pub struct StoreOptions {
     pub max_group_events: usize,
     /// Connections in the pool (readers; the intake writer holds one while writing).
     pub max_connections: u32,
-    /// Intake writers side by side on PostgreSQL (default 4), each with its own channel and
+    /// Intake writers side by side on PostgreSQL (default 1), each with its own channel and
     /// connection; a buyer's events always go to the same one. PostgreSQL commits them in
-    /// parallel (its own group commit), where one writer would wait out every statement's round
-    /// trip in turn. SQLite has one writer whatever this says.
+    /// parallel, where one writer waits out every statement's round trip in turn: the store
+    /// alone takes twice as many messages with 4 (docs/performance.md), but on a small machine
+    /// the whole path does not gain, so more is opt-in. SQLite has one writer whatever this says.
     pub pg_writers: usize,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { group_commit: true, max_group_events: 512, max_connections: 8, pg_writers: 4 }
+        StoreOptions { group_commit: true, max_group_events: 512, max_connections: 8, pg_writers: 1 }
     }
 }
 
