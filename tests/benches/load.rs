@@ -397,8 +397,26 @@ async fn run_all(s: &Settings) {
             )
             .await;
             assert_eq!(fill.failed, 0, "opening sessions");
+            let acked_in = fill_started.elapsed();
+            // Routed and committed: the assignment counter moves after the commit. Polled until
+            // every session of this step is assigned (or 30 s).
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let mut committed = api.metric_sum("huiliu_assigned_total").await as u64;
+            while committed < target && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                committed = api.metric_sum("huiliu_assigned_total").await as u64;
+            }
+            let all_in = fill_started.elapsed();
+            println!(
+                "  {target} open sessions: {} new conversations acknowledged in {:.2} s ({:.0}/s); {committed} assignments committed {:.0} ms after the last acknowledgement: {:.0} new conversations routed and committed per second",
+                fill.acked,
+                acked_in.as_secs_f64(),
+                fill.acked as f64 / acked_in.as_secs_f64(),
+                (all_in - acked_in).as_secs_f64() * 1000.0,
+                (committed.saturating_sub(filled)) as f64 / all_in.as_secs_f64(),
+            );
             filled = target;
-            tokio::time::sleep(Duration::from_secs(2)).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
             let (status, routing) = api.call("GET", "/api/v1/routing", API_TOKEN, None).await;
             let assigned: u64 = routing["agents"]
                 .as_object()

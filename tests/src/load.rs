@@ -136,6 +136,17 @@ impl Api {
         }
     }
 
+    /// The sum of every `/metrics` sample of `name` (all its label sets); 0 when absent.
+    pub async fn metric_sum(&self, name: &str) -> f64 {
+        let url = format!("http://{}/metrics", self.addr);
+        let Ok(resp) = self.http.get(url).send().await else { return 0.0 };
+        let body = resp.text().await.unwrap_or_default();
+        body.lines()
+            .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(['{', ' '])))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     /// Logs `user` in; the token.
     pub async fn login(&self, user: &str, password: &str) -> String {
         let url = format!("http://{}/api/v1/auth/login", self.addr);
