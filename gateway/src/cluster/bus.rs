@@ -2,8 +2,8 @@
 //! `{name}.routing`) and the cluster's events (one JetStream stream, `{NAME}_EVENTS`, subject
 //! `{name}.events`).
 //!
-//! Events: every node publishes what its hub is given to the stream (in order, each publish
-//! acknowledged by JetStream before the next, with a message id so that one sent again after a
+//! Events: every node publishes what its hub is given to the stream (in order, up to 256
+//! awaiting JetStream's acknowledgement, each with a message id so that one sent again after a
 //! lost acknowledgement is stored once; while NATS is away they wait in memory and go out in
 //! order when it is back) and feeds its hub from an ordered consumer of the stream — so
 //! every node numbers every event alike, by the stream's sequence. A node starting up reads the
@@ -98,8 +98,24 @@ impl Bus {
     }
 }
 
-/// Publishes the hub's events in order; an event JetStream did not acknowledge is tried again
-/// (after a pause) before any later one.
+/// Events sent to JetStream whose acknowledgement is still awaited, at most: one acknowledged
+/// publish at a time (a round trip each) capped the events of a node at what one round trip
+/// allows, and flat-out intake on PostgreSQL outran it.
+const PUBLISH_WINDOW: usize = 256;
+
+/// An event sent (or to send) and its acknowledgement.
+struct InFlight {
+    id: String,
+    payload: bytes::Bytes,
+    /// `None`: not sent yet, or its acknowledgement already taken.
+    ack: Option<jetstream::context::PublishAckFuture>,
+}
+
+/// Publishes the hub's events in order, up to [`PUBLISH_WINDOW`] awaiting their
+/// acknowledgement, taken oldest first. When one fails, every event not yet acknowledged is sent
+/// again, in order, after a pause: one the stream did store is a repeat of its message id, which
+/// the stream's duplicate window drops. Once a send fails, nothing later is sent until the
+/// failed one goes out, so the stream never gets a later event before an earlier one.
 async fn publish(bus: Bus, mut rx: mpsc::UnboundedReceiver<GatewayEvent>, metrics: Arc<Metrics>) {
     let js = jetstream::new(bus.client.clone());
     let subject = bus.events_subject();
@@ -107,33 +123,68 @@ async fn publish(bus: Bus, mut rx: mpsc::UnboundedReceiver<GatewayEvent>, metric
     // (NATS cut right after it stored the event) is sent again, and must not be stored twice.
     let run = format!("{}-{}", bus.config.node_id, huiliu_domain::now_millis());
     let mut n: u64 = 0;
-    while let Some(event) = rx.recv().await {
-        n += 1;
-        let id = format!("{run}-{n}");
-        let envelope = Envelope { at: huiliu_domain::now_millis(), node: bus.config.node_id.clone(), event };
-        let payload: bytes::Bytes = match serde_json::to_vec(&envelope) {
-            Ok(p) => p.into(),
-            Err(e) => {
-                tracing::error!("event not encoded: {e}");
-                continue;
-            }
-        };
-        let mut pause = Duration::from_millis(100);
-        loop {
-            let message = jetstream::message::PublishMessage::build().payload(payload.clone()).message_id(&id);
-            let sent = match js.send_publish(subject.clone(), message).await {
-                Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            match sent {
-                Ok(()) => {
-                    metrics.cluster_events_published.inc();
-                    break;
+    let mut inflight: std::collections::VecDeque<InFlight> = std::collections::VecDeque::new();
+    // Whether a send failed since the last time everything was sent again.
+    let mut stalled = false;
+    let mut pause = Duration::from_millis(100);
+    let send = async |item: &mut InFlight| {
+        let message = jetstream::message::PublishMessage::build().payload(item.payload.clone()).message_id(&item.id);
+        item.ack = js.send_publish(subject.clone(), message).await.ok();
+        item.ack.is_some()
+    };
+    loop {
+        // Take what the hub gave: wait for an event only when nothing is in flight.
+        while inflight.len() < PUBLISH_WINDOW {
+            let event = if inflight.is_empty() {
+                match rx.recv().await {
+                    Some(event) => event,
+                    None => return,
                 }
+            } else {
+                match rx.try_recv() {
+                    Ok(event) => event,
+                    Err(_) => break,
+                }
+            };
+            n += 1;
+            let envelope = Envelope { at: huiliu_domain::now_millis(), node: bus.config.node_id.clone(), event };
+            let payload: bytes::Bytes = match serde_json::to_vec(&envelope) {
+                Ok(p) => p.into(),
                 Err(e) => {
-                    tracing::warn!(waiting = rx.len(), "event not published yet: {e}");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(2));
+                    tracing::error!("event not encoded: {e}");
+                    continue;
+                }
+            };
+            let mut item = InFlight { id: format!("{run}-{n}"), payload, ack: None };
+            if !stalled {
+                stalled = !send(&mut item).await;
+            }
+            inflight.push_back(item);
+        }
+        let Some(oldest) = inflight.front_mut() else { continue };
+        let acked = match oldest.ack.take() {
+            Some(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+            None => Err("not sent".to_owned()),
+        };
+        match acked {
+            Ok(()) => {
+                inflight.pop_front();
+                metrics.cluster_events_published.inc();
+                pause = Duration::from_millis(100);
+            }
+            Err(e) => {
+                tracing::warn!(in_flight = inflight.len(), waiting = rx.len(), "event not published yet: {e}");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+                // Everything not acknowledged, again and in order; the rest of the
+                // acknowledgements awaited are dropped (their events are sent anew).
+                stalled = false;
+                for item in inflight.iter_mut() {
+                    if stalled {
+                        item.ack = None;
+                    } else {
+                        stalled = !send(item).await;
+                    }
                 }
             }
         }
