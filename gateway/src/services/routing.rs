@@ -262,7 +262,7 @@ impl Routing {
 
     /// Reads from the store how long the conversations closed in the last
     /// `huiliu_routing::LEARN_WINDOW_DAYS` days held their agent, per group, and keeps it for
-    /// the wait estimates; logs a group's handle time in use when it changes source or moves by
+    /// the wait estimates (the bot's `long_wait` and the engine's queue position); logs a group's handle time in use when it changes source or moves by
     /// more than 10 %. Every node reads for itself (the store is shared).
     pub async fn learn_handle_times(&self, now: Millis) -> Result<(), StoreError> {
         let since = now - huiliu_routing::LEARN_WINDOW_DAYS * 86_400_000;
@@ -270,6 +270,8 @@ impl Routing {
         for g in self.store.closed_handling(since).await? {
             learned.groups.insert(g.group, huiliu_routing::ClosedSample::from_total_ms(g.closed, g.total_ms));
         }
+        // The queue-position estimate the engine tells a waiting buyer starts from it too.
+        self.engine.lock().await.adopt_handle_times(&learned);
         let (before, after) = {
             let mut kept = self.handle_times.write().unwrap_or_else(|p| p.into_inner());
             let before = kept.replace(learned.clone());
@@ -326,6 +328,7 @@ impl Routing {
         let mut engine = self.engine.lock().await;
         let (fresh, actions) = rebuild(engine.config().clone(), &self.store, now).await?;
         *engine = fresh;
+        engine.adopt_handle_times(&self.handle_times());
         self.led.store(epoch, Ordering::SeqCst);
         tracing::info!(epoch, rebuilt_ms = started.elapsed().as_millis() as u64, "routing: this node leads");
         Ok(actions)
