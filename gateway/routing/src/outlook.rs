@@ -109,6 +109,15 @@ impl HandleTime {
 }
 
 impl HandleTimes {
+    /// The groups whose handle time is learned (at least [`LEARN_MIN_CLOSED`] closed), with
+    /// their mean in milliseconds: what the engine's queue-position estimate adopts.
+    pub fn learned_ms(&self) -> impl Iterator<Item = (&str, i64)> {
+        self.groups
+            .iter()
+            .filter(|(_, s)| s.closed >= LEARN_MIN_CLOSED)
+            .map(|(g, s)| (g.as_str(), (s.mean_s.max(1) as i64).saturating_mul(1000)))
+    }
+
     /// The handle time for `group`: learned when enough of its conversations closed in the
     /// window, else the configured default.
     pub fn for_group(&self, config: &RoutingConfig, group: &str) -> HandleTime {

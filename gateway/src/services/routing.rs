@@ -271,7 +271,7 @@ impl Routing {
             learned.groups.insert(g.group, huiliu_routing::ClosedSample::from_total_ms(g.closed, g.total_ms));
         }
         // The queue-position estimate the engine tells a waiting buyer starts from it too.
-        self.engine.lock().await.adopt_handle_times(&learned);
+        self.engine.lock().await.adopt_handle_times(learned.learned_ms());
         let (before, after) = {
             let mut kept = self.handle_times.write().unwrap_or_else(|p| p.into_inner());
             let before = kept.replace(learned.clone());
@@ -328,7 +328,7 @@ impl Routing {
         let mut engine = self.engine.lock().await;
         let (fresh, actions) = rebuild(engine.config().clone(), &self.store, now).await?;
         *engine = fresh;
-        engine.adopt_handle_times(&self.handle_times());
+        engine.adopt_handle_times(self.handle_times().learned_ms());
         self.led.store(epoch, Ordering::SeqCst);
         tracing::info!(epoch, rebuilt_ms = started.elapsed().as_millis() as u64, "routing: this node leads");
         Ok(actions)

@@ -332,20 +332,17 @@ impl Engine {
         })
     }
 
-    /// Starts each group's handle time (what the queue-position estimate told to a waiting
-    /// buyer divides by) from the one learned from the store, where a group has at least
-    /// [`crate::LEARN_MIN_CLOSED`] closed conversations in the window; closes in this process
-    /// move it on from there. Without it the engine starts from the configured
-    /// `default_handle_time_s` after every restart, and each node from its own closes.
-    pub fn adopt_handle_times(&mut self, learned: &crate::HandleTimes) {
-        for (id, sample) in &learned.groups {
-            if sample.closed < crate::LEARN_MIN_CLOSED {
-                continue;
-            }
+    /// Starts each listed group's handle time (what the queue-position estimate told to a
+    /// waiting buyer divides by) from `(group, ms)`: the handle times learned from the store
+    /// (`HandleTimes::learned_ms`). Closes in this process move it on from there. Without it the
+    /// engine starts from the configured `default_handle_time_s` after every restart, and each
+    /// node from its own closes. Unknown groups are skipped.
+    pub fn adopt_handle_times<'a>(&mut self, learned: impl IntoIterator<Item = (&'a str, i64)>) {
+        for (id, ms) in learned {
             if let Some(&g) = self.cfg.group_ix.get(id)
                 && let Some(live) = self.groups.get_mut(g as usize)
             {
-                live.handle_ms = (sample.mean_s.max(1) as i64).saturating_mul(1000);
+                live.handle_ms = ms.max(1000);
             }
         }
     }

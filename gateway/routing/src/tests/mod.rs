@@ -174,7 +174,7 @@ fn learned_handle_times_set_the_queue_estimate() {
     let mut r = router();
     // Too few closed conversations to trust: the configured handle time stays.
     let few = crate::ClosedSample { closed: crate::LEARN_MIN_CLOSED - 1, mean_s: 1200 };
-    r.adopt_handle_times(&crate::HandleTimes { groups: [("presales".to_owned(), few)].into() });
+    r.adopt_handle_times(crate::HandleTimes { groups: [("presales".to_owned(), few)].into() }.learned_ms());
     r.set_status("a1", AgentStatus::Online, T0).unwrap();
     r.set_status("a2", AgentStatus::Online, T0 + S).unwrap();
     for s in 1..=4u64 {
@@ -184,7 +184,7 @@ fn learned_handle_times_set_the_queue_estimate() {
     assert_eq!(lines(&out)[1], "notify 5 当前咨询人数较多，您前面还有1位，预计等待约2分钟，请稍候。");
     // Twenty minutes a conversation over enough closes: one ahead, four places → five minutes.
     let enough = crate::ClosedSample { closed: crate::LEARN_MIN_CLOSED, mean_s: 1200 };
-    r.adopt_handle_times(&crate::HandleTimes { groups: [("presales".to_owned(), enough)].into() });
+    r.adopt_handle_times(crate::HandleTimes { groups: [("presales".to_owned(), enough)].into() }.learned_ms());
     let out = r.arrive(conv(6, "x"), T0 + 7 * S).unwrap();
     assert_eq!(lines(&out)[1], "notify 6 当前咨询人数较多，您前面还有2位，预计等待约10分钟，请稍候。");
     ok(&r);
