@@ -518,8 +518,17 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn the_editor_writes_reloads_audits_and_refuses_without_a_trace() {
+    /// An editor of a faq.toml holding [`FILE`], its store and host, and a lead.
+    struct Editor {
+        _dir: tempfile::TempDir,
+        path: std::path::PathBuf,
+        store: Store,
+        host: std::sync::Arc<Host>,
+        faq: FaqFile,
+        lead: Principal,
+    }
+
+    async fn editor() -> Editor {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let store = Store::open(&url, huiliu_store::StoreOptions::default()).await.unwrap();
@@ -529,6 +538,12 @@ mod tests {
         let faq = FaqFile::new(path.clone(), store.clone(), host.clone());
         let lead =
             Principal { id: "l1".into(), name: "阿强".into(), role: huiliu_domain::Role::Lead, groups: Vec::new() };
+        Editor { _dir: dir, path, store, host, faq, lead }
+    }
+
+    #[tokio::test]
+    async fn the_editor_writes_reloads_audits_and_refuses_without_a_trace() {
+        let Editor { _dir, path, store, host, faq, lead } = editor().await;
 
         let added = faq.add(&lead, entry("", "发票")).await.unwrap();
         assert_eq!(added.id, "entry-1");
@@ -575,14 +590,7 @@ mod tests {
     #[tokio::test]
     async fn an_entry_edited_with_attachments_round_trips() {
         use huiliu_knowledge::Attach;
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let store = Store::open(&url, huiliu_store::StoreOptions::default()).await.unwrap();
-        let path = dir.path().join("faq.toml");
-        std::fs::write(&path, FILE).unwrap();
-        let faq = FaqFile::new(path.clone(), store, std::sync::Arc::new(Host::default()));
-        let lead =
-            Principal { id: "l1".into(), name: "阿强".into(), role: huiliu_domain::Role::Lead, groups: Vec::new() };
+        let Editor { _dir, path, faq, lead, .. } = editor().await;
         let mut rich = entry("", "运费");
         rich.attach = vec![Attach::image("https://img.example.com/fee.png"), Attach::product("{product}", None)];
         faq.change(&lead, "ship", rich.clone()).await.unwrap();

@@ -278,8 +278,11 @@ impl Store {
     /// returns `Ok`, the batch is committed.
     pub async fn intake(&self, batch: IntakeBatch) -> Result<Vec<ItemOutcome>, StoreError> {
         let (done, wait) = oneshot::channel();
-        let writer = self.writer.for_batch(&batch).clone();
-        writer.send(intake::Job::Intake { batch, done }).await.map_err(|_| StoreError::Closed)?;
+        self.writer
+            .for_batch(&batch)
+            .send(intake::Job::Intake { batch, done })
+            .await
+            .map_err(|_| StoreError::Closed)?;
         wait.await.map_err(|_| StoreError::Closed)?
     }
 
