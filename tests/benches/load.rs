@@ -163,21 +163,31 @@ async fn measured(
         let _ = std::process::Command::new("kill").arg("-INT").arg(perf.id().to_string()).status();
         let _ = perf.wait();
     }
-    let (mut lat, missing) = match consumer {
+    let mut lat = match consumer {
         Some(c) => load::latencies(&run, c, Duration::from_secs(10)).await,
-        None => (Vec::new(), 0),
+        None => load::Latencies::default(),
+    };
+    // Where the tail lies: before the acknowledgement (generator, network, daemon intake) or
+    // after it (the event's way to the agent's stream and the generator reading it).
+    let note = if lat.total.is_empty() {
+        String::new()
+    } else {
+        let [_, ack99, _] = percentiles(&mut lat.to_ack);
+        let [_, after99, _] = percentiles(&mut lat.after_ack);
+        let [_, published99, _] = percentiles(&mut lat.after_publish);
+        format!("p99: to ack {ack99:.2} ms, ack to agent {after99:.2} ms, published to agent {published99:.0} ms")
     };
     let line = Line {
         phase: phase.to_owned(),
         rate: run.rate(),
-        lat: percentiles(&mut lat),
-        missing,
+        lat: percentiles(&mut lat.total),
+        missing: lat.missing,
         failed: run.failed,
         cpu: (after.cpu_s - before.cpu_s) / run.elapsed.as_secs_f64() * 100.0,
         gen_cpu: (gen_after.cpu_s - gen_before.cpu_s) / run.elapsed.as_secs_f64() * 100.0,
         rss_mb: after.rss_kb as f64 / 1024.0,
         hwm_mb: after.hwm_kb as f64 / 1024.0,
-        note: String::new(),
+        note,
     };
     print_line(&line);
     (line, run)
@@ -488,7 +498,7 @@ async fn run_all(s: &Settings) {
                 buyers("g", agents as u64),
             )
             .await;
-            line.note = format!("{} events delivered to agents", consumer.events());
+            line.note = format!("{} events delivered to agents; {}", consumer.events(), line.note);
             println!("  ({})", line.note);
             drop(consumer);
             daemon.kill9();

@@ -183,9 +183,10 @@ impl Api {
     }
 }
 
-/// Agents listening on the event stream: when each `message_in` event arrived, by `event_id`.
+/// Agents listening on the event stream: when each `message_in` event arrived, by `event_id`,
+/// and how long after its publication by the daemon (ms, wall clock: the event's `at`).
 pub struct Consumer {
-    arrived: Arc<Mutex<HashMap<String, Instant>>>,
+    arrived: Arc<Mutex<HashMap<String, (Instant, i64)>>>,
     connected: Arc<AtomicUsize>,
     events: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
@@ -229,7 +230,8 @@ impl Consumer {
                     }
                     let Ok(v) = serde_json::from_str::<Value>(text) else { continue };
                     if let Some(id) = v["event_id"].as_str() {
-                        arrived.lock().unwrap_or_else(|p| p.into_inner()).entry(id.to_owned()).or_insert(now);
+                        let lag = v["at"].as_i64().map_or(-1, |at| now_ms() - at);
+                        arrived.lock().unwrap_or_else(|p| p.into_inner()).entry(id.to_owned()).or_insert((now, lag));
                     }
                 }
                 connected.fetch_sub(1, Ordering::SeqCst);
@@ -250,7 +252,7 @@ impl Consumer {
 
     /// When the `message_in` of platform message `id` arrived.
     pub fn arrival(&self, id: &str) -> Option<Instant> {
-        self.arrived.lock().unwrap_or_else(|p| p.into_inner()).get(id).copied()
+        self.arrived.lock().unwrap_or_else(|p| p.into_inner()).get(id).map(|(at, _)| *at)
     }
 
     /// Events received so far, of any kind.
@@ -291,8 +293,19 @@ pub struct Run {
     /// Deliveries not acknowledged.
     pub failed: u64,
     pub elapsed: Duration,
-    /// Message id and when its delivery started, for every acknowledged message.
-    pub sent: Vec<(String, Instant)>,
+    /// Every acknowledged message: its id, when its delivery started and when it was acknowledged.
+    pub sent: Vec<Sent>,
+}
+
+/// One acknowledged delivery.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// The platform message id.
+    pub id: String,
+    /// The instant before the simulator sent it.
+    pub at: Instant,
+    /// The instant the simulator had the gateway's acknowledgement.
+    pub acked: Instant,
 }
 
 impl Run {
@@ -337,10 +350,11 @@ pub async fn drive(
                 let chat = BuyerChat::text(&id, &buyer(n), text, now_ms());
                 let at = Instant::now();
                 let d = platform.deliver(&chat).await;
+                let acked = Instant::now();
                 let mut r = record.lock().unwrap_or_else(|p| p.into_inner());
                 if d.acked {
                     r.acked += 1;
-                    r.sent.push((id, at));
+                    r.sent.push(Sent { id, at, acked });
                 } else {
                     r.failed += 1;
                 }
@@ -394,27 +408,51 @@ pub async fn drive(
     run
 }
 
-/// End-to-end latencies (ms) of a run's acknowledged messages whose event reached an agent,
-/// waiting up to `grace` for the last events; also the count that never arrived.
-pub async fn latencies(run: &Run, consumer: &Consumer, grace: Duration) -> (Vec<f64>, usize) {
+/// Latencies (ms) of a run's acknowledged messages whose event reached an agent, whole and in
+/// its two parts, each list in the order of `Run::sent`.
+#[derive(Debug, Default)]
+pub struct Latencies {
+    /// Push sent → event at the agent.
+    pub total: Vec<f64>,
+    /// Push sent → acknowledgement at the simulator.
+    pub to_ack: Vec<f64>,
+    /// Acknowledgement at the simulator → event at the agent (negative when the event
+    /// overtook the acknowledgement).
+    pub after_ack: Vec<f64>,
+    /// Publication by the daemon → event at the agent (whole ms, wall clock).
+    pub after_publish: Vec<f64>,
+    /// Acknowledged messages whose event never arrived.
+    pub missing: usize,
+}
+
+/// The latencies of a run's acknowledged messages, waiting up to `grace` for the last events.
+pub async fn latencies(run: &Run, consumer: &Consumer, grace: Duration) -> Latencies {
     let deadline = Instant::now() + grace;
     loop {
-        let missing = run.sent.iter().filter(|(id, _)| consumer.arrival(id).is_none()).count();
+        let missing = run.sent.iter().filter(|s| consumer.arrival(&s.id).is_none()).count();
         if missing == 0 || Instant::now() >= deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let arrived = consumer.arrived.lock().unwrap_or_else(|p| p.into_inner());
-    let mut out = Vec::with_capacity(run.sent.len());
-    let mut missing = 0;
-    for (id, at) in &run.sent {
-        match arrived.get(id) {
-            Some(t) => out.push(t.saturating_duration_since(*at).as_secs_f64() * 1000.0),
-            None => missing += 1,
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mut out = Latencies::default();
+    for s in &run.sent {
+        match arrived.get(&s.id) {
+            Some((t, lag)) => {
+                out.after_publish.push(*lag as f64);
+                out.total.push(ms(t.saturating_duration_since(s.at)));
+                out.to_ack.push(ms(s.acked.saturating_duration_since(s.at)));
+                out.after_ack.push(match t.checked_duration_since(s.acked) {
+                    Some(d) => ms(d),
+                    None => -ms(s.acked.saturating_duration_since(*t)),
+                });
+            }
+            None => out.missing += 1,
         }
     }
-    (out, missing)
+    out
 }
 
 /// Buyer texts from the built-in corpus (the templates of shared/corpus/gen_corpus.py).

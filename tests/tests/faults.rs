@@ -54,7 +54,7 @@ fn assert_stored_once(daemon: &Daemon, run: &Run) {
     let stored = daemon.stored_inbound_ids();
     let unique: BTreeSet<&String> = stored.iter().collect();
     assert_eq!(stored.len(), unique.len(), "no message stored twice");
-    let missing: Vec<&String> = run.sent.iter().map(|(id, _)| id).filter(|id| !unique.contains(id)).collect();
+    let missing: Vec<&String> = run.sent.iter().map(|s| &s.id).filter(|id| !unique.contains(id)).collect();
     assert!(missing.is_empty(), "acknowledged but not stored: {missing:?}");
 }
 
