@@ -126,11 +126,20 @@ pub struct StoreOptions {
     /// alone takes twice as many messages with 4 (docs/performance.md), but on a small machine
     /// the whole path does not gain, so more is opt-in. SQLite has one writer whatever this says.
     pub pg_writers: usize,
+    /// SQLite: WAL frames (pages) after which the checkpointer makes the WAL start over from its
+    /// beginning (default 16,384: about 64 MiB). See `intake/thread.rs`, `checkpointer`.
+    pub wal_restart_frames: i64,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { group_commit: true, max_group_events: 512, max_connections: 8, pg_writers: 1 }
+        StoreOptions {
+            group_commit: true,
+            max_group_events: 512,
+            max_connections: 8,
+            pg_writers: 1,
+            wal_restart_frames: 16_384,
+        }
     }
 }
 

@@ -43,7 +43,10 @@ pub(crate) fn spawn(
     let (alive, writer_gone) = std::sync::mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("huiliu-checkpoint".into())
-        .spawn(move || checkpointer(checkpoints, writer_gone))
+        .spawn({
+            let (gate, restart_after) = (gate.clone(), options.wal_restart_frames);
+            move || checkpointer(checkpoints, gate, restart_after, writer_gone)
+        })
         .map_err(|e| StoreError::Unsupported(format!("cannot start the checkpoint thread: {e}")))?;
     std::thread::Builder::new()
         .name("huiliu-intake".into())
@@ -61,15 +64,35 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(2
 /// Copies the WAL into the database file beside the writer (`PASSIVE`: never blocks a writer or a
 /// reader), so the intake thread's commits do not pay for checkpoints (about an eighth of its
 /// time when it did them itself). Ends with the writer.
-fn checkpointer(conn: Connection, writer_gone: std::sync::mpsc::Receiver<()>) {
+///
+/// SQLite writes the WAL from its beginning again only when a write transaction starts with
+/// every frame checkpointed. Under steady intake that never happened by itself: the writer
+/// commits every few milliseconds, so each checkpoint ended behind the last commit, and the WAL
+/// grew by every page written (1.1–1.8 GB in a one-minute load run). Every commit then extended
+/// the file, and syncing a file whose size changed waits for the filesystem's journal: on this
+/// machine's ext4, 30–50 ms every 5 s. So once the WAL holds `restart_after` frames
+/// ([`StoreOptions::wal_restart_frames`](crate::StoreOptions::wal_restart_frames)), the
+/// checkpointer catches up once more while holding the write turn, between two intake groups
+/// (2–12 ms measured: the frames of the last moments and a sync), and the next write starts the
+/// WAL over, overwriting its frames in place.
+fn checkpointer(conn: Connection, gate: WriteGate, restart_after: i64, writer_gone: std::sync::mpsc::Receiver<()>) {
     use std::sync::mpsc::RecvTimeoutError;
+    // Answers (busy, frames in the WAL, frames checkpointed): the frames in the WAL.
+    let passive = |conn: &Connection| conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1));
     while let Err(RecvTimeoutError::Timeout) = writer_gone.recv_timeout(CHECKPOINT_EVERY) {
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!("WAL checkpoint failed (retried): {e}");
+        match passive(&conn) {
+            Ok(frames) if frames >= restart_after => {
+                let _turn = gate.blocking_lock();
+                if let Err(e) = passive(&conn) {
+                    tracing::warn!("WAL checkpoint to start the WAL over failed (retried): {e}");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("WAL checkpoint failed (retried): {e}"),
         }
     }
     // A last one, so a clean stop leaves little WAL behind.
-    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+    let _ = passive(&conn);
 }
 
 fn run(mut conn: Connection, gate: WriteGate, mut rx: mpsc::Receiver<Job>, options: StoreOptions) {
