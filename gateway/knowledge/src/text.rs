@@ -122,7 +122,7 @@ impl Segmenter {
 
     /// The distinct terms of a text, in first-seen order.
     pub fn terms(&self, text: &str) -> Vec<String> {
-        let mut folded = fold(text);
+        let mut folded = drop_codes(&fold(text));
         if let Some(read) = self.pinyin.as_ref().and_then(|p| p.read(&folded)) {
             folded = read;
         }
@@ -184,6 +184,37 @@ fn add(jieba: &mut Jieba, word: &str) {
     }
 }
 
+/// Order, tracking and phone numbers, tax ids and e-mail addresses (a run of letters, digits and
+/// `@ . _ -` with five or more digits: `SF1402938475612`, `JT5839201746382`, `91330106MA2GK7XP3L`)
+/// become a space: like bare numbers they say nothing about the question, and their letters must
+/// not read as words (`sf` is 顺丰, `yt` pinyin).
+fn drop_codes(text: &str) -> String {
+    let is_code_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '@' | '.' | '_' | '-');
+    if text.bytes().filter(u8::is_ascii_digit).count() < 5 {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let mut flush = |run: &mut String, out: &mut String| {
+        if run.bytes().filter(u8::is_ascii_digit).count() >= 5 {
+            out.push(' ');
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if is_code_char(c) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
 /// Full-width ASCII to half-width, ideographic space to space, lowercase.
 pub fn fold(text: &str) -> String {
     text.chars()
@@ -206,5 +237,7 @@ mod tests {
         assert_eq!(seg.terms("亲，这款免运费吗？"), seg.terms("这款包邮吗"));
         assert!(seg.terms("订单１２３４５６７８９什么时候发货").iter().all(|t| !t.contains('1')));
         assert!(!seg.terms("你好在吗").iter().any(|t| t == "在吗" || t == "你好"));
+        let codes = seg.terms("快递单号SF1402938475612，邮箱 liu2048@163.com，税号91330106MA2GK7XP3L");
+        assert!(codes.iter().all(|t| !t.is_ascii()), "{codes:?}");
     }
 }
