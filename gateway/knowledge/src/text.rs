@@ -184,10 +184,15 @@ fn add(jieba: &mut Jieba, word: &str) {
     }
 }
 
+/// Words that name the number after them (订单号 4820…): with the number, they are context.
+const NUMBER_LABELS: &[&str] =
+    &["快递单号", "物流单号", "运单号", "订单编号", "订单号", "单号", "订单", "手机号", "手机", "电话", "税号", "尾号"];
+
 /// Order, tracking and phone numbers, tax ids and e-mail addresses (a run of letters, digits and
 /// `@ . _ -` with five or more digits: `SF1402938475612`, `JT5839201746382`, `91330106MA2GK7XP3L`)
 /// become a space: like bare numbers they say nothing about the question, and their letters must
-/// not read as words (`sf` is 顺丰, `yt` pinyin).
+/// not read as words (`sf` is 顺丰, `yt` pinyin). So does the word naming the number just before
+/// it (`订单号 4820…`, `电话：138…`): a buyer giving the number is not asking where to find it.
 fn drop_codes(text: &str) -> String {
     let is_code_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '@' | '.' | '_' | '-');
     if text.bytes().filter(u8::is_ascii_digit).count() < 5 {
@@ -195,8 +200,12 @@ fn drop_codes(text: &str) -> String {
     }
     let mut out = String::with_capacity(text.len());
     let mut run = String::new();
-    let mut flush = |run: &mut String, out: &mut String| {
+    let flush = |run: &mut String, out: &mut String| {
         if run.bytes().filter(u8::is_ascii_digit).count() >= 5 {
+            let trimmed = out.trim_end_matches([' ', ':', '：', '是']).len();
+            if let Some(label) = NUMBER_LABELS.iter().find(|l| out[..trimmed].ends_with(*l)) {
+                out.truncate(trimmed - label.len());
+            }
             out.push(' ');
         } else {
             out.push_str(run);
@@ -239,5 +248,7 @@ mod tests {
         assert!(!seg.terms("你好在吗").iter().any(|t| t == "在吗" || t == "你好"));
         let codes = seg.terms("快递单号SF1402938475612，邮箱 liu2048@163.com，税号91330106MA2GK7XP3L");
         assert!(codes.iter().all(|t| !t.is_ascii()), "{codes:?}");
+        assert!(seg.terms("订单号：4820193756102846 还没发货").iter().all(|t| !t.contains("单号")));
+        assert!(seg.terms("订单号在哪看").iter().any(|t| t.contains("订单")));
     }
 }
