@@ -8,6 +8,9 @@
 //!   down stays below the threshold instead of riding on one shared word. The best entry's
 //!   confidence is then lowered by 0.6 × the runner-up entry's: a message that two entries
 //!   answer about equally well is handed over rather than guessed.
+//!   A message often asks one thing twice, in two phrasings ("有色差吗 实物跟图一样不", "是正品吗？
+//!   有防伪码可以查吗"): the words of the message found in *another* question or variant of the
+//!   same entry count as if the scored document had them too (added to both sides of the cosine).
 //! - **BM25** (k1 = 1.2, b = 0.75): reported beside it and used to break ties.
 //!
 //! An entry's score is its best document's. Entries whose conditions do not hold for the
@@ -110,6 +113,9 @@ struct Scratch {
     touched_docs: Vec<u32>,
     entries: Vec<Option<(u32, f64, f64)>>,
     touched_entries: Vec<u32>,
+    /// Per entry: the summed squared weights of the message's terms found in any of its
+    /// documents, and the last term counted (its position + 1).
+    union: Vec<(f64, u32)>,
 }
 
 thread_local! {
@@ -313,11 +319,16 @@ impl KnowledgeBase {
         }
         if s.entries.len() < self.entries.len() {
             s.entries.resize(self.entries.len(), None);
+            s.union.resize(self.entries.len(), (0.0, 0));
         }
-        for &t in known {
+        for (ti, &t) in known.iter().enumerate() {
             let idf = self.idf[t as usize];
             let w2 = self.weights[t as usize].powi(2);
             for &d in &self.postings[t as usize] {
+                let e = self.docs[d as usize].entry;
+                if s.union[e].1 != ti as u32 + 1 {
+                    s.union[e] = (s.union[e].0 + w2, ti as u32 + 1);
+                }
                 let slot = &mut s.docs[d as usize];
                 if *slot == (0.0, 0.0) {
                     s.touched_docs.push(d);
@@ -342,7 +353,15 @@ impl KnowledgeBase {
             } else if s.entries[e].is_some_and(|b| b.0 == u32::MAX) {
                 continue;
             }
-            let cos = if q_norm > 0.0 && doc.norm > 0.0 { dot / (q_norm * doc.norm) } else { 0.0 };
+            // The message's words that another question or variant of the same entry has count as
+            // if this document had them too ("有色差吗 实物跟图一样不": 色差 from the question,
+            // 实物 一样 from a variant).
+            let extra = (s.union[e].0 - dot).max(0.0);
+            let cos = if q_norm > 0.0 && doc.norm > 0.0 {
+                (dot + extra) / (q_norm * (doc.norm * doc.norm + extra).sqrt())
+            } else {
+                0.0
+            };
             let slot = &mut s.entries[e];
             // The best document of the entry; on a tie, the first in the file.
             match slot {
@@ -354,6 +373,7 @@ impl KnowledgeBase {
         s.touched_docs.clear();
         let mut found = Vec::with_capacity(s.touched_entries.len());
         for &e in &s.touched_entries {
+            s.union[e as usize] = (0.0, 0);
             if let Some(best) = s.entries[e as usize].take()
                 && best.0 != u32::MAX
             {
@@ -482,6 +502,26 @@ platforms = ["taobao"]
         let plain = kb.lookup("多久发货", &Context::default(), 1).matches[0].confidence;
         let more = kb.lookup("多久发货到新疆的仓库要验资", &Context::default(), 1).matches[0].confidence;
         assert!(plain > 0.9 && more < plain, "{plain} {more}");
+    }
+
+    /// A message asking the same thing in two of an entry's phrasings is as sure as one asking
+    /// it in one.
+    #[test]
+    fn two_phrasings_of_one_entry_count_together() {
+        let kb = kb(r#"
+[[entry]]
+id = "color"
+question = "有色差吗"
+variants = ["实物和图片一样吗"]
+answer = "x"
+[[entry]]
+id = "wrong"
+question = "发的和拍的不一样"
+answer = "x"
+"#);
+        let m = &kb.lookup("有色差吗 实物跟图片一样不", &Context::default(), 2).matches;
+        assert_eq!(kb.entry(m[0].entry).unwrap().id, "color");
+        assert!(m[0].similarity > 0.8, "{m:?}");
     }
 
     #[test]
