@@ -116,7 +116,13 @@ impl Segmenter {
     /// same, the higher wins), plus the stopwords, which sentences need as much as any word.
     pub fn read_pinyin<'a>(&mut self, words: impl IntoIterator<Item = (&'a str, u32)>) {
         let words: Vec<(&str, u32)> = words.into_iter().collect();
-        let all = words.into_iter().chain(self.stopwords.iter().map(|w| (w.as_str(), 0)));
+        // The synonyms' other words too (`xinjiang` is 新疆, which stands for its group), ranked
+        // as a word of their length that no document has; sorted, so that of two that read the
+        // same the same one wins every time.
+        let mut synonyms: Vec<&String> = self.synonyms.keys().collect();
+        synonyms.sort();
+        let synonyms = synonyms.into_iter().map(|w| (w.as_str(), w.chars().count() as u32 * 10_000));
+        let all = words.into_iter().chain(synonyms).chain(self.stopwords.iter().map(|w| (w.as_str(), 0)));
         self.pinyin = Some(PinyinReader::new(all));
     }
 
@@ -248,6 +254,9 @@ mod tests {
         assert!(!seg.terms("你好在吗").iter().any(|t| t == "在吗" || t == "你好"));
         let codes = seg.terms("快递单号SF1402938475612，邮箱 liu2048@163.com，税号91330106MA2GK7XP3L");
         assert!(codes.iter().all(|t| !t.is_ascii()), "{codes:?}");
+        let mut seg = Segmenter::new(&[vec!["偏远地区".into(), "新疆".into()]], &[], &[]);
+        seg.read_pinyin([("包邮", 20_000), ("偏远地区", 40_000)]);
+        assert_eq!(seg.terms("xinjiang bao you ma"), seg.terms("新疆包邮吗"), "a synonym's other words read too");
         assert!(seg.terms("订单号：4820193756102846 还没发货").iter().all(|t| !t.contains("单号")));
         assert!(seg.terms("订单号在哪看").iter().any(|t| t.contains("订单")));
     }
