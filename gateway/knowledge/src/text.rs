@@ -35,6 +35,10 @@ const STOPWORDS: &[&str] = &[
     "您好",
     "在吗",
     "在不在",
+    // A-not-A questions ask with their form: 有没有赠品 is 有赠品吗.
+    "有没有",
+    "是不是",
+    "要不要",
     "请问",
     "问下",
     "问一下",
@@ -148,6 +152,10 @@ impl Segmenter {
         };
         for token in self.jieba.cut(&folded, true) {
             let word = token.word;
+            if self.stopwords.contains(word) {
+                // Nor its parts: 有没有 is a question's form, not 没有.
+                continue;
+            }
             push(word);
             // Search mode by hand: a long word also yields the dictionary words inside it
             // (七天无理由 → 七天, 理由), except a synonym, which stands for its group whole.
@@ -252,6 +260,7 @@ mod tests {
         assert_eq!(seg.terms("亲，这款免运费吗？"), seg.terms("这款包邮吗"));
         assert!(seg.terms("订单１２３４５６７８９什么时候发货").iter().all(|t| !t.contains('1')));
         assert!(!seg.terms("你好在吗").iter().any(|t| t == "在吗" || t == "你好"));
+        assert_eq!(seg.terms("有没有赠品"), seg.terms("有赠品吗"));
         let codes = seg.terms("快递单号SF1402938475612，邮箱 liu2048@163.com，税号91330106MA2GK7XP3L");
         assert!(codes.iter().all(|t| !t.is_ascii()), "{codes:?}");
         let mut seg = Segmenter::new(&[vec!["偏远地区".into(), "新疆".into()]], &[], &[]);
