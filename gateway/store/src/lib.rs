@@ -127,7 +127,7 @@ pub struct StoreOptions {
     /// the whole path does not gain, so more is opt-in. SQLite has one writer whatever this says.
     pub pg_writers: usize,
     /// SQLite: WAL frames (pages) after which the checkpointer makes the WAL start over from its
-    /// beginning (default 16,384: about 64 MiB). See `intake/thread.rs`, `checkpointer`.
+    /// beginning (default 65,536: about 256 MiB). See `intake/thread.rs`, `checkpointer`.
     pub wal_restart_frames: i64,
 }
 
@@ -138,7 +138,7 @@ impl Default for StoreOptions {
             max_group_events: 512,
             max_connections: 8,
             pg_writers: 1,
-            wal_restart_frames: 16_384,
+            wal_restart_frames: 65_536,
         }
     }
 }
