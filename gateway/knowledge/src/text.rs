@@ -3,6 +3,7 @@
 //! bare numbers (order and tracking numbers say nothing about the question) and stopwords, and map
 //! every synonym to the first word of its group.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use jieba_rs::Jieba;
@@ -132,9 +133,10 @@ impl Segmenter {
 
     /// The distinct terms of a text, in first-seen order.
     pub fn terms(&self, text: &str) -> Vec<String> {
-        let mut folded = drop_codes(&fold(text));
+        let folded = fold(text);
+        let mut folded = drop_codes(&folded);
         if let Some(read) = self.pinyin.as_ref().and_then(|p| p.read(&folded)) {
-            folded = read;
+            folded = Cow::Owned(read);
         }
         let mut seen = BTreeSet::new();
         let mut out = Vec::new();
@@ -207,10 +209,11 @@ const NUMBER_LABELS: &[&str] =
 /// become a space: like bare numbers they say nothing about the question, and their letters must
 /// not read as words (`sf` is 顺丰, `yt` pinyin). So does the word naming the number just before
 /// it (`订单号 4820…`, `电话：138…`): a buyer giving the number is not asking where to find it.
-fn drop_codes(text: &str) -> String {
+/// Borrows the text when there is nothing to drop (most messages: fewer than five digits).
+fn drop_codes(text: &str) -> Cow<'_, str> {
     let is_code_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '@' | '.' | '_' | '-');
     if text.bytes().filter(u8::is_ascii_digit).count() < 5 {
-        return text.to_string();
+        return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
     let mut run = String::new();
@@ -235,7 +238,7 @@ fn drop_codes(text: &str) -> String {
         }
     }
     flush(&mut run, &mut out);
-    out
+    if out == text { Cow::Borrowed(text) } else { Cow::Owned(out) }
 }
 
 /// Traditional characters buyers from Hong Kong, Macao and Taiwan type (請問可以開發票嗎), and
@@ -285,5 +288,15 @@ mod tests {
         assert_eq!(seg.terms("xinjiang bao you ma"), seg.terms("新疆包邮吗"), "a synonym's other words read too");
         assert!(seg.terms("订单号：4820193756102846 还没发货").iter().all(|t| !t.contains("单号")));
         assert!(seg.terms("订单号在哪看").iter().any(|t| t.contains("订单")));
+    }
+
+    /// Nothing to drop, nothing copied: a message without a code comes back borrowed.
+    #[test]
+    fn drop_codes_borrows_when_nothing_is_dropped() {
+        assert!(matches!(drop_codes("这款包邮吗"), Cow::Borrowed("这款包邮吗")));
+        assert!(matches!(drop_codes("尺码 160 170 180 190 200"), Cow::Borrowed(_)), "short numbers stay");
+        let dropped = drop_codes("订单号 4820193756102846 还没发货");
+        assert!(matches!(dropped, Cow::Owned(_)));
+        assert_eq!(dropped.trim(), "还没发货");
     }
 }
