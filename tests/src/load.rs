@@ -183,10 +183,14 @@ impl Api {
     }
 }
 
+/// When each `message_in` event arrived, by `event_id`, and how long after its publication by
+/// the daemon (ms, wall clock: the event's `at`, when it has one).
+type Arrivals = HashMap<String, (Instant, Option<i64>)>;
+
 /// Agents listening on the event stream: when each `message_in` event arrived, by `event_id`,
 /// and how long after its publication by the daemon (ms, wall clock: the event's `at`).
 pub struct Consumer {
-    arrived: Arc<Mutex<HashMap<String, (Instant, i64)>>>,
+    arrived: Arc<Mutex<Arrivals>>,
     connected: Arc<AtomicUsize>,
     events: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
@@ -230,7 +234,7 @@ impl Consumer {
                     }
                     let Ok(v) = serde_json::from_str::<Value>(text) else { continue };
                     if let Some(id) = v["event_id"].as_str() {
-                        let lag = v["at"].as_i64().map_or(-1, |at| now_ms() - at);
+                        let lag = v["at"].as_i64().map(|at| now_ms() - at);
                         arrived.lock().unwrap_or_else(|p| p.into_inner()).entry(id.to_owned()).or_insert((now, lag));
                     }
                 }
@@ -409,7 +413,8 @@ pub async fn drive(
 }
 
 /// Latencies (ms) of a run's acknowledged messages whose event reached an agent, whole and in
-/// its two parts, each list in the order of `Run::sent`.
+/// its two parts, each list in the order of `Run::sent` (`after_publish` leaves out events
+/// without a publication time).
 #[derive(Debug, Default)]
 pub struct Latencies {
     /// Push sent → event at the agent.
@@ -419,7 +424,8 @@ pub struct Latencies {
     /// Acknowledgement at the simulator → event at the agent (negative when the event
     /// overtook the acknowledgement).
     pub after_ack: Vec<f64>,
-    /// Publication by the daemon → event at the agent (whole ms, wall clock).
+    /// Publication by the daemon → event at the agent (whole ms, wall clock), for the events
+    /// that carry their publication time (`at`).
     pub after_publish: Vec<f64>,
     /// Acknowledged messages whose event never arrived.
     pub missing: usize,
@@ -441,7 +447,7 @@ pub async fn latencies(run: &Run, consumer: &Consumer, grace: Duration) -> Laten
     for s in &run.sent {
         match arrived.get(&s.id) {
             Some((t, lag)) => {
-                out.after_publish.push(*lag as f64);
+                out.after_publish.extend(lag.map(|l| l as f64));
                 out.total.push(ms(t.saturating_duration_since(s.at)));
                 out.to_ack.push(ms(s.acked.saturating_duration_since(s.at)));
                 out.after_ack.push(match t.checked_duration_since(s.acked) {
