@@ -3,7 +3,8 @@
 //!
 //! `config` (faq.toml's types and checks), `attach` (an answer's rich elements: picture,
 //! product card, order card), `import` (千牛 CSV exports), `text` (segmentation,
-//! synonyms, stopwords), `index` (the compiled base: lookup, conditions, placeholders).
+//! synonyms, stopwords), `vectors` (word vectors for the semantic re-ranking), `index` (the
+//! compiled base: lookup, conditions, placeholders).
 //!
 //! **Architecture Invariant:** pure and synchronous, like the routing engine: no I/O except
 //! [`load`] reading the config directory, no async runtime, no store. The daemon decides when the
@@ -16,6 +17,7 @@ pub mod import;
 pub mod index;
 pub mod pinyin;
 pub mod text;
+pub mod vectors;
 
 use std::path::Path;
 
