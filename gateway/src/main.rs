@@ -666,11 +666,12 @@ fn faq(command: FaqCommand) -> ExitCode {
             for (i, m) in found.matches.iter().enumerate() {
                 let Some(entry) = kb.entry(m.entry) else { continue };
                 println!(
-                    "{}. {:<24} confidence {:.2} (similarity {:.2}, bm25 {:.2})  via 「{}」  matched: {}",
+                    "{}. {:<24} confidence {:.2} (similarity {:.2}, semantic {:.2}, bm25 {:.2})  via 「{}」  matched: {}",
                     i + 1,
                     entry.id,
                     m.confidence,
                     m.similarity,
+                    m.semantic,
                     m.bm25,
                     m.question,
                     m.matched.join(" ")

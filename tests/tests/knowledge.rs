@@ -91,10 +91,13 @@ fn suggestions_answer_the_buyers_last_message_and_follow_a_live_reload() {
     assert!(best["confidence"].as_f64().unwrap() >= body["threshold"].as_f64().unwrap(), "{body}");
     assert!(best["answer"].as_str().unwrap().contains("包邮"), "{body}");
     assert!(best["matched"].as_array().unwrap().iter().any(|w| w == "包邮"), "{body}");
-    // Best first (by similarity; the best one's confidence also weighs the runner-up).
-    let similarities: Vec<f64> = list.iter().map(|s| s["similarity"].as_f64().unwrap()).collect();
-    assert!(similarities.windows(2).all(|w| w[0] >= w[1]), "{similarities:?}");
-    assert!(best["confidence"].as_f64().unwrap() <= best["similarity"].as_f64().unwrap(), "{body}");
+    // Best first: by similarity + semantic_weight (1 in the shipped faq.toml) × semantic, each
+    // rounded to 3 decimals in the API; the best one's confidence also weighs the others.
+    let scores: Vec<f64> =
+        list.iter().map(|s| s["similarity"].as_f64().unwrap() + s["semantic"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1] - 0.002), "{scores:?}");
+    assert!(list.iter().all(|s| s["semantic"].as_f64().unwrap() != 0.0), "the re-ranking is on: {body}");
+    assert!(best["confidence"].as_f64().unwrap() <= 1.0, "{body}");
 
     // A broken faq.toml is refused with its key, and the running knowledge base stays.
     std::fs::write(

@@ -8,7 +8,9 @@
 //! `cargo bench -p huiliu-knowledge --bench faq` (`FAQ_EVAL_MISSES=1` lists the misses at the
 //! shipped threshold; `FAQ_EVAL_DEV_ONLY=1` leaves out the held-out sets, for tuning). After the
 //! three development sets it prints their k-fold cross-validated figures (see
-//! [`cross_validate`]), the yardstick for anything chosen on them.
+//! [`cross_validate`]), the yardstick for anything chosen on them. `FAQ_EVAL_DUMP=FILE` writes
+//! the development sets' candidates for studies outside the bench (see [`dump`]);
+//! `FAQ_EVAL_SEMANTIC_WEIGHT=0` measures the words alone (faq.toml's `semantic_weight`).
 
 use std::hint::black_box;
 use std::path::Path;
@@ -92,8 +94,9 @@ fn at(rows: &[&(Option<&str>, Vec<Scored<'_>>)], t: f64) -> (usize, usize, usize
 
 /// Prints one evaluation set's figures: ranking, the precision/coverage curve over the
 /// threshold, the figures at the shipped threshold (per kind when the set has kinds), and the
-/// held-out threshold (chosen on the odd rows, measured on the even ones).
-fn evaluate(name: &str, kb: &KnowledgeBase, cases: &[Case], shipped: f64) {
+/// held-out threshold (chosen on the odd rows, measured on the even ones). Returns per case the
+/// best entry's confidence (0 without one) and whether it is the labelled entry.
+fn evaluate(name: &str, kb: &KnowledgeBase, cases: &[Case], shipped: f64) -> Vec<(f64, bool)> {
     let ids: Vec<&str> = kb.entries().map(|e| e.id.as_str()).collect();
     for c in cases {
         if let Some(e) = &c.expected {
@@ -217,6 +220,7 @@ fn evaluate(name: &str, kb: &KnowledgeBase, cases: &[Case], shipped: f64) {
             }
         }
     }
+    results.iter().map(|(exp, top)| top.first().map_or((0.0, false), |f| (f.1, *exp == Some(f.0)))).collect()
 }
 
 /// Folds of the cross-validation: row `i` of each set is in fold `i % FOLDS`.
@@ -253,23 +257,13 @@ fn widest_at_95(rows: &[(f64, bool)]) -> Option<(f64, f64, f64)> {
 /// (threshold chosen on the set, as in the curves above, but on every distinct confidence). A
 /// change to the matcher or to how its confidence is computed should move these, on all sets,
 /// before it is kept; a learned model would be fitted on the nine folds too.
-fn cross_validate(kb: &KnowledgeBase, sets: &[(&str, &[Case])]) {
-    let ids: Vec<&str> = kb.entries().map(|e| e.id.as_str()).collect();
-    let ids = &ids;
+fn cross_validate(sets: &[(&str, &[(f64, bool)])]) {
     // (set, fold, confidence of the best entry, whether it is the labelled one)
     let rows: Vec<(usize, usize, f64, bool)> = sets
         .iter()
         .enumerate()
-        .flat_map(|(s, (_, cases))| {
-            cases.iter().enumerate().map(move |(i, c)| {
-                let ctx = Context { order_state: c.state.as_deref(), minute: c.minute, ..Context::default() };
-                let best = kb.lookup(&c.question, &ctx, 1).matches.into_iter().next();
-                let (confidence, right) = match best {
-                    Some(m) => (m.confidence, c.expected.as_deref() == Some(ids[m.entry])),
-                    None => (0.0, false),
-                };
-                (s, i % FOLDS, confidence, right)
-            })
+        .flat_map(|(s, (_, best))| {
+            best.iter().enumerate().map(move |(i, &(confidence, right))| (s, i % FOLDS, confidence, right))
         })
         .collect();
     let thresholds: Vec<f64> = (0..FOLDS)
@@ -298,24 +292,51 @@ fn cross_validate(kb: &KnowledgeBase, sets: &[(&str, &[Case])]) {
     }
 }
 
+/// With `FAQ_EVAL_DUMP=FILE`, appends each message of a set the bench evaluates and its ten best
+/// entries to FILE (set, row, label, question, then `id confidence similarity bm25 semantic` per entry, tab-separated),
+/// for studies of a re-ranker outside the bench. Only the development sets are dumped: a study
+/// never sees the held-out ones.
+fn dump(set: &str, kb: &KnowledgeBase, cases: &[Case]) {
+    use std::io::Write;
+    let Some(path) = std::env::var_os("FAQ_EVAL_DUMP") else { return };
+    let mut out = std::fs::OpenOptions::new().create(true).append(true).open(&path).expect("FAQ_EVAL_DUMP file opens");
+    for (i, c) in cases.iter().enumerate() {
+        let ctx = Context { order_state: c.state.as_deref(), minute: c.minute, ..Context::default() };
+        let found = kb.lookup(&c.question, &ctx, 10);
+        let mut line = format!("{set}\t{i}\t{}\t{}", c.expected.as_deref().unwrap_or("-"), c.question);
+        for m in &found.matches {
+            let id = &kb.entry(m.entry).expect("a matched entry exists").id;
+            line.push_str(&format!("\t{id} {:.6} {:.6} {:.6} {:.6}", m.confidence, m.similarity, m.bm25, m.semantic));
+        }
+        writeln!(out, "{line}").expect("FAQ_EVAL_DUMP file writes");
+    }
+}
+
 fn main() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
-    let cfg = huiliu_knowledge::load(&dir).expect("config/faq.toml checks").expect("config/faq.toml exists");
+    let mut cfg = huiliu_knowledge::load(&dir).expect("config/faq.toml checks").expect("config/faq.toml exists");
+    // `FAQ_EVAL_SEMANTIC_WEIGHT=0` measures the words alone (before / after on one set).
+    if let Some(w) = std::env::var("FAQ_EVAL_SEMANTIC_WEIGHT").ok().map(|w| w.parse().expect("a number")) {
+        cfg.knowledge.semantic_weight = w;
+    }
     let kb = KnowledgeBase::build(&cfg);
     let shipped = cfg.knowledge.threshold;
-    println!("shipped threshold (config/faq.toml): {shipped:.2}");
+    println!("shipped threshold (config/faq.toml): {shipped:.2}; semantic weight {}", cfg.knowledge.semantic_weight);
     let cases = cases();
-    evaluate("faq_eval.tsv (written with the entries)", &kb, &cases, shipped);
+    let first = evaluate("faq_eval.tsv (written with the entries)", &kb, &cases, shipped);
     let blind = blind_cases("faq_eval_blind.tsv");
     let blind2 = blind_cases("faq_eval_blind2.tsv");
-    evaluate("faq_eval_blind.tsv (written blind, labelled afterwards)", &kb, &blind, shipped);
-    evaluate(
+    let first_blind = evaluate("faq_eval_blind.tsv (written blind, labelled afterwards)", &kb, &blind, shipped);
+    let second_blind = evaluate(
         "faq_eval_blind2.tsv (written blind, knowing the shop's goods; labelled afterwards)",
         &kb,
         &blind2,
         shipped,
     );
-    cross_validate(&kb, &[("first", &cases), ("blind 1", &blind), ("blind 2", &blind2)]);
+    cross_validate(&[("first", &first), ("blind 1", &first_blind), ("blind 2", &second_blind)]);
+    dump("first", &kb, &cases);
+    dump("blind1", &kb, &blind);
+    dump("blind2", &kb, &blind2);
     // The held-out sets: a session tuning the matcher or faq.toml sets FAQ_EVAL_DEV_ONLY=1 so
     // that it never sees their figures (only the three sets above are for development).
     if std::env::var_os("FAQ_EVAL_DEV_ONLY").is_none() {

@@ -87,6 +87,10 @@ pub struct KnowledgeSettings {
     /// Confidence (0–1) at or above which the bot answers; below, it hands over.
     #[serde(default = "default_threshold")]
     pub threshold: f64,
+    /// How much the semantic similarity (word vectors distilled from a sentence-embedding model)
+    /// weighs against the words' cosine when the best candidates are re-ranked; 0 = words only.
+    #[serde(default = "default_semantic_weight")]
+    pub semantic_weight: f64,
     /// Words dropped before matching (greetings, particles); added to the built-in list.
     #[serde(default)]
     pub stopwords: Vec<String>,
@@ -121,6 +125,10 @@ pub struct KnowledgeSettings {
     /// writes nothing further within this many minutes of its last answer (may be fractional).
     #[serde(default = "default_resolved_after")]
     pub resolved_after_minutes: f64,
+}
+
+fn default_semantic_weight() -> f64 {
+    1.0
 }
 
 fn default_resolved_after() -> f64 {
@@ -184,6 +192,7 @@ impl Default for KnowledgeSettings {
     fn default() -> Self {
         Self {
             threshold: DEFAULT_THRESHOLD,
+            semantic_weight: default_semantic_weight(),
             stopwords: Vec::new(),
             words: Vec::new(),
             csv: Vec::new(),
@@ -316,6 +325,12 @@ impl FaqConfig {
         let threshold_ok = |t: f64| (0.0..=1.0).contains(&t);
         if !threshold_ok(self.knowledge.threshold) {
             err("knowledge.threshold".into(), format!("{} is not between 0 and 1", self.knowledge.threshold));
+        }
+        if !(0.0..=5.0).contains(&self.knowledge.semantic_weight) {
+            err(
+                "knowledge.semantic_weight".into(),
+                format!("{} is not between 0 and 5", self.knowledge.semantic_weight),
+            );
         }
         let resolved = self.knowledge.resolved_after_minutes;
         if !(resolved > 0.0 && resolved <= 1440.0) {
@@ -535,6 +550,7 @@ mod tests {
         let text = r#"
 [knowledge]
 threshold = 1.5
+semantic_weight = -1
 resolved_after_minutes = 0
 [[synonyms]]
 words = ["包邮"]
@@ -560,6 +576,7 @@ answer = "x"
             keys,
             [
                 "knowledge.threshold",
+                "knowledge.semantic_weight",
                 "knowledge.resolved_after_minutes",
                 "synonyms[0].words",
                 "entry[0].id",

@@ -13,6 +13,14 @@
 //!   same entry count as if the scored document had them too (added to both sides of the cosine),
 //!   when few entries have them (see [`POOL_MAX_ENTRIES`]).
 //! - **BM25** (k1 = 1.2, b = 0.75): reported beside it and used to break ties.
+//! - **semantic** (`[knowledge] semantic_weight`, default 1; 0 turns it off): the best
+//!   [`RERANK_CANDIDATES`] entries by cosine are re-ranked by cosine + weight × the semantic
+//!   similarity of the message and the entry's nearest question or variant, each a sum of word
+//!   vectors distilled from a sentence-embedding model ([`crate::vectors`]): 满减能和优惠券一起用吗
+//!   goes to the entry on stacking coupons, where the words alone chose the one on coupons. The
+//!   best entry's confidence then also gains [`SEMANTIC_MARGIN`] × how much nearer in meaning it is
+//!   than the nearest other candidate. Measured on the development sets (docs/performance.md,
+//!   智能客服 eighth round): top-1 83.9 → 89.9 %, 77.2 → 80.2 %, 73.2 → 77.1 % on the three.
 //!
 //! An entry's score is its best document's. Entries whose conditions do not hold for the
 //! conversation are skipped, and so is a general entry (no `products` condition) that a
@@ -25,6 +33,7 @@ use std::collections::HashMap;
 
 use crate::config::{Entry, FaqConfig, Hours};
 use crate::text::Segmenter;
+use crate::vectors::{WordVectors, dot};
 
 const K1: f64 = 1.2;
 const B: f64 = 0.75;
@@ -41,6 +50,11 @@ const RUNNER_UP_PENALTY: f64 = 0.6;
 const POOL_MAX_ENTRIES: u32 = 4;
 /// How much an unknown one-character word weighs (mostly particles: 不 呗 没).
 const SHORT_UNKNOWN_WEIGHT: f64 = 0.5;
+/// How many of the best entries by cosine the semantic similarity re-ranks.
+pub const RERANK_CANDIDATES: usize = 10;
+/// The share of the best entry's semantic lead over the other candidates added to its
+/// confidence (measured: 0 → 56.4 % cross-validated coverage on the dev sets, 0.25 → 57.7 %).
+const SEMANTIC_MARGIN: f64 = 0.25;
 
 /// A term's weight in the cosine: its idf, less for character pairs.
 fn weight(term: &str, idf: f64) -> f64 {
@@ -70,6 +84,9 @@ pub struct Match {
     /// The idf-weighted cosine of the message and the best question or variant.
     pub similarity: f64,
     pub bm25: f64,
+    /// The semantic similarity (−1–1) of the message and the entry's nearest question or variant;
+    /// 0 when the semantic re-ranking is off.
+    pub semantic: f64,
     /// The question or variant that scored best.
     pub question: String,
     /// The terms of the message found in it.
@@ -138,6 +155,27 @@ struct Compiled {
     replaced_by: Vec<usize>,
 }
 
+/// The semantic re-ranking's side of a knowledge base.
+struct Semantic {
+    table: &'static WordVectors,
+    weight: f64,
+    /// Per document, its unit vector (`table.dims()` values each).
+    docs: Vec<f32>,
+    /// Per entry, its documents (they are consecutive).
+    entry_docs: Vec<std::ops::Range<usize>>,
+}
+
+impl Semantic {
+    /// The similarity of a message's unit vector and the entry's nearest document.
+    fn similarity(&self, entry: usize, message: &[f32]) -> f64 {
+        let dims = self.table.dims();
+        self.entry_docs[entry]
+            .clone()
+            .map(|d| dot(&self.docs[d * dims..(d + 1) * dims], message))
+            .fold(f32::NEG_INFINITY, f32::max) as f64
+    }
+}
+
 /// A knowledge base ready to answer.
 pub struct KnowledgeBase {
     segmenter: Segmenter,
@@ -152,6 +190,7 @@ pub struct KnowledgeBase {
     unknown_idf: f64,
     default_threshold: f64,
     shop_thresholds: HashMap<String, f64>,
+    semantic: Option<Semantic>,
     config: FaqConfig,
 }
 
@@ -233,6 +272,23 @@ impl KnowledgeBase {
         for doc in &mut docs {
             doc.norm = doc.terms.iter().map(|&t| weights[t as usize].powi(2)).sum::<f64>().sqrt();
         }
+        let semantic = (cfg.knowledge.semantic_weight > 0.0).then(|| {
+            let table = WordVectors::shipped();
+            let mut vectors = Vec::with_capacity(docs.len() * table.dims());
+            let mut entry_docs = vec![0..0; entries.len()];
+            let mut v = Vec::new();
+            for (d, doc) in docs.iter().enumerate() {
+                let words = segmenter.words(&doc.text);
+                table.sentence(words.iter().map(String::as_str), &mut v);
+                vectors.extend_from_slice(&v);
+                let range = &mut entry_docs[doc.entry];
+                if range.end <= range.start {
+                    *range = d..d;
+                }
+                range.end = d + 1;
+            }
+            Semantic { table, weight: cfg.knowledge.semantic_weight, docs: vectors, entry_docs }
+        });
         let avg_len = (docs.iter().map(|d| d.terms.len()).sum::<usize>() as f64 / n.max(1.0)).max(1.0);
         for doc in &mut docs {
             let len = doc.terms.len() as f64;
@@ -250,6 +306,7 @@ impl KnowledgeBase {
             unknown_idf: idf_of(0.0),
             default_threshold: cfg.knowledge.threshold,
             shop_thresholds: cfg.shop.iter().filter_map(|s| Some((s.id.clone(), s.threshold?))).collect(),
+            semantic,
             config: cfg.clone(),
         }
     }
@@ -298,26 +355,49 @@ impl KnowledgeBase {
             self.score(&known, q_norm, ctx, &mut scratch)
         });
         // Best first (cosine, then BM25, then file order); only the first `top` are kept, and
-        // the runner-up's cosine, so a partial sort does.
+        // the runner-up's cosine (or the candidates the semantic similarity re-ranks), so a
+        // partial sort does.
         let order = |a: &(usize, (u32, f64, f64)), b: &(usize, (u32, f64, f64))| {
             (b.1.1, b.1.2).partial_cmp(&(a.1.1, a.1.2)).unwrap_or(std::cmp::Ordering::Equal).then(a.0.cmp(&b.0))
         };
-        let keep = top.max(2);
+        let keep = top.max(2).max(if self.semantic.is_some() { RERANK_CANDIDATES } else { 0 });
         if ranked.len() > keep {
             ranked.select_nth_unstable_by(keep - 1, order);
             ranked.truncate(keep);
         }
         ranked.sort_by(order);
-        // An answer is only as sure as it is distinct from the runner-up entry.
-        let second = ranked.get(1).map(|r| r.1.1).unwrap_or(0.0);
+        // (entry, document, cosine, BM25, semantic similarity)
+        let mut ranked: Vec<(usize, u32, f64, f64, f64)> =
+            ranked.into_iter().map(|(e, (d, similarity, bm25))| (e, d, similarity.min(1.0), bm25, 0.0)).collect();
+        if let Some(semantic) = &self.semantic {
+            let mut message = Vec::new();
+            let words = self.segmenter.words(text);
+            semantic.table.sentence(words.iter().map(String::as_str), &mut message);
+            if message.iter().any(|&v| v != 0.0) {
+                for r in &mut ranked {
+                    r.4 = semantic.similarity(r.0, &message);
+                }
+                // A stable sort: equal scores keep the lexical order.
+                let score = |r: &(usize, u32, f64, f64, f64)| r.2 + semantic.weight * r.4;
+                ranked.sort_by(|a, b| score(b).total_cmp(&score(a)));
+            }
+        }
+        // An answer is only as sure as it is distinct from the other candidates: in words (the
+        // runner-up's cosine) and in meaning (the nearest other's semantic similarity, counted
+        // from 0: others opposite in meaning add no lead, as measured).
+        let others = |f: fn(&(usize, u32, f64, f64, f64)) -> f64| ranked.iter().skip(1).map(f).fold(0.0, f64::max);
+        let (second, second_meaning) = (others(|r| r.2), others(|r| r.4));
         let matches = ranked
-            .into_iter()
+            .iter()
             .take(top)
             .enumerate()
-            .map(|(rank, (entry, (d, similarity, bm25)))| {
-                let similarity = similarity.min(1.0);
-                let confidence =
-                    if rank == 0 { (similarity - RUNNER_UP_PENALTY * second).max(0.0) } else { similarity };
+            .map(|(rank, &(entry, d, similarity, bm25, semantic))| {
+                let confidence = if rank == 0 {
+                    (similarity - RUNNER_UP_PENALTY * second + SEMANTIC_MARGIN * (semantic - second_meaning))
+                        .clamp(0.0, 1.0)
+                } else {
+                    similarity
+                };
                 let doc = &self.docs[d as usize];
                 let matched = terms
                     .iter()
@@ -325,7 +405,7 @@ impl KnowledgeBase {
                     .filter(|t| self.vocab.get(*t).is_some_and(|id| doc.terms.contains(id)))
                     .cloned()
                     .collect();
-                Match { entry, confidence, similarity, bm25, question: doc.text.clone(), matched }
+                Match { entry, confidence, similarity, bm25, semantic, question: doc.text.clone(), matched }
             })
             .collect();
         Lookup { terms, matches }

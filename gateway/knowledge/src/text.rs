@@ -131,13 +131,33 @@ impl Segmenter {
         self.pinyin = Some(PinyinReader::new(all));
     }
 
-    /// The distinct terms of a text, in first-seen order.
-    pub fn terms(&self, text: &str) -> Vec<String> {
-        let folded = fold(text);
-        let mut folded = drop_codes(&folded);
+    /// A text as matching reads it: folded, codes dropped, pinyin read as words.
+    fn prepare<'a>(&self, folded: &'a str) -> Cow<'a, str> {
+        let mut folded = drop_codes(folded);
         if let Some(read) = self.pinyin.as_ref().and_then(|p| p.read(&folded)) {
             folded = Cow::Owned(read);
         }
+        folded
+    }
+
+    /// The words of a text in order, as jieba cuts it (no search-mode parts, no synonyms, stopwords
+    /// kept): what the semantic re-ranking sums the vectors of ([`crate::vectors`]).
+    pub fn words(&self, text: &str) -> Vec<String> {
+        let folded = fold(text);
+        let prepared = self.prepare(&folded);
+        self.jieba
+            .cut(&prepared, true)
+            .into_iter()
+            .map(|t| t.word)
+            .filter(|w| w.chars().any(char::is_alphanumeric) && !w.chars().all(|c| c.is_ascii_digit()))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The distinct terms of a text, in first-seen order.
+    pub fn terms(&self, text: &str) -> Vec<String> {
+        let folded = fold(text);
+        let folded = self.prepare(&folded);
         let mut seen = BTreeSet::new();
         let mut out = Vec::new();
         let mut push = |word: &str| {

@@ -37,6 +37,32 @@ fn common_questions_land_on_their_entries() {
     assert_eq!(id("今天天气怎么样"), None);
 }
 
+/// The semantic re-ranking puts the entry a question means first where the shared words point
+/// elsewhere (rows of the evaluation set the words alone got wrong), and `semantic_weight = 0`
+/// turns it off.
+#[test]
+fn meaning_reranks_what_the_words_alone_get_wrong() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+    let mut cfg = huiliu_knowledge::load(&dir).unwrap().unwrap();
+    let first = |kb: &KnowledgeBase, text: &str| {
+        let found = kb.lookup(text, &Context::default(), 3);
+        (kb.entry(found.matches[0].entry).unwrap().id.clone(), found.matches[0].semantic)
+    };
+    let kb = KnowledgeBase::build(&cfg);
+    cfg.knowledge.semantic_weight = 0.0;
+    let words_only = KnowledgeBase::build(&cfg);
+    for (text, words, meant) in [
+        ("拍两件要运费吗？", "bundle", "free-shipping"),
+        ("我是油性皮肤能用吗", "allergy", "skin-type"),
+        ("燃气热水器怎么选气源", "size-advice", "heater-gas"),
+    ] {
+        let (id, semantic) = first(&kb, text);
+        assert_eq!(id, meant, "{text}");
+        assert!(semantic > 0.5, "{text}: semantic {semantic}");
+        assert_eq!(first(&words_only, text), (words.to_string(), 0.0), "{text} by words only");
+    }
+}
+
 /// The shipped heaters: one question, an answer per product, the general one for the rest.
 #[test]
 fn the_shipped_per_product_entries_answer_for_their_product() {

@@ -108,11 +108,16 @@ pub struct Suggestion {
     #[schema(value_type = Vec<Object>)]
     pub attach: Vec<Content>,
     /// 0–1; the bot answers on its own at or above the shop's threshold. For the best
-    /// suggestion it is the similarity less a share of the runner-up's (an answer is only as sure
-    /// as it is distinct), so it can read lower than the second one's.
+    /// suggestion it is the similarity less a share of the runner-up's, plus a share of its lead
+    /// in meaning over the others (an answer is only as sure as it is distinct), so it can read
+    /// lower than the second one's.
     pub confidence: f64,
-    /// 0–1: how close the buyer's words are to the entry's question (the suggestions' order).
+    /// 0–1: how close the buyer's words are to the entry's question.
     pub similarity: f64,
+    /// −1–1: how close in meaning (word vectors) the message is to the entry's nearest question;
+    /// 0 when faq.toml's `semantic_weight` is 0. The suggestions are ordered by similarity +
+    /// `semantic_weight` × this.
+    pub semantic: f64,
     /// The buyer's words found in the question.
     pub matched: Vec<String>,
     /// The entry's category (`complaint` is never answered by the bot).
@@ -323,6 +328,7 @@ impl Knowledge {
                     attach: attachments(&kb, entry, &asked.subject),
                     confidence: (m.confidence * 1000.0).round() / 1000.0,
                     similarity: (m.similarity * 1000.0).round() / 1000.0,
+                    semantic: (m.semantic * 1000.0).round() / 1000.0,
                     matched: m.matched,
                     category: entry.category.clone(),
                 })

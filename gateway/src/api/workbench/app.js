@@ -586,7 +586,7 @@ async function loadSuggestions(id) {
     box.append(h("button", {
       class: "suggestion", "data-entry": s.entry, "data-attach": attach.length,
       title: s.answer + (attach.length ? "\n附带：" + attach.map(attachLabel).join("；") : "") +
-        "\n（匹配：" + s.matched.join(" ") + "，相似度 " + s.similarity.toFixed(2) + "，置信度 " + s.confidence.toFixed(2) + "）",
+        "\n（匹配：" + s.matched.join(" ") + "，相似度 " + s.similarity.toFixed(2) + "，语义 " + s.semantic.toFixed(2) + "，置信度 " + s.confidence.toFixed(2) + "）",
       onclick: () => { $("reply-text").value = s.answer; setPending(attach); $("reply-text").focus(); },
     }, s.question + " " + Math.round(s.similarity * 100) + "%", attach.length ? h("span", { class: "attach-count" }, " +" + attach.length) : null));
   }
