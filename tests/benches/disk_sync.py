@@ -12,12 +12,17 @@ issue 16 fifth round, has the figures.
 
 Files go to $TMPDIR (default /tmp)/huiliu-disk-sync and are removed at the end.
 """
-import os, sys, time, threading
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+
 mode = sys.argv[1] if len(sys.argv) > 1 else "alone"
 if mode not in ("alone", "grow"):
     sys.exit("usage: disk_sync.py alone|grow [seconds]")
 dur = float(sys.argv[2]) if len(sys.argv) > 2 else 20
-import shutil, tempfile
 d = os.path.join(tempfile.gettempdir(), "huiliu-disk-sync"); os.makedirs(d, exist_ok=True)
 wal = os.path.join(d, "wal"); db = os.path.join(d, "db")
 size = 64 << 20

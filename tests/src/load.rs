@@ -187,8 +187,7 @@ impl Api {
 /// the daemon (ms, wall clock: the event's `at`, when it has one).
 type Arrivals = HashMap<String, (Instant, Option<i64>)>;
 
-/// Agents listening on the event stream: when each `message_in` event arrived, by `event_id`,
-/// and how long after its publication by the daemon (ms, wall clock: the event's `at`).
+/// Agents listening on the event stream, keeping the arrivals (`Arrivals`) of `message_in` events.
 pub struct Consumer {
     arrived: Arc<Mutex<Arrivals>>,
     connected: Arc<AtomicUsize>,
