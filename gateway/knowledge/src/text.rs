@@ -140,18 +140,18 @@ impl Segmenter {
         folded
     }
 
-    /// The words of a text in order, as jieba cuts it (no search-mode parts, no synonyms, stopwords
-    /// kept): what the semantic re-ranking sums the vectors of ([`crate::vectors`]).
-    pub fn words(&self, text: &str) -> Vec<String> {
+    /// Calls `f` with each word of a text in order, as jieba cuts it (no search-mode parts, no
+    /// synonyms, stopwords kept): what the semantic re-ranking sums the vectors of
+    /// ([`crate::vectors`]).
+    pub fn for_each_word(&self, text: &str, mut f: impl FnMut(&str)) {
         let folded = fold(text);
         let prepared = self.prepare(&folded);
-        self.jieba
-            .cut(&prepared, true)
-            .into_iter()
-            .map(|t| t.word)
-            .filter(|w| w.chars().any(char::is_alphanumeric) && !w.chars().all(|c| c.is_ascii_digit()))
-            .map(str::to_string)
-            .collect()
+        for token in self.jieba.cut(&prepared, true) {
+            let w = token.word;
+            if w.chars().any(char::is_alphanumeric) && !w.chars().all(|c| c.is_ascii_digit()) {
+                f(w);
+            }
+        }
     }
 
     /// The distinct terms of a text, in first-seen order.

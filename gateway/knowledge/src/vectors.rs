@@ -4,9 +4,9 @@
 //! vector is the weighted sum of its words' vectors, a word missing from the table counting by
 //! its characters: no model runs at lookup time, and a sentence costs a few table reads.
 //!
-//! The table ships inside the crate (`data/word_vectors.bin`, 3 MiB). Its layout is ours (a
-//! header, then per word its text, weight, scale and int8 values), read by hand: a flat file of
-//! fixed records needs no format crate.
+//! The table ships inside the crate (`data/word_vectors.bin`, 3.3 MiB). Its layout is ours (a
+//! header, then per word its length-prefixed text, weight, scale and int8 values), read by hand:
+//! a flat run of records needs no format crate.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -64,6 +64,9 @@ impl WordVectors {
         if dims == 0 || dims > 4096 {
             return Err(format!("{dims} dimensions"));
         }
+        // A record is at least 9 bytes and the values: a damaged count cannot reserve more than
+        // the file could hold.
+        let count = count.min(bytes.len() / (dims + 9));
         let mut index = HashMap::with_capacity(count);
         let mut meta = Vec::with_capacity(count);
         let mut values = Vec::with_capacity(count * dims);
@@ -101,7 +104,7 @@ impl WordVectors {
     }
 
     /// Adds `word`'s weighted vector to `sum`; false when the word is not in the table.
-    fn add(&self, word: &str, sum: &mut [f32]) -> bool {
+    fn add_known(&self, word: &str, sum: &mut [f32]) -> bool {
         let Some(&i) = self.index.get(word) else { return false };
         let (weight, scale) = self.meta[i as usize];
         let start = i as usize * self.dims;
@@ -112,23 +115,34 @@ impl WordVectors {
         true
     }
 
-    /// The unit vector of a text given as its words (a word missing from the table counts by
-    /// its characters); all zeros when none of it is in the table.
+    /// Adds `word`'s weighted vector to `sum` (`dims()` values), or its characters' when the word
+    /// is not in the table.
+    pub fn add(&self, word: &str, sum: &mut [f32]) {
+        if !self.add_known(word, sum) {
+            let mut buf = [0u8; 4];
+            for c in word.chars() {
+                self.add_known(c.encode_utf8(&mut buf), sum);
+            }
+        }
+    }
+
+    /// The unit vector of a text given as its words (see [`WordVectors::add`]); all zeros when
+    /// none of it is in the table.
     pub fn sentence<'a>(&self, words: impl IntoIterator<Item = &'a str>, out: &mut Vec<f32>) {
         out.clear();
         out.resize(self.dims, 0.0);
-        let mut buf = [0u8; 4];
         for word in words {
-            if !self.add(word, out) {
-                for c in word.chars() {
-                    self.add(c.encode_utf8(&mut buf), out);
-                }
-            }
+            self.add(word, out);
         }
-        let norm = out.iter().map(|v| v * v).sum::<f32>().sqrt();
-        if norm > 0.0 {
-            out.iter_mut().for_each(|v| *v /= norm);
-        }
+        normalize(out);
+    }
+}
+
+/// Scales a vector to length 1 (all zeros stay zeros).
+pub fn normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
     }
 }
 
@@ -180,6 +194,9 @@ mod tests {
         let mut extra = good.clone();
         extra.push(0);
         assert!(WordVectors::parse(&extra).unwrap_err().contains("after the last word"));
+        let mut huge = good.clone();
+        huge[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(WordVectors::parse(&huge).unwrap_err().contains("truncated"), "a damaged count reserves nothing huge");
     }
 
     #[test]

@@ -55,6 +55,7 @@ fn meaning_reranks_what_the_words_alone_get_wrong() {
         ("拍两件要运费吗？", "bundle", "free-shipping"),
         ("我是油性皮肤能用吗", "allergy", "skin-type"),
         ("燃气热水器怎么选气源", "size-advice", "heater-gas"),
+        ("满减能和优惠券一起用吗", "coupon", "coupon-stack"),
     ] {
         let (id, semantic) = first(&kb, text);
         assert_eq!(id, meant, "{text}");
@@ -94,4 +95,54 @@ fn the_blind_evaluation_set_matches_the_shipped_file() {
         assert_eq!(cols.len(), 5, "{row}");
         assert!(cols[4] == "-" || ids.contains(&cols[4]), "unknown label in: {row}");
     }
+}
+
+/// The development sets' messages, for properties that must hold on real buyer text.
+fn dev_messages() -> Vec<String> {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let mut out = Vec::new();
+    for (file, column) in [("faq_eval.tsv", 1), ("faq_eval_blind.tsv", 1), ("faq_eval_blind2.tsv", 1)] {
+        let text = std::fs::read_to_string(data.join(file)).unwrap();
+        for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty() && !l.starts_with("id\t")) {
+            out.push(line.split('\t').nth(column).unwrap().to_string());
+        }
+    }
+    assert!(out.len() >= 700, "{} messages", out.len());
+    out
+}
+
+/// Asking for more entries never changes the first ones: the re-ranking and the confidence look
+/// at the same 10 candidates whatever `top` is (`huiliu faq try --top 20` shows what the bot does).
+#[test]
+fn more_entries_asked_for_change_none_of_the_first() {
+    let kb = shipped();
+    let key = |m: &huiliu_knowledge::Match| (m.entry, m.confidence, m.semantic);
+    for text in dev_messages() {
+        let three: Vec<_> = kb.lookup(&text, &Context::default(), 3).matches.iter().map(key).collect();
+        let twenty: Vec<_> = kb.lookup(&text, &Context::default(), 20).matches.iter().map(key).collect();
+        assert_eq!(three[..], twenty[..three.len()], "{text}");
+    }
+}
+
+/// A complaint is handed over whether or not meaning re-ranks the candidates: the check looks at
+/// the three entries most similar in words, which the re-ranking cannot reorder away.
+#[test]
+fn complaints_are_handed_over_with_and_without_the_reranking() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+    let mut cfg = huiliu_knowledge::load(&dir).unwrap().unwrap();
+    let kb = KnowledgeBase::build(&cfg);
+    cfg.knowledge.semantic_weight = 0.0;
+    let words_only = KnowledgeBase::build(&cfg);
+    let complaint = |kb: &KnowledgeBase, text: &str| {
+        let (decision, found) = kb.decide(text, &Context::default(), &["complaint"]);
+        assert!(found.matches.len() <= 3, "{text}");
+        matches!(decision, huiliu_knowledge::Decision::HandOver(huiliu_knowledge::HandOver::Category(_)))
+    };
+    let mut handed = 0;
+    for text in dev_messages() {
+        let by_words = complaint(&words_only, &text);
+        assert_eq!(complaint(&kb, &text), by_words, "{text}");
+        handed += usize::from(by_words);
+    }
+    assert!(handed >= 10, "{handed} complaints handed over");
 }
