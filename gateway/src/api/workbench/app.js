@@ -581,14 +581,16 @@ async function loadSuggestions(id) {
   box.append(h("span", { class: "muted" }, "智能推荐："));
   for (const s of r.data.suggestions) {
     // The entry's pictures and cards come with it: listed in the tooltip, marked on the button,
-    // and put beside the reply box on insert (each can be dropped there).
+    // and put beside the reply box on insert (each can be dropped there). Best first; the figures
+    // are in the tooltip only: the order weighs words and meaning, so no single one of them
+    // would read in order on the buttons.
     const attach = s.attach || [];
     box.append(h("button", {
       class: "suggestion", "data-entry": s.entry, "data-attach": attach.length,
       title: s.answer + (attach.length ? "\n附带：" + attach.map(attachLabel).join("；") : "") +
         "\n（匹配：" + s.matched.join(" ") + "，相似度 " + s.similarity.toFixed(2) + "，语义 " + s.semantic.toFixed(2) + "，置信度 " + s.confidence.toFixed(2) + "）",
       onclick: () => { $("reply-text").value = s.answer; setPending(attach); $("reply-text").focus(); },
-    }, s.question + " " + Math.round(s.similarity * 100) + "%", attach.length ? h("span", { class: "attach-count" }, " +" + attach.length) : null));
+    }, s.question, attach.length ? h("span", { class: "attach-count" }, " +" + attach.length) : null));
   }
 }
 
