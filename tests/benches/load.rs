@@ -24,6 +24,8 @@
 //! phase (a few seconds, 2k/10k sessions, 100/1000 agents) to check the harness itself.
 //! `HUILIU_LOAD_DAEMON=PATH` runs that `huiliu` binary instead of this tree's release build.
 //! `HUILIU_LOAD_PERF=DIR` records each flat-out run with `perf record -g` into `DIR/<phase>.data`.
+//! `TMPDIR=/dev/shm` puts the daemon's config directory, and so its SQLite file, on tmpfs, where
+//! a sync costs nothing: what intake does without the disk.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
