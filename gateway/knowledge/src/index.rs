@@ -520,7 +520,8 @@ impl KnowledgeBase {
         let mut found = self.lookup(text, ctx, RERANK_CANDIDATES);
         let category = |m: &Match| self.entry(m.entry).and_then(|e| e.category.clone());
         let mut by_words: Vec<&Match> = found.matches.iter().collect();
-        // Stable: among equal cosines, the lookup's order (BM25, then file order).
+        // The ten are the first ten by cosine whatever the re-ranking did; stable among equal
+        // cosines.
         by_words.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
         let decision = if let Some(m) = by_words.into_iter().take(3).find(|m| {
             m.similarity >= threshold && category(m).is_some_and(|c| hand_over_categories.contains(&c.as_str()))
