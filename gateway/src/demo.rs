@@ -11,7 +11,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use huiliu_sdk::Content;
 use serde::Deserialize;
 
@@ -247,11 +246,7 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     let app = gateway.app();
     // The peer's address reaches the handlers (the login limiter counts per address).
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    // As `huiliu serve` does: TCP_NODELAY, so no event waits for a delayed ACK.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let serve = axum::serve(crate::nodelay_listener(listener), app).with_graceful_shutdown(async move {
         if options.duration_secs > 0 {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}

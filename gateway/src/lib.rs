@@ -440,6 +440,24 @@ async fn sweep_retention(store: Store, policy: huiliu_store::Retention, metrics:
     }
 }
 
+/// The listener every server of the daemon (`huiliu serve`, the demo) accepts on: each accepted
+/// connection has `TCP_NODELAY` set. The agents' event stream writes small WebSocket frames, and
+/// with Nagle's algorithm one could wait for the previous one's delayed ACK (up to 40 ms:
+/// docs/performance.md, issue 16 sixth round); `axum::serve` leaves it off.
+pub fn nodelay_listener(
+    listener: tokio::net::TcpListener,
+) -> axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)> {
+    use axum::serve::ListenerExt;
+    fn set_nodelay(tcp: &mut tokio::net::TcpStream) {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {e}");
+        }
+    }
+    // A named type, not `impl Listener`: axum gives a `TapIo` the peer's address
+    // (`into_make_service_with_connect_info`), an opaque listener it cannot.
+    listener.tap_io(set_nodelay as fn(&mut tokio::net::TcpStream))
+}
+
 /// Opens the store at the configured URL (creating an SQLite file's folder).
 async fn open_store(config: &GatewayConfig) -> Result<Store, StartError> {
     let url = config.store_url();
@@ -466,5 +484,22 @@ pub fn redact_url(url: &str) -> String {
             format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..])
         }
         _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::serve::Listener;
+
+    #[tokio::test]
+    async fn every_accepted_connection_has_nodelay() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut listener = super::nodelay_listener(listener);
+        for _ in 0..2 {
+            let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (server_side, _) = listener.accept().await;
+            assert!(server_side.nodelay().unwrap(), "the server's side of the connection has TCP_NODELAY");
+        }
     }
 }

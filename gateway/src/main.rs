@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use clap::{Parser, Subcommand};
 use huiliu_domain::ConfigError;
 use huiliu_gateway::config::{self, GatewayConfig};
@@ -458,12 +457,7 @@ fn serve(a: ConfigArg) -> ExitCode {
         gateway.spawn_background();
         // The peer's address reaches the handlers (the login limiter counts per address).
         let app = gateway.app().into_make_service_with_connect_info::<std::net::SocketAddr>();
-        // TCP_NODELAY on every connection: the agents' event stream writes small frames, and with
-        // Nagle's algorithm one could wait for the previous one's delayed ACK (up to 40 ms).
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await;
+        let served = axum::serve(huiliu_gateway::nodelay_listener(listener), app).with_graceful_shutdown(shutdown_signal()).await;
         if let Some((leases, _)) = &gateway.cluster {
             // The other nodes take over at once instead of waiting the leases out.
             leases.release_all().await;
