@@ -457,7 +457,9 @@ fn serve(a: ConfigArg) -> ExitCode {
         gateway.spawn_background();
         // The peer's address reaches the handlers (the login limiter counts per address).
         let app = gateway.app().into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let served = axum::serve(huiliu_gateway::nodelay_listener(listener), app).with_graceful_shutdown(shutdown_signal()).await;
+        let served = axum::serve(huiliu_gateway::nodelay_listener(listener), app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await;
         if let Some((leases, _)) = &gateway.cluster {
             // The other nodes take over at once instead of waiting the leases out.
             leases.release_all().await;
@@ -665,11 +667,14 @@ fn faq(command: FaqCommand) -> ExitCode {
             }
             for (i, m) in found.matches.iter().enumerate() {
                 let Some(entry) = kb.entry(m.entry) else { continue };
+                // Only the first entry has a confidence of its own (its lead over the others);
+                // the others' scores are shown as they are.
+                let confidence =
+                    if i == 0 { format!("confidence {:.2} (", m.confidence) } else { "               (".to_string() };
                 println!(
-                    "{}. {:<24} confidence {:.2} (similarity {:.2}, semantic {:.2}, bm25 {:.2})  via 「{}」  matched: {}",
+                    "{}. {:<24} {confidence}similarity {:.2}, semantic {:.2}, bm25 {:.2})  via 「{}」  matched: {}",
                     i + 1,
                     entry.id,
-                    m.confidence,
                     m.similarity,
                     m.semantic,
                     m.bm25,

@@ -171,6 +171,17 @@ struct Semantic {
     entry_docs: Vec<std::ops::Range<usize>>,
 }
 
+/// An entry a lookup found, with its best document and their scores.
+struct Candidate {
+    entry: usize,
+    doc: u32,
+    /// The cosine with the message (pooled over the entry's documents).
+    similarity: f64,
+    bm25: f64,
+    /// The semantic similarity with the message; 0 until the re-ranking sets it.
+    semantic: f64,
+}
+
 impl Semantic {
     /// The similarity of a message's unit vector and the entry's nearest document.
     fn similarity(&self, entry: usize, message: &[f32]) -> f64 {
@@ -261,7 +272,7 @@ impl KnowledgeBase {
             for (d, doc) in docs.iter().enumerate() {
                 let start = vectors.len();
                 vectors.resize(start + table.dims(), 0.0);
-                segmenter.for_each_word(&doc.text, |w| table.add(w, &mut vectors[start..]));
+                segmenter.terms_and_words(&doc.text, |w| table.add(w, &mut vectors[start..]));
                 normalize(&mut vectors[start..]);
                 let range = &mut entry_docs[doc.entry];
                 if range.end <= range.start {
@@ -340,7 +351,21 @@ impl KnowledgeBase {
 
     /// The `top` best entries for a message whose conditions hold in `ctx`.
     pub fn lookup(&self, text: &str, ctx: &Context<'_>, top: usize) -> Lookup {
-        let terms = self.segmenter.terms(text);
+        // The terms, and the message's vector summed from the same cut (left empty without the
+        // semantic re-ranking, zero when none of its words has a vector).
+        let terms = SCRATCH.with(|scratch| {
+            let message = &mut scratch.borrow_mut().message;
+            message.clear();
+            match &self.semantic {
+                Some(semantic) => {
+                    message.resize(semantic.table.dims(), 0.0);
+                    let terms = self.segmenter.terms_and_words(text, |w| semantic.table.add(w, message));
+                    normalize(message);
+                    terms
+                }
+                None => self.segmenter.terms(text),
+            }
+        });
         let mut known = Vec::with_capacity(terms.len());
         let mut q_norm = 0.0;
         for term in &terms {
@@ -357,15 +382,18 @@ impl KnowledgeBase {
             }
         }
         let q_norm = q_norm.sqrt();
-        let mut ranked: Vec<(usize, (u32, f64, f64))> = SCRATCH.with(|scratch| {
+        let mut ranked: Vec<Candidate> = SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
             self.score(&known, q_norm, ctx, &mut scratch)
         });
         // Best first (cosine, then BM25, then file order); only the first `top` are kept, and
         // the runner-up's cosine (or the candidates the semantic similarity re-ranks), so a
         // partial sort does.
-        let order = |a: &(usize, (u32, f64, f64)), b: &(usize, (u32, f64, f64))| {
-            (b.1.1, b.1.2).partial_cmp(&(a.1.1, a.1.2)).unwrap_or(std::cmp::Ordering::Equal).then(a.0.cmp(&b.0))
+        let order = |a: &Candidate, b: &Candidate| {
+            (b.similarity, b.bm25)
+                .partial_cmp(&(a.similarity, a.bm25))
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(a.entry.cmp(&b.entry))
         };
         let keep = top.max(2).max(if self.semantic.is_some() { RERANK_CANDIDATES } else { 0 });
         if ranked.len() > keep {
@@ -373,63 +401,66 @@ impl KnowledgeBase {
             ranked.truncate(keep);
         }
         ranked.sort_by(order);
-        // (entry, document, cosine, BM25, semantic similarity)
-        let mut ranked: Vec<(usize, u32, f64, f64, f64)> =
-            ranked.into_iter().map(|(e, (d, similarity, bm25))| (e, d, similarity.min(1.0), bm25, 0.0)).collect();
+        for c in &mut ranked {
+            c.similarity = c.similarity.min(1.0);
+        }
         // Only the first RERANK_CANDIDATES by cosine are re-ranked and weighed against each other,
         // whatever `top` is: asking for more entries never changes the first ones.
         let pool = ranked.len().min(RERANK_CANDIDATES);
         if let Some(semantic) = self.semantic.as_ref().filter(|_| pool > 0) {
             SCRATCH.with(|scratch| {
-                let message = &mut scratch.borrow_mut().message;
-                message.clear();
-                message.resize(semantic.table.dims(), 0.0);
-                self.segmenter.for_each_word(text, |w| semantic.table.add(w, message));
-                normalize(message);
+                let message = &scratch.borrow().message;
                 if message.iter().any(|&v| v != 0.0) {
-                    for r in &mut ranked {
-                        r.4 = semantic.similarity(r.0, message);
+                    for c in &mut ranked {
+                        c.semantic = semantic.similarity(c.entry, message);
                     }
                 }
             });
             // A stable sort: equal scores keep the lexical order.
-            let score = |r: &(usize, u32, f64, f64, f64)| r.2 + semantic.weight * r.4;
+            let score = |c: &Candidate| c.similarity + semantic.weight * c.semantic;
             ranked[..pool].sort_by(|a, b| score(b).total_cmp(&score(a)));
         }
         // An answer is only as sure as it is distinct from the other candidates: in words (the
         // runner-up's cosine) and in meaning (the nearest other's semantic similarity, counted
         // from 0, so a lone candidate's lead is its own similarity: measured so, and no worse
         // than counting only real others, docs/performance.md).
-        let others =
-            |f: fn(&(usize, u32, f64, f64, f64)) -> f64| ranked[..pool].iter().skip(1).map(f).fold(0.0, f64::max);
-        let (second, second_meaning) = (others(|r| r.2), others(|r| r.4));
+        let others = |f: fn(&Candidate) -> f64| ranked[..pool].iter().skip(1).map(f).fold(0.0, f64::max);
+        let (second, second_meaning) = (others(|c| c.similarity), others(|c| c.semantic));
         let matches = ranked
             .iter()
             .take(top)
             .enumerate()
-            .map(|(rank, &(entry, d, similarity, bm25, semantic))| {
+            .map(|(rank, c)| {
                 let confidence = if rank == 0 {
-                    (similarity - RUNNER_UP_PENALTY * second + SEMANTIC_MARGIN * (semantic - second_meaning))
+                    (c.similarity - RUNNER_UP_PENALTY * second + SEMANTIC_MARGIN * (c.semantic - second_meaning))
                         .clamp(0.0, 1.0)
                 } else {
-                    similarity
+                    c.similarity
                 };
-                let doc = &self.docs[d as usize];
+                let doc = &self.docs[c.doc as usize];
                 let matched = terms
                     .iter()
                     .filter(|t| !t.starts_with('#'))
                     .filter(|t| self.vocab.get(*t).is_some_and(|id| doc.terms.contains(id)))
                     .cloned()
                     .collect();
-                Match { entry, confidence, similarity, bm25, semantic, question: doc.text.clone(), matched }
+                Match {
+                    entry: c.entry,
+                    confidence,
+                    similarity: c.similarity,
+                    bm25: c.bm25,
+                    semantic: c.semantic,
+                    question: doc.text.clone(),
+                    matched,
+                }
             })
             .collect();
         Lookup { terms, matches }
     }
 
     /// Every entry that shares a term with the message and whose conditions hold, with its best
-    /// document: (entry, (document, cosine, BM25)), in no order.
-    fn score(&self, known: &[u32], q_norm: f64, ctx: &Context<'_>, s: &mut Scratch) -> Vec<(usize, (u32, f64, f64))> {
+    /// document (no semantic similarity yet), in no order.
+    fn score(&self, known: &[u32], q_norm: f64, ctx: &Context<'_>, s: &mut Scratch) -> Vec<Candidate> {
         if s.docs.len() < self.docs.len() {
             s.docs.resize(self.docs.len(), (0.0, 0.0, 0.0));
         }
@@ -494,10 +525,10 @@ impl KnowledgeBase {
         let mut found = Vec::with_capacity(s.touched_entries.len());
         for &e in &s.touched_entries {
             s.union[e as usize] = (0.0, 0);
-            if let Some(best) = s.entries[e as usize].take()
-                && best.0 != u32::MAX
+            if let Some((doc, similarity, bm25)) = s.entries[e as usize].take()
+                && doc != u32::MAX
             {
-                found.push((e as usize, best));
+                found.push(Candidate { entry: e as usize, doc, similarity, bm25, semantic: 0.0 });
             }
         }
         s.touched_entries.clear();
@@ -519,11 +550,12 @@ impl KnowledgeBase {
         let threshold = self.threshold(ctx.shop);
         let mut found = self.lookup(text, ctx, RERANK_CANDIDATES);
         let category = |m: &Match| self.entry(m.entry).and_then(|e| e.category.clone());
-        let mut by_words: Vec<&Match> = found.matches.iter().collect();
-        // The ten are the first ten by cosine whatever the re-ranking did; stable among equal
-        // cosines.
-        by_words.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
-        let decision = if let Some(m) = by_words.into_iter().take(3).find(|m| {
+        // The ten are the first ten by cosine whatever the re-ranking did; a stable sort of
+        // their positions (no allocation at ten) keeps equal cosines in order.
+        let mut by_words: [usize; RERANK_CANDIDATES] = std::array::from_fn(|i| i);
+        let by_words = &mut by_words[..found.matches.len()];
+        by_words.sort_by(|&a, &b| found.matches[b].similarity.total_cmp(&found.matches[a].similarity));
+        let decision = if let Some(m) = by_words.iter().take(3).map(|&i| &found.matches[i]).find(|m| {
             m.similarity >= threshold && category(m).is_some_and(|c| hand_over_categories.contains(&c.as_str()))
         }) {
             Decision::HandOver(HandOver::Category(category(m).unwrap_or_default()))

@@ -140,22 +140,16 @@ impl Segmenter {
         folded
     }
 
-    /// Calls `f` with each word of a text in order, as jieba cuts it (no search-mode parts, no
-    /// synonyms, stopwords kept): what the semantic re-ranking sums the vectors of
-    /// ([`crate::vectors`]).
-    pub fn for_each_word(&self, text: &str, mut f: impl FnMut(&str)) {
-        let folded = fold(text);
-        let prepared = self.prepare(&folded);
-        for token in self.jieba.cut(&prepared, true) {
-            let w = token.word;
-            if w.chars().any(char::is_alphanumeric) && !w.chars().all(|c| c.is_ascii_digit()) {
-                f(w);
-            }
-        }
-    }
-
     /// The distinct terms of a text, in first-seen order.
     pub fn terms(&self, text: &str) -> Vec<String> {
+        self.terms_and_words(text, |_| {})
+    }
+
+    /// The distinct terms of a text, as [`Segmenter::terms`], and on the way `words` called with
+    /// each word in order as jieba cuts it (no search-mode parts, no synonyms, stopwords kept):
+    /// what the semantic re-ranking sums the vectors of ([`crate::vectors`]). One reading and
+    /// one cut serve both.
+    pub fn terms_and_words(&self, text: &str, mut words: impl FnMut(&str)) -> Vec<String> {
         let folded = fold(text);
         let folded = self.prepare(&folded);
         let mut seen = BTreeSet::new();
@@ -174,6 +168,9 @@ impl Segmenter {
         };
         for token in self.jieba.cut(&folded, true) {
             let word = token.word;
+            if word.chars().any(char::is_alphanumeric) && !word.chars().all(|c| c.is_ascii_digit()) {
+                words(word);
+            }
             if self.stopwords.contains(word) {
                 // Nor its parts: 有没有 is a question's form, not 没有.
                 continue;
@@ -308,6 +305,26 @@ mod tests {
         assert_eq!(seg.terms("xinjiang bao you ma"), seg.terms("新疆包邮吗"), "a synonym's other words read too");
         assert!(seg.terms("订单号：4820193756102846 还没发货").iter().all(|t| !t.contains("单号")));
         assert!(seg.terms("订单号在哪看").iter().any(|t| t.contains("订单")));
+    }
+
+    /// The words the re-ranking sums: jieba's cut of the prepared text in order, stopwords and
+    /// repeats kept, numbers, codes and punctuation not, pinyin read; the terms unchanged by
+    /// asking for them.
+    #[test]
+    fn words_come_from_the_same_reading_as_terms() {
+        let mut seg = Segmenter::new(&[vec!["包邮".into(), "免运费".into()]], &[], &[]);
+        seg.read_pinyin([("包邮", 20_000), ("发货", 20_000)]);
+        let text = "亲，免运费吗？免运费的话 订单号4820193756102846 什么时候发货";
+        let mut words = Vec::new();
+        let terms = seg.terms_and_words(text, |w| words.push(w.to_string()));
+        assert_eq!(terms, seg.terms(text));
+        assert_eq!(words.iter().filter(|w| *w == "免运费").count(), 2, "{words:?}");
+        assert!(words.iter().any(|w| w == "吗"), "stopwords are words: {words:?}");
+        let mut read = Vec::new();
+        seg.terms_and_words("fa huo le ma", |w| read.push(w.to_string()));
+        assert!(read.iter().any(|w| w == "发货"), "pinyin read: {read:?}");
+        assert!(words.iter().all(|w| w.chars().any(char::is_alphanumeric) && !w.contains('4')), "{words:?}");
+        assert!(!words.iter().any(|w| w == "订单号"), "the code's label is dropped with it: {words:?}");
     }
 
     /// Nothing to drop, nothing copied: a message without a code comes back borrowed.

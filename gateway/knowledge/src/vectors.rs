@@ -94,13 +94,9 @@ impl WordVectors {
     }
 
     /// How many words the table has.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.meta.len()
-    }
-
-    /// Whether the table has no word.
-    pub fn is_empty(&self) -> bool {
-        self.meta.is_empty()
     }
 
     /// Adds `word`'s weighted vector to `sum`; false when the word is not in the table.
