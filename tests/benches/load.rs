@@ -24,6 +24,9 @@
 //! phase (a few seconds, 2k/10k sessions, 100/1000 agents) to check the harness itself.
 //! `HUILIU_LOAD_DAEMON=PATH` runs that `huiliu` binary instead of this tree's release build.
 //! `HUILIU_LOAD_PERF=DIR` records each flat-out run with `perf record -g` into `DIR/<phase>.data`.
+//! `HUILIU_LOAD_STORE=postgres` runs the single-node phases (`douyin`, `taobao`, `sessions`,
+//! `agents`) on a fresh PostgreSQL database on `HUILIU_LOAD_POSTGRES_URL` instead of SQLite
+//! (`HUILIU__STORE__PG_WRITERS` reaches the daemon through the environment).
 //! `TMPDIR=/dev/shm` puts the daemon's config directory, and so its SQLite file, on tmpfs, where
 //! a sync costs nothing: what intake does without the disk.
 
@@ -86,10 +89,31 @@ fn start_daemon(sims: &Sims, plugins: &std::path::Path, agents: usize, cap: u32)
     let daemon = Daemon::launch(Launch {
         bin: Some(daemon_bin()),
         files: vec![("routing.toml", routing_toml(agents, cap)), ("users.toml", users_toml(agents))],
+        store_url: single_node_store(),
         ..Launch::new(plugins, &shops)
     });
     sims.douyin.set_gateway(format!("http://{}/hooks/douyin/dy-1", daemon.addr));
     daemon
+}
+
+/// With `HUILIU_LOAD_STORE=postgres`, a fresh PostgreSQL database on
+/// `HUILIU_LOAD_POSTGRES_URL` for each single-node daemon; else the embedded SQLite default.
+fn single_node_store() -> Option<String> {
+    static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    match std::env::var("HUILIU_LOAD_STORE").as_deref() {
+        Err(_) | Ok("sqlite") => None,
+        Ok("postgres") => {
+            let pg = std::env::var("HUILIU_LOAD_POSTGRES_URL")
+                .expect("HUILIU_LOAD_STORE=postgres needs HUILIU_LOAD_POSTGRES_URL");
+            let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let name = format!("huiliu_t_bench_{}_solo{n}", std::process::id());
+            psql(&pg, &format!("DROP DATABASE IF EXISTS {name}"));
+            psql(&pg, &format!("CREATE DATABASE {name}"));
+            println!("  (store: PostgreSQL database {name})");
+            Some(format!("{}/{name}", pg.rsplit_once('/').expect("URL with a database").0))
+        }
+        Ok(other) => panic!("HUILIU_LOAD_STORE={other}: expected sqlite or postgres"),
+    }
 }
 
 /// Waits until the Taobao connector's TMC session is up.
