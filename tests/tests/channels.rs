@@ -65,6 +65,7 @@ fn a_connected_tmc_channel_shows_in_readyz_status_and_metrics() {
     assert_eq!(t.daemon.metric(CONNECTED_METRIC), 1.0);
     let log = t.daemon.log_text();
     assert!(log.contains("channel connected"), "connects are logged at info:\n{log}");
+    assert!(!log.contains('\x1b'), "a log written to a file has no terminal colour codes:\n{log}");
 
     // And data flows on it.
     let delivery = t.rt.block_on(t.sim.deliver_chat(&BuyerChat::text("tb-ch-1", "AAHbuyer1", "在吗", now_ms())));
