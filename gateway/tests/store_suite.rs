@@ -337,6 +337,9 @@ suite! {
         assert!(!i.has_open_refund && i.last_agent.is_none());
         // The same answers as the separate reads it replaces.
         assert_eq!(i.first_text, store.first_inbound_text(session_id).await.unwrap());
+        // On an SQLite file one session's read runs on the routing reader's own connection, the
+        // open sessions' on the pool: both read the same.
+        assert_eq!(store.open_routing_inputs().await.unwrap().get(&session_id), Some(&i));
         let refund = trade("r1", "b1", EventKind::Refund(RefundEvent { stage: RefundStage::Requested, refund_id: "R9".into(), order_id: None, amount_fen: Some(100) }));
         one(&store, refund, Screen::Pass, T0 + 2).await;
         assert!(store.routing_inputs(session_id).await.unwrap().unwrap().has_open_refund);
@@ -346,6 +349,7 @@ suite! {
         store.assign(session_id, Some("presales"), "a1", 0, None, T0 + 4).await.unwrap();
         let i = store.routing_inputs(session_id).await.unwrap().unwrap();
         assert_eq!((i.state, i.last_agent.as_deref(), i.last_agent_at), (SessionState::Assigned, Some("a1"), Some(T0 + 4)));
+        assert_eq!(store.open_routing_inputs().await.unwrap().get(&session_id), Some(&i), "a commit is seen at once");
         assert!(store.routing_inputs(session_id + 1000).await.unwrap().is_none());
     };
 

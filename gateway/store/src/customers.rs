@@ -6,6 +6,7 @@
 use sqlx::Row;
 
 use super::intake::json;
+use super::reader::RoutingRow;
 use super::{Store, StoreError};
 use huiliu_domain::session::{Customer, SessionState, TradeRecord};
 use huiliu_sdk::Millis;
@@ -93,10 +94,18 @@ impl Store {
     /// gone. (Four reads before; at thousands of new conversations a second they were most of
     /// routing's cost.)
     pub async fn routing_inputs(&self, session_id: i64) -> Result<Option<RoutingInputs>, StoreError> {
-        let sql = format!("{ROUTING_INPUTS} WHERE s.id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(session_id).fetch_optional(self.pool()).await?;
+        // On an SQLite file, its own reader thread (`reader.rs`); else the pool.
+        let row = match &self.reader {
+            Some(reader) => reader.routing_row(session_id).await?,
+            None => sqlx::query(ROUTING_INPUTS_ONE)
+                .bind(session_id)
+                .fetch_optional(self.pool())
+                .await?
+                .map(|r| routing_row(&r))
+                .transpose()?,
+        };
         match row {
-            Some(r) => Ok(Some(self.routing_inputs_from(&r).await?)),
+            Some(r) => Ok(Some(self.routing_inputs_from(r).await?)),
             None => Ok(None),
         }
     }
@@ -105,34 +114,29 @@ impl Store {
     /// routing engine rebuilt from the store (a restart, a cluster takeover) needs, without a
     /// query per session.
     pub async fn open_routing_inputs(&self) -> Result<std::collections::HashMap<i64, RoutingInputs>, StoreError> {
-        let sql = format!("{ROUTING_INPUTS} WHERE s.state <> 'closed'");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(self.pool()).await?;
+        let rows = sqlx::query(ROUTING_INPUTS_OPEN).fetch_all(self.pool()).await?;
         let mut out = std::collections::HashMap::with_capacity(rows.len());
         for r in &rows {
-            out.insert(r.try_get::<i64, _>(12)?, self.routing_inputs_from(r).await?);
+            out.insert(r.try_get::<i64, _>(12)?, self.routing_inputs_from(routing_row(r)?).await?);
         }
         Ok(out)
     }
 
-    async fn routing_inputs_from(&self, r: &sqlx::any::AnyRow) -> Result<RoutingInputs, StoreError> {
-        let state: String = r.try_get(0)?;
-        let tags: String = r.try_get(7)?;
-        let customer_id: i64 = r.try_get(3)?;
-        let has_refunds: i64 = r.try_get(11)?;
+    async fn routing_inputs_from(&self, r: RoutingRow) -> Result<RoutingInputs, StoreError> {
         Ok(RoutingInputs {
-            state: SessionState::parse(&state)
-                .ok_or_else(|| StoreError::Corrupt(format!("session state `{state}`")))?,
-            platform: r.try_get(1)?,
-            shop: r.try_get(2)?,
-            customer_id,
-            buyer_id: r.try_get(4)?,
-            vip_level: r.try_get(5)?,
-            fans_level: r.try_get(6)?,
-            tags: serde_json::from_str(&tags).unwrap_or_default(),
-            last_agent: r.try_get(8)?,
-            last_agent_at: r.try_get(9)?,
-            first_text: r.try_get(10)?,
-            has_open_refund: has_refunds == 1 && self.has_open_refund(customer_id).await?,
+            state: SessionState::parse(&r.state)
+                .ok_or_else(|| StoreError::Corrupt(format!("session state `{}`", r.state)))?,
+            platform: r.platform,
+            shop: r.shop,
+            customer_id: r.customer_id,
+            buyer_id: r.buyer_id,
+            vip_level: r.vip_level,
+            fans_level: r.fans_level,
+            tags: serde_json::from_str(&r.tags).unwrap_or_default(),
+            last_agent: r.last_agent,
+            last_agent_at: r.last_agent_at,
+            first_text: r.first_text,
+            has_open_refund: r.has_refunds == 1 && self.has_open_refund(r.customer_id).await?,
         })
     }
 
@@ -151,13 +155,38 @@ impl Store {
     }
 }
 
-/// The read behind [`Store::routing_inputs`]; a `WHERE` on `s` follows.
-const ROUTING_INPUTS: &str = "SELECT s.state, s.platform, s.shop, s.customer_id, COALESCE(c.buyer_id, ''), \
+/// The read behind [`Store::routing_inputs`]; a `WHERE` on `s` follows. (A macro, so that the
+/// two statements below are constants: no `format!` per read, and static SQL for sqlx.)
+macro_rules! routing_inputs_sql {
+    () => {
+        "SELECT s.state, s.platform, s.shop, s.customer_id, COALESCE(c.buyer_id, ''), \
      COALESCE(c.vip_level, 0), COALESCE(c.fans_level, 0), COALESCE(c.tags, '[]'), c.last_agent, c.last_agent_at, \
      COALESCE((SELECT m.text FROM messages m WHERE m.session_id = s.id AND m.direction = 'in' ORDER BY m.id LIMIT 1), ''), \
      CAST(CASE WHEN EXISTS (SELECT 1 FROM trade_events t WHERE t.customer_id = s.customer_id AND t.kind = 'refund') \
        THEN 1 ELSE 0 END AS BIGINT), s.id \
-     FROM sessions s LEFT JOIN customers c ON c.id = s.customer_id";
+     FROM sessions s LEFT JOIN customers c ON c.id = s.customer_id"
+    };
+}
+/// Routing's read of one session (`$1`).
+pub(crate) const ROUTING_INPUTS_ONE: &str = concat!(routing_inputs_sql!(), " WHERE s.id = $1");
+const ROUTING_INPUTS_OPEN: &str = concat!(routing_inputs_sql!(), " WHERE s.state <> 'closed'");
+
+fn routing_row(r: &sqlx::any::AnyRow) -> Result<RoutingRow, StoreError> {
+    Ok(RoutingRow {
+        state: r.try_get(0)?,
+        platform: r.try_get(1)?,
+        shop: r.try_get(2)?,
+        customer_id: r.try_get(3)?,
+        buyer_id: r.try_get(4)?,
+        vip_level: r.try_get(5)?,
+        fans_level: r.try_get(6)?,
+        tags: r.try_get(7)?,
+        last_agent: r.try_get(8)?,
+        last_agent_at: r.try_get(9)?,
+        first_text: r.try_get(10)?,
+        has_refunds: r.try_get(11)?,
+    })
+}
 
 /// See [`Store::routing_inputs`].
 #[derive(Debug, Clone, PartialEq, Eq)]

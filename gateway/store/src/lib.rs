@@ -23,6 +23,7 @@ mod customers;
 mod intake;
 mod messages;
 mod outbox;
+mod reader;
 mod retention;
 mod rights;
 mod schema;
@@ -150,6 +151,8 @@ pub struct Store {
     backend: Backend,
     writer: Writers,
     gate: WriteGate,
+    /// Routing's read on an SQLite file (`reader.rs`); `None` elsewhere (the pool reads).
+    reader: Option<reader::Reader>,
 }
 
 /// The intake writers' channels: one on SQLite; [`StoreOptions::pg_writers`] on PostgreSQL.
@@ -256,7 +259,13 @@ impl Store {
             }
             writers.push(tx);
         }
-        Ok(Store { pool, backend, writer: Writers(writers.into()), gate })
+        let reader = match sqlite_file(&url) {
+            Some(path) if backend == Backend::Sqlite => {
+                Some(reader::Reader::spawn(std::path::Path::new(path), customers::ROUTING_INPUTS_ONE)?)
+            }
+            _ => None,
+        };
+        Ok(Store { pool, backend, writer: Writers(writers.into()), gate, reader })
     }
 
     /// The backend in use.
